@@ -1,0 +1,23 @@
+"""Where each study phase keeps its files, so every phase names them the same way."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+SIMULATION_MANIFEST = "simulation_manifest.json"
+SPLITS = ("train", "test")
+
+
+def dose_label(dose: float) -> str:
+    """Folder name of a dose: ``dose_1000`` for 1e3 photons per pattern."""
+    return f"dose_{int(round(dose))}"
+
+
+def split_path(root: str | Path, dose: float, split: str, view: str | None = None) -> Path:
+    """``<root>/dose_<int>[/<view>]/<split>.npz``."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    folder = Path(root) / dose_label(dose)
+    if view is not None:
+        folder = folder / view
+    return folder / f"{split}.npz"
