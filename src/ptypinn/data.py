@@ -114,8 +114,9 @@ def _check_diffraction(diffraction: np.ndarray, problems: list[str]) -> None:
     if diffraction.dtype != np.float32:
         problems.append(f"diffraction must be float32, got {diffraction.dtype}")
     _check_finite("diffraction", diffraction, problems)
-    if diffraction.size and np.nanmin(diffraction) < 0:
-        problems.append(f"diffraction has negative values (min {np.nanmin(diffraction):.3g}): amplitudes are >= 0")
+    finite = diffraction[np.isfinite(diffraction)]
+    if finite.size and finite.min() < 0:
+        problems.append(f"diffraction has negative values (min {finite.min():.3g}): amplitudes are >= 0")
 
 
 def _check_coords(arrays: Mapping[str, np.ndarray], count: int | None, problems: list[str]) -> None:
@@ -177,8 +178,8 @@ def validate_arrays(arrays: Mapping[str, np.ndarray], gridsize: int = 1, neighbo
         _check_complex_image("objectGuess", obj, problems)
         if obj.ndim == 2 and size is not None and min(obj.shape) < size:
             problems.append(f"objectGuess {obj.shape} is smaller than one {size}x{size} patch")
-        if obj.ndim == 2 and "xcoords" in arrays and "ycoords" in arrays:
-            x, y = np.asarray(arrays["xcoords"]), np.asarray(arrays["ycoords"])
+        x, y = np.asarray(arrays.get("xcoords", [])), np.asarray(arrays.get("ycoords", []))
+        if obj.ndim == 2 and x.ndim == 1 and x.shape == y.shape:
             outside = int(np.count_nonzero((x < 0) | (x > obj.shape[1] - 1) | (y < 0) | (y > obj.shape[0] - 1)))
             if outside:
                 problems.append(f"{outside} positions lie outside objectGuess ({obj.shape[1]} x {obj.shape[0]} px)")
@@ -223,6 +224,8 @@ def dataset_from_arrays(arrays: Mapping[str, np.ndarray]) -> PtychoDataset:
 def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """All arrays of an NPZ file, loaded without pickle; unreadable files raise :class:`DatasetError`."""
     path = Path(path)
+    if path.is_file() and not zipfile.is_zipfile(path):
+        raise DatasetError(f"{path} is not a readable NPZ file (not a zip archive)")
     try:
         with np.load(path, allow_pickle=False) as npz:
             return {key: npz[key] for key in npz.files}
