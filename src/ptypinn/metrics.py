@@ -8,13 +8,20 @@ cropped to its bounding box).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from scipy import ndimage
 from skimage.filters import window
-from skimage.metrics import structural_similarity
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from skimage.registration import phase_cross_correlation
+from torchmetrics.functional.image import multiscale_structural_similarity_index_measure
+
+# Wang et al. (2003) MS-SSIM scale weights, finest first; fewer scales use the first ones, renormalised.
+MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+MS_SSIM_KERNEL = 7
 
 
 def region_box(region: np.ndarray) -> tuple[slice, slice]:
@@ -84,8 +91,132 @@ def ssim(image: np.ndarray, reference: np.ndarray, region: np.ndarray) -> float:
     box = region_box(region)
     ref = np.asarray(reference[box], dtype=np.float64)
     img = np.asarray(image[box], dtype=np.float64)
-    data_range = float(ref.max() - ref.min()) or 1.0
-    return float(structural_similarity(img, ref, data_range=data_range))
+    return float(structural_similarity(img, ref, data_range=data_range(ref)))
+
+
+def data_range(reference: np.ndarray) -> float:
+    """The data range scores are computed on: max - min of the reference (1 if it is flat)."""
+    return float(reference.max() - reference.min()) or 1.0
+
+
+def ms_ssim(image: np.ndarray, reference: np.ndarray, region: np.ndarray, sigma: float = 1.0) -> float:
+    """MS-SSIM inside the bounding box of ``region`` after Gaussian pre-smoothing of width ``sigma``.
+
+    The number of scales is the largest (at most 5) for which the coarsest image still holds a
+    full 7-px window, so 64-128 px images get 3-4 scales; their weights are renormalised.
+    """
+    box = region_box(region)
+    ref = ndimage.gaussian_filter(np.asarray(reference[box], dtype=np.float64), sigma)
+    img = ndimage.gaussian_filter(np.asarray(image[box], dtype=np.float64), sigma)
+    scales = min(len(MS_SSIM_WEIGHTS), 1 + int(math.log2(min(ref.shape) / MS_SSIM_KERNEL)))
+    if scales < 1:
+        raise ValueError(f"region {ref.shape} is too small for MS-SSIM (needs at least {MS_SSIM_KERNEL} px)")
+    weights = np.array(MS_SSIM_WEIGHTS[:scales])
+    value = multiscale_structural_similarity_index_measure(
+        torch.from_numpy(img)[None, None],
+        torch.from_numpy(ref)[None, None],
+        kernel_size=MS_SSIM_KERNEL,
+        sigma=1.5,
+        data_range=data_range(ref),
+        betas=tuple(weights / weights.sum()),
+    )
+    return float(value)
+
+
+def psnr(image: np.ndarray, reference: np.ndarray, region: np.ndarray) -> float | None:
+    """PSNR in dB on the reference's data range over ``region``; ``None`` for a perfect match."""
+    ref, img = np.asarray(reference[region], np.float64), np.asarray(image[region], np.float64)
+    if np.array_equal(ref, img):
+        return None
+    return float(peak_signal_noise_ratio(ref, img, data_range=data_range(ref)))
+
+
+def mae(image: np.ndarray, reference: np.ndarray, region: np.ndarray) -> float:
+    """Mean absolute error over ``region``."""
+    return float(np.mean(np.abs(np.asarray(image[region], np.float64) - np.asarray(reference[region], np.float64))))
+
+
+@dataclass(frozen=True)
+class FRC:
+    """Fourier ring correlation: curve per ring and the resolution cut-offs (cycles per pixel)."""
+
+    frequency: np.ndarray
+    correlation: np.ndarray
+    half_bit: np.ndarray
+    cutoff_half: float
+    cutoff_half_bit: float
+
+
+def _first_crossing(frequency: np.ndarray, curve: np.ndarray, threshold: np.ndarray) -> float:
+    """Frequency where ``curve`` first drops below ``threshold`` (linear interpolation); Nyquist if never."""
+    below = np.flatnonzero(curve < threshold)
+    if below.size == 0:
+        return float(frequency[-1])
+    i = int(below[0])
+    if i == 0:
+        return float(frequency[0])
+    gap_before, gap_after = curve[i - 1] - threshold[i - 1], curve[i] - threshold[i]
+    weight = gap_before / (gap_before - gap_after)
+    return float(frequency[i - 1] + weight * (frequency[i] - frequency[i - 1]))
+
+
+def frc(image: np.ndarray, reference: np.ndarray, region: np.ndarray) -> FRC:
+    """FRC of two real images inside the (square-cropped, Hann-apodised) bounding box of ``region``.
+
+    Thresholds: the fixed 0.5 and the 1/2-bit curve of van Heel & Schatz (2005),
+    T(n) = (0.2071 + 1.9102/sqrt(n)) / (1.2071 + 0.9102/sqrt(n)) with n pixels in the ring.
+    """
+    rows, cols = region_box(region)
+    side = min(rows.stop - rows.start, cols.stop - cols.start)
+    box = (slice(rows.start, rows.start + side), slice(cols.start, cols.start + side))
+    taper = window("hann", (side, side))
+    spectra = [np.fft.fftshift(np.fft.fft2((a[box] - a[box].mean()) * taper)) for a in (np.asarray(image, np.float64), np.asarray(reference, np.float64))]
+    yy, xx = np.indices((side, side)) - side // 2
+    ring = np.rint(np.hypot(xx, yy)).astype(int).ravel()
+    rings = side // 2
+    keep = ring < rings
+    ring = ring[keep]
+    f1, f2 = spectra[0].ravel()[keep], spectra[1].ravel()[keep]
+    cross = np.bincount(ring, (f1 * np.conj(f2)).real, minlength=rings)
+    power1 = np.bincount(ring, np.abs(f1) ** 2, minlength=rings)
+    power2 = np.bincount(ring, np.abs(f2) ** 2, minlength=rings)
+    count = np.bincount(ring, minlength=rings)
+    correlation = cross / np.sqrt(np.maximum(power1 * power2, np.finfo(float).tiny))
+    root = np.sqrt(count)
+    half_bit = (0.2071 + 1.9102 / root) / (1.2071 + 0.9102 / root)
+    frequency = np.arange(rings) / side
+    # Ring 0 holds only the (removed) mean: score from the first ring out.
+    frequency, correlation, half_bit = frequency[1:], correlation[1:], half_bit[1:]
+    return FRC(
+        frequency=frequency,
+        correlation=correlation,
+        half_bit=half_bit,
+        cutoff_half=_first_crossing(frequency, correlation, np.full_like(correlation, 0.5)),
+        cutoff_half_bit=_first_crossing(frequency, correlation, half_bit),
+    )
+
+
+def score(recon: np.ndarray, truth: np.ndarray, region: np.ndarray, ms_ssim_sigma: float = 1.0) -> dict[str, dict[str, float | None]]:
+    """Align ``recon`` to ``truth``, then every metric for amplitude and phase inside ``region``.
+
+    Returns ``{"amplitude": {...}, "phase": {...}}``; each holds ssim, ms_ssim, psnr (dB, on the
+    truth's data range in the region, also reported), mae, frc50 and frc_half_bit (cycles/px).
+    """
+    aligned, _ = align(recon, truth, region)
+    scores = {}
+    for component, part in (("amplitude", np.abs), ("phase", np.angle)):
+        img, ref = part(aligned), part(np.asarray(truth, np.complex128))
+        curve = frc(img, ref, region)
+        scores[component] = {
+            "ssim": ssim(img, ref, region),
+            "ms_ssim": ms_ssim(img, ref, region, ms_ssim_sigma),
+            "psnr": psnr(img, ref, region),
+            "psnr_data_range": data_range(ref[region]),
+            "mae": mae(img, ref, region),
+            "frc50": curve.cutoff_half,
+            "frc_half_bit": curve.cutoff_half_bit,
+        }
+    return scores
 
 
 def amplitude_phase_ssim(recon: np.ndarray, truth: np.ndarray, region: np.ndarray) -> dict[str, float]:
