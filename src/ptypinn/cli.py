@@ -12,6 +12,7 @@ from rich.console import Console
 from . import __version__
 from .data import DatasetError
 from .design import DesignError, StudyDesign, load_design, preset
+from .grouping import GroupingError
 
 app = typer.Typer(
     name="ptypinn",
@@ -22,10 +23,21 @@ app = typer.Typer(
 )
 
 # Mistakes a user can make (bad design, bad dataset): reported as one clear message, no traceback.
-USER_ERRORS = (DesignError, DatasetError)
+USER_ERRORS = (DesignError, DatasetError, GroupingError)
 
 PRESET_HELP = "Design preset: 'full' (the study as stated) or 'smoke' (N=64, minutes on CPU)."
 ConfigOption = Annotated[Optional[Path], typer.Option(help="YAML design file; overrides --preset.", dir_okay=False)]
+PresetOption = Annotated[str, typer.Option("--preset", help=PRESET_HELP)]
+
+# Trainer flags shared by `train` and `train-matrix` (hardware and logging, not science).
+AcceleratorOption = Annotated[str, typer.Option(help="Lightning accelerator: cpu, gpu, mps or auto.")]
+DevicesOption = Annotated[str, typer.Option(help="Devices per node: a count, a list such as '0,1', or auto.")]
+StrategyOption = Annotated[str, typer.Option(help="Lightning strategy, e.g. auto or ddp (multi-GPU / multi-node).")]
+NodesOption = Annotated[int, typer.Option(help="Number of nodes for multi-node DDP.", min=1)]
+DeterministicOption = Annotated[bool, typer.Option(help="Deterministic algorithms (bit-reproducible on CPU).")]
+WorkersOption = Annotated[int, typer.Option(help="DataLoader worker processes.", min=0)]
+LoggerOption = Annotated[str, typer.Option(help="Training log format: csv, tensorboard or none.")]
+EpochsOption = Annotated[Optional[int], typer.Option(help="Epochs (default: the design's training.epochs).", min=1)]
 
 
 def _print_version(value: bool) -> None:
@@ -45,9 +57,36 @@ def resolve_design(preset_name: str, config: Path | None) -> StudyDesign:
     return load_design(config) if config is not None else preset(preset_name)
 
 
+def trainer_options(accelerator: str, devices: str, strategy: str, num_nodes: int, deterministic: bool, num_workers: int, logger: str):
+    from .train import TrainerOptions
+
+    if logger not in ("csv", "tensorboard", "none"):
+        raise DesignError(f"--logger must be csv, tensorboard or none, got {logger!r}")
+    count = int(devices) if devices.isdigit() else devices
+    return TrainerOptions(accelerator=accelerator, devices=count, strategy=strategy, num_nodes=num_nodes,
+                          deterministic=deterministic, num_workers=num_workers, logger=logger)
+
+
+def with_epochs(design: StudyDesign, epochs: int | None) -> StudyDesign:
+    if epochs is None:
+        return design
+    return design.model_copy(update={"training": design.training.model_copy(update={"epochs": epochs})})
+
+
+def check_views(design: StudyDesign, views: list[str] | None) -> None:
+    known = ["baseline", *(v.name for v in design.views)]
+    unknown = [v for v in views or [] if v not in known]
+    if unknown:
+        raise DesignError(f"--view {unknown[0]!r} is not a view of design {design.name!r}; choose from {known}")
+
+
+def design_arguments(preset_name: str, config: Path | None) -> list[str]:
+    return ["--config", str(config)] if config is not None else ["--preset", preset_name]
+
+
 @app.command()
 def simulate(
-    preset_name: Annotated[str, typer.Option("--preset", help=PRESET_HELP)] = "full",
+    preset_name: PresetOption = "full",
     config: ConfigOption = None,
     output_root: Annotated[Path, typer.Option(help="Folder for dose_<int>/{train,test}.npz and the manifest.")] = Path("ptypinn-sim"),
     dose: Annotated[Optional[list[float]], typer.Option(help="Dose (photons per pattern) to simulate; repeat for several. Default: the design's doses.")] = None,
@@ -71,10 +110,122 @@ def simulate(
 
 
 
+@app.command()
+def train(
+    train_file: Annotated[Path, typer.Option("--train", help="Training NPZ (canonical format).", dir_okay=False)],
+    output: Annotated[Path, typer.Option(help="Job folder: model.pt, logs, checkpoints.")],
+    gridsize: Annotated[int, typer.Option(help="Patterns per group side: C = gridsize^2.", min=1)] = 1,
+    nphotons: Annotated[Optional[float], typer.Option(help="Photons per pattern (default: the dataset metadata).")] = None,
+    supervised: Annotated[bool, typer.Option(help="Train the supervised baseline (MAE against objectGuess patches) instead of the PINN.")] = False,
+    preset_name: PresetOption = "full",
+    config: ConfigOption = None,
+    accelerator: AcceleratorOption = "cpu",
+    devices: DevicesOption = "1",
+    strategy: StrategyOption = "auto",
+    num_nodes: NodesOption = 1,
+    deterministic: DeterministicOption = True,
+    num_workers: WorkersOption = 0,
+    logger: LoggerOption = "csv",
+    max_epochs: EpochsOption = None,
+) -> None:
+    """Train PtychoPINN (or the supervised baseline) on one dataset and write a model bundle."""
+    from .data import load_dataset
+    from .train import JobSpec, train_model
 
-def main() -> None:
+    design = with_epochs(resolve_design(preset_name, config), max_epochs)
+    training = design.training.model_copy(update={"model": "supervised"}) if supervised else design.training
+    spec = JobSpec(train_file, gridsize, design.neighbor_count, design.seeds.grouping, training, nphotons)
+    options = trainer_options(accelerator, devices, strategy, num_nodes, deterministic, num_workers, logger)
+    result = train_model(spec, load_dataset(train_file), output, options)
+    Console().print(f"final loss {result.final_loss:.6g} after {result.epochs} epochs ({result.wall_time_s:.1f} s)\n"
+                    f"bundle: {result.bundle} (sha256 {result.sha256})")
+
+
+@app.command()
+def reconstruct(
+    bundle: Annotated[Path, typer.Option(help="Model bundle (model.pt) written by `ptypinn train`.", dir_okay=False)],
+    data: Annotated[Path, typer.Option(help="NPZ whose diffraction to reconstruct (usually the test split).", dir_okay=False)],
+    output: Annotated[Path, typer.Option(help="Folder for reconstruction.npz and reconstruction.png.")],
+) -> None:
+    """Reconstruct a dataset with a trained bundle: predict every patch and stitch them."""
+    from .data import load_dataset
+    from .inference import reconstruct as run_reconstruction, write_reconstruction
+    from .train import load_bundle
+
+    model, meta = load_bundle(bundle)
+    dataset = load_dataset(data)
+    result = run_reconstruction(model, dataset, meta["neighbor_count"], meta["grouping_seed"])
+    npz, png = write_reconstruction(output, result, dataset, {"bundle": str(bundle), "data": str(data)})
+    Console().print(f"{dataset.count} patterns in {result.wall_time_s:.2f} s ({result.patterns_per_second:.0f} patterns/s)\n"
+                    f"reconstruction: {npz}\nimage: {png}")
+
+
+@app.command("train-matrix")
+def train_matrix(
+    phase_c_root: Annotated[Path, typer.Option(help="Phase C root (dose_<int>/{train,test}.npz).")],
+    phase_d_root: Annotated[Path, typer.Option(help="Phase D root (dose_<int>/<view>/{train,test}.npz).")],
+    artifact_root: Annotated[Path, typer.Option(help="Where job folders and the manifests go.")],
+    dose: Annotated[Optional[list[float]], typer.Option(help="Only this dose; repeat for several.")] = None,
+    view: Annotated[Optional[list[str]], typer.Option(help="Only this view (baseline, dense, sparse); repeat for several.")] = None,
+    gridsize: Annotated[Optional[list[int]], typer.Option(help="Only this gridsize; repeat for several.")] = None,
+    dry_run: Annotated[bool, typer.Option(help="Show each job's resolved configuration and command; train nothing.")] = False,
+    allow_missing_phase_d: Annotated[bool, typer.Option(help="Skip (and record) overlap views whose data is missing.")] = False,
+    preset_name: PresetOption = "full",
+    config: ConfigOption = None,
+    accelerator: AcceleratorOption = "cpu",
+    devices: DevicesOption = "1",
+    strategy: StrategyOption = "auto",
+    num_nodes: NodesOption = 1,
+    deterministic: DeterministicOption = True,
+    num_workers: WorkersOption = 0,
+    logger: LoggerOption = "csv",
+    max_epochs: EpochsOption = None,
+) -> None:
+    """Phase E: train every (dose, view) job of the study matrix and write training_manifest.json."""
+    from .study.training import TRAINING_MANIFEST, run_training_matrix
+
+    design = with_epochs(resolve_design(preset_name, config), max_epochs)
+    check_views(design, view)
+    options = trainer_options(accelerator, devices, strategy, num_nodes, deterministic, num_workers, logger)
+    manifest = run_training_matrix(
+        design, phase_c_root, phase_d_root, artifact_root, doses=dose, views=view, gridsizes=gridsize,
+        allow_missing_phase_d=allow_missing_phase_d, dry_run=dry_run, options=options, design_args=design_arguments(preset_name, config),
+    )
+    console = Console()
+    console.print(f"jobs: {manifest['enumerated_count']} enumerated, {manifest['job_count']} after filters, "
+                  f"{manifest['skipped_count']} views skipped")
+    for event in manifest["skipped_views"]:
+        console.print(f"  skipped dose {event['dose']:g} {event['view']}: {event['reason']}")
+    for job in manifest["jobs"]:
+        line = f"  dose {job['dose']:g} {job['view']} gs{job['gridsize']}: {job['status']}"
+        if job["status"] == "ok":
+            line += f", final loss {job['final_loss']:.6g}, bundle {job['artifact_dir']}/{job['bundle']}"
+        elif job["status"] == "failed":
+            line += f" ({job['error']}; log {job['log_path']})"
+        else:
+            line += f"\n    {job['command']}"
+        console.print(line, highlight=False)
+    console.print(f"manifest: {artifact_root / TRAINING_MANIFEST}")
+    if manifest["failed_count"]:
+        raise typer.Exit(1)
+
+
+def _run(application: typer.Typer) -> None:
     try:
-        app()
+        application()
     except USER_ERRORS as error:
         Console(stderr=True).print(f"[bold red]error:[/] {error}", highlight=False)
         sys.exit(2)
+
+
+def run_single_command(name: str) -> None:
+    """Run one subcommand as a program of its own (``python -m ptypinn.study.training``)."""
+    single = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    for command in app.registered_commands:
+        if command.name == name or (command.name is None and command.callback.__name__ == name):
+            single.command(name)(command.callback)
+    _run(single)
+
+
+def main() -> None:
+    _run(app)

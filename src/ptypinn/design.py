@@ -73,6 +73,33 @@ class SimulationConfig(_Strict):
     probe: ProbeConfig = ProbeConfig()
 
 
+class TrainingConfig(_Strict):
+    """How each PtychoPINN job trains (phase E)."""
+
+    model: Literal["pinn", "supervised"] = Field(
+        "pinn", description="'pinn': physics decoder + Poisson NLL; 'supervised': same generator, MAE against true patches"
+    )
+    width: int = Field(2, ge=1, description="filter multiplier of the generator ladders")
+    epochs: int = Field(50, ge=1)
+    batch_size: int = Field(16, ge=1, description="groups per optimisation step")
+    learning_rate: float = Field(1e-3, gt=0)
+    groups_per_position: float = Field(
+        1.0, gt=0, description="training groups per scan position; above 1, groups are oversampled from K-choose-C combinations"
+    )
+    nll_weight: float = Field(1.0, ge=0, description="weight of the Poisson negative log-likelihood")
+    mae_weight: float = Field(0.0, ge=0, description="weight of the diffraction-amplitude MAE")
+    trainable_scale: bool = Field(True, description="learn the log intensity scale (initialised from the dose)")
+    validation_fraction: float = Field(0.05, ge=0, lt=0.5, description="share of groups held out for validation loss")
+    early_stopping_patience: int = Field(0, ge=0, description="epochs without validation improvement before stopping; 0 = never")
+    seed: int = 42
+
+    @model_validator(mode="after")
+    def _some_loss(self) -> TrainingConfig:
+        if self.model == "pinn" and self.nll_weight == 0 and self.mae_weight == 0:
+            raise ValueError("nll_weight and mae_weight are both 0: the PINN would have no loss")
+        return self
+
+
 class StudyDesign(_Strict):
     """All constants of the dose x overlap study."""
 
@@ -86,6 +113,7 @@ class StudyDesign(_Strict):
     seeds: Seeds = Seeds()
     metrics: MetricsConfig = MetricsConfig()
     simulation: SimulationConfig = SimulationConfig(object_size=640, scan=ScanConfig(step_px=20.0))
+    training: TrainingConfig = TrainingConfig()
 
     @field_validator("doses")
     @classmethod
@@ -181,6 +209,7 @@ PRESETS = {
         "name": "smoke",
         "patch_size": 64,
         "simulation": {"object_size": 256, "scan": {"step_px": 10.0, "jitter_px": 1.0}},
+        "training": {"width": 1, "epochs": 20},
     },
 }
 

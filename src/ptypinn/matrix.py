@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 from .data import DatasetError
 from .layout import dose_label, split_path
@@ -113,13 +114,22 @@ def collect_datasets(
     return entries, skips
 
 
+class MatrixCell(Protocol):
+    dose: float
+    view: str
+    gridsize: int
+
+
+Cell = TypeVar("Cell", bound=MatrixCell)
+
+
 def select(
-    entries: Iterable[DatasetEntry],
+    entries: Iterable[Cell],
     doses: Sequence[float] | None = None,
     views: Sequence[str] | None = None,
     gridsizes: Sequence[int] | None = None,
-) -> list[DatasetEntry]:
-    """Entries that pass every given filter (``None`` or empty keeps all)."""
+) -> list[Cell]:
+    """Entries (datasets or jobs) that pass every given filter (``None`` or empty keeps all)."""
     dose_keys = {round(d) for d in doses} if doses else None
     return [
         entry

@@ -82,7 +82,7 @@ def _save(figure: plt.Figure, path: Path) -> Path:
     return path
 
 
-def reconstruction_grid(panels: Sequence[Panel], dose: float, view: str, path: str | os.PathLike) -> Path:
+def reconstruction_grid(panels: Sequence[Panel], dose: float, view: str, path: str | os.PathLike, title: str | None = None) -> Path:
     """Amplitude (top) and phase (bottom) of the ground truth and every method at one dose and view."""
     chosen = [p for p in panels if p.dose == dose and p.view == view]
     figure, axes = plt.subplots(2, len(chosen), figsize=(2.6 * len(chosen), 5.2), squeeze=False)
@@ -96,7 +96,7 @@ def reconstruction_grid(panels: Sequence[Panel], dose: float, view: str, path: s
         axes[0, column].set_title(panel.method, fontsize=9)
     axes[0, 0].set_ylabel("amplitude")
     axes[1, 0].set_ylabel("phase (rad)")
-    figure.suptitle(f"dose {dose:g} photons/pattern, {view} view")
+    figure.suptitle(title or f"dose {dose:g} photons/pattern, {view} view")
     return _save(figure, Path(path))
 
 

@@ -1,0 +1,92 @@
+"""Inference: predict an object patch for every scan position with a trained bundle and stitch them.
+
+For gridsize ≥ 2 every position seeds one group of its nearest neighbours; the group passes
+through the generator and the overlap constraint, and the seed's re-extracted patch is kept.
+Patches are stitched with weights ``|P|²`` on the window the generator predicts.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .artifacts import write_npz
+from .data import PtychoDataset
+from .grouping import group_coordinates, make_groups
+from .model import PtychoPINN, centre_mask, overlap_constraint
+from .progress import progress_bar
+from .report import Panel, reconstruction_grid
+from .stitch import stitch
+
+
+@dataclass
+class Reconstruction:
+    obj: np.ndarray
+    weights: np.ndarray
+    patches: np.ndarray
+    wall_time_s: float
+
+    @property
+    def patterns_per_second(self) -> float:
+        return self.patches.shape[0] / self.wall_time_s if self.wall_time_s > 0 else float("inf")
+
+
+def object_shape(dataset: PtychoDataset) -> tuple[int, int]:
+    """The grid to stitch on: the reference object's, or just large enough for every patch."""
+    if dataset.obj is not None:
+        return tuple(dataset.obj.shape)
+    reach = dataset.patch_size // 2 + 2
+    return int(np.ceil(dataset.ycoords.max())) + reach, int(np.ceil(dataset.xcoords.max())) + reach
+
+
+def stitch_weight(model: PtychoPINN) -> np.ndarray:
+    probe = model.probe.detach().cpu()
+    return (probe.abs().square() * centre_mask(probe.shape[-1])).numpy()
+
+
+@torch.no_grad()
+def predict_patches(model: PtychoPINN, dataset: PtychoDataset, neighbor_count: int, seed: int, batch_size: int = 64) -> np.ndarray:
+    """One complex patch (N × N) per scan position, in the dataset's order."""
+    model.eval()
+    gridsize = model.gridsize
+    positions = dataset.positions
+    groups = make_groups(positions, gridsize, neighbor_count, n_groups=dataset.count, seed=seed)
+    _, offsets = group_coordinates(positions, groups)
+    device = model.probe.device
+    out = np.zeros((dataset.count, dataset.patch_size, dataset.patch_size), dtype=np.complex64)
+    with progress_bar("inference", len(groups)) as advance:
+        for start in range(0, len(groups), batch_size):
+            members = groups[start : start + batch_size]
+            x = torch.from_numpy(np.ascontiguousarray(dataset.diffraction[members], dtype=np.float32)).to(device)
+            d = torch.from_numpy(offsets[start : start + batch_size].astype(np.float32)).to(device)
+            patches = overlap_constraint(model.predict_patches(x), d)
+            out[members[:, 0]] = patches[:, 0].cpu().numpy()
+            advance(len(members))
+    return out
+
+
+def reconstruct(model: PtychoPINN, dataset: PtychoDataset, neighbor_count: int = 7, seed: int = 123, batch_size: int = 64) -> Reconstruction:
+    start = time.perf_counter()
+    patches = predict_patches(model, dataset, neighbor_count, seed, batch_size)
+    obj, weights = stitch(patches, dataset.positions, object_shape(dataset), stitch_weight(model))
+    return Reconstruction(obj=obj, weights=weights, patches=patches, wall_time_s=time.perf_counter() - start)
+
+
+def write_reconstruction(folder: str | Path, result: Reconstruction, dataset: PtychoDataset, metadata: dict, title: str = "PtychoPINN") -> tuple[Path, Path]:
+    """``reconstruction.npz`` (object, weights, positions, probe, metadata) and ``reconstruction.png``."""
+    folder = Path(folder)
+    npz = write_npz(folder / "reconstruction.npz", {
+        "objectGuess": result.obj,
+        "weights": result.weights,
+        "xcoords": dataset.xcoords,
+        "ycoords": dataset.ycoords,
+        "probeGuess": dataset.probe,
+        "metadata": np.array(json.dumps({**metadata, "wall_time_s": result.wall_time_s}, sort_keys=True)),
+    })
+    png = reconstruction_grid([Panel(0.0, "", title, result.obj)], 0.0, "", folder / "reconstruction.png", title=title)
+    return npz, png
