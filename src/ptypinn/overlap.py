@@ -264,7 +264,7 @@ def run_overlap(
                 _remove_view(root / dose_label(dose) / name)
                 for split in SPLITS:
                     reason = (
-                        f"only {kept[split].size} positions at spacing {spacing:g} px, fewer than the minimum {minimum}"
+                        f"kept {kept[split].size} of {sources[split].count} positions at spacing {spacing:g} px, fewer than the minimum {minimum}"
                         if split in short
                         else f"not written: the {', '.join(short)} split of this view has too few positions"
                     )
