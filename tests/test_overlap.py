@@ -189,6 +189,10 @@ def test_a_view_short_in_one_split_is_written_in_neither(tiny_design, tmp_path):
 def test_run_overlap_refuses_bad_inputs(tiny_design, phase_c, tmp_path):
     with pytest.raises(DatasetError, match="run `ptypinn simulate` first"):
         run_overlap(tiny_design, tmp_path / "nowhere", tmp_path / "d")
+    broken = tmp_path / "broken"
+    write_json(broken / "simulation_manifest.json", {"doses": [{"dose": 1000.0, "files": {"train": {}}}]})
+    with pytest.raises(DatasetError, match="not a readable phase C manifest"):
+        run_overlap(tiny_design, broken, tmp_path / "d")
     with pytest.raises(DatasetError, match=r"dose\(s\) \[2000.0\] not in"):
         run_overlap(tiny_design, phase_c, tmp_path / "d", doses=[2000.0])
     with pytest.raises(DesignError, match="unknown view"):

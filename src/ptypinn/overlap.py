@@ -188,23 +188,31 @@ def min_view_positions(design: StudyDesign) -> int:
 
 
 def _phase_c_doses(phase_c_root: Path, doses: list[float] | None) -> list[dict]:
+    """The dose entries of the phase C manifest (those of ``doses`` only, in that order, when given)."""
     path = phase_c_root / SIMULATION_MANIFEST
     try:
         entries = json.loads(path.read_text(encoding="utf-8"))["doses"]
+        if not all({"path", "sha256"} <= set(entry["files"][split]) for entry in entries for split in SPLITS):
+            raise ValueError("a dose entry lacks a train or test file record")
+        found = {dose_label(entry["dose"]): entry for entry in entries}
     except FileNotFoundError:
         raise DatasetError(f"no phase C manifest at {path}; run `ptypinn simulate` first") from None
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise DatasetError(f"{path} is not a readable phase C manifest: {error}") from None
     if doses is None:
         return entries
-    found = {dose_label(entry["dose"]): entry for entry in entries}
     missing = [d for d in doses if dose_label(d) not in found]
     if missing:
         raise DatasetError(f"dose(s) {missing} not in {path}; it holds {[entry['dose'] for entry in entries]}")
     return [found[dose_label(d)] for d in doses]
 
 
+def _object_shape(dataset: PtychoDataset) -> tuple[int, int] | None:
+    return None if dataset.obj is None else dataset.obj.shape
+
+
 def _load_source(phase_c_root: Path, record: dict, design: StudyDesign) -> PtychoDataset:
+    """A phase C split, checked against its manifest hash and the design's N."""
     path = phase_c_root / record["path"]
     dataset = load_dataset(path)
     if sha256_file(path) != record["sha256"]:
@@ -225,6 +233,56 @@ def _remove_view(folder: Path) -> None:
         folder.rmdir()
 
 
+def _form_view(
+    design: StudyDesign, name: str, dose_entry: dict, sources: dict, windows: dict, root: Path
+) -> tuple[dict, list[dict], list[dict]]:
+    """Select, write and measure one view of one dose: (manifest entry, not-formed items, metric rows)."""
+    dose, seed, minimum = float(dose_entry["dose"]), design.seeds.subsampling, min_view_positions(design)
+    fraction, spacing = design.view(name).fraction, design.spacing(name)
+    kept = {split: select_min_spacing(sources[split].positions, spacing, seed) for split in SPLITS}
+    counts = {split: {"kept": int(kept[split].size), "rejected": int(sources[split].count - kept[split].size)} for split in SPLITS}
+    entry = {"view": name, "target_fraction": fraction, "spacing_px": spacing, "counts": counts}
+    short = [split for split in SPLITS if kept[split].size < minimum]
+    if short:
+        _remove_view(root / dose_label(dose) / name)
+        not_formed = [
+            {
+                "dose": dose,
+                "view": name,
+                "split": split,
+                "count": int(kept[split].size),
+                "reason": (
+                    f"kept {kept[split].size} of {sources[split].count} positions at spacing {spacing:g} px, fewer than the minimum {minimum}"
+                    if split in short
+                    else f"not written: the {', '.join(short)} split of this view has too few positions"
+                ),
+            }
+            for split in SPLITS
+        ]
+        return {**entry, "formed": False}, not_formed, []
+    files, fractions, metrics = {}, {}, []
+    for split in SPLITS:
+        source, record = sources[split], dose_entry["files"][split]
+        subset = source.subset(
+            kept[split],
+            producer="ptypinn overlap",
+            phase="D",
+            ptypinn_version=__version__,
+            view=name,
+            target_fraction=fraction,
+            spacing_px=spacing,
+            selection_seed=seed,
+            positions_kept=counts[split]["kept"],
+            positions_rejected=counts[split]["rejected"],
+            overlap_source={"path": record["path"], "sha256": record["sha256"]},
+        )
+        files[split] = file_record(save_dataset(split_path(root, dose, split, name), subset), root)
+        measured = measure_overlap(subset.positions, subset.probe, _object_shape(source), design.neighbor_count, fraction, windows[split])
+        metrics.append({"dose": dose, "view": name, "split": split, **measured})
+        fractions[split] = measured["measured_fraction"]
+    return {**entry, "formed": True, "measured_fraction": fractions, "files": files}, [], metrics
+
+
 def run_overlap(
     design: StudyDesign,
     phase_c_root: str | os.PathLike,
@@ -235,66 +293,29 @@ def run_overlap(
     """Phase D: every view of every phase C dose, written per split, with manifest and metrics.
 
     Selection uses ``design.seeds.subsampling`` on each split separately. The full phase C scan
-    of each split is measured too, as view ``baseline`` (no target, no files written).
+    of each split is measured too, as view ``baseline`` (no target, no files written); its
+    footprint bounding box is the coverage region of every view of that split.
     """
     source_root, root = Path(phase_c_root), Path(output_root)
     names = [view.name for view in design.views] if views is None else list(views)
     unknown = [name for name in names if name not in {view.name for view in design.views}]
     if unknown:
         raise DesignError(f"unknown view(s) {unknown}; the design has {[view.name for view in design.views]}")
-    seed, minimum, neighbor_count = design.seeds.subsampling, min_view_positions(design), design.neighbor_count
     entries, not_formed, metrics = [], [], []
     for dose_entry in _phase_c_doses(source_root, doses):
         dose = float(dose_entry["dose"])
         sources = {split: _load_source(source_root, dose_entry["files"][split], design) for split in SPLITS}
         windows = {}
         for split, dataset in sources.items():
-            obj_shape = None if dataset.obj is None else dataset.obj.shape
-            windows[split] = scan_window(dataset.positions, probe_footprint(dataset.probe)[0], obj_shape)
-            baseline = measure_overlap(dataset.positions, dataset.probe, obj_shape, neighbor_count, None, windows[split])
+            windows[split] = scan_window(dataset.positions, probe_footprint(dataset.probe)[0], _object_shape(dataset))
+            baseline = measure_overlap(dataset.positions, dataset.probe, _object_shape(dataset), design.neighbor_count, None, windows[split])
             metrics.append({"dose": dose, "view": BASELINE, "split": split, **baseline})
         view_entries = []
         for name in names:
-            fraction, spacing = design.view(name).fraction, design.spacing(name)
-            kept = {split: select_min_spacing(sources[split].positions, spacing, seed) for split in SPLITS}
-            counts = {split: {"kept": int(kept[split].size), "rejected": int(sources[split].count - kept[split].size)} for split in SPLITS}
-            view_entry = {"view": name, "target_fraction": fraction, "spacing_px": spacing, "counts": counts}
-            short = [split for split in SPLITS if kept[split].size < minimum]
-            if short:
-                _remove_view(root / dose_label(dose) / name)
-                for split in SPLITS:
-                    reason = (
-                        f"kept {kept[split].size} of {sources[split].count} positions at spacing {spacing:g} px, fewer than the minimum {minimum}"
-                        if split in short
-                        else f"not written: the {', '.join(short)} split of this view has too few positions"
-                    )
-                    not_formed.append({"dose": dose, "view": name, "split": split, "count": int(kept[split].size), "reason": reason})
-                view_entries.append({**view_entry, "formed": False})
-                continue
-            files, fractions = {}, {}
-            for split in SPLITS:
-                dataset = sources[split]
-                record = dose_entry["files"][split]
-                subset = dataset.subset(
-                    kept[split],
-                    producer="ptypinn overlap",
-                    phase="D",
-                    ptypinn_version=__version__,
-                    view=name,
-                    target_fraction=fraction,
-                    spacing_px=spacing,
-                    selection_seed=seed,
-                    positions_kept=counts[split]["kept"],
-                    positions_rejected=counts[split]["rejected"],
-                    overlap_source={"path": record["path"], "sha256": record["sha256"]},
-                )
-                path = save_dataset(split_path(root, dose, split, name), subset)
-                files[split] = file_record(path, root)
-                obj_shape = None if dataset.obj is None else dataset.obj.shape
-                measured = measure_overlap(subset.positions, subset.probe, obj_shape, neighbor_count, fraction, windows[split])
-                metrics.append({"dose": dose, "view": name, "split": split, **measured})
-                fractions[split] = measured["measured_fraction"]
-            view_entries.append({**view_entry, "formed": True, "measured_fraction": fractions, "files": files})
+            entry, missing, rows = _form_view(design, name, dose_entry, sources, windows, root)
+            view_entries.append(entry)
+            not_formed += missing
+            metrics += rows
         entries.append({"dose": dose, "folder": dose_label(dose), "views": view_entries})
     manifest = {
         "phase": "D",
@@ -302,8 +323,8 @@ def run_overlap(
         "design": design.name,
         "seeds": design.seeds.model_dump(mode="json"),
         "patch_size": design.patch_size,
-        "neighbor_count": neighbor_count,
-        "min_view_positions": minimum,
+        "neighbor_count": design.neighbor_count,
+        "min_view_positions": min_view_positions(design),
         "selection": "greedy minimum spacing S = (1 - f) N, positions visited in default_rng(seeds.subsampling).permutation order, per split",
         "coverage_region": COVERAGE_REGION,
         "source_manifest": file_record(source_root / SIMULATION_MANIFEST, source_root),
