@@ -109,6 +109,39 @@ def simulate(
     console.print(f"manifest: {output_root / 'simulation_manifest.json'}")
 
 
+@app.command()
+def overlap(
+    phase_c_root: Annotated[Path, typer.Option(help="Phase C folder (simulation_manifest.json, dose_<int>/{train,test}.npz).", file_okay=False)],
+    output_root: Annotated[Path, typer.Option(help="Folder for dose_<int>/<view>/{train,test}.npz, the manifest and metrics.json.", file_okay=False)],
+    preset_name: Annotated[str, typer.Option("--preset", help=PRESET_HELP)] = "full",
+    config: ConfigOption = None,
+    dose: Annotated[Optional[list[float]], typer.Option(help="Dose to process; repeat for several. Default: every dose of phase C.")] = None,
+    view: Annotated[Optional[list[str]], typer.Option(help="View to form; repeat for several. Default: every view of the design.")] = None,
+) -> None:
+    """Phase D: thin each dose's scan to every overlap view's minimum spacing, write the subsets and measure their overlap.
+
+    Exits with status 1, after writing everything else, when a view keeps too few positions to be formed.
+    """
+    from .overlap import OVERLAP_MANIFEST, run_overlap
+
+    design = resolve_design(preset_name, config)
+    manifest = run_overlap(design, phase_c_root, output_root, doses=dose or None, views=view or None)
+    console = Console(soft_wrap=True)
+    for entry in manifest["doses"]:
+        for item in entry["views"]:
+            counts = item["counts"]
+            kept = ", ".join(f"{c['kept']}/{c['kept'] + c['rejected']} {split}" for split, c in counts.items())
+            if item["formed"]:
+                measured = "/".join(f"{value:.3f}" for value in item["measured_fraction"].values())
+                status = f"overlap target {item['target_fraction']:g}, measured {measured} (train/test)"
+            else:
+                status = "[bold red]not formed[/]"
+            console.print(f"dose {entry['dose']:g} {item['view']} (S = {item['spacing_px']:.1f} px): kept {kept}; {status}")
+    console.print(f"manifest: {output_root / OVERLAP_MANIFEST}")
+    if manifest["not_formed"]:
+        for item in manifest["not_formed"]:
+            Console(stderr=True).print(f"not formed: dose {item['dose']:g} view {item['view']!r} {item['split']}: {item['reason']}", highlight=False)
+        raise typer.Exit(code=1)
 
 @app.command()
 def train(
