@@ -38,10 +38,10 @@ from .artifacts import file_record, sha256_file, write_json
 from .data import DatasetError, PtychoDataset, load_dataset, save_dataset
 from .design import DesignError, StudyDesign
 from .layout import SIMULATION_MANIFEST, SPLITS, dose_label, split_path
+from .matrix import BASELINE
 
 OVERLAP_MANIFEST = "overlap_manifest.json"
 METRICS_FILE = "metrics.json"
-BASELINE = "baseline"
 COVERAGE_REGION = (
     "bounding box of the probe footprint placed at every position of the split's full phase C scan "
     "(positions rounded to pixels), clipped to the object"

@@ -70,7 +70,14 @@ def mean_energy(diffraction: np.ndarray) -> float:
 
 
 def intensity_scale(dataset: PtychoDataset, nphotons: float | None = None) -> float:
-    """``s`` with ``s·X`` in photon-count amplitudes; ``nphotons`` defaults to the dataset metadata."""
+    """``s`` with ``s·X`` in photon-count amplitudes.
+
+    Simulated data record the exact scale they were made with (metadata ``dose_scale``), which
+    turns ``s·X`` back into whole photon counts; otherwise ``s`` follows from the dose
+    (``nphotons``, given or from the metadata) and the mean pattern energy.
+    """
+    if nphotons is None and "dose_scale" in dataset.metadata:
+        return float(dataset.metadata["dose_scale"])
     nphotons = dataset.metadata.get("nphotons") if nphotons is None else nphotons
     if nphotons is None:
         raise DatasetError("the dataset does not record its dose (metadata 'nphotons'); pass the photons per pattern explicitly")
