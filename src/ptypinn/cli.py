@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -241,6 +242,36 @@ def train_matrix(
     console.print(f"manifest: {artifact_root / TRAINING_MANIFEST}")
     if manifest["failed_count"]:
         raise typer.Exit(1)
+
+
+study_app = typer.Typer(help="The whole dose x overlap study, end to end.", no_args_is_help=True)
+app.add_typer(study_app, name="study")
+
+
+@study_app.command("run")
+def study_run(
+    preset_name: Annotated[str, typer.Option("--preset", help=PRESET_HELP)] = "smoke",
+    config: ConfigOption = None,
+    output: Annotated[Path, typer.Option(help="Study folder: phase_c ... phase_g, design.yaml, study_state.json.")] = Path("study-output"),
+    resume: Annotated[bool, typer.Option(help="Skip steps whose inputs and design are unchanged since they last finished.")] = False,
+    dask_scheduler: Annotated[Optional[str], typer.Option(help="Address of a running Dask scheduler (tcp://host:8786) to send training jobs to.")] = None,
+) -> None:
+    """Run phases C to G (simulate, overlap, train, iterative, compare) and write the report."""
+    from .study.runner import report_path, run_study
+
+    design = resolve_design(preset_name, config)
+    console = Console()
+    start = time.perf_counter()
+    if dask_scheduler is None:
+        run_study(design, output, resume=resume, console=console)
+    else:
+        try:
+            from distributed import Client
+        except ImportError:
+            raise DesignError("--dask-scheduler needs Dask: pip install 'dask[distributed]'") from None
+        with Client(dask_scheduler) as client:
+            run_study(design, output, resume=resume, executor=client.get_executor(), console=console)
+    console.print(f"study finished in {time.perf_counter() - start:.0f} s; report: {report_path(output)}", highlight=False)
 
 
 def _run(application: typer.Typer) -> None:

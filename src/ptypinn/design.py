@@ -100,6 +100,14 @@ class TrainingConfig(_Strict):
         return self
 
 
+class IterativeConfig(_Strict):
+    """The classical engine that reconstructs the same test data (phase F)."""
+
+    engine: Literal["cdtools", "ptychi"] = "cdtools"
+    iterations: int = Field(100, ge=1)
+    splits: tuple[Literal["train", "test"], ...] = Field(("test",), description="splits the study reconstructs (the comparison scores test)")
+
+
 class StudyDesign(_Strict):
     """All constants of the dose x overlap study."""
 
@@ -114,6 +122,7 @@ class StudyDesign(_Strict):
     metrics: MetricsConfig = MetricsConfig()
     simulation: SimulationConfig = SimulationConfig(object_size=640, scan=ScanConfig(step_px=20.0))
     training: TrainingConfig = TrainingConfig()
+    iterative: IterativeConfig = IterativeConfig()
 
     @field_validator("doses")
     @classmethod
@@ -210,6 +219,7 @@ PRESETS = {
         "patch_size": 64,
         "simulation": {"object_size": 256, "scan": {"step_px": 10.0, "jitter_px": 1.0}},
         "training": {"width": 1, "epochs": 20},
+        "iterative": {"iterations": 50},
     },
 }
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import shlex
 import traceback
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -159,18 +160,30 @@ def run_training_matrix(
     options: TrainerOptions = TrainerOptions(),
     runner: Runner = lightning_runner,
     design_args: Sequence[str] = (),
+    executor: Executor | None = None,
 ) -> dict:
-    """Run (or preview) the filtered matrix and write the manifest and skip summary."""
+    """Run (or preview) the filtered matrix and write the manifest and skip summary.
+
+    With an ``executor`` (any ``concurrent.futures.Executor``, e.g. a Dask client's), the jobs
+    are submitted to it all at once and their results collected in matrix order.
+    """
     artifact_root = Path(artifact_root)
     design_views = [view.name for view in design.views]
     jobs, skips = build_training_jobs(phase_c_root, phase_d_root, artifact_root, design_views, allow_missing_phase_d)
     chosen = select(jobs, doses, views, gridsizes)
+    configs = [resolve_config(job, design, options) for job in chosen]
+    arguments = [(job, config, runner, dry_run, command_for(config, design_args)) for job, config in zip(chosen, configs)]
     results = []
     with progress_bar("training jobs", len(chosen)) as advance:
-        for job in chosen:
-            config = resolve_config(job, design, options)
-            results.append(run_training_job(job, config, runner, dry_run, command_for(config, design_args)))
-            advance(1)
+        if executor is None:
+            for args in arguments:
+                results.append(run_training_job(*args))
+                advance(1)
+        else:
+            futures = [executor.submit(run_training_job, *args) for args in arguments]
+            for future in futures:
+                results.append(future.result())
+                advance(1)
     skipped = [event.to_dict() for event in skips]
     manifest = {
         "phase": "E",

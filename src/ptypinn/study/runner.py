@@ -1,0 +1,138 @@
+"""The one-command study: phases C → G on the embedded default, resumable.
+
+Each step writes its outputs under ``<output>/<phase folder>`` and ends with a manifest. Its *key*
+is a hash of the step name, the package version, the design and the bytes of the manifests it
+reads. ``study_state.json`` records the key of every finished step; with ``resume`` a step whose
+key is unchanged and whose manifest is still there is skipped, and any change upstream (a new
+design, a re-run phase) re-runs everything downstream of it.
+
+Independent training jobs can be sent to a Dask cluster (``executor``); see docs/scaling.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from rich.console import Console
+
+from .. import __version__
+from ..artifacts import sha256_file, write_json
+from ..design import StudyDesign
+from ..layout import SIMULATION_MANIFEST
+from ..overlap import OVERLAP_MANIFEST
+from ..train import TrainerOptions
+from .training import TRAINING_MANIFEST
+
+STATE_FILE = "study_state.json"
+DESIGN_FILE = "design.yaml"
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    folder: str
+    manifest: str
+    reads: tuple[str, ...]
+    run: Callable[[StudyDesign, Path, Executor | None], list[str]]
+
+
+def _simulate(design: StudyDesign, root: Path, executor: Executor | None) -> list[str]:
+    from ..simulate import run_simulation
+
+    run_simulation(design, root / "phase_c")
+    return []
+
+
+def _overlap(design: StudyDesign, root: Path, executor: Executor | None) -> list[str]:
+    from ..overlap import run_overlap
+
+    manifest = run_overlap(design, root / "phase_c", root / "phase_d")
+    return [f"view {item['view']} at dose {item['dose']:g} ({item['split']}) not formed: {item['reason']}" for item in manifest.get("not_formed", [])]
+
+
+def _train(design: StudyDesign, root: Path, executor: Executor | None) -> list[str]:
+    from .training import run_training_matrix
+
+    options = TrainerOptions(logger="csv", checkpoints=False, progress=False)
+    manifest = run_training_matrix(design, root / "phase_c", root / "phase_d", root / "phase_e", allow_missing_phase_d=True,
+                                   options=options, executor=executor, design_args=["--config", str(root / DESIGN_FILE)])
+    return [f"training {job['view']} at dose {job['dose']:g} failed: {job['error']}" for job in manifest["jobs"] if job["status"] == "failed"]
+
+
+def _iterative(design: StudyDesign, root: Path, executor: Executor | None) -> list[str]:
+    from ..iterative_matrix import run_iterative_matrix
+
+    manifest = run_iterative_matrix(root / "phase_c", root / "phase_d", root / "phase_f", splits=list(design.iterative.splits),
+                                    engine=design.iterative.engine, iterations=design.iterative.iterations, allow_missing_phase_d=True)
+    return [f"iterative {job['view']} at dose {job['dose']:g} failed: {job.get('error')}" for job in manifest["jobs"] if job["status"] == "failed"]
+
+
+def _compare(design: StudyDesign, root: Path, executor: Executor | None) -> list[str]:
+    from ..compare import run_comparison
+
+    state = _read_state(root)
+    notes = [note for step in state.get("steps", {}).values() for note in step.get("notes", [])]
+    run_comparison(design, root / "phase_c", root / "phase_d", root / "phase_e", root / "phase_f", root / "phase_g", notes)
+    return []
+
+
+STEPS = (
+    Step("simulate", "phase_c", SIMULATION_MANIFEST, (), _simulate),
+    Step("overlap", "phase_d", OVERLAP_MANIFEST, ("phase_c/" + SIMULATION_MANIFEST,), _overlap),
+    Step("train", "phase_e", TRAINING_MANIFEST, ("phase_c/" + SIMULATION_MANIFEST, "phase_d/" + OVERLAP_MANIFEST), _train),
+    Step("iterative", "phase_f", "reconstruction_manifest.json", ("phase_c/" + SIMULATION_MANIFEST, "phase_d/" + OVERLAP_MANIFEST), _iterative),
+    Step("compare", "phase_g", "comparison_manifest.json",
+         ("phase_d/" + OVERLAP_MANIFEST, "phase_e/" + TRAINING_MANIFEST, "phase_f/reconstruction_manifest.json"), _compare),
+)
+
+
+def step_key(step: Step, design: StudyDesign, root: Path) -> str:
+    """Hash of what a step depends on: its name, the package version, the design, its input manifests."""
+    inputs = {name: sha256_file(root / name) if (root / name).is_file() else None for name in step.reads}
+    payload = json.dumps({"step": step.name, "version": __version__, "design": design.to_dict(), "inputs": inputs}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _read_state(root: Path) -> dict:
+    path = root / STATE_FILE
+    return json.loads(path.read_text()) if path.is_file() else {"steps": {}}
+
+
+def report_path(root: Path) -> Path:
+    return Path(root) / "phase_g" / "report.html"
+
+
+def run_study(design: StudyDesign, output: str | Path, resume: bool = False, executor: Executor | None = None,
+              console: Console | None = None) -> dict:
+    """Run (or resume) every step; returns the study state written to ``study_state.json``."""
+    root = Path(output)
+    console = console or Console()
+    root.mkdir(parents=True, exist_ok=True)
+    design.save(root / DESIGN_FILE)
+    state = _read_state(root) if resume else {"steps": {}}
+    state.update({"design": design.name, "ptypinn_version": __version__})
+    for number, step in enumerate(STEPS, start=1):
+        key = step_key(step, design, root)
+        previous = state["steps"].get(step.name, {})
+        if resume and previous.get("key") == key and (root / step.folder / step.manifest).is_file():
+            console.print(f"[{number}/{len(STEPS)}] {step.name}: unchanged, skipped")
+            continue
+        console.print(f"[{number}/{len(STEPS)}] {step.name} ...")
+        start = time.perf_counter()
+        notes = step.run(design, root, executor)
+        seconds = time.perf_counter() - start
+        state["steps"][step.name] = {
+            "key": key, "seconds": round(seconds, 2), "notes": notes,
+            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        write_json(root / STATE_FILE, state)
+        console.print(f"[{number}/{len(STEPS)}] {step.name}: done in {seconds:.1f} s" + "".join(f"\n    note: {n}" for n in notes))
+    write_json(root / STATE_FILE, state)
+    return state
