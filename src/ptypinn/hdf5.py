@@ -5,6 +5,7 @@
 * :func:`open_hdf5`: open a file for reading, turning "missing" and "not HDF5" into
   :class:`FormatError`, and yield an :class:`HDF5Reader` whose look-ups raise that error too.
 * :func:`write_hdf5`: write a new HDF5 file atomically (temporary file, then rename).
+* :func:`plain_value`: attribute values as JSON types, for metadata.
 """
 
 from __future__ import annotations
@@ -58,34 +59,32 @@ class HDF5Reader:
         name = self.find(*names)
         if name is None:
             raise self.error(f"no {what}: looked for {' or '.join(names)}")
-        return self.positive(np.asarray(self.file[name][()]), name, what)
+        return self.number(np.asarray(self.file[name][()]), name, what)
 
-    def attribute(self, owner: str, *keys: str, what: str, default: float | None = None) -> float:
-        """A positive number stored as attribute ``keys[0]`` (or a later alias) of ``owner``."""
+    def attribute(self, owner: str, *keys: str, what: str, default: float | None = None, positive: bool = True) -> float:
+        """A number stored as attribute ``keys[0]`` (or a later alias) of dataset or group ``owner``."""
         attrs = self.file[owner].attrs
         for key in keys:
             if key in attrs:
-                return self.positive(np.asarray(attrs[key]), f"{owner.rstrip('/')}@{key}", what)
+                return self.number(np.asarray(attrs[key]), f"{owner}@{key}", what, positive)
         if default is not None:
             return default
-        names = " or ".join(f"{owner.rstrip('/')}@{key}" for key in keys)
+        names = " or ".join(f"{owner}@{key}" for key in keys)
         raise self.error(f"no {what}: looked for attribute {names}")
 
-    def positive(self, value: np.ndarray, at: str, what: str) -> float:
+    def number(self, value: np.ndarray, at: str, what: str, positive: bool = True) -> float:
+        """``value`` as one finite real number (and positive, unless told otherwise)."""
         if value.size != 1 or not np.issubdtype(value.dtype, np.number) or np.iscomplexobj(value):
             raise self.error(f"{what} must be one real number, got {value.dtype} {value.shape}", at)
         number = float(value.reshape(()))
-        if not (np.isfinite(number) and number > 0):
-            raise self.error(f"{what} must be a positive number, got {number}", at)
+        if not np.isfinite(number) or (positive and not number > 0):
+            raise self.error(f"{what} must be a {'positive' if positive else 'finite'} number, got {number}", at)
         return number
 
     def text(self, name: str) -> str | None:
         """A string dataset (bytes decoded as UTF-8), or ``None`` if absent."""
         value = self.optional_array(name)
-        if value is None:
-            return None
-        item = value[()] if value.ndim == 0 else value.reshape(-1)[0]
-        return item.decode("utf-8") if isinstance(item, bytes) else str(item)
+        return None if value is None else str(plain_value(value.reshape(-1)[0]))
 
 
 @contextlib.contextmanager
@@ -107,7 +106,16 @@ def write_hdf5(path: str | os.PathLike) -> Iterator[h5py.File]:
         yield file
 
 
-def json_text(value: object) -> str:
-    """An HDF5 attribute or string dataset's value as ``str`` (bytes decoded as UTF-8)."""
-    value = value.item() if isinstance(value, np.ndarray) and value.size == 1 else value
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+def plain_value(value: object) -> object:
+    """An HDF5 attribute or dataset value in plain JSON types (bytes decoded as UTF-8)."""
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, list):
+        return [plain_value(item) for item in value]
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, complex):
+        return [value.real, value.imag]
+    return value
