@@ -61,7 +61,7 @@ import h5py
 import numpy as np
 
 from . import __version__
-from .data import PtychoDataset, dataset_from_arrays
+from .data import DatasetError, PtychoDataset, dataset_from_arrays
 from .geometry import ELECTRON_VOLT_J, PLANCK_TIMES_C_J_M, Geometry, dataset_geometry, fit_object_grid
 from .hdf5 import FormatError, HDF5Reader, open_hdf5, write_hdf5
 
@@ -90,7 +90,11 @@ def _frames(h5: HDF5Reader) -> tuple[np.ndarray, str]:
         raise h5.error(f"frames must be a non-empty (n, N, N) stack of square patterns, got shape {frames.shape}", name)
     if np.iscomplexobj(frames) or not np.issubdtype(frames.dtype, np.number):
         raise h5.error(f"frames must be real intensities, got dtype {frames.dtype}", name)
-    return frames.astype(np.float64), name
+    frames = frames.astype(np.float64)
+    bad = int(frames.size - np.count_nonzero(np.isfinite(frames)))
+    if bad:
+        raise h5.error(f"frames contain {bad} NaN or infinite values", name)
+    return frames, name
 
 
 def _probe_positions(h5: HDF5Reader, count: int) -> np.ndarray:
@@ -231,7 +235,10 @@ def read_cxi(path: str | os.PathLike) -> PtychoDataset:
         arrays["objectGuess"] = obj.astype(np.complex64)
     if scan_index is not None:
         arrays["scan_index"] = scan_index
-    return dataset_from_arrays(arrays)
+    try:
+        return dataset_from_arrays(arrays)
+    except DatasetError as error:
+        raise DatasetError(f"{path}: {error}") from None
 
 
 def write_cxi(path: str | os.PathLike, dataset: PtychoDataset) -> Path:

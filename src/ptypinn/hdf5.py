@@ -63,6 +63,8 @@ class HDF5Reader:
 
     def attribute(self, owner: str, *keys: str, what: str, default: float | None = None, positive: bool = True) -> float:
         """A number stored as attribute ``keys[0]`` (or a later alias) of dataset or group ``owner``."""
+        if owner not in self.file:
+            raise self.error(f"no {what}: {owner} does not exist")
         attrs = self.file[owner].attrs
         for key in keys:
             if key in attrs:
