@@ -61,7 +61,7 @@ def write_file(path: str | os.PathLike, content: PtychoDataset | Product, file_f
             raise FormatError(f"{path}: a reconstruction has no diffraction patterns, and a CXI file needs them")
         return write_product(path, content) if file_format is FileFormat.product else write_reconstruction(path, content)
     if file_format is FileFormat.product:
-        return write_product(path, product_from_arrays(content.to_arrays(), "the dataset"))
+        return write_product(path, product_from_arrays(content.to_arrays(), f"{path}: cannot write the dataset as a product"))
     return write_cxi(path, content) if file_format is FileFormat.cxi else save_dataset(path, content)
 
 
