@@ -1,4 +1,5 @@
 import dataclasses
+import json
 
 import h5py
 import numpy as np
@@ -9,7 +10,7 @@ from ptypinn.cli import app
 from ptypinn.data import load_dataset, read_npz
 from ptypinn.formats import FileFormat, read_file, write_file
 from ptypinn.hdf5 import FormatError
-from ptypinn.product import ROOT_DEFAULTS, product_from_arrays, product_to_arrays, read_product, write_product, write_reconstruction
+from ptypinn.product import ROOT_DEFAULTS, product_from_arrays, product_to_arrays, read_product, write_product, write_product_npz
 from test_cli import run_main
 
 SIZE = 16
@@ -89,7 +90,7 @@ def test_legacy_key_spellings_load(reconstruction, tmp_path):
 
 def test_product_npz_product_round_trip(reconstruction, tmp_path):
     original = read_product(write_ptychodus_product(tmp_path / "p.h5", reconstruction))
-    write_reconstruction(tmp_path / "r.npz", original)
+    write_product_npz(tmp_path / "r.npz", original)
     write_product(tmp_path / "again.h5", product_from_arrays(read_npz(tmp_path / "r.npz"), "r.npz"))
     back = read_product(tmp_path / "again.h5")
     np.testing.assert_allclose(back.obj, original.obj, rtol=1e-6)
@@ -195,6 +196,17 @@ def test_cli_convert_npz_to_product_and_back(small_dataset, reconstruction, tmp_
     assert result.exit_code == 0, result.output
     recon = read_file(tmp_path / "r.out", FileFormat.npz)
     np.testing.assert_array_equal(recon.obj, load_dataset(tmp_path / "d.npz").obj)
+
+    # a PtychoPINN reconstruction.npz (as `ptypinn reconstruct` writes it) opens as a product
+    obj, probe, _ = reconstruction
+    geometry = {"photon_energy_eV": 9000.0, "detector_distance_m": 1.25, "object_pixel_size_m": list(PIXEL), "position_origin_m": [1e-6, 2e-6]}
+    np.savez(tmp_path / "reconstruction.npz", objectGuess=obj.astype(np.complex64), weights=np.ones(SHAPE), xcoords=np.array([10.0, 20.0]),
+             ycoords=np.array([12.0, 14.0]), probeGuess=probe.astype(np.complex64), metadata=np.array(json.dumps({"geometry": geometry})))
+    result = runner.invoke(app, ["convert", str(tmp_path / "reconstruction.npz"), str(tmp_path / "reconstruction.h5")])
+    assert result.exit_code == 0, result.output
+    product = read_product(tmp_path / "reconstruction.h5")
+    np.testing.assert_allclose(product.positions_m, [[1e-6 + 10 * PIXEL[0], 2e-6 + 12 * PIXEL[1]], [1e-6 + 20 * PIXEL[0], 2e-6 + 14 * PIXEL[1]]], rtol=1e-12)
+    assert product.pixel_size_m == PIXEL and product.photon_energy_eV == 9000.0
 
     path = write_ptychodus_product(tmp_path / "p.h5", reconstruction)
     code, out = run_main(monkeypatch, capsys, "convert", str(path), str(tmp_path / "p.cxi"))

@@ -206,7 +206,10 @@ def reconstruct(
     model, meta = load_bundle(bundle)
     dataset = load_dataset(data)
     result = run_reconstruction(model, dataset, meta["neighbor_count"], meta["grouping_seed"])
-    npz, png = write_reconstruction(output, result, dataset, {"bundle": str(bundle), "data": str(data)})
+    provenance = {"bundle": str(bundle), "data": str(data)}
+    if "geometry" in dataset.metadata:  # lets `ptypinn convert` place the object in metres (ptychodus product)
+        provenance["geometry"] = dataset.metadata["geometry"]
+    npz, png = write_reconstruction(output, result, dataset, provenance)
     Console().print(f"{dataset.count} patterns in {result.wall_time_s:.2f} s ({result.patterns_per_second:.0f} patterns/s)\n"
                     f"reconstruction: {npz}\nimage: {png}")
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from .cxi import read_cxi, write_cxi
 from .data import DatasetError, PtychoDataset, dataset_from_arrays, read_npz, save_dataset
 from .hdf5 import FormatError
-from .product import Product, product_from_arrays, read_product, write_product, write_reconstruction
+from .product import Product, product_from_arrays, read_product, write_product, write_product_npz
 
 
 class FileFormat(str, enum.Enum):
@@ -59,7 +59,7 @@ def write_file(path: str | os.PathLike, content: PtychoDataset | Product, file_f
     if isinstance(content, Product):
         if file_format is FileFormat.cxi:
             raise FormatError(f"{path}: a reconstruction has no diffraction patterns, and a CXI file needs them")
-        return write_product(path, content) if file_format is FileFormat.product else write_reconstruction(path, content)
+        return write_product(path, content) if file_format is FileFormat.product else write_product_npz(path, content)
     if file_format is FileFormat.product:
         return write_product(path, product_from_arrays(content.to_arrays(), f"{path}: cannot write the dataset as a product"))
     return write_cxi(path, content) if file_format is FileFormat.cxi else save_dataset(path, content)

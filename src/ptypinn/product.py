@@ -278,6 +278,6 @@ def product_from_arrays(arrays: Mapping[str, np.ndarray], source: str = "arrays"
     )
 
 
-def write_reconstruction(path: str | os.PathLike, product: Product) -> Path:
+def write_product_npz(path: str | os.PathLike, product: Product) -> Path:
     """Write ``product`` as a reconstruction NPZ (atomic, byte-reproducible)."""
     return write_npz(path, product_to_arrays(product))
