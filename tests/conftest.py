@@ -15,3 +15,30 @@ def tiny_design():
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture
+def small_dataset():
+    """A 32x32-pattern dataset with an object, noisy at 1e4 photons, built straight from the physics."""
+    import torch
+
+    from ptypinn.data import PtychoDataset
+    from ptypinn.physics import disk_probe, dose_scale, exit_waves, far_field, poisson_observe, raster_scan
+
+    rng = np.random.default_rng(1)
+    size, shape = 32, (72, 80)
+    obj = (rng.uniform(0.5, 1.0, shape) * np.exp(1j * rng.uniform(-1, 1, shape))).astype(np.complex64)
+    probe = disk_probe(size, 16)
+    positions = raster_scan(shape, size, 9.0, jitter=1.0, rng=rng)
+    with torch.no_grad():
+        clean = far_field(exit_waves(torch.from_numpy(obj), torch.from_numpy(probe), torch.from_numpy(positions))).numpy()
+    scale = dose_scale(np.sum(clean.astype(np.float64) ** 2, axis=(1, 2)), 1e4)
+    return PtychoDataset(
+        diffraction=poisson_observe(clean, scale, rng),
+        xcoords=positions[:, 0].copy(),
+        ycoords=positions[:, 1].copy(),
+        probe=probe,
+        obj=obj,
+        scan_index=np.zeros(len(positions), dtype=np.int64),
+        metadata={"nphotons": 1e4, "dose_scale": scale, "producer": "conftest"},
+    )

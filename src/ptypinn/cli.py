@@ -11,9 +11,11 @@ import typer
 from rich.console import Console
 
 from . import __version__
-from .data import DatasetError
+from .data import DatasetError, PtychoDataset
 from .design import DesignError, StudyDesign, load_design, preset
+from .formats import FileFormat, convert_file
 from .grouping import GroupingError
+from .hdf5 import FormatError
 
 app = typer.Typer(
     name="ptypinn",
@@ -23,8 +25,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-# Mistakes a user can make (bad design, bad dataset): reported as one clear message, no traceback.
-USER_ERRORS = (DesignError, DatasetError, GroupingError)
+# Mistakes a user can make (bad design, bad dataset, unreadable file): one clear message, no traceback.
+USER_ERRORS = (DesignError, DatasetError, GroupingError, FormatError)
 
 PRESET_HELP = "Design preset: 'full' (the study as stated) or 'smoke' (N=64, minutes on CPU)."
 ConfigOption = Annotated[Optional[Path], typer.Option(help="YAML design file; overrides --preset.", dir_okay=False)]
@@ -175,6 +177,22 @@ def train(
                     f"bundle: {result.bundle} (sha256 {result.sha256})")
 
 
+FORMAT_HELP = "Format of {}: npz, cxi or product (ptychodus HDF5). Default: from the extension (.npz, .cxi, .h5/.hdf5)."
+
+
+@app.command()
+def convert(
+    source: Annotated[Path, typer.Argument(help="File to read.", dir_okay=False)],
+    target: Annotated[Path, typer.Argument(help="File to write (replaced atomically).", dir_okay=False)],
+    from_format: Annotated[Optional[FileFormat], typer.Option("--from", help=FORMAT_HELP.format("SOURCE"))] = None,
+    to_format: Annotated[Optional[FileFormat], typer.Option("--to", help=FORMAT_HELP.format("TARGET"))] = None,
+) -> None:
+    """Convert between canonical/reconstruction NPZ, CXI 1.6 and ptychodus product HDF5 files."""
+    content = convert_file(source, target, from_format, to_format)
+    what = f"dataset, {content.count} patterns" if isinstance(content, PtychoDataset) else f"reconstruction, {len(content.positions_m)} positions"
+    typer.echo(f"{source} -> {target} ({what})")
+
+
 @app.command()
 def reconstruct(
     bundle: Annotated[Path, typer.Option(help="Model bundle (model.pt) written by `ptypinn train`.", dir_okay=False)],
@@ -189,7 +207,10 @@ def reconstruct(
     model, meta = load_bundle(bundle)
     dataset = load_dataset(data)
     result = run_reconstruction(model, dataset, meta["neighbor_count"], meta["grouping_seed"])
-    npz, png = write_reconstruction(output, result, dataset, {"bundle": str(bundle), "data": str(data)})
+    provenance = {"bundle": str(bundle), "data": str(data)}
+    if "geometry" in dataset.metadata:  # lets `ptypinn convert` place the object in metres (ptychodus product)
+        provenance["geometry"] = dataset.metadata["geometry"]
+    npz, png = write_reconstruction(output, result, dataset, provenance)
     Console().print(f"{dataset.count} patterns in {result.wall_time_s:.2f} s ({result.patterns_per_second:.0f} patterns/s)\n"
                     f"reconstruction: {npz}\nimage: {png}")
 
