@@ -103,12 +103,20 @@ def ms_ssim(image: np.ndarray, reference: np.ndarray, region: np.ndarray, sigma:
     """MS-SSIM inside the bounding box of ``region`` after Gaussian pre-smoothing of width ``sigma``.
 
     The number of scales is the largest (at most 5) for which the coarsest image still holds a
-    full 7-px window, so 64-128 px images get 3-4 scales; their weights are renormalised.
+    full 7-px window (and torchmetrics accepts the size), so 64-128 px images get 3-4 scales;
+    their weights are renormalised.
     """
     box = region_box(region)
     ref = ndimage.gaussian_filter(np.asarray(reference[box], dtype=np.float64), sigma)
     img = ndimage.gaussian_filter(np.asarray(image[box], dtype=np.float64), sigma)
-    scales = min(len(MS_SSIM_WEIGHTS), 1 + int(math.log2(min(ref.shape) / MS_SSIM_KERNEL)))
+    side = min(ref.shape)
+    # Each scale halves the image, which must still hold a full window; torchmetrics also asks
+    # for side // (scales - 1)^2 > kernel - 1.
+    scales = next(
+        (s for s in range(len(MS_SSIM_WEIGHTS), 0, -1)
+         if side / 2 ** (s - 1) >= MS_SSIM_KERNEL and side // max(1, s - 1) ** 2 > MS_SSIM_KERNEL - 1),
+        0,
+    )
     if scales < 1:
         raise ValueError(f"region {ref.shape} is too small for MS-SSIM (needs at least {MS_SSIM_KERNEL} px)")
     weights = np.array(MS_SSIM_WEIGHTS[:scales])
