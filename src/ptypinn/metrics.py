@@ -8,7 +8,6 @@ cropped to its bounding box).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
