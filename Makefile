@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/ptypinn simulate --preset smoke --output-root study-output/phase_c
+	$(BIN)/ptypinn study run --preset smoke --output study-output --resume
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -161,3 +161,14 @@ def test_real_run_of_the_smallest_job_is_deterministic(tmp_path):
         assert manifest["skipped_count"] == 2  # dense and sparse were never made
         losses.append(job["final_loss"])
     assert losses[0] == losses[1]
+
+
+def test_jobs_sent_to_an_executor_give_the_same_manifest(roots, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    phase_c, phase_d, _ = roots
+    local = run_training_matrix(make_design({}), phase_c, phase_d, tmp_path / "local", runner=Recorder())
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        remote = run_training_matrix(make_design({}), phase_c, phase_d, tmp_path / "pool", runner=Recorder(), executor=pool)
+    strip = lambda manifest: [(j["dose"], j["view"], j["status"], j["final_loss"], j["bundle_sha256"]) for j in manifest["jobs"]]  # noqa: E731
+    assert strip(local) == strip(remote) and len(remote["jobs"]) == 9
