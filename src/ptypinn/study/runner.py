@@ -2,7 +2,8 @@
 
 Each step writes its outputs under ``<output>/<phase folder>`` and ends with a manifest. Its *key*
 is a hash of the step name, the package version, the design and the bytes of the manifests it
-reads. ``study_state.json`` records the key of every finished step; with ``resume`` a step whose
+reads, so a changed training setting re-runs training and the comparison but not the simulation.
+``study_state.json`` records the key of every finished step; with ``resume`` a step whose
 key is unchanged and whose manifest is still there is skipped, and any change upstream (a new
 design, a re-run phase) re-runs everything downstream of it.
 
@@ -40,6 +41,7 @@ class Step:
     folder: str
     manifest: str
     reads: tuple[str, ...]
+    uses: tuple[str, ...]
     run: Callable[[StudyDesign, Path, Executor | None], list[str]]
 
 
@@ -83,20 +85,24 @@ def _compare(design: StudyDesign, root: Path, executor: Executor | None) -> list
     return []
 
 
+PHASE_C = "phase_c/" + SIMULATION_MANIFEST
+PHASE_D = "phase_d/" + OVERLAP_MANIFEST
 STEPS = (
-    Step("simulate", "phase_c", SIMULATION_MANIFEST, (), _simulate),
-    Step("overlap", "phase_d", OVERLAP_MANIFEST, ("phase_c/" + SIMULATION_MANIFEST,), _overlap),
-    Step("train", "phase_e", TRAINING_MANIFEST, ("phase_c/" + SIMULATION_MANIFEST, "phase_d/" + OVERLAP_MANIFEST), _train),
-    Step("iterative", "phase_f", "reconstruction_manifest.json", ("phase_c/" + SIMULATION_MANIFEST, "phase_d/" + OVERLAP_MANIFEST), _iterative),
+    Step("simulate", "phase_c", SIMULATION_MANIFEST, (), ("doses", "patch_size", "seeds", "simulation"), _simulate),
+    Step("overlap", "phase_d", OVERLAP_MANIFEST, (PHASE_C,), ("views", "gridsizes", "neighbor_count", "seeds"), _overlap),
+    Step("train", "phase_e", TRAINING_MANIFEST, (PHASE_C, PHASE_D), ("views", "neighbor_count", "seeds", "training"), _train),
+    Step("iterative", "phase_f", "reconstruction_manifest.json", (PHASE_C, PHASE_D), ("views", "iterative"), _iterative),
     Step("compare", "phase_g", "comparison_manifest.json",
-         ("phase_d/" + OVERLAP_MANIFEST, "phase_e/" + TRAINING_MANIFEST, "phase_f/reconstruction_manifest.json"), _compare),
+         (PHASE_D, "phase_e/" + TRAINING_MANIFEST, "phase_f/reconstruction_manifest.json"), ("name", "views", "metrics"), _compare),
 )
 
 
 def step_key(step: Step, design: StudyDesign, root: Path) -> str:
-    """Hash of what a step depends on: its name, the package version, the design, its input manifests."""
+    """Hash of what a step depends on: its name, the package version, the design fields it uses
+    and the bytes of the manifests it reads (which carry every upstream change)."""
     inputs = {name: sha256_file(root / name) if (root / name).is_file() else None for name in step.reads}
-    payload = json.dumps({"step": step.name, "version": __version__, "design": design.to_dict(), "inputs": inputs}, sort_keys=True)
+    settings = {field: design.to_dict()[field] for field in step.uses}
+    payload = json.dumps({"step": step.name, "version": __version__, "design": settings, "inputs": inputs}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 

@@ -1,0 +1,93 @@
+"""PtychoPINN quality and speed on the embedded default object (CPU by default).
+
+Simulates the smoke geometry (N=64, 256 px object) at one dose, derives the overlap views, then
+trains gridsize 1 and gridsize 2 for the same number of epochs on the chosen view's training
+split and reconstructs its test split. Reports, per gridsize: training time, final loss, phase
+and amplitude SSIM of the stitched test reconstruction after alignment, and inference
+throughput (patterns/s, grouping + network + stitching).
+
+Usage: python benchmarks/pinn_quality.py [--view dense] [--dose 1e4] [--epochs 60] [--width 1]
+Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import tempfile
+from pathlib import Path
+
+import torch
+
+from ptypinn.compare import scored_region
+from ptypinn.data import load_dataset
+from ptypinn.design import preset
+from ptypinn.inference import reconstruct
+from ptypinn.layout import split_path
+from ptypinn.metrics import score
+from ptypinn.overlap import run_overlap
+from ptypinn.simulate import run_simulation
+from ptypinn.train import JobSpec, TrainerOptions, load_bundle, train_model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--view", default="dense", help="overlap view to train and test on, or 'baseline' (full scan)")
+    parser.add_argument("--dose", type=float, default=1e4)
+    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--width", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--groups-per-position", type=float, default=1.0)
+    parser.add_argument("--batch-norm", action="store_true")
+    parser.add_argument("--gridsizes", default="1,2")
+    parser.add_argument("--work", type=Path, default=None, help="folder for the data and models (default: a temporary one)")
+    args = parser.parse_args()
+
+    design = preset("smoke").model_copy(update={"doses": (args.dose,)})
+    training = design.training.model_copy(update={
+        "epochs": args.epochs, "width": args.width, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
+        "groups_per_position": args.groups_per_position, "batch_norm": args.batch_norm, "validation_fraction": 0.0,
+    })
+    work = args.work or Path(tempfile.mkdtemp(prefix="ptypinn-bench-"))
+    run_simulation(design, work / "c")
+    run_overlap(design, work / "c", work / "d")
+    root, folder = (work / "c", None) if args.view == "baseline" else (work / "d", args.view)
+    train_path, test_path = split_path(root, args.dose, "train", folder), split_path(root, args.dose, "test", folder)
+    train, test = load_dataset(train_path), load_dataset(test_path)
+    region = scored_region(test)
+    options = TrainerOptions(logger="none", checkpoints=False, progress=False)
+    results = []
+    for gridsize in (int(g) for g in args.gridsizes.split(",")):
+        spec = JobSpec(train_path, gridsize, design.neighbor_count, design.seeds.grouping, training)
+        trained = train_model(spec, train, work / f"gs{gridsize}", options)
+        model, meta = load_bundle(trained.bundle)
+        reconstruct(model, test, meta["neighbor_count"], meta["grouping_seed"])  # warm-up
+        rec = reconstruct(model, test, meta["neighbor_count"], meta["grouping_seed"])
+        scores = score(rec.obj, test.obj, region)
+        results.append({
+            "gridsize": gridsize,
+            "train_seconds": round(trained.wall_time_s, 1),
+            "epochs": trained.epochs,
+            "final_loss": trained.final_loss,
+            "phase_ssim": scores["phase"]["ssim"],
+            "amplitude_ssim": scores["amplitude"]["ssim"],
+            "phase_frc50": scores["phase"]["frc50"],
+            "inference_patterns_per_s": round(rec.patterns_per_second, 1),
+            "test_patterns": test.count,
+        })
+    print(json.dumps({
+        "benchmark": "pinn_quality",
+        "view": args.view, "dose": args.dose, "N": design.patch_size, "train_patterns": train.count,
+        "training": training.model_dump(mode="json"),
+        "results": results,
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "torch_threads": torch.get_num_threads(),
+        "machine": platform.machine(),
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()
