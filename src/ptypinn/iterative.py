@@ -39,16 +39,20 @@ Convention cross-walk between ptypinn and CDTools (every conversion lives in thi
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from .data import DatasetError, PtychoDataset
 from .progress import progress_bar
+
+if TYPE_CHECKING:
+    import torch
 
 ENGINES = ("cdtools", "ptychi")
 DEFAULT_ENGINE = "cdtools"
@@ -191,12 +195,13 @@ def require_engine(engine: str) -> None:
         return
     error = ptychi_import_error()
     if error is not None:
+        torch_version = importlib.metadata.version("torch")
         raise EngineUnavailable(
             f"engine 'ptychi' (pty-chi, PyPI package 'ptychi') cannot be imported: {error}. "
             f"pty-chi imports torchvision at module level, and torchvision must be built for the installed torch "
-            f"({torch.__version__}); a CPU-only torch often has no matching build. Install both into an environment "
+            f"({torch_version}); a CPU-only torch often has no matching build. Install both into an environment "
             f"where `python -c 'import {PTYCHI_MODULE}'` works (`pip install ptychi torchvision==<the release matching "
-            f"torch {torch.__version__.split('+')[0]}>`), or use --engine cdtools (the default)."
+            f"torch {torch_version.split('+')[0]}>`), or use --engine cdtools (the default)."
         )
     raise EngineUnavailable(
         "pty-chi imports here, but ptypinn has no pty-chi adapter yet; use --engine cdtools (the default)."
@@ -226,10 +231,10 @@ class Geometry:
         """Sample-detector distance giving that object pixel: ``p_obj N p_det / wavelength``."""
         return self.object_pixel_m * self.patch_size * self.detector_pixel_m / self.wavelength_m
 
-    def detector_basis(self) -> torch.Tensor:
+    def detector_basis(self) -> np.ndarray:
         """(3, 2) lab vectors of one detector pixel along array axes 0 (rows -> y) and 1 (columns -> x)."""
         pixel = self.detector_pixel_m
-        return torch.tensor([[0.0, pixel], [pixel, 0.0], [0.0, 0.0]], dtype=torch.float32)
+        return np.array([[0.0, pixel], [pixel, 0.0], [0.0, 0.0]], dtype=np.float32)
 
     def detector_geometry(self) -> dict[str, object]:
         return {"distance": self.distance_m, "basis": self.detector_basis()}
@@ -269,17 +274,16 @@ class ObjectFrame:
         top, bottom, left, right = self.pad
         return self.shape[0] + top + bottom, self.shape[1] + left + right
 
-    def min_translation(self, patch_size: int) -> torch.Tensor:
+    def min_translation(self, patch_size: int) -> np.ndarray:
         """CDTools ``min_translation`` (row, column) that maps a probe centre to its window's corner."""
         top, _, left, _ = self.pad
-        return torch.tensor([patch_size // 2 - top, patch_size // 2 - left], dtype=torch.float32)
+        return np.array([patch_size // 2 - top, patch_size // 2 - left], dtype=np.float32)
 
 
-def to_engine_object(obj: np.ndarray, frame: ObjectFrame) -> torch.Tensor:
+def to_engine_object(obj: np.ndarray, frame: ObjectFrame) -> np.ndarray:
     """Our object padded with ones (free space) into the engine array, complex64."""
     top, bottom, left, right = frame.pad
-    padded = np.pad(np.asarray(obj, dtype=np.complex64), ((top, bottom), (left, right)), constant_values=1)
-    return torch.from_numpy(padded)
+    return np.pad(np.asarray(obj, dtype=np.complex64), ((top, bottom), (left, right)), constant_values=1)
 
 
 def from_engine_object(engine_obj: torch.Tensor, frame: ObjectFrame) -> np.ndarray:
@@ -289,9 +293,9 @@ def from_engine_object(engine_obj: torch.Tensor, frame: ObjectFrame) -> np.ndarr
     return engine_obj.detach().cpu().numpy()[top : top + height, left : left + width].astype(np.complex64)
 
 
-def to_engine_probe(probe: np.ndarray) -> torch.Tensor:
+def to_engine_probe(probe: np.ndarray) -> np.ndarray:
     """CDTools probe guess: our (N, N) probe with a leading mode axis, complex64."""
-    return torch.from_numpy(np.asarray(probe, dtype=np.complex64))[None]
+    return np.asarray(probe, dtype=np.complex64)[None]
 
 
 def from_engine_probe(probe: torch.Tensor, probe_norm: torch.Tensor) -> np.ndarray:
@@ -301,6 +305,49 @@ def from_engine_probe(probe: torch.Tensor, probe_norm: torch.Tensor) -> np.ndarr
 
 # --------------------------------------------------------------------------------------------
 # CDTools engine
+
+
+@dataclass
+class CDToolsSetup:
+    """A CDTools model and dataset built from a :class:`ReconstructionInput`, and the object frame used."""
+
+    model: object
+    dataset: object
+    frame: ObjectFrame
+
+
+def cdtools_setup(inp: ReconstructionInput, initial_object: np.ndarray | None = None) -> CDToolsSetup:
+    """CDTools ``FancyPtycho`` model and ``Ptycho2DDataset`` for ``inp`` (object flat unless ``initial_object``)."""
+    from cdtools.datasets import Ptycho2DDataset
+    from cdtools.models import FancyPtycho
+    from cdtools.tools.initializers import exit_wave_geometry
+
+    size = inp.patch_size
+    geometry = Geometry(size)
+    frame = ObjectFrame.around(inp.positions_px, size, inp.object_shape)
+    detector = geometry.detector_geometry()
+    dataset = Ptycho2DDataset(
+        positions_to_translations(inp.positions_px, geometry),
+        amplitude_to_intensity(inp.diffraction_amplitude),
+        wavelength=geometry.wavelength_m,
+        detector_geometry=detector,
+    )
+    start = np.ones(inp.object_shape, dtype=np.complex64) if initial_object is None else initial_object
+    object_basis = exit_wave_geometry(detector["basis"], (size, size), geometry.wavelength_m, geometry.distance_m)
+    model = FancyPtycho(
+        geometry.wavelength_m,
+        detector,
+        object_basis,
+        to_engine_probe(inp.probe),
+        to_engine_object(start, frame),
+        min_translation=frame.min_translation(size),
+        background=np.zeros((size, size), dtype=np.float32),
+        probe_basis=object_basis,
+        loss="amplitude mse",
+        units="nm",
+    )
+    model.background.requires_grad_(False)  # our forward model has no detector background
+    return CDToolsSetup(model=model, dataset=dataset, frame=frame)
 
 
 def _run_cdtools(
@@ -313,47 +360,23 @@ def _run_cdtools(
     advance: Callable[[int], None],
     settings: dict,
 ) -> ReconstructionResult:
-    from cdtools.datasets import Ptycho2DDataset
-    from cdtools.models import FancyPtycho
-    from cdtools.tools.initializers import exit_wave_geometry
+    import torch
 
-    size = inp.patch_size
-    geometry = Geometry(size)
-    frame = ObjectFrame.around(inp.positions_px, size, inp.object_shape)
-    detector = geometry.detector_geometry()
-    dataset = Ptycho2DDataset(
-        positions_to_translations(inp.positions_px, geometry),
-        torch.from_numpy(amplitude_to_intensity(inp.diffraction_amplitude)),
-        wavelength=geometry.wavelength_m,
-        detector_geometry=detector,
-    )
-    object_basis = exit_wave_geometry(detector["basis"], (size, size), geometry.wavelength_m, geometry.distance_m)
-    model = FancyPtycho(
-        geometry.wavelength_m,
-        detector,
-        object_basis,
-        to_engine_probe(inp.probe),
-        to_engine_object(np.ones(inp.object_shape, dtype=np.complex64), frame),
-        min_translation=frame.min_translation(size),
-        background=torch.zeros((size, size)),
-        probe_basis=object_basis,
-        loss="amplitude mse",
-        units="nm",
-    )
+    setup = cdtools_setup(inp)
+    model = setup.model
     model.probe.requires_grad_(refine_probe)
-    model.background.requires_grad_(False)  # simulated data carry no background
     losses: list[float] = []
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         start = time.perf_counter()
         for loss in model.Adam_optimize(
-            iterations, dataset, lr=learning_rate, batch_size=batch_size, thread=False, calculation_width=batch_size
+            iterations, setup.dataset, lr=learning_rate, batch_size=batch_size, thread=False, calculation_width=batch_size
         ):
             losses.append(float(loss))
             advance(1)
         wall_time = time.perf_counter() - start
     return ReconstructionResult(
-        obj=from_engine_object(model.obj, frame),
+        obj=from_engine_object(model.obj, setup.frame),
         probe=from_engine_probe(model.probe, model.probe_norm),
         positions_px=np.array(inp.positions_px, dtype=np.float64),  # positions are not refined
         losses=np.asarray(losses, dtype=np.float64),
