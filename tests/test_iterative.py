@@ -9,6 +9,7 @@ from cdtools.tools.propagators import far_field as cdtools_far_field
 
 from ptypinn.artifacts import sha256_file
 from ptypinn.data import DatasetError, PtychoDataset, save_dataset
+from ptypinn.cdtools_engine import cdtools_setup
 from ptypinn.iterative import (
     OBJECT_PIXEL_M,
     EngineUnavailable,
@@ -16,9 +17,7 @@ from ptypinn.iterative import (
     ObjectFrame,
     ReconstructionInput,
     amplitude_to_intensity,
-    cdtools_setup,
     from_engine_object,
-    from_engine_probe,
     positions_to_translations,
     ptychi_import_error,
     reconstruct,
@@ -103,13 +102,11 @@ def test_cdtools_model_of_the_truth_reproduces_our_data_and_returns_our_probe_an
         simulated = setup.model.forward(indices, translations).numpy()
     np.testing.assert_allclose(patterns.numpy(), amplitude_to_intensity(inp.diffraction_amplitude))
     np.testing.assert_allclose(simulated, patterns.numpy(), rtol=1e-3, atol=1e-5 * patterns.numpy().max())
-    np.testing.assert_allclose(from_engine_probe(setup.model.probe, setup.model.probe_norm), inp.probe, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(setup.model.physical_probe(), inp.probe, rtol=1e-6, atol=1e-7)
     np.testing.assert_array_equal(from_engine_object(setup.model.obj, setup.frame), obj)
 
 
-def test_subpixel_positions_keep_their_sign_and_axis_order():
-    """CDTools shifts the probe (sinc), we interpolate the object (bilinear): the far fields differ by
-    interpolation error only, and the true sub-pixel offsets fit better than rounded, mirrored or swapped ones."""
+def test_subpixel_positions_reproduce_our_bilinear_data_and_keep_sign_and_axis_order():
     inp, obj = simulated_input(step=8.0, jitter=1.5)
 
     def misfit(positions):
@@ -121,9 +118,8 @@ def test_subpixel_positions_keep_their_sign_and_axis_order():
 
     whole = np.round(inp.positions_px)
     fraction = inp.positions_px - whole
-    exact = misfit(inp.positions_px)
-    assert exact < 0.08
-    assert exact < 0.85 * min(misfit(whole), misfit(whole - fraction), misfit(whole + fraction[:, ::-1]))
+    assert misfit(inp.positions_px) < 1e-4  # same bilinear object sampling as physics.extract_patches
+    assert min(misfit(whole), misfit(whole - fraction), misfit(whole + fraction[:, ::-1])) > 0.03
 
 
 def test_input_checks_shapes():
@@ -145,14 +141,14 @@ def test_input_from_dataset_without_object_spans_every_window():
 
 
 def test_cdtools_reconstructs_a_noiseless_dataset():
-    inp, obj = simulated_input()
-    result = reconstruct(inp, iterations=20, progress=None)
+    inp, obj = simulated_input(jitter=1.0)
+    result = reconstruct(inp, iterations=40, progress=None)
     assert result.obj.shape == obj.shape and result.obj.dtype == np.complex64
-    assert result.losses.shape == (20,) and result.losses[-1] < 0.05 * result.losses[0]
+    assert result.losses.shape == (40,) and result.losses[-1] < 0.01 * result.losses[0]
     assert result.wall_time_s < 60
     scores = amplitude_phase_ssim(result.obj, obj, scanned_region(inp.positions_px, obj.shape))
     assert scores["phase_ssim"] >= 0.9
-    assert scores["amplitude_ssim"] >= 0.7
+    assert scores["amplitude_ssim"] >= 0.8
     np.testing.assert_array_equal(result.probe, inp.probe)  # the known probe stays fixed by default
     assert not result.probe_refined
 

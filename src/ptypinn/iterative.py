@@ -6,9 +6,12 @@ convention, so :func:`ptypinn.metrics.align` compares it to ``objectGuess`` dire
 
 Engines:
 
-* ``cdtools`` (default): CDTools ``FancyPtycho`` (automatic differentiation, PyTorch, CPU),
-  fitted with its Adam optimiser on the amplitude-MSE loss. The object starts flat (ones);
-  the probe is the known ``probeGuess`` and stays fixed unless ``refine_probe=True``.
+* ``cdtools`` (default): CDTools (automatic differentiation, PyTorch, CPU) with a model built
+  from CDTools parts that samples the object like our simulator
+  (:mod:`ptypinn.cdtools_engine`), fitted with CDTools' Adam optimiser (with its plateau learning-rate schedule) on the
+  amplitude-MSE loss.
+  The object starts flat (ones); the probe is the known ``probeGuess`` and stays fixed unless
+  ``refine_probe=True``.
 * ``ptychi``: pty-chi (LSQML). It imports torchvision at module level, which needs a build that
   matches the installed torch; where it cannot be imported :func:`reconstruct` raises
   :class:`EngineUnavailable` saying why and what to install. ptypinn has no pty-chi adapter yet,
@@ -27,13 +30,11 @@ Convention cross-walk between ptypinn and CDTools (every conversion lives in thi
 * Positions: our ``(x, y)`` probe centres in object pixels become CDTools translations
   ``(x, y, 0) * object_pixel`` in metres (:func:`positions_to_translations`); CDTools turns them
   into ``(row, column)`` pixels and subtracts ``min_translation``, which we set so the result is
-  the top-left corner of the probe window in the (padded) engine object (:class:`ObjectFrame`).
-  Sub-pixel positions: CDTools shifts the probe by sinc interpolation where we interpolate the
-  object bilinearly; both give the same far-field amplitude up to interpolation error.
-* Object: the engine object is ours padded (with ones) where a probe window would leave it
-  (:func:`to_engine_object`, :func:`from_engine_object`).
-* Probe: same ``(N, N)`` layout as ours; CDTools stores it with a leading mode axis and divided
-  by ``probe_norm`` (:func:`to_engine_probe`, :func:`from_engine_probe`).
+  the top-left corner of the probe window in the (padded) engine object (:class:`ObjectFrame`);
+  the engine then samples the object bilinearly at the sub-pixel remainder, as we do.
+* Object: the engine object is ours padded (with ones) where a probe window, or its bilinear
+  neighbour, would leave it (:func:`to_engine_object`, :func:`from_engine_object`).
+* Probe: the same ``(N, N)`` array on the same grid, no flips or shifts.
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ import importlib
 import importlib.metadata
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -57,7 +57,7 @@ if TYPE_CHECKING:
 ENGINES = ("cdtools", "ptychi")
 DEFAULT_ENGINE = "cdtools"
 DEFAULT_ITERATIONS = 100
-DEFAULT_LEARNING_RATE = 0.1
+DEFAULT_LEARNING_RATE = 0.05
 DEFAULT_BATCH_SIZE = 16
 
 WAVELENGTH_M = 1.23984e-10  # 10 keV photons
@@ -156,22 +156,36 @@ def reconstruct(
     learning_rate: float = DEFAULT_LEARNING_RATE,
     batch_size: int = DEFAULT_BATCH_SIZE,
     refine_probe: bool = False,
+    threads: int = 1,
     progress: str | None = "iterative reconstruction",
 ) -> ReconstructionResult:
     """Reconstruct ``inp`` with ``engine``; ``progress`` labels the progress bar (``None``: no bar).
 
-    ``seed`` fixes the minibatch order, so a CPU run repeats exactly.
+    ``seed`` fixes the minibatch order, so a CPU run repeats exactly. ``threads`` sets torch's
+    intra-op threads for the run: CDTools works on many small arrays, where extra threads cost far
+    more in synchronisation than they gain (27x slower with 2 threads on a busy 2-core machine).
     """
     require_engine(engine)
     if iterations < 1:
         raise ValueError(f"iterations must be at least 1, got {iterations}")
+    if threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
     if not learning_rate > 0 or batch_size < 1:
         raise ValueError(f"learning rate must be positive and batch size at least 1, got {learning_rate} and {batch_size}")
-    settings = {"learning_rate": learning_rate, "batch_size": batch_size, "seed": seed, "optimizer": "Adam", "loss": "amplitude mse"}
+    settings = {
+        "optimizer": "Adam, learning rate cut 5x after 10 iterations without improvement (CDTools schedule=True)",
+        "loss": "amplitude mse",
+        "learning_rate": learning_rate,
+        "batch_size": batch_size,
+        "seed": seed,
+        "threads": threads,
+    }
+    from .cdtools_engine import run_cdtools
+
     if progress is None:
-        return _run_cdtools(inp, iterations, seed, learning_rate, batch_size, refine_probe, lambda n: None, settings)
+        return run_cdtools(inp, iterations, seed, learning_rate, batch_size, refine_probe, threads, lambda n: None, settings)
     with progress_bar(progress, iterations) as advance:
-        return _run_cdtools(inp, iterations, seed, learning_rate, batch_size, refine_probe, advance, settings)
+        return run_cdtools(inp, iterations, seed, learning_rate, batch_size, refine_probe, threads, advance, settings)
 
 
 # --------------------------------------------------------------------------------------------
@@ -260,7 +274,8 @@ class ObjectFrame:
 
     @classmethod
     def around(cls, positions_px: np.ndarray, patch_size: int, shape: tuple[int, int], margin: int = 1) -> ObjectFrame:
-        """The frame that holds every probe window (plus ``margin`` px against rounding) of ``positions_px``."""
+        """The frame that holds every probe window of ``positions_px``, plus ``margin`` px on each
+        side for the bilinear neighbour and for float32 rounding of the corner."""
         half = patch_size // 2
         x, y = np.asarray(positions_px, dtype=np.float64).T
         top = max(0, -math.floor(y.min() - half)) + margin
@@ -291,98 +306,3 @@ def from_engine_object(engine_obj: torch.Tensor, frame: ObjectFrame) -> np.ndarr
     top, _, left, _ = frame.pad
     height, width = frame.shape
     return engine_obj.detach().cpu().numpy()[top : top + height, left : left + width].astype(np.complex64)
-
-
-def to_engine_probe(probe: np.ndarray) -> np.ndarray:
-    """CDTools probe guess: our (N, N) probe with a leading mode axis, complex64."""
-    return np.asarray(probe, dtype=np.complex64)[None]
-
-
-def from_engine_probe(probe: torch.Tensor, probe_norm: torch.Tensor) -> np.ndarray:
-    """Our (N, N) probe from CDTools' stored (modes, N, N) probe and its ``probe_norm`` (dominant mode)."""
-    return (probe.detach().cpu()[0] * probe_norm.detach().cpu()).numpy().astype(np.complex64)
-
-
-# --------------------------------------------------------------------------------------------
-# CDTools engine
-
-
-@dataclass
-class CDToolsSetup:
-    """A CDTools model and dataset built from a :class:`ReconstructionInput`, and the object frame used."""
-
-    model: object
-    dataset: object
-    frame: ObjectFrame
-
-
-def cdtools_setup(inp: ReconstructionInput, initial_object: np.ndarray | None = None) -> CDToolsSetup:
-    """CDTools ``FancyPtycho`` model and ``Ptycho2DDataset`` for ``inp`` (object flat unless ``initial_object``)."""
-    from cdtools.datasets import Ptycho2DDataset
-    from cdtools.models import FancyPtycho
-    from cdtools.tools.initializers import exit_wave_geometry
-
-    size = inp.patch_size
-    geometry = Geometry(size)
-    frame = ObjectFrame.around(inp.positions_px, size, inp.object_shape)
-    detector = geometry.detector_geometry()
-    dataset = Ptycho2DDataset(
-        positions_to_translations(inp.positions_px, geometry),
-        amplitude_to_intensity(inp.diffraction_amplitude),
-        wavelength=geometry.wavelength_m,
-        detector_geometry=detector,
-    )
-    start = np.ones(inp.object_shape, dtype=np.complex64) if initial_object is None else initial_object
-    object_basis = exit_wave_geometry(detector["basis"], (size, size), geometry.wavelength_m, geometry.distance_m)
-    model = FancyPtycho(
-        geometry.wavelength_m,
-        detector,
-        object_basis,
-        to_engine_probe(inp.probe),
-        to_engine_object(start, frame),
-        min_translation=frame.min_translation(size),
-        background=np.zeros((size, size), dtype=np.float32),
-        probe_basis=object_basis,
-        loss="amplitude mse",
-        units="nm",
-    )
-    model.background.requires_grad_(False)  # our forward model has no detector background
-    return CDToolsSetup(model=model, dataset=dataset, frame=frame)
-
-
-def _run_cdtools(
-    inp: ReconstructionInput,
-    iterations: int,
-    seed: int,
-    learning_rate: float,
-    batch_size: int,
-    refine_probe: bool,
-    advance: Callable[[int], None],
-    settings: dict,
-) -> ReconstructionResult:
-    import torch
-
-    setup = cdtools_setup(inp)
-    model = setup.model
-    model.probe.requires_grad_(refine_probe)
-    losses: list[float] = []
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        start = time.perf_counter()
-        for loss in model.Adam_optimize(
-            iterations, setup.dataset, lr=learning_rate, batch_size=batch_size, thread=False, calculation_width=batch_size
-        ):
-            losses.append(float(loss))
-            advance(1)
-        wall_time = time.perf_counter() - start
-    return ReconstructionResult(
-        obj=from_engine_object(model.obj, setup.frame),
-        probe=from_engine_probe(model.probe, model.probe_norm),
-        positions_px=np.array(inp.positions_px, dtype=np.float64),  # positions are not refined
-        losses=np.asarray(losses, dtype=np.float64),
-        wall_time_s=wall_time,
-        iterations=iterations,
-        engine="cdtools",
-        probe_refined=refine_probe,
-        settings=settings,
-    )
