@@ -18,32 +18,22 @@ import resource
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ptypinn.data import PtychoDataset, load_dataset
 from ptypinn.design import preset
 from ptypinn.iterative import DEFAULT_ITERATIONS, ReconstructionInput, reconstruct
 from ptypinn.layout import split_path
-from ptypinn.metrics import amplitude_phase_ssim
+from ptypinn.metrics import amplitude_phase_ssim, centre_box
 from ptypinn.simulate import run_simulation
 
 DOSE = 1e4
 
 
-def scanned_box(dataset: PtychoDataset) -> np.ndarray:
-    """Mask of the rectangle spanned by the probe centres: every pixel in it is illuminated many times."""
-    region = np.zeros(dataset.obj.shape, dtype=bool)
-    rows = slice(int(np.ceil(dataset.ycoords.min())), int(np.floor(dataset.ycoords.max())) + 1)
-    cols = slice(int(np.ceil(dataset.xcoords.min())), int(np.floor(dataset.xcoords.max())) + 1)
-    region[rows, cols] = True
-    return region
-
-
 def iterative_benchmark(dataset: PtychoDataset, iterations: int = DEFAULT_ITERATIONS, seed: int = 0) -> dict:
     """CDTools reconstruction of ``dataset`` (which must hold ``objectGuess``): quality and timing."""
     result = reconstruct(ReconstructionInput.from_dataset(dataset), iterations=iterations, seed=seed, progress="cdtools")
-    scores = amplitude_phase_ssim(result.obj, dataset.obj, scanned_box(dataset))
+    scores = amplitude_phase_ssim(result.obj, dataset.obj, centre_box(dataset.positions, dataset.obj.shape))
     return {
         "engine": result.engine,
         "patterns": dataset.count,

@@ -42,7 +42,6 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import math
-import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 

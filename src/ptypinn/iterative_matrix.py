@@ -30,10 +30,12 @@ from .design import DesignError
 from .iterative import DEFAULT_BATCH_SIZE, DEFAULT_ENGINE, DEFAULT_ITERATIONS, DEFAULT_LEARNING_RATE, ReconstructionInput, ReconstructionResult, reconstruct, require_engine
 from .layout import RECONSTRUCTION_MANIFEST, SPLITS, dose_label, job_folder
 from .matrix import BASELINE, DEFAULT_VIEWS, SkipEvent, collect_datasets, select
+from .metrics import align, centre_box, region_box
 from .report import Panel, reconstruction_grid
 
 RECONSTRUCTION_FILE = "reconstruction.npz"
 FIGURE_FILE = "reconstruction.png"
+MIN_FIGURE_SIDE = 16  # px: the smallest rectangle of probe centres the figure aligns and crops to
 
 
 @dataclass(frozen=True)
@@ -114,11 +116,27 @@ def write_reconstruction(job: IterativeJob, dataset: PtychoDataset, result: Reco
         "metadata": np.array(json.dumps(metadata, sort_keys=True)),
     }
     npz = write_npz(job.folder / RECONSTRUCTION_FILE, arrays)
-    panels = [Panel(job.dose, job.view, f"{result.engine} ({job.split})", result.obj)]
-    if dataset.obj is not None:
-        panels.insert(0, Panel(job.dose, job.view, "ground truth", dataset.obj))
-    figure = reconstruction_grid(panels, job.dose, job.view, job.folder / FIGURE_FILE)
+    figure = reconstruction_grid(figure_panels(job, dataset, result), job.dose, job.view, job.folder / FIGURE_FILE)
     return npz, figure
+
+
+def figure_panels(job: IterativeJob, dataset: PtychoDataset, result: ReconstructionResult) -> list[Panel]:
+    """Reconstruction (aligned to the ground truth, when there is one) and ground truth, cropped to
+    the rectangle of probe centres: outside it pixels are weakly constrained and drown the colour
+    scale. The whole object is shown when that rectangle is too thin to align on."""
+    region = centre_box(result.positions_px, result.obj.shape)
+    rows, cols = region_box(region)
+    if min(rows.stop - rows.start, cols.stop - cols.start) < MIN_FIGURE_SIDE:
+        rows = cols = slice(None)
+    label = f"{result.engine} ({job.split})"
+    if dataset.obj is None or dataset.obj.shape != result.obj.shape:
+        return [Panel(job.dose, job.view, label, result.obj[rows, cols])]
+    if rows != slice(None):
+        aligned, _ = align(result.obj, dataset.obj, region)
+        label = f"{label}, aligned"
+    else:
+        aligned = result.obj
+    return [Panel(job.dose, job.view, "ground truth", dataset.obj[rows, cols]), Panel(job.dose, job.view, label, aligned[rows, cols])]
 
 
 def run_job(job: IterativeJob, artifact_root: Path, engine: str, iterations: int, **settings: object) -> dict:
