@@ -119,6 +119,8 @@ def test_input_checks_shapes():
     inp, _ = simulated_input(step=12.0)
     with pytest.raises(DatasetError, match="positions must be"):
         ReconstructionInput(inp.diffraction_amplitude, inp.positions_px[:-1], inp.probe, inp.object_shape)
+    with pytest.raises(DatasetError, match="non-empty"):
+        ReconstructionInput(inp.diffraction_amplitude[:, :, :30], inp.positions_px, inp.probe, inp.object_shape)
     with pytest.raises(DatasetError, match="probe must be 32x32"):
         ReconstructionInput(inp.diffraction_amplitude, inp.positions_px, inp.probe[:16, :16], inp.object_shape)
 

@@ -89,9 +89,10 @@ class ReconstructionInput:
     object_shape: tuple[int, int]
 
     def __post_init__(self) -> None:
-        count, size = self.diffraction_amplitude.shape[0], self.diffraction_amplitude.shape[-1]
-        if self.diffraction_amplitude.ndim != 3 or self.diffraction_amplitude.shape[1] != size or count == 0:
-            raise DatasetError(f"diffraction must be a non-empty (n, N, N) stack, got {self.diffraction_amplitude.shape}")
+        shape = self.diffraction_amplitude.shape
+        if len(shape) != 3 or shape[1] != shape[2] or shape[0] == 0:
+            raise DatasetError(f"diffraction must be a non-empty (n, N, N) stack, got {shape}")
+        count, size = shape[0], shape[2]
         if size % 2:
             raise DatasetError(f"patterns must have an even size N, got {size}")
         if self.positions_px.shape != (count, 2):
