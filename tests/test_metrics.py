@@ -88,3 +88,11 @@ def test_frc_sees_the_cut_off_of_a_low_pass_filter():
 def test_empty_region_is_refused(truth):
     with pytest.raises(ValueError, match="empty"):
         metrics.score(truth, truth, np.zeros(truth.shape, bool))
+
+
+def test_centre_box_spans_the_probe_centres_inside_the_image():
+    positions = np.array([[10.4, 5.0], [20.0, 7.6], [-3.0, 30.2]])  # (x, y); one centre left of the image
+    region = metrics.centre_box(positions, (40, 25))
+    rows, cols = metrics.region_box(region)
+    assert (rows.start, rows.stop, cols.start, cols.stop) == (5, 31, 0, 21)
+    assert region.sum() == 26 * 21

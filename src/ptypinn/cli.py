@@ -16,6 +16,7 @@ from .design import DesignError, StudyDesign, load_design, preset
 from .formats import FileFormat, convert_file
 from .grouping import GroupingError
 from .hdf5 import FormatError
+from .iterative import DEFAULT_ENGINE, DEFAULT_ITERATIONS, ENGINES, EngineUnavailable
 
 app = typer.Typer(
     name="ptypinn",
@@ -25,8 +26,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-# Mistakes a user can make (bad design, bad dataset, unreadable file): one clear message, no traceback.
-USER_ERRORS = (DesignError, DatasetError, GroupingError, FormatError)
+# Mistakes a user can make (bad design, bad dataset, unreadable file, missing engine): one clear message, no traceback.
+USER_ERRORS = (DesignError, DatasetError, GroupingError, FormatError, EngineUnavailable)
 
 PRESET_HELP = "Design preset: 'full' (the study as stated) or 'smoke' (N=64, minutes on CPU)."
 ConfigOption = Annotated[Optional[Path], typer.Option(help="YAML design file; overrides --preset.", dir_okay=False)]
@@ -175,6 +176,47 @@ def train(
     result = train_model(spec, load_dataset(train_file), output, options)
     Console().print(f"final loss {result.final_loss:.6g} after {result.epochs} epochs ({result.wall_time_s:.1f} s)\n"
                     f"bundle: {result.bundle} (sha256 {result.sha256})")
+
+
+@app.command("reconstruct-iterative")
+def reconstruct_iterative(
+    phase_c_root: Annotated[Path, typer.Option(help="Phase C folder (dose_<int>/{train,test}.npz).", file_okay=False)],
+    phase_d_root: Annotated[Path, typer.Option(help="Phase D folder (dose_<int>/<view>/{train,test}.npz).", file_okay=False)],
+    artifact_root: Annotated[Path, typer.Option(help="Folder for dose_<int>/<view>/<split>/reconstruction.{npz,png} and the manifest.", file_okay=False)],
+    dose: Annotated[Optional[list[float]], typer.Option(help="Dose to reconstruct; repeat for several. Default: every dose of phase C.")] = None,
+    view: Annotated[Optional[list[str]], typer.Option(help="View (baseline, dense, sparse); repeat for several. Default: all.")] = None,
+    split: Annotated[Optional[list[str]], typer.Option(help="Split (train, test); repeat for several. Default: both.")] = None,
+    engine: Annotated[str, typer.Option(help=f"Reconstruction engine: {' or '.join(ENGINES)}.")] = DEFAULT_ENGINE,
+    iterations: Annotated[int, typer.Option(help="Iterations (epochs over all patterns) per job.")] = DEFAULT_ITERATIONS,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the jobs and write nothing.")] = False,
+    allow_missing_phase_d: Annotated[bool, typer.Option("--allow-missing-phase-d", help="Skip (and record) overlap views with no phase D data.")] = False,
+) -> None:
+    """Phase F: classical iterative reconstruction of every dose x view x split dataset."""
+    from .iterative_matrix import run_iterative_matrix
+
+    manifest = run_iterative_matrix(
+        phase_c_root,
+        phase_d_root,
+        artifact_root,
+        doses=dose,
+        views=view,
+        splits=split,
+        engine=engine,
+        iterations=iterations,
+        dry_run=dry_run,
+        allow_missing_phase_d=allow_missing_phase_d,
+    )
+    console = Console()
+    for job in manifest["jobs"]:
+        detail = job["error"] or (f"final loss {job['final_loss']:.3g}, {job['wall_time_s']:.1f} s" if job["status"] == "ok" else job.get("output", ""))
+        console.print(f"dose {job['dose']:g} {job['view']}/{job['split']}: {job['status']} {detail}", highlight=False)
+    for skip in manifest["skipped_views"]:
+        console.print(f"skipped dose {skip['dose']:g} {skip['view']}: {skip['reason']}", highlight=False)
+    if not dry_run:
+        console.print(f"manifest: {artifact_root / 'reconstruction_manifest.json'}")
+    if manifest["failed_count"]:
+        console.print(f"[bold red]{manifest['failed_count']} of {len(manifest['jobs'])} jobs failed[/]")
+        raise typer.Exit(1)
 
 
 FORMAT_HELP = "Format of {}: npz, cxi or product (ptychodus HDF5). Default: from the extension (.npz, .cxi, .h5/.hdf5)."

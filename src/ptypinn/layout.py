@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 SIMULATION_MANIFEST = "simulation_manifest.json"
+RECONSTRUCTION_MANIFEST = "reconstruction_manifest.json"
 SPLITS = ("train", "test")
 
 
@@ -21,3 +22,10 @@ def split_path(root: str | Path, dose: float, split: str, view: str | None = Non
     if view is not None:
         folder = folder / view
     return folder / f"{split}.npz"
+
+
+def job_folder(root: str | Path, dose: float, view: str, split: str) -> Path:
+    """``<root>/dose_<int>/<view>/<split>``: where one (dose, view, split) job writes its outputs."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    return Path(root) / dose_label(dose) / view / split

@@ -32,6 +32,19 @@ def region_box(region: np.ndarray) -> tuple[slice, slice]:
     return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
 
 
+def centre_box(positions_px: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Mask of the pixels inside the rectangle spanned by the (x, y) probe centres.
+
+    Every pixel in it is illuminated by several positions of a scan that overlaps at all.
+    """
+    x, y = np.asarray(positions_px, dtype=np.float64).T
+    region = np.zeros(shape, dtype=bool)
+    rows = slice(max(int(np.ceil(y.min())), 0), int(np.floor(y.max())) + 1)
+    cols = slice(max(int(np.ceil(x.min())), 0), int(np.floor(x.max())) + 1)
+    region[rows, cols] = True
+    return region
+
+
 @dataclass(frozen=True)
 class Alignment:
     """What :func:`align` removed: shift (x, y) px, phase ramp (rad/px in x, y), complex gain."""
