@@ -11,7 +11,7 @@ from ptypinn.layout import split_path
 from ptypinn.model import centre_mask
 from ptypinn.physics import disk_probe, extract_patches
 from ptypinn.simulate import run_simulation
-from ptypinn.stitch import stitch
+from ptypinn.stitch import stitch, synchronise_phases
 from ptypinn.train import JobSpec, TrainerOptions, intensity_scale, load_bundle, train_model
 
 QUIET = TrainerOptions(logger="none", checkpoints=False, progress=False)
@@ -127,3 +127,22 @@ def test_a_file_that_is_not_a_bundle_is_refused(tmp_path):
     bad.write_bytes(b"not a bundle")
     with pytest.raises(DatasetError, match="not a ptypinn model bundle"):
         load_bundle(bad)
+
+
+def test_phase_synchronisation_undoes_random_patch_offsets():
+    rng = np.random.default_rng(3)
+    smooth = [gaussian_filter(rng.random((96, 112)), 3) for _ in range(2)]
+    obj = torch.from_numpy((0.5 + smooth[0] * np.exp(1j * 4 * smooth[1])).astype(np.complex64))
+    positions = np.stack(np.meshgrid(np.arange(36, 80, 8.0), np.arange(36, 64, 8.0)), -1).reshape(-1, 2)
+    patches = extract_patches(obj, torch.from_numpy(positions), 64).numpy()
+    offsets = np.exp(1j * rng.uniform(-np.pi, np.pi, len(patches))).astype(np.complex64)
+    weight = centre_mask(64).numpy()
+    fixed = synchronise_phases(patches * offsets[:, None, None], positions, obj.shape, weight)
+    # Up to one global phase, every patch is back to the truth.
+    ratio = (fixed / patches)[:, 20:44, 20:44]
+    common = ratio[0, 0, 0]
+    np.testing.assert_allclose(ratio, common, atol=1e-3)
+    scrambled, _ = stitch(patches * offsets[:, None, None], positions, obj.shape, weight)
+    repaired, total = stitch(fixed, positions, obj.shape, weight)
+    core = total > 0.5 * total.max()
+    assert np.abs(repaired * np.conj(common) - obj.numpy())[core].max() < 0.05 < np.abs(scrambled - obj.numpy())[core].mean()

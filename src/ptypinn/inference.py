@@ -2,7 +2,8 @@
 
 For gridsize ≥ 2 every position seeds one group of its nearest neighbours; the group passes
 through the generator and the overlap constraint, and the seed's re-extracted patch is kept.
-Patches are stitched with weights ``|P|²`` on the window the generator predicts.
+Patches are stitched with weights ``|P|²`` on the window the generator predicts, after their
+constant phase offsets (invisible to the far field) are made consistent (stitch.synchronise_phases).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from .grouping import group_coordinates, make_groups
 from .model import PtychoPINN, centre_mask, overlap_constraint
 from .progress import progress_bar
 from .report import Panel, reconstruction_grid
-from .stitch import stitch
+from .stitch import stitch, synchronise_phases
 
 
 @dataclass
@@ -70,10 +71,15 @@ def predict_patches(model: PtychoPINN, dataset: PtychoDataset, neighbor_count: i
     return out
 
 
-def reconstruct(model: PtychoPINN, dataset: PtychoDataset, neighbor_count: int = 7, seed: int = 123, batch_size: int = 64) -> Reconstruction:
+def reconstruct(model: PtychoPINN, dataset: PtychoDataset, neighbor_count: int = 7, seed: int = 123, batch_size: int = 64,
+                synchronise: bool = True) -> Reconstruction:
+    """Predict and stitch; ``synchronise`` first removes each patch's unobservable phase offset."""
     start = time.perf_counter()
     patches = predict_patches(model, dataset, neighbor_count, seed, batch_size)
-    obj, weights = stitch(patches, dataset.positions, object_shape(dataset), stitch_weight(model))
+    shape, weight = object_shape(dataset), stitch_weight(model)
+    if synchronise:
+        patches = synchronise_phases(patches, dataset.positions, shape, weight)
+    obj, weights = stitch(patches, dataset.positions, shape, weight)
     return Reconstruction(obj=obj, weights=weights, patches=patches, wall_time_s=time.perf_counter() - start)
 
 
