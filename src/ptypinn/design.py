@@ -85,7 +85,7 @@ class TrainingConfig(_Strict):
     batch_size: int = Field(16, ge=1, description="groups per optimisation step")
     learning_rate: float = Field(1e-3, gt=0)
     groups_per_position: float = Field(
-        1.0, gt=0, description="training groups per scan position; above 1, groups are oversampled from K-choose-C combinations"
+        1.0, gt=0, description="training groups per scan position; above 1, gridsize >= 2 groups are oversampled from K-choose-C combinations (gridsize 1 stays at 1)"
     )
     nll_weight: float = Field(1.0, ge=0, description="weight of the Poisson negative log-likelihood")
     mae_weight: float = Field(0.0, ge=0, description="weight of the diffraction-amplitude MAE")
@@ -219,7 +219,7 @@ PRESETS = {
         "name": "smoke",
         "patch_size": 64,
         "simulation": {"object_size": 256, "scan": {"step_px": 10.0, "jitter_px": 1.0}},
-        "training": {"width": 1, "epochs": 20},
+        "training": {"width": 1, "epochs": 30, "groups_per_position": 4.0},
         "iterative": {"iterations": 50},
     },
 }

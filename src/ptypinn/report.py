@@ -65,7 +65,7 @@ def _cell(value: object) -> str:
     if value is None:
         return "—"
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return f"{value:.0f}" if value.is_integer() and abs(value) >= 1e3 else f"{value:.4g}"
     return str(value)
 
 

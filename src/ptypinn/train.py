@@ -12,8 +12,11 @@ Multi-GPU and multi-node runs use Lightning's own strategies (``--strategy ddp -
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -118,6 +121,9 @@ class GroupedPatterns(Dataset):
 
 
 def build_groups(dataset: PtychoDataset, gridsize: int, neighbor_count: int, seed: int, groups_per_position: float = 1.0) -> np.ndarray:
+    """Training groups; single patterns (gridsize 1) cannot be oversampled, so there it is capped at 1."""
+    if gridsize == 1:
+        groups_per_position = min(groups_per_position, 1.0)
     n_groups = max(1, int(round(groups_per_position * dataset.count)))
     return make_groups(dataset.positions, gridsize, neighbor_count, n_groups=n_groups, seed=seed)
 
@@ -205,6 +211,19 @@ def _logger(options: TrainerOptions, output_dir: Path) -> CSVLogger | TensorBoar
     return False
 
 
+@contextlib.contextmanager
+def _quiet_lightning(quiet: bool) -> Iterator[None]:
+    """Hold back Lightning's informational chatter (hardware summary, tips) for unattended runs."""
+    logger = logging.getLogger("lightning.pytorch")
+    level = logger.level
+    if quiet:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def build_model(spec: JobSpec, dataset: PtychoDataset) -> tuple[PtychoPINN, float]:
     scale = intensity_scale(dataset, spec.nphotons) if spec.training.model == "pinn" else 1.0
     model = PtychoPINN(
@@ -231,14 +250,16 @@ def train_model(spec: JobSpec, dataset: PtychoDataset, output_dir: str | Path, o
         callbacks.append(EarlyStopping(monitor=monitor, patience=config.early_stopping_patience))
     if options.checkpoints:
         callbacks.append(ModelCheckpoint(dirpath=output_dir / "checkpoints", monitor=monitor, save_last=True))
-    trainer = L.Trainer(
-        accelerator=options.accelerator, devices=options.devices, strategy=options.strategy, num_nodes=options.num_nodes,
-        deterministic=options.deterministic, max_epochs=config.epochs, logger=_logger(options, output_dir),
-        callbacks=callbacks, enable_checkpointing=options.checkpoints, enable_progress_bar=options.progress,
-        enable_model_summary=False, default_root_dir=output_dir, log_every_n_steps=1,
-    )
-    start = time.perf_counter()
-    trainer.fit(module, datamodule=data)
+    with _quiet_lightning(not options.progress):
+        trainer = L.Trainer(
+            accelerator=options.accelerator, devices=options.devices, strategy=options.strategy, num_nodes=options.num_nodes,
+            deterministic=options.deterministic, max_epochs=config.epochs, logger=_logger(options, output_dir),
+            callbacks=callbacks, enable_checkpointing=options.checkpoints, enable_progress_bar=options.progress,
+            enable_model_summary=False, default_root_dir=output_dir, log_every_n_steps=1,
+            limit_val_batches=1.0 if data.validation is not None else 0,
+        )
+        start = time.perf_counter()
+        trainer.fit(module, datamodule=data)
     wall = time.perf_counter() - start
     bundle_path = output_dir / BUNDLE_NAME
     if trainer.is_global_zero:
@@ -246,7 +267,7 @@ def train_model(spec: JobSpec, dataset: PtychoDataset, output_dir: str | Path, o
     return TrainingResult(
         bundle=bundle_path, sha256=sha256_file(bundle_path), bytes=bundle_path.stat().st_size,
         final_loss=module.history[-1], epochs=len(module.history), history=module.history,
-        wall_time_s=wall, intensity_scale=float(model.log_scale.exp()),
+        wall_time_s=wall, intensity_scale=float(model.log_scale.detach().exp()),
     )
 
 
