@@ -1,11 +1,14 @@
-"""Classical iterative baseline (CDTools) on the smoke preset: phase SSIM after alignment and time per iteration.
+"""CDTools against PtychoPINN inference on the same test data: phase SSIM after alignment and time.
 
 Data: the smoke preset (N=64) at dose 1e4 — the dense phase D view's test split when
 ``--phase-d-root`` holds it, else the baseline test split of ``--phase-c-root`` (simulated into a
-temporary folder when no phase C root is given).
+temporary folder when no phase C root is given). PtychoPINN uses ``--bundle`` (e.g. a study's
+``phase_e/dose_10000/baseline/gs1/model.pt``) or, without one, a model trained here on the
+matching training split with the smoke preset's settings (its training time is reported too).
+Both reconstructions are scored the same way, so the speed ratio is measured in one run.
 
-Usage: python benchmarks/iterative_vs_pinn.py [--phase-c-root DIR] [--phase-d-root DIR] [--iterations 100]
-Prints one JSON object. PtychoPINN inference timing joins it later, on the same dataset.
+Usage: python benchmarks/iterative_vs_pinn.py [--phase-c-root DIR] [--phase-d-root DIR] [--iterations 100] [--bundle FILE]
+Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -22,10 +25,12 @@ import torch
 
 from ptypinn.data import PtychoDataset, load_dataset
 from ptypinn.design import preset
+from ptypinn.inference import reconstruct as pinn_reconstruct
 from ptypinn.iterative import DEFAULT_ITERATIONS, ReconstructionInput, reconstruct
 from ptypinn.layout import split_path
 from ptypinn.metrics import amplitude_phase_ssim, centre_box
 from ptypinn.simulate import run_simulation
+from ptypinn.train import JobSpec, TrainerOptions, load_bundle, train_model
 
 DOSE = 1e4
 
@@ -53,6 +58,31 @@ def iterative_benchmark(dataset: PtychoDataset, iterations: int = DEFAULT_ITERAT
     }
 
 
+def pinn_benchmark(dataset: PtychoDataset, bundle: Path) -> dict:
+    """PtychoPINN inference (grouping, network, phase synchronisation, stitching) on ``dataset``."""
+    model, meta = load_bundle(bundle)
+    pinn_reconstruct(model, dataset, meta["neighbor_count"], meta["grouping_seed"])  # warm-up
+    result = pinn_reconstruct(model, dataset, meta["neighbor_count"], meta["grouping_seed"])
+    scores = amplitude_phase_ssim(result.obj, dataset.obj, centre_box(dataset.positions, dataset.obj.shape))
+    return {
+        "bundle": str(bundle),
+        "gridsize": meta["architecture"]["gridsize"],
+        "training_wall_time_s": round(meta["wall_time_s"], 1),
+        "training_epochs": len(meta["history"]),
+        "patterns": dataset.count,
+        "wall_time_s": round(result.wall_time_s, 3),
+        "patterns_per_s": round(result.patterns_per_second, 1),
+        "phase_ssim": round(scores["phase_ssim"], 4),
+        "amplitude_ssim": round(scores["amplitude_ssim"], 4),
+    }
+
+
+def train_bundle(train_path: Path, gridsize: int, folder: Path) -> Path:
+    design = preset("smoke")
+    spec = JobSpec(train_path, gridsize, design.neighbor_count, design.seeds.grouping, design.training)
+    return train_model(spec, load_dataset(train_path), folder, TrainerOptions(logger="none", checkpoints=False, progress=False)).bundle
+
+
 def benchmark_dataset(phase_c_root: Path, phase_d_root: Path | None) -> tuple[Path, str]:
     """The dense-view test file when phase D holds it, else the baseline test file."""
     if phase_d_root is not None:
@@ -67,6 +97,7 @@ def main() -> None:
     parser.add_argument("--phase-c-root", type=Path, default=None)
     parser.add_argument("--phase-d-root", type=Path, default=None)
     parser.add_argument("--iterations", type=int, default=DEFAULT_ITERATIONS)
+    parser.add_argument("--bundle", type=Path, default=None, help="trained PtychoPINN bundle (default: train one here)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         phase_c_root = args.phase_c_root
@@ -76,6 +107,9 @@ def main() -> None:
         path, view = benchmark_dataset(phase_c_root, args.phase_d_root)
         dataset = load_dataset(path)
         result = iterative_benchmark(dataset, iterations=args.iterations)
+        gridsize = 1 if view == "baseline" else 2
+        bundle = args.bundle or train_bundle(path.with_name("train.npz"), gridsize, Path(scratch) / "pinn")
+        pinn = pinn_benchmark(dataset, bundle)
     print(
         json.dumps(
             {
@@ -83,6 +117,8 @@ def main() -> None:
                 "data": {"preset": "smoke", "dose": DOSE, "view": view, "split": "test", "file": str(path) if args.phase_c_root else "simulated (temporary)"},
                 "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "python": platform.python_version(), "torch": torch.__version__},
                 "iterative": result,
+                "pinn": pinn,
+                "speed_ratio_iterative_over_pinn_inference": round(result["wall_time_s"] / pinn["wall_time_s"], 1),
                 "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             },
             indent=2,

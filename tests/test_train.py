@@ -90,9 +90,10 @@ def test_training_lowers_the_loss_and_the_bundle_round_trips(tiny_data, tmp_path
     assert meta["architecture"] == {"patch_size": 64, "gridsize": 2, "width": 1, "batch_norm": False}
     assert meta["intensity_scale"] == pytest.approx(result.intensity_scale)
     test_data = load_dataset(test)
-    first = predict_patches(model, test_data, meta["neighbor_count"], meta["grouping_seed"])
+    first, owners = predict_patches(model, test_data, meta["neighbor_count"], meta["grouping_seed"])
+    assert set(owners) == set(range(test_data.count))  # every test position gets at least one patch
     again, _ = load_bundle(result.bundle)
-    np.testing.assert_array_equal(first, predict_patches(again, test_data, meta["neighbor_count"], meta["grouping_seed"]))
+    np.testing.assert_array_equal(first, predict_patches(again, test_data, meta["neighbor_count"], meta["grouping_seed"])[0])
     rec = reconstruct(model, test_data, meta["neighbor_count"], meta["grouping_seed"])
     assert rec.obj.shape == test_data.obj.shape and np.isfinite(rec.obj).all()
     npz, png = write_reconstruction(tmp_path / "rec", rec, test_data, {"bundle": str(result.bundle)})

@@ -1,7 +1,8 @@
 """Inference: predict an object patch for every scan position with a trained bundle and stitch them.
 
-For gridsize ≥ 2 every position seeds one group of its nearest neighbours; the group passes
-through the generator and the overlap constraint, and the seed's re-extracted patch is kept.
+For gridsize ≥ 2 the groups seeded at each position are thinned to those covering a new
+position; each passes through the generator and the overlap constraint, and every member's
+re-extracted patch is stitched.
 Patches are stitched with weights ``|P|²`` on the window the generator predicts, after their
 constant phase offsets (invisible to the far field) are made consistent (stitch.synchronise_phases).
 """
@@ -32,9 +33,11 @@ class Reconstruction:
     patches: np.ndarray
     wall_time_s: float
 
+    patterns: int
+
     @property
     def patterns_per_second(self) -> float:
-        return self.patches.shape[0] / self.wall_time_s if self.wall_time_s > 0 else float("inf")
+        return self.patterns / self.wall_time_s if self.wall_time_s > 0 else float("inf")
 
 
 def object_shape(dataset: PtychoDataset) -> tuple[int, int]:
@@ -50,37 +53,55 @@ def stitch_weight(model: PtychoPINN) -> np.ndarray:
     return (probe.abs().square() * centre_mask(probe.shape[-1])).numpy()
 
 
-@torch.no_grad()
-def predict_patches(model: PtychoPINN, dataset: PtychoDataset, neighbor_count: int, seed: int, batch_size: int = 64) -> np.ndarray:
-    """One complex patch (N × N) per scan position, in the dataset's order."""
+def covering_groups(groups: np.ndarray, count: int) -> np.ndarray:
+    """The groups (in their order) that each bring at least one position not yet covered."""
+    covered = np.zeros(count, dtype=bool)
+    chosen = []
+    for index, members in enumerate(groups):
+        if not covered[members].all():
+            covered[members] = True
+            chosen.append(index)
+    return groups[chosen]
+
+
+@torch.inference_mode()
+def predict_patches(model: PtychoPINN, dataset: PtychoDataset, neighbor_count: int, seed: int, batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    """Object patches (m, N, N) and the index of the scan position each belongs to (m,).
+
+    Gridsize 1: one patch per position. Gridsize ≥ 2: the groups seeded at each position, thinned
+    to those that cover a new position; every member's constrained patch is kept, so a position
+    may get several patches (the stitcher averages them).
+    """
     model.eval()
-    gridsize = model.gridsize
     positions = dataset.positions
-    groups = make_groups(positions, gridsize, neighbor_count, n_groups=dataset.count, seed=seed)
+    groups = make_groups(positions, model.gridsize, neighbor_count, n_groups=dataset.count, seed=seed)
+    if model.gridsize > 1:
+        groups = covering_groups(groups, dataset.count)
     _, offsets = group_coordinates(positions, groups)
     device = model.probe.device
-    out = np.zeros((dataset.count, dataset.patch_size, dataset.patch_size), dtype=np.complex64)
+    n = dataset.patch_size
+    out = np.zeros((*groups.shape, n, n), dtype=np.complex64)
     with progress_bar("inference", len(groups)) as advance:
         for start in range(0, len(groups), batch_size):
             members = groups[start : start + batch_size]
             x = torch.from_numpy(np.ascontiguousarray(dataset.diffraction[members], dtype=np.float32)).to(device)
             d = torch.from_numpy(offsets[start : start + batch_size].astype(np.float32)).to(device)
-            patches = overlap_constraint(model.predict_patches(x), d)
-            out[members[:, 0]] = patches[:, 0].cpu().numpy()
+            out[start : start + len(members)] = overlap_constraint(model.predict_patches(x), d).cpu().numpy()
             advance(len(members))
-    return out
+    return out.reshape(-1, n, n), groups.reshape(-1)
 
 
-def reconstruct(model: PtychoPINN, dataset: PtychoDataset, neighbor_count: int = 7, seed: int = 123, batch_size: int = 64,
+def reconstruct(model: PtychoPINN, dataset: PtychoDataset, neighbor_count: int = 7, seed: int = 123, batch_size: int = 128,
                 synchronise: bool = True) -> Reconstruction:
     """Predict and stitch; ``synchronise`` first removes each patch's unobservable phase offset."""
     start = time.perf_counter()
-    patches = predict_patches(model, dataset, neighbor_count, seed, batch_size)
+    patches, owners = predict_patches(model, dataset, neighbor_count, seed, batch_size)
+    positions = dataset.positions[owners]
     shape, weight = object_shape(dataset), stitch_weight(model)
     if synchronise:
-        patches = synchronise_phases(patches, dataset.positions, shape, weight)
-    obj, weights = stitch(patches, dataset.positions, shape, weight)
-    return Reconstruction(obj=obj, weights=weights, patches=patches, wall_time_s=time.perf_counter() - start)
+        patches = synchronise_phases(patches, positions, shape, weight)
+    obj, weights = stitch(patches, positions, shape, weight)
+    return Reconstruction(obj=obj, weights=weights, patches=patches, wall_time_s=time.perf_counter() - start, patterns=dataset.count)
 
 
 def write_reconstruction(folder: str | Path, result: Reconstruction, dataset: PtychoDataset, metadata: dict, title: str = "PtychoPINN") -> tuple[Path, Path]:
