@@ -87,7 +87,7 @@ def test_training_lowers_the_loss_and_the_bundle_round_trips(tiny_data, tmp_path
     assert result.epochs == 4 and result.history[-1] < result.history[0]
     assert result.bundle.is_file() and len(result.sha256) == 64
     model, meta = load_bundle(result.bundle)
-    assert meta["architecture"] == {"patch_size": 64, "gridsize": 2, "width": 1, "batch_norm": False}
+    assert meta["architecture"] == {"patch_size": 64, "gridsize": 2, "width": 1}
     assert meta["intensity_scale"] == pytest.approx(result.intensity_scale)
     test_data = load_dataset(test)
     first, owners = predict_patches(model, test_data, meta["neighbor_count"], meta["grouping_seed"])

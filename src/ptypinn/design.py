@@ -80,7 +80,6 @@ class TrainingConfig(_Strict):
         "pinn", description="'pinn': physics decoder + Poisson NLL; 'supervised': same generator, MAE against true patches"
     )
     width: int = Field(2, ge=1, description="filter multiplier of the generator ladders")
-    batch_norm: bool = Field(False, description="batch normalisation after every generator convolution")
     epochs: int = Field(50, ge=1)
     batch_size: int = Field(16, ge=1, description="groups per optimisation step")
     learning_rate: float = Field(1e-3, gt=0)

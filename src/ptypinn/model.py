@@ -27,20 +27,19 @@ ENCODER_LADDERS = {64: (32, 64, 128), 128: (16, 32, 64, 128), 256: (8, 16, 32, 6
 DECODER_LADDERS = {64: (64, 32), 128: (128, 64, 32), 256: (256, 128, 64, 32)}
 
 
-def _conv_pair(in_channels: int, out_channels: int, batch_norm: bool) -> list[nn.Module]:
-    layers: list[nn.Module] = []
-    for channels in (in_channels, out_channels):
-        layers.append(nn.Conv2d(channels, out_channels, 3, padding=1))
-        if batch_norm:
-            layers.append(nn.BatchNorm2d(out_channels))
-        layers.append(nn.ReLU(inplace=True))
-    return layers
+def _conv_pair(in_channels: int, out_channels: int) -> list[nn.Module]:
+    return [
+        nn.Conv2d(in_channels, out_channels, 3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(out_channels, out_channels, 3, padding=1),
+        nn.ReLU(inplace=True),
+    ]
 
 
-def _decoder(ladder: tuple[int, ...], in_channels: int, width: int, batch_norm: bool) -> nn.Sequential:
+def _decoder(ladder: tuple[int, ...], in_channels: int, width: int) -> nn.Sequential:
     layers: list[nn.Module] = []
     for filters in ladder:
-        layers += [*_conv_pair(in_channels, filters * width, batch_norm), nn.Upsample(scale_factor=2, mode="nearest")]
+        layers += [*_conv_pair(in_channels, filters * width), nn.Upsample(scale_factor=2, mode="nearest")]
         in_channels = filters * width
     return nn.Sequential(*layers)
 
@@ -48,7 +47,7 @@ def _decoder(ladder: tuple[int, ...], in_channels: int, width: int, batch_norm: 
 class Generator(nn.Module):
     """Encoder (conv-conv-pool ladder to an 8×8 bottleneck) and two decoders (amplitude, phase)."""
 
-    def __init__(self, patch_size: int, channels: int, width: int = 2, batch_norm: bool = False) -> None:
+    def __init__(self, patch_size: int, channels: int, width: int = 2) -> None:
         super().__init__()
         if patch_size not in ENCODER_LADDERS:
             raise ValueError(f"N must be one of {sorted(ENCODER_LADDERS)}, got {patch_size}")
@@ -56,12 +55,12 @@ class Generator(nn.Module):
         encoder: list[nn.Module] = []
         in_channels = channels
         for filters in ENCODER_LADDERS[patch_size]:
-            encoder += [*_conv_pair(in_channels, filters * width, batch_norm), nn.MaxPool2d(2)]
+            encoder += [*_conv_pair(in_channels, filters * width), nn.MaxPool2d(2)]
             in_channels = filters * width
         self.encoder = nn.Sequential(*encoder)
         ladder = DECODER_LADDERS[patch_size]
-        self.amplitude = nn.Sequential(_decoder(ladder, in_channels, width, batch_norm), nn.Conv2d(ladder[-1] * width, channels, 3, padding=1))
-        self.phase = nn.Sequential(_decoder(ladder, in_channels, width, batch_norm), nn.Conv2d(ladder[-1] * width, channels, 3, padding=1))
+        self.amplitude = nn.Sequential(_decoder(ladder, in_channels, width), nn.Conv2d(ladder[-1] * width, channels, 3, padding=1))
+        self.phase = nn.Sequential(_decoder(ladder, in_channels, width), nn.Conv2d(ladder[-1] * width, channels, 3, padding=1))
         self.border = patch_size // 4
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
@@ -154,14 +153,14 @@ class PtychoPINN(nn.Module):
     """Generator + physics decoder. ``forward`` returns (object patches, predicted count amplitudes)."""
 
     def __init__(self, patch_size: int, gridsize: int, probe: torch.Tensor, intensity_scale: float, input_scale: float,
-                 width: int = 2, trainable_scale: bool = True, batch_norm: bool = False) -> None:
+                 width: int = 2, trainable_scale: bool = True) -> None:
         super().__init__()
         if probe.shape != (patch_size, patch_size):
             raise ValueError(f"probe must be {patch_size}x{patch_size}, got {tuple(probe.shape)}")
         if not intensity_scale > 0 or not input_scale > 0:
             raise ValueError("intensity and input scales must be positive")
         self.gridsize = gridsize
-        self.generator = Generator(patch_size, gridsize**2, width, batch_norm)
+        self.generator = Generator(patch_size, gridsize**2, width)
         self.register_buffer("probe", probe.to(torch.complex64))
         self.register_buffer("input_scale", torch.tensor(float(input_scale)))
         self.log_scale = nn.Parameter(torch.tensor(math.log(intensity_scale)), requires_grad=trainable_scale)

@@ -229,7 +229,6 @@ def build_model(spec: JobSpec, dataset: PtychoDataset) -> tuple[PtychoPINN, floa
     model = PtychoPINN(
         dataset.patch_size, spec.gridsize, torch.from_numpy(np.asarray(dataset.probe)), scale, input_scale(dataset),
         width=spec.training.width, trainable_scale=spec.training.trainable_scale and spec.training.model == "pinn",
-        batch_norm=spec.training.batch_norm,
     )
     return model, scale
 
@@ -276,8 +275,7 @@ def save_bundle(path: Path, model: PtychoPINN, spec: JobSpec, dataset: PtychoDat
     payload = {
         "format": BUNDLE_FORMAT,
         "ptypinn_version": __version__,
-        "architecture": {"patch_size": dataset.patch_size, "gridsize": spec.gridsize, "width": spec.training.width,
-                         "batch_norm": spec.training.batch_norm},
+        "architecture": {"patch_size": dataset.patch_size, "gridsize": spec.gridsize, "width": spec.training.width},
         "training": spec.training.model_dump(mode="json"),
         "neighbor_count": spec.neighbor_count,
         "grouping_seed": spec.grouping_seed,
@@ -307,7 +305,7 @@ def load_bundle(path: str | Path) -> tuple[PtychoPINN, dict]:
         raise DatasetError(f"{path} is not a ptypinn model bundle (expected format {BUNDLE_FORMAT})")
     arch = payload["architecture"]
     state = payload["state_dict"]
-    model = PtychoPINN(arch["patch_size"], arch["gridsize"], state["probe"], 1.0, 1.0, width=arch["width"], batch_norm=arch["batch_norm"])
+    model = PtychoPINN(arch["patch_size"], arch["gridsize"], state["probe"], 1.0, 1.0, width=arch["width"])
     model.load_state_dict(state)
     model.eval()
     return model, {key: value for key, value in payload.items() if key != "state_dict"}
