@@ -37,6 +37,12 @@ def test_study_runs_end_to_end_and_resume_skips_finished_steps(micro_design, tmp
     assert console.export_text().count("unchanged, skipped") == 5
     assert {name: step["finished"] for name, step in again["steps"].items()} == finished
 
+    (tmp_path / "phase_d" / "overlap_manifest.json").write_text("{}")  # a phase D touched by hand
+    console = Console(record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+    run_study(micro_design, tmp_path, resume=True, console=console)
+    text = console.export_text()
+    assert "simulate: unchanged, skipped" in text and "overlap: done" in text
+
     longer = micro_design.model_copy(update={"training": micro_design.training.model_copy(update={"epochs": 2})})
     console = Console(record=True, file=open("/dev/null", "w"))  # noqa: SIM115
     third = run_study(longer, tmp_path, resume=True, console=console)

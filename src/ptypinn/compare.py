@@ -30,6 +30,7 @@ from .metrics import align, frc, region_box, score
 from .overlap import METRICS_FILE, illuminated, probe_footprint
 from .progress import progress_bar
 from .report import Panel, aggregate, frc_curves, markdown_table, metric_vs_dose, overlap_figure, reconstruction_grid, write_report, write_tidy
+from .study.training import TRAINING_MANIFEST
 from .train import BUNDLE_NAME, load_bundle
 
 PINN = "PtychoPINN gs2"
@@ -130,6 +131,14 @@ def _overlap_rows(phase_d_root: Path) -> list[dict]:
     return json.loads(path.read_text()) if path.is_file() else []
 
 
+def _training_rows(phase_e_root: Path) -> list[dict]:
+    path = phase_e_root / TRAINING_MANIFEST
+    if not path.is_file():
+        return []
+    jobs = json.loads(path.read_text())["jobs"]
+    return [{key: job.get(key) for key in ("dose", "view", "gridsize", "status", "epochs", "final_loss", "wall_time_s")} for job in jobs]
+
+
 def _design_table(design: StudyDesign) -> str:
     rows = [
         {"setting": "doses (photons/pattern)", "value": ", ".join(f"{d:g}" for d in design.doses)},
@@ -185,6 +194,10 @@ def run_comparison(design: StudyDesign, phase_c_root: str | Path, phase_d_root: 
         ("Amplitude", markdown_table(tables["amplitude"], columns)),
         ("Reconstruction time", markdown_table(result.timings, ("dose", "view", "method", "patterns", "seconds", "patterns_per_s"))),
     ]
+    training = _training_rows(phase_e_root)
+    if training:
+        sections.append(("Training (phase E)", "Final loss is the Poisson NLL per detector pixel without the constant log k! term.\n\n"
+                         + markdown_table(training, ("dose", "view", "gridsize", "status", "epochs", "final_loss", "wall_time_s"))))
     remarks = [*(notes or []), *result.missing]
     if remarks:
         sections.append(("Missing or skipped", "\n".join(f"- {line}" for line in remarks)))

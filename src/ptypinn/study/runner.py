@@ -1,11 +1,11 @@
 """The one-command study: phases C → G on the embedded default, resumable.
 
 Each step writes its outputs under ``<output>/<phase folder>`` and ends with a manifest. Its *key*
-is a hash of the step name, the package version, the design and the bytes of the manifests it
-reads, so a changed training setting re-runs training and the comparison but not the simulation.
-``study_state.json`` records the key of every finished step; with ``resume`` a step whose
-key is unchanged and whose manifest is still there is skipped, and any change upstream (a new
-design, a re-run phase) re-runs everything downstream of it.
+is a hash of the step name, the package version, the design fields it uses and the bytes of the
+manifests it reads, so a changed training setting re-runs training and the comparison but not the
+simulation. ``study_state.json`` records every finished step's key and the hash of the manifest it
+wrote; with ``resume`` a step is skipped when both still match, and any change upstream (a new
+design, a phase re-run by hand) re-runs everything downstream of it.
 
 Independent training jobs can be sent to a Dask cluster (``executor``); see docs/scaling.md.
 """
@@ -127,7 +127,8 @@ def run_study(design: StudyDesign, output: str | Path, resume: bool = False, exe
     for number, step in enumerate(STEPS, start=1):
         key = step_key(step, design, root)
         previous = state["steps"].get(step.name, {})
-        if resume and previous.get("key") == key and (root / step.folder / step.manifest).is_file():
+        manifest = root / step.folder / step.manifest
+        if resume and previous.get("key") == key and manifest.is_file() and sha256_file(manifest) == previous.get("manifest_sha256"):
             console.print(f"[{number}/{len(STEPS)}] {step.name}: unchanged, skipped")
             continue
         console.print(f"[{number}/{len(STEPS)}] {step.name} ...")
@@ -135,7 +136,7 @@ def run_study(design: StudyDesign, output: str | Path, resume: bool = False, exe
         notes = step.run(design, root, executor)
         seconds = time.perf_counter() - start
         state["steps"][step.name] = {
-            "key": key, "seconds": round(seconds, 2), "notes": notes,
+            "key": key, "manifest_sha256": sha256_file(manifest), "seconds": round(seconds, 2), "notes": notes,
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         write_json(root / STATE_FILE, state)

@@ -142,6 +142,7 @@ def run_training_job(
         log.write(f"# finished {_now()}: final loss {outcome['final_loss']:.6g} after {outcome['epochs']} epochs\n")
     return {
         **entry, "status": "ok", "final_loss": float(outcome["final_loss"]), "epochs": int(outcome["epochs"]),
+        "wall_time_s": outcome.get("wall_time_s"),
         "bundle": bundle.relative_to(job.artifact_dir).as_posix(), "bundle_sha256": sha256_file(bundle), "bundle_bytes": bundle.stat().st_size,
     }
 
