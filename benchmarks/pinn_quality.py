@@ -42,6 +42,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--groups-per-position", type=float, default=1.0)
+    parser.add_argument("--augment", action="store_true", help="random flips/transposes of the training groups")
     parser.add_argument("--gridsizes", default="1,2")
     parser.add_argument("--work", type=Path, default=None, help="folder for the data and models (default: a temporary one)")
     args = parser.parse_args()
@@ -49,7 +50,7 @@ def main() -> None:
     design = preset("smoke").model_copy(update={"doses": (args.dose,)})
     training = design.training.model_copy(update={
         "epochs": args.epochs, "width": args.width, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
-        "groups_per_position": args.groups_per_position, "validation_fraction": 0.0,
+        "groups_per_position": args.groups_per_position, "validation_fraction": 0.0, "augment": args.augment,
     })
     work = args.work or Path(tempfile.mkdtemp(prefix="ptypinn-bench-"))
     run_simulation(design, work / "c")

@@ -86,6 +86,9 @@ class TrainingConfig(_Strict):
     groups_per_position: float = Field(
         1.0, gt=0, description="training groups per scan position; above 1, gridsize >= 2 groups are oversampled from K-choose-C combinations (gridsize 1 stays at 1)"
     )
+    augment: bool = Field(
+        False, description="random flips and transposes of each training group (needs a probe with those symmetries)"
+    )
     nll_weight: float = Field(1.0, ge=0, description="weight of the Poisson negative log-likelihood")
     mae_weight: float = Field(0.0, ge=0, description="weight of the diffraction-amplitude MAE")
     trainable_scale: bool = Field(True, description="learn the log intensity scale (initialised from the dose)")

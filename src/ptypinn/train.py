@@ -101,13 +101,51 @@ def truth_patches(dataset: PtychoDataset) -> np.ndarray:
     return extract_patches(obj, torch.from_numpy(dataset.positions), dataset.patch_size).numpy()
 
 
+def mirror(images: torch.Tensor, axis: int) -> torch.Tensor:
+    """Reflect about pixel N/2 (index i -> -i mod N around it): for an exit wave and for its
+    centred far field alike, since a reflected wave has the reflected spectrum."""
+    return torch.roll(torch.flip(images, (axis,)), 1, axis)
+
+
+def symmetry(images: torch.Tensor, offsets: torch.Tensor, code: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One of the 8 symmetries of the square (bit 0: mirror x, bit 1: mirror y, bit 2: transpose)
+    applied to images (..., N, N) and offsets (..., 2) as (x, y)."""
+    sign = torch.ones(2, dtype=offsets.dtype)
+    if code & 1:
+        images, sign[0] = mirror(images, -1), -1
+    if code & 2:
+        images, sign[1] = mirror(images, -2), -1
+    offsets = offsets * sign
+    if code & 4:
+        images, offsets = images.transpose(-1, -2), offsets.flip(-1)
+    return images.contiguous(), offsets
+
+
+def check_probe_symmetry(probe: np.ndarray, tolerance: float = 1e-3) -> None:
+    """Augmentation is only physics-preserving when the probe is unchanged by every symmetry."""
+    tensor = torch.from_numpy(np.asarray(probe))
+    zero = torch.zeros(2)
+    worst = max(float((symmetry(tensor, zero, code)[0] - tensor).abs().max()) for code in range(8))
+    if worst > tolerance * float(tensor.abs().max()):
+        raise DatasetError(
+            f"training.augment needs a probe unchanged by flips and transposes (this one differs by up to "
+            f"{worst / float(tensor.abs().max()):.1%} of its peak); set augment: false"
+        )
+
+
 class GroupedPatterns(Dataset):
     """Groups of C patterns: diffraction (G, C, N, N), offsets from the centroid (G, C, 2), and
-    optionally the true object patches (G, C, N, N) for supervised training."""
+    optionally the true object patches (G, C, N, N) for supervised training.
 
-    def __init__(self, dataset: PtychoDataset, groups: np.ndarray, with_truth: bool = False) -> None:
+    With ``augment`` each item comes back under a random symmetry of the square (torch's seeded
+    global generator picks it), which multiplies the variety of the training data by up to 8.
+    """
+
+    def __init__(self, dataset: PtychoDataset, groups: np.ndarray, with_truth: bool = False, augment: bool = False) -> None:
         _, offsets = group_coordinates(dataset.positions, groups)
-        self.groups = groups
+        if augment:
+            check_probe_symmetry(dataset.probe)
+        self.groups, self.augment = groups, augment
         self.diffraction = torch.from_numpy(np.ascontiguousarray(dataset.diffraction[groups], dtype=np.float32))
         self.offsets = torch.from_numpy(offsets.astype(np.float32))
         self.truth = torch.from_numpy(truth_patches(dataset)[groups]) if with_truth else None
@@ -116,8 +154,14 @@ class GroupedPatterns(Dataset):
         return int(self.groups.shape[0])
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
-        items = (self.diffraction[index], self.offsets[index])
-        return items if self.truth is None else (*items, self.truth[index])
+        diffraction, offsets = self.diffraction[index], self.offsets[index]
+        truth = None if self.truth is None else self.truth[index]
+        if self.augment:
+            code = int(torch.randint(8, ()))
+            diffraction, moved = symmetry(diffraction, offsets, code)
+            truth = None if truth is None else symmetry(truth, offsets, code)[0]
+            offsets = moved
+        return (diffraction, offsets) if truth is None else (diffraction, offsets, truth)
 
 
 def build_groups(dataset: PtychoDataset, gridsize: int, neighbor_count: int, seed: int, groups_per_position: float = 1.0) -> np.ndarray:
@@ -239,7 +283,7 @@ def train_model(spec: JobSpec, dataset: PtychoDataset, output_dir: str | Path, o
     config = spec.training
     L.seed_everything(config.seed, workers=True, verbose=False)
     groups = build_groups(dataset, spec.gridsize, spec.neighbor_count, spec.grouping_seed, config.groups_per_position)
-    patterns = GroupedPatterns(dataset, groups, with_truth=config.model == "supervised")
+    patterns = GroupedPatterns(dataset, groups, with_truth=config.model == "supervised", augment=config.augment)
     data = PtychoDataModule(patterns, config.batch_size, config.validation_fraction, config.seed, options.num_workers)
     model, scale = build_model(spec, dataset)
     module = PtychoModule(model, scale, config)
