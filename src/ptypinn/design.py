@@ -221,7 +221,7 @@ PRESETS = {
         "name": "smoke",
         "patch_size": 64,
         "simulation": {"object_size": 256, "scan": {"step_px": 10.0, "jitter_px": 1.0}},
-        "training": {"width": 1, "epochs": 30, "groups_per_position": 4.0},
+        "training": {"width": 1, "epochs": 30, "groups_per_position": 4.0, "augment": True},
         "iterative": {"iterations": 50},
     },
 }

@@ -30,7 +30,6 @@ from .stitch import stitch, synchronise_phases
 class Reconstruction:
     obj: np.ndarray
     weights: np.ndarray
-    patches: np.ndarray
     wall_time_s: float
 
     patterns: int
@@ -101,7 +100,7 @@ def reconstruct(model: PtychoPINN, dataset: PtychoDataset, neighbor_count: int =
     if synchronise:
         patches = synchronise_phases(patches, positions, shape, weight)
     obj, weights = stitch(patches, positions, shape, weight)
-    return Reconstruction(obj=obj, weights=weights, patches=patches, wall_time_s=time.perf_counter() - start, patterns=dataset.count)
+    return Reconstruction(obj=obj, weights=weights, wall_time_s=time.perf_counter() - start, patterns=dataset.count)
 
 
 def write_reconstruction(folder: str | Path, result: Reconstruction, dataset: PtychoDataset, metadata: dict, title: str = "PtychoPINN") -> tuple[Path, Path]:
