@@ -30,7 +30,8 @@ from ptypinn.iterative import DEFAULT_ITERATIONS, ReconstructionInput, reconstru
 from ptypinn.layout import split_path
 from ptypinn.metrics import amplitude_phase_ssim, centre_box
 from ptypinn.simulate import run_simulation
-from ptypinn.train import JobSpec, TrainerOptions, load_bundle, train_model
+from ptypinn.runtime import TrainerOptions
+from ptypinn.train import JobSpec, load_bundle, train_model
 
 DOSE = 1e4
 

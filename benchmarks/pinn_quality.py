@@ -30,7 +30,8 @@ from ptypinn.layout import split_path
 from ptypinn.metrics import score
 from ptypinn.overlap import run_overlap
 from ptypinn.simulate import run_simulation
-from ptypinn.train import JobSpec, TrainerOptions, load_bundle, train_model
+from ptypinn.runtime import TrainerOptions
+from ptypinn.train import JobSpec, load_bundle, train_model
 
 
 def main() -> None:

@@ -12,7 +12,8 @@ from ptypinn.model import centre_mask
 from ptypinn.physics import disk_probe, extract_patches
 from ptypinn.simulate import run_simulation
 from ptypinn.stitch import stitch, synchronise_phases
-from ptypinn.train import JobSpec, TrainerOptions, intensity_scale, load_bundle, train_model
+from ptypinn.runtime import TrainerOptions
+from ptypinn.train import JobSpec, intensity_scale, load_bundle, train_model
 
 QUIET = TrainerOptions(logger="none", checkpoints=False, progress=False)
 

@@ -9,7 +9,7 @@ from ptypinn.artifacts import sha256_file
 from ptypinn.design import make_design
 from ptypinn.matrix import MissingDatasetError
 from ptypinn.study.training import SKIP_SUMMARY, TRAINING_MANIFEST, TrainingJob, build_training_jobs, run_training_matrix
-from ptypinn.train import TrainerOptions
+from ptypinn.runtime import TrainerOptions
 
 DOSES = (1000, 10000, 100000)
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -16,6 +19,7 @@ from .design import DesignError, StudyDesign, load_design, preset
 from .formats import FileFormat, convert_file
 from .grouping import GroupingError
 from .hdf5 import FormatError
+from .runtime import TrainerOptions
 from .iterative import DEFAULT_ENGINE, DEFAULT_ITERATIONS, ENGINES, EngineUnavailable
 
 app = typer.Typer(
@@ -61,14 +65,40 @@ def resolve_design(preset_name: str, config: Path | None) -> StudyDesign:
     return load_design(config) if config is not None else preset(preset_name)
 
 
-def trainer_options(accelerator: str, devices: str, strategy: str, num_nodes: int, deterministic: bool, num_workers: int, logger: str):
-    from .train import TrainerOptions
+TRAINER_FLAGS = (
+    ("accelerator", AcceleratorOption, "cpu"),
+    ("devices", DevicesOption, "1"),
+    ("strategy", StrategyOption, "auto"),
+    ("num_nodes", NodesOption, 1),
+    ("deterministic", DeterministicOption, True),
+    ("num_workers", WorkersOption, 0),
+    ("logger", LoggerOption, "csv"),
+)
 
+
+def trainer_options(accelerator: str, devices: str, strategy: str, num_nodes: int, deterministic: bool, num_workers: int, logger: str) -> TrainerOptions:
     if logger not in ("csv", "tensorboard", "none"):
         raise DesignError(f"--logger must be csv, tensorboard or none, got {logger!r}")
     count = int(devices) if devices.isdigit() else devices
     return TrainerOptions(accelerator=accelerator, devices=count, strategy=strategy, num_nodes=num_nodes,
                           deterministic=deterministic, num_workers=num_workers, logger=logger)
+
+
+def with_trainer_flags(command: Callable) -> Callable:
+    """Give a command the shared trainer flags (--accelerator ... --logger) in place of its
+    ``options`` parameter, which then receives them as one :class:`TrainerOptions`."""
+    signature = inspect.signature(command, eval_str=True)  # Typer reads annotations from the signature
+    kept = [p for p in signature.parameters.values() if p.name != "options"]
+    flags = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+             for name, annotation, default in TRAINER_FLAGS]
+
+    @functools.wraps(command)
+    def wrapper(**kwargs: object) -> None:
+        values = {name: kwargs.pop(name) for name, _, _ in TRAINER_FLAGS}
+        command(**kwargs, options=trainer_options(**values))
+
+    wrapper.__signature__ = signature.replace(parameters=[*kept, *flags])
+    return wrapper
 
 
 def with_epochs(design: StudyDesign, epochs: int | None) -> StudyDesign:
@@ -148,6 +178,7 @@ def overlap(
         raise typer.Exit(code=1)
 
 @app.command()
+@with_trainer_flags
 def train(
     train_file: Annotated[Path, typer.Option("--train", help="Training NPZ (canonical format).", dir_okay=False)],
     output: Annotated[Path, typer.Option(help="Job folder: model.pt, logs, checkpoints.")],
@@ -156,14 +187,8 @@ def train(
     supervised: Annotated[bool, typer.Option(help="Train the supervised baseline (MAE against objectGuess patches) instead of the PINN.")] = False,
     preset_name: PresetOption = "full",
     config: ConfigOption = None,
-    accelerator: AcceleratorOption = "cpu",
-    devices: DevicesOption = "1",
-    strategy: StrategyOption = "auto",
-    num_nodes: NodesOption = 1,
-    deterministic: DeterministicOption = True,
-    num_workers: WorkersOption = 0,
-    logger: LoggerOption = "csv",
     max_epochs: EpochsOption = None,
+    options: TrainerOptions | None = None,
 ) -> None:
     """Train PtychoPINN (or the supervised baseline) on one dataset and write a model bundle."""
     from .data import load_dataset
@@ -172,7 +197,6 @@ def train(
     design = with_epochs(resolve_design(preset_name, config), max_epochs)
     training = design.training.model_copy(update={"model": "supervised"}) if supervised else design.training
     spec = JobSpec(train_file, gridsize, design.neighbor_count, design.seeds.grouping, training, nphotons)
-    options = trainer_options(accelerator, devices, strategy, num_nodes, deterministic, num_workers, logger)
     result = train_model(spec, load_dataset(train_file), output, options)
     Console().print(f"final loss {result.final_loss:.6g} after {result.epochs} epochs ({result.wall_time_s:.1f} s)\n"
                     f"bundle: {result.bundle} (sha256 {result.sha256})")
@@ -258,6 +282,7 @@ def reconstruct(
 
 
 @app.command("train-matrix")
+@with_trainer_flags
 def train_matrix(
     phase_c_root: Annotated[Path, typer.Option(help="Phase C root (dose_<int>/{train,test}.npz).")],
     phase_d_root: Annotated[Path, typer.Option(help="Phase D root (dose_<int>/<view>/{train,test}.npz).")],
@@ -269,21 +294,14 @@ def train_matrix(
     allow_missing_phase_d: Annotated[bool, typer.Option(help="Skip (and record) overlap views whose data is missing.")] = False,
     preset_name: PresetOption = "full",
     config: ConfigOption = None,
-    accelerator: AcceleratorOption = "cpu",
-    devices: DevicesOption = "1",
-    strategy: StrategyOption = "auto",
-    num_nodes: NodesOption = 1,
-    deterministic: DeterministicOption = True,
-    num_workers: WorkersOption = 0,
-    logger: LoggerOption = "csv",
     max_epochs: EpochsOption = None,
+    options: TrainerOptions | None = None,
 ) -> None:
     """Phase E: train every (dose, view) job of the study matrix and write training_manifest.json."""
     from .study.training import TRAINING_MANIFEST, run_training_matrix
 
     design = with_epochs(resolve_design(preset_name, config), max_epochs)
     check_views(design, view)
-    options = trainer_options(accelerator, devices, strategy, num_nodes, deterministic, num_workers, logger)
     manifest = run_training_matrix(
         design, phase_c_root, phase_d_root, artifact_root, doses=dose, views=view, gridsizes=gridsize,
         allow_missing_phase_d=allow_missing_phase_d, dry_run=dry_run, options=options, design_args=design_arguments(preset_name, config),

@@ -19,7 +19,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import lightning as L
 import numpy as np
@@ -33,26 +32,12 @@ from .artifacts import atomic_path, sha256_file
 from .data import DatasetError, PtychoDataset
 from .design import TrainingConfig
 from .grouping import group_coordinates, make_groups
+from .runtime import TrainerOptions
 from .model import PtychoPINN, centre_mask, poisson_nll
 from .physics import extract_patches
 
 BUNDLE_FORMAT = "ptypinn.bundle/1"
 BUNDLE_NAME = "model.pt"
-
-
-@dataclass(frozen=True)
-class TrainerOptions:
-    """Where and how Lightning runs: hardware, determinism, logging. Not part of the science."""
-
-    accelerator: str = "cpu"
-    devices: int | str = 1
-    strategy: str = "auto"
-    num_nodes: int = 1
-    deterministic: bool = True
-    num_workers: int = 0
-    logger: Literal["csv", "tensorboard", "none"] = "csv"
-    checkpoints: bool = True
-    progress: bool = True
 
 
 @dataclass(frozen=True)

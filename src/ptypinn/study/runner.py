@@ -28,7 +28,7 @@ from ..artifacts import sha256_file, write_json
 from ..design import StudyDesign
 from ..layout import SIMULATION_MANIFEST
 from ..overlap import OVERLAP_MANIFEST
-from ..train import TrainerOptions
+from ..runtime import TrainerOptions
 from .training import TRAINING_MANIFEST
 
 STATE_FILE = "study_state.json"

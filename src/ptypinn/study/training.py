@@ -26,7 +26,8 @@ from ..design import StudyDesign, TrainingConfig
 from ..layout import dose_label
 from ..matrix import BASELINE, DEFAULT_VIEWS, SkipEvent, collect_datasets, select, view_gridsize
 from ..progress import progress_bar
-from ..train import BUNDLE_NAME, JobSpec, TrainerOptions, train_model
+from ..runtime import TrainerOptions
+from ..train import BUNDLE_NAME, JobSpec, train_model
 
 TRAINING_MANIFEST = "training_manifest.json"
 SKIP_SUMMARY = "skip_summary.json"
