@@ -8,7 +8,8 @@ import pytest
 from ptypinn.artifacts import sha256_file
 from ptypinn.design import make_design
 from ptypinn.matrix import MissingDatasetError
-from ptypinn.study.training import SKIP_SUMMARY, TRAINING_MANIFEST, TrainingJob, build_training_jobs, run_training_matrix
+from ptypinn.layout import TRAINING_MANIFEST
+from ptypinn.study.training import SKIP_SUMMARY, TrainingJob, build_training_jobs, run_training_matrix
 from ptypinn.runtime import TrainerOptions
 
 DOSES = (1000, 10000, 100000)

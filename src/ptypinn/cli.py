@@ -298,7 +298,8 @@ def train_matrix(
     options: TrainerOptions | None = None,
 ) -> None:
     """Phase E: train every (dose, view) job of the study matrix and write training_manifest.json."""
-    from .study.training import TRAINING_MANIFEST, run_training_matrix
+    from .layout import TRAINING_MANIFEST
+    from .study.training import run_training_matrix
 
     design = with_epochs(resolve_design(preset_name, config), max_epochs)
     check_views(design, view)

@@ -24,19 +24,17 @@ from .artifacts import write_json
 from .data import PtychoDataset, load_dataset, read_npz
 from .design import StudyDesign
 from .inference import reconstruct, write_reconstruction
-from .layout import dose_label
+from .layout import COMPARISON_MANIFEST, TRAINING_MANIFEST, dose_label
 from .matrix import BASELINE, collect_datasets
 from .metrics import align, frc, region_box, score
 from .overlap import METRICS_FILE, illuminated, probe_footprint
 from .progress import progress_bar
 from .report import Panel, aggregate, frc_curves, markdown_table, metric_vs_dose, overlap_figure, reconstruction_grid, write_report, write_tidy
-from .study.training import TRAINING_MANIFEST
 from .train import BUNDLE_NAME, load_bundle
 
 PINN = "PtychoPINN gs2"
 PINN_BASELINE = "PtychoPINN gs1"
 SUPERVISED = "supervised"
-COMPARISON_MANIFEST = "comparison_manifest.json"
 
 
 @dataclass

@@ -6,6 +6,8 @@ from pathlib import Path
 
 SIMULATION_MANIFEST = "simulation_manifest.json"
 RECONSTRUCTION_MANIFEST = "reconstruction_manifest.json"
+TRAINING_MANIFEST = "training_manifest.json"
+COMPARISON_MANIFEST = "comparison_manifest.json"
 SPLITS = ("train", "test")
 
 

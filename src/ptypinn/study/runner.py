@@ -26,10 +26,9 @@ from rich.console import Console
 from .. import __version__
 from ..artifacts import sha256_file, write_json
 from ..design import StudyDesign
-from ..layout import SIMULATION_MANIFEST
+from ..layout import COMPARISON_MANIFEST, RECONSTRUCTION_MANIFEST, SIMULATION_MANIFEST, TRAINING_MANIFEST
 from ..overlap import OVERLAP_MANIFEST
 from ..runtime import TrainerOptions
-from .training import TRAINING_MANIFEST
 
 STATE_FILE = "study_state.json"
 DESIGN_FILE = "design.yaml"
@@ -91,9 +90,9 @@ STEPS = (
     Step("simulate", "phase_c", SIMULATION_MANIFEST, (), ("doses", "patch_size", "seeds", "simulation"), _simulate),
     Step("overlap", "phase_d", OVERLAP_MANIFEST, (PHASE_C,), ("views", "gridsizes", "neighbor_count", "seeds"), _overlap),
     Step("train", "phase_e", TRAINING_MANIFEST, (PHASE_C, PHASE_D), ("views", "neighbor_count", "seeds", "training"), _train),
-    Step("iterative", "phase_f", "reconstruction_manifest.json", (PHASE_C, PHASE_D), ("views", "iterative"), _iterative),
-    Step("compare", "phase_g", "comparison_manifest.json",
-         (PHASE_D, "phase_e/" + TRAINING_MANIFEST, "phase_f/reconstruction_manifest.json"), ("name", "views", "metrics"), _compare),
+    Step("iterative", "phase_f", RECONSTRUCTION_MANIFEST, (PHASE_C, PHASE_D), ("views", "iterative"), _iterative),
+    Step("compare", "phase_g", COMPARISON_MANIFEST,
+         (PHASE_D, "phase_e/" + TRAINING_MANIFEST, "phase_f/" + RECONSTRUCTION_MANIFEST), ("name", "views", "metrics"), _compare),
 )
 
 

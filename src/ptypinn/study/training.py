@@ -23,13 +23,12 @@ from pathlib import Path
 from ..artifacts import sha256_file, write_json
 from ..data import load_dataset
 from ..design import StudyDesign, TrainingConfig
-from ..layout import dose_label
+from ..layout import TRAINING_MANIFEST, dose_label
 from ..matrix import BASELINE, DEFAULT_VIEWS, SkipEvent, collect_datasets, select, view_gridsize
 from ..progress import progress_bar
 from ..runtime import TrainerOptions
 from ..train import BUNDLE_NAME, JobSpec, train_model
 
-TRAINING_MANIFEST = "training_manifest.json"
 SKIP_SUMMARY = "skip_summary.json"
 LOG_NAME = "train.log"
 
