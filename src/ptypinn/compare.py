@@ -26,7 +26,7 @@ from .design import StudyDesign
 from .inference import reconstruct, write_reconstruction
 from .layout import COMPARISON_MANIFEST, TRAINING_MANIFEST, dose_label
 from .matrix import BASELINE, collect_datasets
-from .metrics import align, frc, region_box, score
+from .metrics import align, region_box, score_aligned
 from .overlap import METRICS_FILE, illuminated, probe_footprint
 from .progress import progress_bar
 from .report import Panel, aggregate, frc_curves, markdown_table, metric_vs_dose, overlap_figure, reconstruction_grid, write_report, write_tidy
@@ -68,14 +68,13 @@ def _method_folder(method: str) -> str:
 
 
 def _score_one(result: Scored, dose: float, view: str, method: str, recon: np.ndarray, truth: np.ndarray, region: np.ndarray, sigma: float) -> None:
-    scores = score(recon, truth, region, sigma)
+    aligned, _ = align(recon, truth, region)
+    scores, curves = score_aligned(aligned, truth, region, sigma)
     for component, values in scores.items():
         result.rows += [{"dose": dose, "view": view, "method": method, "component": component, "metric": metric, "value": value}
                         for metric, value in values.items()]
-    aligned, _ = align(recon, truth, region)
-    box = region_box(region)
-    result.panels.append(Panel(dose, view, method, np.where(region, aligned, 0)[box]))
-    curve = frc(np.angle(aligned), np.angle(truth), region)
+    result.panels.append(Panel(dose, view, method, np.where(region, aligned, 0)[region_box(region)]))
+    curve = curves["phase"]
     result.curves.append({"dose": dose, "view": view, "method": method, "frequency": curve.frequency,
                           "correlation": curve.correlation, "half_bit": curve.half_bit})
 

@@ -216,17 +216,13 @@ def frc(image: np.ndarray, reference: np.ndarray, region: np.ndarray) -> FRC:
     )
 
 
-def score(recon: np.ndarray, truth: np.ndarray, region: np.ndarray, ms_ssim_sigma: float = 1.0) -> dict[str, dict[str, float | None]]:
-    """Align ``recon`` to ``truth``, then every metric for amplitude and phase inside ``region``.
-
-    Returns ``{"amplitude": {...}, "phase": {...}}``; each holds ssim, ms_ssim, psnr (dB, on the
-    truth's data range in the region, also reported), mae, frc50 and frc_half_bit (cycles/px).
-    """
-    aligned, _ = align(recon, truth, region)
-    scores = {}
+def score_aligned(aligned: np.ndarray, truth: np.ndarray, region: np.ndarray, ms_ssim_sigma: float = 1.0) -> tuple[dict[str, dict[str, float | None]], dict[str, FRC]]:
+    """Every metric of an already aligned reconstruction (see :func:`score`), and the FRC curves
+    behind ``frc50`` / ``frc_half_bit`` per component."""
+    scores, curves = {}, {}
     for component, part in (("amplitude", np.abs), ("phase", np.angle)):
         img, ref = part(aligned), part(np.asarray(truth, np.complex128))
-        curve = frc(img, ref, region)
+        curve = curves[component] = frc(img, ref, region)
         scores[component] = {
             "ssim": ssim(img, ref, region),
             "ms_ssim": ms_ssim(img, ref, region, ms_ssim_sigma),
@@ -236,7 +232,17 @@ def score(recon: np.ndarray, truth: np.ndarray, region: np.ndarray, ms_ssim_sigm
             "frc50": curve.cutoff_half,
             "frc_half_bit": curve.cutoff_half_bit,
         }
-    return scores
+    return scores, curves
+
+
+def score(recon: np.ndarray, truth: np.ndarray, region: np.ndarray, ms_ssim_sigma: float = 1.0) -> dict[str, dict[str, float | None]]:
+    """Align ``recon`` to ``truth``, then every metric for amplitude and phase inside ``region``.
+
+    Returns ``{"amplitude": {...}, "phase": {...}}``; each holds ssim, ms_ssim, psnr (dB, on the
+    truth's data range in the region, also reported), mae, frc50 and frc_half_bit (cycles/px).
+    """
+    aligned, _ = align(recon, truth, region)
+    return score_aligned(aligned, truth, region, ms_ssim_sigma)[0]
 
 
 def amplitude_phase_ssim(recon: np.ndarray, truth: np.ndarray, region: np.ndarray) -> dict[str, float]:
