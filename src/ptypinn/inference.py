@@ -4,7 +4,7 @@ For gridsize ≥ 2 the groups seeded at each position are thinned to those cover
 position; each passes through the generator and the overlap constraint, and every member's
 re-extracted patch is stitched.
 Patches are stitched with weights ``|P|²`` on the window the generator predicts, after their
-constant phase offsets (invisible to the far field) are made consistent (stitch.synchronise_phases).
+constant phase offsets (invisible to the far field) are made consistent (``stitch(synchronise=True)``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from .grouping import group_coordinates, make_groups
 from .model import PtychoPINN, centre_mask, overlap_constraint
 from .progress import progress_bar
 from .report import Panel, reconstruction_grid
-from .stitch import stitch, synchronise_phases
+from .stitch import stitch
 
 
 @dataclass
@@ -31,7 +31,6 @@ class Reconstruction:
     obj: np.ndarray
     weights: np.ndarray
     wall_time_s: float
-
     patterns: int
 
     @property
@@ -96,10 +95,7 @@ def reconstruct(model: PtychoPINN, dataset: PtychoDataset, neighbor_count: int =
     start = time.perf_counter()
     patches, owners = predict_patches(model, dataset, neighbor_count, seed, batch_size)
     positions = dataset.positions[owners]
-    shape, weight = object_shape(dataset), stitch_weight(model)
-    if synchronise:
-        patches = synchronise_phases(patches, positions, shape, weight)
-    obj, weights = stitch(patches, positions, shape, weight)
+    obj, weights = stitch(patches, positions, object_shape(dataset), stitch_weight(model), synchronise=synchronise)
     return Reconstruction(obj=obj, weights=weights, wall_time_s=time.perf_counter() - start, patterns=dataset.count)
 
 

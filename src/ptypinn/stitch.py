@@ -69,18 +69,27 @@ def _placed(patches: np.ndarray, positions: np.ndarray, weight: np.ndarray, chun
         yield from zip(whole[part, 0], whole[part, 1], moved, moved_weight)
 
 
+def _accumulate(placed: list, shape: tuple[int, int], patch_size: int, rotation: np.ndarray | None = None) -> _Canvas:
+    canvas = _Canvas(shape, patch_size)
+    for index, (x, y, value, w) in enumerate(placed):
+        canvas.add(x, y, value, w, 1.0 if rotation is None else rotation[index])
+    return canvas
+
+
 def stitch(
-    patches: np.ndarray, positions: np.ndarray, shape: tuple[int, int], weight: np.ndarray, min_weight: float = 1e-3, chunk: int = 256
+    patches: np.ndarray, positions: np.ndarray, shape: tuple[int, int], weight: np.ndarray, min_weight: float = 1e-3,
+    chunk: int = 256, synchronise: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Stitch ``patches`` (n, N, N) complex at ``positions`` (n, 2) as (x, y) onto a ``shape`` grid.
 
     ``weight`` (N, N) says how much each patch pixel counts (e.g. |P|² on the predicted window).
+    With ``synchronise`` the patches' constant phase offsets are first made consistent (as
+    :func:`synchronise_phases` does), reusing the same translated patches.
     Returns the complex image and the summed weight map; patch pixels off the grid are dropped.
     """
-    canvas = _Canvas(shape, patches.shape[-1])
-    for x, y, value, w in _placed(patches, positions, weight, chunk):
-        canvas.add(x, y, value, w)
-    return canvas.image(min_weight)
+    placed = list(_placed(patches, positions, weight, chunk))
+    rotation = _phase_rotations(placed, patches, positions, shape, weight) if synchronise else None
+    return _accumulate(placed, shape, patches.shape[-1], rotation).image(min_weight)
 
 
 def _visiting_order(positions: np.ndarray) -> list[int]:
@@ -94,32 +103,39 @@ def _visiting_order(positions: np.ndarray) -> list[int]:
     return order + [i for i in range(count) if i not in seen]
 
 
-def synchronise_phases(patches: np.ndarray, positions: np.ndarray, shape: tuple[int, int], weight: np.ndarray, refinements: int = 2) -> np.ndarray:
-    """``patches`` with their constant phase offsets made mutually consistent (see module docstring)."""
-    patches = np.array(patches, dtype=np.complex64, copy=True)
+def _unit(overlap: complex, fallback: complex) -> complex:
+    """The phase factor of ``overlap``; ``fallback`` where there is no overlap to measure it."""
+    return overlap / abs(overlap) if abs(overlap) > 0 else fallback
+
+
+def _phase_rotations(placed: list, patches: np.ndarray, positions: np.ndarray, shape: tuple[int, int], weight: np.ndarray,
+                     refinements: int = 2) -> np.ndarray:
+    """Unit factors that make the patches' constant phases agree (see the module docstring)."""
     count, n = patches.shape[0], patches.shape[-1]
-    if count < 2:
-        return patches
-    placed = list(_placed(patches, positions, weight, chunk=256))
-    canvas = _Canvas(shape, n)
     rotation = np.ones(count, dtype=np.complex64)
+    if count < 2:
+        return rotation
+    canvas = _Canvas(shape, n)
     for index in _visiting_order(positions):
         x, y, value, w = placed[index]
         window = canvas.window(x, y)
         if window is None:
             continue
-        overlap = np.vdot(value, canvas.numerator[window])  # Σ conj(w·p) · (Σ w·p of the patches so far)
-        if abs(overlap) > 0:
-            rotation[index] = overlap / abs(overlap)
+        # Σ conj(w·p) · (Σ w·p of the patches placed so far)
+        rotation[index] = _unit(np.vdot(value, canvas.numerator[window]), rotation[index])
         canvas.add(x, y, value, w, rotation[index])
-    for _ in range(refinements):
+    for refinement in range(refinements):
+        if refinement:
+            canvas = _accumulate(placed, shape, n, rotation)
         image, _ = canvas.image(1e-3)
         reference = extract_patches(torch.from_numpy(image), torch.from_numpy(positions), n).numpy()
-        for index in range(count):
-            overlap = np.vdot(patches[index] * weight, reference[index])
-            if abs(overlap) > 0:
-                rotation[index] = overlap / abs(overlap)
-        canvas = _Canvas(shape, n)
-        for index, (x, y, value, w) in enumerate(placed):
-            canvas.add(x, y, value, w, rotation[index])
-    return patches * rotation[:, None, None]
+        rotation = np.array([_unit(np.vdot(patch * weight, ref), old) for patch, ref, old in zip(patches, reference, rotation)],
+                            dtype=np.complex64)
+    return rotation
+
+
+def synchronise_phases(patches: np.ndarray, positions: np.ndarray, shape: tuple[int, int], weight: np.ndarray, refinements: int = 2) -> np.ndarray:
+    """``patches`` with their constant phase offsets made mutually consistent (see module docstring)."""
+    patches = np.asarray(patches, dtype=np.complex64)
+    placed = list(_placed(patches, positions, weight, chunk=256))
+    return patches * _phase_rotations(placed, patches, positions, shape, weight, refinements)[:, None, None]
