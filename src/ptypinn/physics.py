@@ -103,6 +103,12 @@ def exit_waves(obj: torch.Tensor, probe: torch.Tensor, positions: torch.Tensor) 
     return probe * extract_patches(obj, positions, probe.shape[-1])
 
 
+def pattern_energies(amplitudes: np.ndarray) -> np.ndarray:
+    """``sum(A**2)`` of every pattern of an (n, N, N) amplitude stack, in float64."""
+    amplitudes = np.asarray(amplitudes, dtype=np.float64)
+    return np.einsum("nij,nij->n", amplitudes, amplitudes)
+
+
 def dose_scale(energies: np.ndarray, nphotons: float) -> float:
     """Scale ``s`` that turns normalised amplitudes into photon-count amplitudes.
 

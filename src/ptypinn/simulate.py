@@ -24,7 +24,9 @@ from .artifacts import file_record, sha256_file, write_json
 from .data import DatasetError, PtychoDataset, read_npz, save_dataset
 from .design import ProbeConfig, StudyDesign
 from .layout import SIMULATION_MANIFEST, dose_label, split_path
-from .physics import airy_probe, disk_probe, dose_scale, exit_waves, far_field, fermat_scan, gaussian_probe, poisson_observe, raster_scan
+from .physics import (
+    airy_probe, disk_probe, dose_scale, exit_waves, far_field, fermat_scan, gaussian_probe, pattern_energies, poisson_observe, raster_scan,
+)
 from .progress import progress_bar
 from .samples import default_object
 
@@ -107,8 +109,7 @@ def clean_amplitudes(source: SimulationSource, positions: np.ndarray, batch_size
 
 def observe(amplitudes: np.ndarray, nphotons: float, seed: int) -> tuple[np.ndarray, float, list[int]]:
     """Photon-noisy normalised amplitudes at a dose, the dose scale and the noise seed used."""
-    energies = np.einsum("nij,nij->n", amplitudes.astype(np.float64), amplitudes.astype(np.float64))
-    scale = dose_scale(energies, nphotons)
+    scale = dose_scale(pattern_energies(amplitudes), nphotons)
     noise_seed = [seed, int(round(nphotons))]
     return poisson_observe(amplitudes, scale, np.random.default_rng(noise_seed)), scale, noise_seed
 

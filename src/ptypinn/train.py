@@ -17,7 +17,7 @@ import logging
 import math
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
@@ -34,7 +34,7 @@ from .design import TrainingConfig
 from .grouping import group_coordinates, make_groups
 from .runtime import TrainerOptions
 from .model import PtychoPINN, centre_mask, poisson_nll
-from .physics import extract_patches
+from .physics import dose_scale, extract_patches, pattern_energies
 
 BUNDLE_FORMAT = "ptypinn.bundle/1"
 BUNDLE_NAME = "model.pt"
@@ -52,11 +52,6 @@ class JobSpec:
     nphotons: float | None = None
 
 
-def mean_energy(diffraction: np.ndarray) -> float:
-    energies = np.einsum("nij,nij->n", diffraction.astype(np.float64), diffraction.astype(np.float64))
-    return float(energies.mean())
-
-
 def intensity_scale(dataset: PtychoDataset, nphotons: float | None = None) -> float:
     """``s`` with ``s·X`` in photon-count amplitudes.
 
@@ -71,11 +66,11 @@ def intensity_scale(dataset: PtychoDataset, nphotons: float | None = None) -> fl
         raise DatasetError("the dataset does not record its dose (metadata 'nphotons'); pass the photons per pattern explicitly")
     if not float(nphotons) > 0:
         raise DatasetError(f"photons per pattern must be positive, got {nphotons}")
-    return math.sqrt(float(nphotons) / mean_energy(dataset.diffraction))
+    return dose_scale(pattern_energies(dataset.diffraction), float(nphotons))
 
 
 def input_scale(dataset: PtychoDataset) -> float:
-    return (dataset.patch_size / 2) / math.sqrt(mean_energy(dataset.diffraction))
+    return (dataset.patch_size / 2) / math.sqrt(float(pattern_energies(dataset.diffraction).mean()))
 
 
 def truth_patches(dataset: PtychoDataset) -> np.ndarray:
@@ -229,7 +224,6 @@ class TrainingResult:
     history: list[float]
     wall_time_s: float
     intensity_scale: float
-    extra: dict = field(default_factory=dict)
 
 
 def _logger(options: TrainerOptions, output_dir: Path) -> CSVLogger | TensorBoardLogger | bool:
