@@ -21,7 +21,7 @@ import numpy as np
 
 from . import __version__
 from .artifacts import write_json
-from .data import PtychoDataset, load_dataset, read_npz
+from .data import PtychoDataset, load_dataset, read_metadata, read_npz
 from .design import StudyDesign
 from .inference import reconstruct, write_reconstruction
 from .layout import COMPARISON_MANIFEST, TRAINING_MANIFEST, dose_label
@@ -84,7 +84,7 @@ def iterative_reconstruction(phase_f_root: Path, dose: float, view: str) -> tupl
     if not path.is_file():
         return None
     arrays = read_npz(path)
-    meta = json.loads(str(arrays["metadata"][()])) if "metadata" in arrays else {}
+    meta = read_metadata(arrays)
     return f"iterative ({meta.get('engine', 'engine')})", arrays["objectGuess"], meta
 
 

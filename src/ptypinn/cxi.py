@@ -61,7 +61,7 @@ import h5py
 import numpy as np
 
 from . import __version__
-from .data import DatasetError, PtychoDataset, dataset_from_arrays
+from .data import DatasetError, PtychoDataset, dataset_from_arrays, metadata_entry
 from .geometry import ELECTRON_VOLT_J, PLANCK_TIMES_C_J_M, Geometry, dataset_geometry, fit_object_grid
 from .hdf5 import FormatError, HDF5Reader, open_hdf5, write_hdf5
 
@@ -229,7 +229,7 @@ def read_cxi(path: str | os.PathLike) -> PtychoDataset:
         "xcoords": pixels[:, 0].copy(),
         "ycoords": pixels[:, 1].copy(),
         "probeGuess": probe,
-        "metadata": np.array(json.dumps(metadata, sort_keys=True)),
+        "metadata": metadata_entry(metadata),
     }
     if obj is not None:
         arrays["objectGuess"] = obj.astype(np.complex64)

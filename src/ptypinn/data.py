@@ -88,8 +88,18 @@ class PtychoDataset:
             arrays["objectGuess"] = self.obj
         if self.scan_index is not None:
             arrays["scan_index"] = self.scan_index
-        arrays["metadata"] = np.array(json.dumps(self.metadata, sort_keys=True))
+        arrays["metadata"] = metadata_entry(self.metadata)
         return arrays
+
+
+def metadata_entry(metadata: Mapping) -> np.ndarray:
+    """The NPZ ``metadata`` entry: a JSON object as a 0-d string array (no pickle needed)."""
+    return np.array(json.dumps(metadata, sort_keys=True))
+
+
+def read_metadata(arrays: Mapping[str, np.ndarray]) -> object:
+    """The decoded ``metadata`` entry of NPZ arrays (``{}`` when absent); raises ``ValueError`` if it is not JSON."""
+    return json.loads(str(np.asarray(arrays["metadata"])[()])) if "metadata" in arrays else {}
 
 
 def _check_finite(name: str, array: np.ndarray, problems: list[str]) -> None:
@@ -191,7 +201,7 @@ def validate_arrays(arrays: Mapping[str, np.ndarray], gridsize: int = 1, neighbo
             problems.append(f"scan_index has {scan_index.shape[0]} entries but diffraction has {count} patterns")
     if "metadata" in arrays:
         try:
-            if not isinstance(json.loads(str(np.asarray(arrays["metadata"])[()])), dict):
+            if not isinstance(read_metadata(arrays), dict):
                 raise ValueError
         except ValueError:
             problems.append("metadata must be a JSON object stored as a string")
@@ -209,7 +219,7 @@ def validate_arrays(arrays: Mapping[str, np.ndarray], gridsize: int = 1, neighbo
 def dataset_from_arrays(arrays: Mapping[str, np.ndarray]) -> PtychoDataset:
     """Validate ``arrays`` and wrap them in a :class:`PtychoDataset`."""
     validate_arrays(arrays)
-    metadata = json.loads(str(np.asarray(arrays["metadata"])[()])) if "metadata" in arrays else {}
+    metadata = read_metadata(arrays)
     return PtychoDataset(
         diffraction=np.asarray(arrays["diffraction"]),
         xcoords=np.asarray(arrays["xcoords"]),

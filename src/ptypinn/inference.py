@@ -9,7 +9,6 @@ constant phase offsets (invisible to the far field) are made consistent (``stitc
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ import numpy as np
 import torch
 
 from .artifacts import write_npz
-from .data import PtychoDataset
+from .data import PtychoDataset, metadata_entry
 from .grouping import group_coordinates, make_groups
 from .model import PtychoPINN, centre_mask, overlap_constraint
 from .progress import progress_bar
@@ -108,7 +107,7 @@ def write_reconstruction(folder: str | Path, result: Reconstruction, dataset: Pt
         "xcoords": dataset.xcoords,
         "ycoords": dataset.ycoords,
         "probeGuess": dataset.probe,
-        "metadata": np.array(json.dumps({**metadata, "wall_time_s": result.wall_time_s}, sort_keys=True)),
+        "metadata": metadata_entry({**metadata, "wall_time_s": result.wall_time_s}),
     })
     png = reconstruction_grid([Panel(0.0, "", title, result.obj)], 0.0, "", folder / "reconstruction.png", title=title)
     return npz, png

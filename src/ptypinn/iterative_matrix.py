@@ -13,7 +13,6 @@ goes on. A dry run plans the jobs and writes nothing.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -25,7 +24,7 @@ import numpy as np
 
 from . import __version__
 from .artifacts import file_record, sha256_file, write_json, write_npz
-from .data import PtychoDataset, load_dataset
+from .data import PtychoDataset, load_dataset, metadata_entry
 from .design import DesignError
 from .iterative import DEFAULT_BATCH_SIZE, DEFAULT_ENGINE, DEFAULT_ITERATIONS, DEFAULT_LEARNING_RATE, ReconstructionInput, ReconstructionResult, reconstruct, require_engine
 from .layout import RECONSTRUCTION_MANIFEST, SPLITS, dose_label, job_folder
@@ -113,7 +112,7 @@ def write_reconstruction(job: IterativeJob, dataset: PtychoDataset, result: Reco
         "loss_history": result.losses,
         "wall_time_s": np.float64(result.wall_time_s),
         "iterations": np.int64(result.iterations),
-        "metadata": np.array(json.dumps(metadata, sort_keys=True)),
+        "metadata": metadata_entry(metadata),
     }
     npz = write_npz(job.folder / RECONSTRUCTION_FILE, arrays)
     figure = reconstruction_grid(figure_panels(job, dataset, result), job.dose, job.view, job.folder / FIGURE_FILE)

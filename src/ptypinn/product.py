@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from .artifacts import write_npz
+from .data import metadata_entry, read_metadata
 from .geometry import Geometry, dataset_geometry
 from .hdf5 import FormatError, HDF5Reader, open_hdf5, plain_value, write_hdf5
 
@@ -222,7 +223,7 @@ def product_to_arrays(product: Product) -> dict[str, np.ndarray]:
         "ycoords": pixels[:, 1].copy(),
         "loss_epochs": np.asarray(product.loss_epochs, dtype=np.int64),
         "loss_values": np.asarray(product.loss_values, dtype=np.float64),
-        "metadata": np.array(json.dumps(metadata, sort_keys=True)),
+        "metadata": metadata_entry(metadata),
     }
     if product.position_indexes is not None:
         arrays["probe_position_indexes"] = np.asarray(product.position_indexes, dtype=np.int64)
@@ -247,7 +248,7 @@ def product_from_arrays(arrays: Mapping[str, np.ndarray], source: str = "arrays"
     if x.ndim != 1 or x.shape != y.shape:
         raise FormatError(f"{source}: xcoords {x.shape} and ycoords {y.shape} must be 1-D and of equal length")
     try:
-        metadata = json.loads(str(np.asarray(arrays["metadata"])[()])) if "metadata" in arrays else {}
+        metadata = read_metadata(arrays)
     except ValueError:
         metadata = None
     if not isinstance(metadata, dict):
