@@ -24,7 +24,7 @@ from .artifacts import write_json
 from .data import PtychoDataset, load_dataset, read_metadata, read_npz
 from .design import StudyDesign
 from .inference import reconstruct, write_reconstruction
-from .layout import COMPARISON_MANIFEST, TRAINING_MANIFEST, dose_label
+from .layout import COMPARISON_MANIFEST, RECONSTRUCTION_FILE, TRAINING_MANIFEST, dose_label, job_folder
 from .matrix import BASELINE, collect_datasets
 from .metrics import align, region_box, score_aligned
 from .overlap import METRICS_FILE, illuminated, probe_footprint
@@ -80,7 +80,7 @@ def _score_one(result: Scored, dose: float, view: str, method: str, recon: np.nd
 
 
 def iterative_reconstruction(phase_f_root: Path, dose: float, view: str) -> tuple[str, np.ndarray, dict] | None:
-    path = phase_f_root / dose_label(dose) / view / "test" / "reconstruction.npz"
+    path = job_folder(phase_f_root, dose, view, "test") / RECONSTRUCTION_FILE
     if not path.is_file():
         return None
     arrays = read_npz(path)

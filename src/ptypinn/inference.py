@@ -19,6 +19,7 @@ import torch
 from .artifacts import write_npz
 from .data import PtychoDataset, metadata_entry
 from .grouping import group_coordinates, make_groups
+from .layout import FIGURE_FILE, RECONSTRUCTION_FILE
 from .model import PtychoPINN, centre_mask, overlap_constraint
 from .progress import progress_bar
 from .report import Panel, reconstruction_grid
@@ -101,7 +102,7 @@ def reconstruct(model: PtychoPINN, dataset: PtychoDataset, neighbor_count: int =
 def write_reconstruction(folder: str | Path, result: Reconstruction, dataset: PtychoDataset, metadata: dict, title: str = "PtychoPINN") -> tuple[Path, Path]:
     """``reconstruction.npz`` (object, weights, positions, probe, metadata) and ``reconstruction.png``."""
     folder = Path(folder)
-    npz = write_npz(folder / "reconstruction.npz", {
+    npz = write_npz(folder / RECONSTRUCTION_FILE, {
         "objectGuess": result.obj,
         "weights": result.weights,
         "xcoords": dataset.xcoords,
@@ -109,5 +110,5 @@ def write_reconstruction(folder: str | Path, result: Reconstruction, dataset: Pt
         "probeGuess": dataset.probe,
         "metadata": metadata_entry({**metadata, "wall_time_s": result.wall_time_s}),
     })
-    png = reconstruction_grid([Panel(0.0, "", title, result.obj)], 0.0, "", folder / "reconstruction.png", title=title)
+    png = reconstruction_grid([Panel(0.0, "", title, result.obj)], 0.0, "", folder / FIGURE_FILE, title=title)
     return npz, png

@@ -27,13 +27,11 @@ from .artifacts import file_record, sha256_file, write_json, write_npz
 from .data import PtychoDataset, load_dataset, metadata_entry
 from .design import DesignError
 from .iterative import DEFAULT_BATCH_SIZE, DEFAULT_ENGINE, DEFAULT_ITERATIONS, DEFAULT_LEARNING_RATE, ReconstructionInput, ReconstructionResult, reconstruct, require_engine
-from .layout import RECONSTRUCTION_MANIFEST, SPLITS, dose_label, job_folder
+from .layout import FIGURE_FILE, RECONSTRUCTION_FILE, RECONSTRUCTION_MANIFEST, SPLITS, dose_label, job_folder
 from .matrix import BASELINE, DEFAULT_VIEWS, SkipEvent, collect_datasets, select
 from .metrics import align, centre_box, region_box
 from .report import Panel, reconstruction_grid
 
-RECONSTRUCTION_FILE = "reconstruction.npz"
-FIGURE_FILE = "reconstruction.png"
 MIN_FIGURE_SIDE = 16  # px: the smallest rectangle of probe centres the figure aligns and crops to
 
 

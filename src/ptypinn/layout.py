@@ -8,6 +8,8 @@ SIMULATION_MANIFEST = "simulation_manifest.json"
 RECONSTRUCTION_MANIFEST = "reconstruction_manifest.json"
 TRAINING_MANIFEST = "training_manifest.json"
 COMPARISON_MANIFEST = "comparison_manifest.json"
+RECONSTRUCTION_FILE = "reconstruction.npz"
+FIGURE_FILE = "reconstruction.png"
 SPLITS = ("train", "test")
 
 
