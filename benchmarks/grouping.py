@@ -19,8 +19,8 @@ import time
 import numpy as np
 import scipy
 
-from ptypinn.grouping import make_groups
-from ptypinn.overlap import select_min_spacing
+from ptypinn.physics.grouping import make_groups
+from ptypinn.study.overlap import select_min_spacing
 
 
 def best_time(function, repeats: int) -> float:

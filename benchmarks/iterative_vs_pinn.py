@@ -23,15 +23,15 @@ from pathlib import Path
 
 import torch
 
-from ptypinn.data import PtychoDataset, load_dataset
-from ptypinn.design import preset
-from ptypinn.inference import reconstruct as pinn_reconstruct
-from ptypinn.iterative import DEFAULT_ITERATIONS, ReconstructionInput, reconstruct
-from ptypinn.layout import split_path
-from ptypinn.metrics import amplitude_phase_ssim, centre_box
-from ptypinn.simulate import run_simulation
-from ptypinn.runtime import TrainerOptions
-from ptypinn.train import JobSpec, load_bundle, train_model
+from ptypinn.io.dataset import PtychoDataset, load_dataset
+from ptypinn.study.design import preset
+from ptypinn.pinn.inference import reconstruct as pinn_reconstruct
+from ptypinn.engines.iterative import DEFAULT_ITERATIONS, ReconstructionInput, reconstruct
+from ptypinn.study.layout import split_path
+from ptypinn.analysis.metrics import amplitude_phase_ssim, centre_box
+from ptypinn.study.simulate import run_simulation
+from ptypinn.pinn.runtime import TrainerOptions
+from ptypinn.pinn.train import JobSpec, load_bundle, train_model
 
 DOSE = 1e4
 

@@ -22,16 +22,16 @@ from pathlib import Path
 
 import torch
 
-from ptypinn.compare import scored_region
-from ptypinn.data import load_dataset
-from ptypinn.design import preset
-from ptypinn.inference import reconstruct
-from ptypinn.layout import split_path
-from ptypinn.metrics import score
-from ptypinn.overlap import run_overlap
-from ptypinn.simulate import run_simulation
-from ptypinn.runtime import TrainerOptions
-from ptypinn.train import JobSpec, load_bundle, train_model
+from ptypinn.study.compare import scored_region
+from ptypinn.io.dataset import load_dataset
+from ptypinn.study.design import preset
+from ptypinn.pinn.inference import reconstruct
+from ptypinn.study.layout import split_path
+from ptypinn.analysis.metrics import score
+from ptypinn.study.overlap import run_overlap
+from ptypinn.study.simulate import run_simulation
+from ptypinn.pinn.runtime import TrainerOptions
+from ptypinn.pinn.train import JobSpec, load_bundle, train_model
 
 
 def main() -> None:

@@ -16,8 +16,8 @@ import time
 import numpy as np
 import torch
 
-from ptypinn.design import make_design
-from ptypinn.simulate import clean_amplitudes, default_source, observe, scan_positions
+from ptypinn.study.design import make_design
+from ptypinn.study.simulate import clean_amplitudes, default_source, observe, scan_positions
 
 
 def measure(patch_size: int, object_size: int, step: float, repeats: int) -> dict:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ptypinn.design import make_design
+from ptypinn.study.design import make_design
 
 
 @pytest.fixture
@@ -22,8 +22,8 @@ def small_dataset():
     """A 32x32-pattern dataset with an object, noisy at 1e4 photons, built straight from the physics."""
     import torch
 
-    from ptypinn.data import PtychoDataset
-    from ptypinn.physics import disk_probe, dose_scale, exit_waves, far_field, poisson_observe, raster_scan
+    from ptypinn.io.dataset import PtychoDataset
+    from ptypinn.physics.forward import disk_probe, dose_scale, exit_waves, far_field, poisson_observe, raster_scan
 
     rng = np.random.default_rng(1)
     size, shape = 32, (72, 80)

@@ -2,8 +2,8 @@ import numpy as np
 from typer.testing import CliRunner
 
 from ptypinn.cli import app, main
-from ptypinn.data import load_dataset
-from ptypinn.design import preset
+from ptypinn.io.dataset import load_dataset
+from ptypinn.study.design import preset
 
 runner = CliRunner()
 

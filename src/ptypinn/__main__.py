@@ -1,3 +1,3 @@
-from .cli import main
+from ptypinn.cli import main
 
 main()

@@ -13,14 +13,14 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from . import __version__
-from .data import DatasetError, PtychoDataset
-from .design import DesignError, StudyDesign, load_design, preset
-from .formats import FileFormat, convert_file
-from .grouping import GroupingError
-from .hdf5 import FormatError
-from .runtime import TrainerOptions
-from .iterative import DEFAULT_ENGINE, DEFAULT_ITERATIONS, ENGINES, EngineUnavailable
+from ptypinn import __version__
+from ptypinn.io.dataset import DatasetError, PtychoDataset
+from ptypinn.study.design import DesignError, StudyDesign, load_design, preset
+from ptypinn.io.formats import FileFormat, convert_file
+from ptypinn.physics.grouping import GroupingError
+from ptypinn.io.hdf5 import FormatError
+from ptypinn.pinn.runtime import TrainerOptions
+from ptypinn.engines.iterative import DEFAULT_ENGINE, DEFAULT_ITERATIONS, ENGINES, EngineUnavailable
 
 app = typer.Typer(
     name="ptypinn",
@@ -127,7 +127,7 @@ def simulate(
     object_file: Annotated[Optional[Path], typer.Option("--object", help="NPZ with objectGuess (and optionally probeGuess) to use instead of the embedded default.", dir_okay=False)] = None,
 ) -> None:
     """Phase C: simulate diffraction at each dose, split train/test along y, write NPZ files and a manifest."""
-    from .simulate import run_simulation, source_from_npz
+    from ptypinn.study.simulate import run_simulation, source_from_npz
 
     design = resolve_design(preset_name, config)
     if dose:
@@ -156,7 +156,7 @@ def overlap(
 
     Exits with status 1, after writing everything else, when a view keeps too few positions to be formed.
     """
-    from .overlap import OVERLAP_MANIFEST, run_overlap
+    from ptypinn.study.overlap import OVERLAP_MANIFEST, run_overlap
 
     design = resolve_design(preset_name, config)
     manifest = run_overlap(design, phase_c_root, output_root, doses=dose or None, views=view or None)
@@ -191,8 +191,8 @@ def train(
     options: TrainerOptions | None = None,
 ) -> None:
     """Train PtychoPINN (or the supervised baseline) on one dataset and write a model bundle."""
-    from .data import load_dataset
-    from .train import JobSpec, train_model
+    from ptypinn.io.dataset import load_dataset
+    from ptypinn.pinn.train import JobSpec, train_model
 
     design = with_epochs(resolve_design(preset_name, config), max_epochs)
     training = design.training.model_copy(update={"model": "supervised"}) if supervised else design.training
@@ -216,7 +216,7 @@ def reconstruct_iterative(
     allow_missing_phase_d: Annotated[bool, typer.Option("--allow-missing-phase-d", help="Skip (and record) overlap views with no phase D data.")] = False,
 ) -> None:
     """Phase F: classical iterative reconstruction of every dose x view x split dataset."""
-    from .iterative_matrix import run_iterative_matrix
+    from ptypinn.study.iterative import run_iterative_matrix
 
     manifest = run_iterative_matrix(
         phase_c_root,
@@ -266,9 +266,9 @@ def reconstruct(
     output: Annotated[Path, typer.Option(help="Folder for reconstruction.npz and reconstruction.png.")],
 ) -> None:
     """Reconstruct a dataset with a trained bundle: predict every patch and stitch them."""
-    from .data import load_dataset
-    from .inference import reconstruct as run_reconstruction, write_reconstruction
-    from .train import load_bundle
+    from ptypinn.io.dataset import load_dataset
+    from ptypinn.pinn.inference import reconstruct as run_reconstruction, write_reconstruction
+    from ptypinn.pinn.train import load_bundle
 
     model, meta = load_bundle(bundle)
     dataset = load_dataset(data)
@@ -298,8 +298,8 @@ def train_matrix(
     options: TrainerOptions | None = None,
 ) -> None:
     """Phase E: train every (dose, view) job of the study matrix and write training_manifest.json."""
-    from .layout import TRAINING_MANIFEST
-    from .study.training import run_training_matrix
+    from ptypinn.study.layout import TRAINING_MANIFEST
+    from ptypinn.study.training import run_training_matrix
 
     design = with_epochs(resolve_design(preset_name, config), max_epochs)
     check_views(design, view)
@@ -339,7 +339,7 @@ def study_run(
     dask_scheduler: Annotated[Optional[str], typer.Option(help="Address of a running Dask scheduler (tcp://host:8786) to send training jobs to.")] = None,
 ) -> None:
     """Run phases C to G (simulate, overlap, train, iterative, compare) and write the report."""
-    from .study.runner import report_path, run_study
+    from ptypinn.study.runner import report_path, run_study
 
     design = resolve_design(preset_name, config)
     console = Console()

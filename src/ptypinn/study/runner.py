@@ -23,12 +23,12 @@ from pathlib import Path
 
 from rich.console import Console
 
-from .. import __version__
-from ..artifacts import sha256_file, write_json
-from ..design import StudyDesign
-from ..layout import COMPARISON_MANIFEST, RECONSTRUCTION_MANIFEST, SIMULATION_MANIFEST, TRAINING_MANIFEST
-from ..overlap import OVERLAP_MANIFEST
-from ..runtime import TrainerOptions
+from ptypinn import __version__
+from ptypinn.io.artifacts import sha256_file, write_json
+from ptypinn.study.design import StudyDesign
+from ptypinn.study.layout import COMPARISON_MANIFEST, RECONSTRUCTION_MANIFEST, SIMULATION_MANIFEST, TRAINING_MANIFEST
+from ptypinn.study.overlap import OVERLAP_MANIFEST
+from ptypinn.pinn.runtime import TrainerOptions
 
 STATE_FILE = "study_state.json"
 DESIGN_FILE = "design.yaml"
@@ -45,21 +45,21 @@ class Step:
 
 
 def _simulate(design: StudyDesign, root: Path, executor: Executor | None) -> list[str]:
-    from ..simulate import run_simulation
+    from ptypinn.study.simulate import run_simulation
 
     run_simulation(design, root / "phase_c")
     return []
 
 
 def _overlap(design: StudyDesign, root: Path, executor: Executor | None) -> list[str]:
-    from ..overlap import run_overlap
+    from ptypinn.study.overlap import run_overlap
 
     manifest = run_overlap(design, root / "phase_c", root / "phase_d")
     return [f"view {item['view']} at dose {item['dose']:g} ({item['split']}) not formed: {item['reason']}" for item in manifest.get("not_formed", [])]
 
 
 def _train(design: StudyDesign, root: Path, executor: Executor | None) -> list[str]:
-    from .training import run_training_matrix
+    from ptypinn.study.training import run_training_matrix
 
     options = TrainerOptions(logger="csv", checkpoints=False, progress=False)
     manifest = run_training_matrix(design, root / "phase_c", root / "phase_d", root / "phase_e", allow_missing_phase_d=True,
@@ -68,7 +68,7 @@ def _train(design: StudyDesign, root: Path, executor: Executor | None) -> list[s
 
 
 def _iterative(design: StudyDesign, root: Path, executor: Executor | None) -> list[str]:
-    from ..iterative_matrix import run_iterative_matrix
+    from ptypinn.study.iterative import run_iterative_matrix
 
     manifest = run_iterative_matrix(root / "phase_c", root / "phase_d", root / "phase_f", splits=list(design.iterative.splits),
                                     engine=design.iterative.engine, iterations=design.iterative.iterations, allow_missing_phase_d=True)
@@ -76,7 +76,7 @@ def _iterative(design: StudyDesign, root: Path, executor: Executor | None) -> li
 
 
 def _compare(design: StudyDesign, root: Path, executor: Executor | None) -> list[str]:
-    from ..compare import run_comparison
+    from ptypinn.study.compare import run_comparison
 
     state = _read_state(root)
     notes = [note for step in state.get("steps", {}).values() for note in step.get("notes", [])]

@@ -20,14 +20,14 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..artifacts import sha256_file, write_json
-from ..data import load_dataset
-from ..design import StudyDesign, TrainingConfig
-from ..layout import TRAINING_MANIFEST, dose_label
-from ..matrix import BASELINE, DEFAULT_VIEWS, SkipEvent, collect_datasets, select, view_gridsize
-from ..progress import progress_bar
-from ..runtime import TrainerOptions
-from ..train import BUNDLE_NAME, JobSpec, train_model
+from ptypinn.io.artifacts import sha256_file, write_json
+from ptypinn.io.dataset import load_dataset
+from ptypinn.study.design import StudyDesign, TrainingConfig
+from ptypinn.study.layout import TRAINING_MANIFEST, dose_label
+from ptypinn.study.matrix import BASELINE, DEFAULT_VIEWS, SkipEvent, collect_datasets, select, view_gridsize
+from ptypinn.io.progress import progress_bar
+from ptypinn.pinn.runtime import TrainerOptions
+from ptypinn.pinn.train import BUNDLE_NAME, JobSpec, train_model
 
 SKIP_SUMMARY = "skip_summary.json"
 LOG_NAME = "train.log"
@@ -208,6 +208,6 @@ def run_training_matrix(
 
 
 if __name__ == "__main__":
-    from ..cli import run_single_command
+    from ptypinn.cli import run_single_command
 
     run_single_command("train-matrix")

@@ -1,0 +1,200 @@
+"""Tables, figures and the one-page report of a study (phase G).
+
+Scores travel as a *tidy* table: one row per (dose, view, method, component, metric) with its
+value. Everything here only reads that table, the reconstructions and the overlap measurements;
+it computes no score itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import markdown
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (backend first)
+import numpy as np  # noqa: E402
+
+from ptypinn.io.artifacts import atomic_path, write_json  # noqa: E402
+
+TIDY_FIELDS = ("dose", "view", "method", "component", "metric", "value")
+HEADLINE_METRICS = ("ms_ssim", "ssim", "psnr", "frc50")
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One aligned reconstruction (or the ground truth) cropped to the scored region."""
+
+    dose: float
+    view: str
+    method: str
+    image: np.ndarray
+
+
+def write_tidy(rows: Sequence[dict], folder: str | os.PathLike) -> tuple[Path, Path]:
+    """``metrics.csv`` and ``metrics.json`` (same rows; ``None`` for undefined values)."""
+    folder = Path(folder)
+    with atomic_path(folder / "metrics.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=TIDY_FIELDS)
+        writer.writeheader()
+        writer.writerows({key: row[key] for key in TIDY_FIELDS} for row in rows)
+    write_json(folder / "metrics.json", [{key: row[key] for key in TIDY_FIELDS} for row in rows])
+    return folder / "metrics.csv", folder / "metrics.json"
+
+
+def aggregate(rows: Iterable[dict], component: str, metrics: Sequence[str] = HEADLINE_METRICS) -> list[dict]:
+    """One row per (dose, view, method) with the chosen metrics of one component as columns."""
+    table: dict[tuple, dict] = {}
+    for row in rows:
+        if row["component"] != component or row["metric"] not in metrics:
+            continue
+        key = (row["dose"], row["view"], row["method"])
+        table.setdefault(key, {"dose": row["dose"], "view": row["view"], "method": row["method"]})[row["metric"]] = row["value"]
+    return [table[key] for key in sorted(table, key=lambda k: (k[0], k[1], k[2]))]
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.0f}" if value.is_integer() and abs(value) >= 1e3 else f"{value:.4g}"
+    return str(value)
+
+
+def markdown_table(records: Sequence[dict], columns: Sequence[str]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_cell(record.get(column)) for column in columns) + " |" for record in records]
+    return "\n".join(lines)
+
+
+def _save(figure: plt.Figure, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    plt.close(figure)
+    return path
+
+
+def reconstruction_grid(panels: Sequence[Panel], dose: float, view: str, path: str | os.PathLike, title: str | None = None) -> Path:
+    """Amplitude (top) and phase (bottom) of the ground truth and every method at one dose and view."""
+    chosen = [p for p in panels if p.dose == dose and p.view == view]
+    figure, axes = plt.subplots(2, len(chosen), figsize=(2.6 * len(chosen), 5.2), squeeze=False)
+    for column, panel in enumerate(chosen):
+        for row, (part, cmap) in enumerate(((np.abs, "gray"), (np.angle, "twilight"))):
+            ax = axes[row, column]
+            shown = ax.imshow(part(panel.image), cmap=cmap)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            figure.colorbar(shown, ax=ax, fraction=0.046, pad=0.02)
+        axes[0, column].set_title(panel.method, fontsize=9)
+    axes[0, 0].set_ylabel("amplitude")
+    axes[1, 0].set_ylabel("phase (rad)")
+    figure.suptitle(title or f"dose {dose:g} photons/pattern, {view} view")
+    return _save(figure, Path(path))
+
+
+def metric_vs_dose(rows: Sequence[dict], view: str, component: str, path: str | os.PathLike, metrics: Sequence[str] = HEADLINE_METRICS) -> Path:
+    """One panel per metric: value against dose (log axis), one line per method, for one view."""
+    figure, axes = plt.subplots(1, len(metrics), figsize=(3.4 * len(metrics), 3.0), squeeze=False)
+    methods = sorted({r["method"] for r in rows if r["view"] == view})
+    for ax, metric in zip(axes[0], metrics):
+        for method in methods:
+            points = sorted(
+                (r["dose"], r["value"])
+                for r in rows
+                if r["view"] == view and r["method"] == method and r["component"] == component and r["metric"] == metric and r["value"] is not None
+            )
+            if points:
+                ax.plot(*zip(*points), marker="o", label=method)
+        ax.set_xscale("log")
+        ax.set_xlabel("photons per pattern")
+        ax.set_title(f"{component} {metric}", fontsize=9)
+    axes[0, 0].legend(fontsize=7)
+    figure.suptitle(f"{view} view")
+    return _save(figure, Path(path))
+
+
+def frc_curves(curves: Sequence[dict], dose: float, view: str, path: str | os.PathLike) -> Path:
+    """FRC of phase against spatial frequency for every method at one dose and view, with thresholds.
+
+    ``curves`` items: ``{dose, view, method, frequency, correlation, half_bit}``.
+    """
+    figure, ax = plt.subplots(figsize=(5, 3.4))
+    half_bit = None
+    for curve in curves:
+        if curve["dose"] == dose and curve["view"] == view:
+            ax.plot(curve["frequency"], curve["correlation"], label=curve["method"])
+            half_bit = curve
+    if half_bit is not None:
+        ax.plot(half_bit["frequency"], half_bit["half_bit"], "k:", label="½-bit")
+    ax.axhline(0.5, color="gray", linestyle="--", linewidth=0.8, label="0.5")
+    ax.set_xlabel("spatial frequency (cycles/px)")
+    ax.set_ylabel("phase FRC")
+    ax.set_ylim(-0.1, 1.05)
+    ax.legend(fontsize=7)
+    ax.set_title(f"dose {dose:g}, {view} view", fontsize=9)
+    return _save(figure, Path(path))
+
+
+def overlap_figure(measurements: Sequence[dict], path: str | os.PathLike) -> Path:
+    """Target against measured overlap fraction, and coverage, per view (phase D measurements).
+
+    ``measurements`` items: ``{dose, view, split, target_fraction, measured_fraction, coverage}``.
+    """
+    figure, (left, right) = plt.subplots(1, 2, figsize=(8, 3.2))
+    views = sorted({m["view"] for m in measurements})
+    for index, view in enumerate(views):
+        chosen = [m for m in measurements if m["view"] == view]
+        target = chosen[0].get("target_fraction")
+        measured = [m["measured_fraction"] for m in chosen]
+        left.scatter([index] * len(measured), measured, label="measured")
+        if target is not None:
+            left.scatter([index], [target], marker="x", color="k", s=60, label="target" if index == 0 else None)
+        right.scatter([index] * len(chosen), [m["coverage"] for m in chosen])
+    for ax, title in ((left, "overlap fraction f"), (right, "coverage of the field of view")):
+        ax.set_xticks(range(len(views)), views)
+        ax.set_ylim(0, 1.05)
+        ax.set_title(title, fontsize=9)
+    handles, labels = left.get_legend_handles_labels()
+    unique = dict(zip(labels, handles))
+    left.legend(unique.values(), unique.keys(), fontsize=7)
+    return _save(figure, Path(path))
+
+
+def _embedded_image(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
+
+
+def write_report(
+    folder: str | os.PathLike,
+    title: str,
+    sections: Sequence[tuple[str, str]],
+    figures: Sequence[Path],
+) -> tuple[Path, Path]:
+    """``report.md`` (figures linked) and a self-contained ``report.html`` (figures embedded).
+
+    ``sections`` are (heading, markdown body) pairs; bodies may hold pipe tables.
+    """
+    folder = Path(folder)
+    md = [f"# {title}", ""]
+    body = [f"<h1>{html.escape(title)}</h1>"]
+    for heading, text in sections:
+        md += [f"## {heading}", "", text, ""]
+        body += [f"<h2>{html.escape(heading)}</h2>", markdown.markdown(text, extensions=["tables"])]
+    md += ["## Figures", ""] + [f"![{figure.stem}]({figure.relative_to(folder).as_posix()})" for figure in figures]
+    body += ["<h2>Figures</h2>"] + [f"<figure>{_embedded_image(figure)}<figcaption>{html.escape(figure.stem)}</figcaption></figure>" for figure in figures]
+    style = "body{font-family:sans-serif;max-width:1100px;margin:2em auto;}table{border-collapse:collapse;font-size:90%;}td,th{border:1px solid #ccc;padding:2px 6px;}img{max-width:100%;}"
+    page = f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{style}</style></head><body>{''.join(body)}</body></html>"
+    with atomic_path(folder / "report.md") as tmp:
+        tmp.write_text("\n".join(md) + "\n", encoding="utf-8")
+    with atomic_path(folder / "report.html") as tmp:
+        tmp.write_text(page, encoding="utf-8")
+    return folder / "report.md", folder / "report.html"

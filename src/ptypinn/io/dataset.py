@@ -1,0 +1,264 @@
+"""Dataset contract (phase B): the canonical NPZ, its validator and load/save helpers.
+
+Canonical NPZ keys:
+
+========================  ==============  ====================================================
+key                       shape, dtype    meaning
+========================  ==============  ====================================================
+``diffraction``           (n, N, N) f32   normalised far-field *amplitude* (sqrt of intensity)
+``xcoords``, ``ycoords``  (n,) f64        probe centre positions, object pixels (x = column)
+``probeGuess``            (N, N) c64      probe on the object pixel grid
+``objectGuess``           (H, W) c64      optional: ground truth or reference object
+``scan_index``            (n,) int        optional: which scan each pattern came from
+``metadata``              () str          optional: JSON provenance (no pickle needed)
+========================  ==============  ====================================================
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from ptypinn.io.artifacts import write_npz
+
+REQUIRED_KEYS = ("diffraction", "xcoords", "ycoords", "probeGuess")
+OPTIONAL_KEYS = ("objectGuess", "scan_index", "metadata")
+LEGACY_HINTS = {
+    "diff3d": "'diff3d' is the upstream raw-data name; rename it to 'diffraction' (amplitude, float32)",
+    "probe": "'probe' should be named 'probeGuess'",
+    "object": "'object' should be named 'objectGuess'",
+}
+
+
+class DatasetError(ValueError):
+    """A dataset that breaks the contract; the message lists every problem found."""
+
+
+@dataclass(frozen=True)
+class PtychoDataset:
+    """One ptychographic dataset in the canonical layout (see module docstring)."""
+
+    diffraction: np.ndarray
+    xcoords: np.ndarray
+    ycoords: np.ndarray
+    probe: np.ndarray
+    obj: np.ndarray | None = None
+    scan_index: np.ndarray | None = None
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def count(self) -> int:
+        return int(self.diffraction.shape[0])
+
+    @property
+    def patch_size(self) -> int:
+        return int(self.diffraction.shape[-1])
+
+    @property
+    def positions(self) -> np.ndarray:
+        """(n, 2) array of (x, y) positions."""
+        return np.stack((self.xcoords, self.ycoords), axis=1)
+
+    def subset(self, indices: np.ndarray, **metadata: object) -> PtychoDataset:
+        """The patterns at ``indices`` (in that order), with ``metadata`` merged into the provenance."""
+        indices = np.asarray(indices, dtype=np.int64)
+        return replace(
+            self,
+            diffraction=self.diffraction[indices],
+            xcoords=self.xcoords[indices],
+            ycoords=self.ycoords[indices],
+            scan_index=None if self.scan_index is None else self.scan_index[indices],
+            metadata={**self.metadata, **metadata},
+        )
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        arrays = {
+            "diffraction": self.diffraction,
+            "xcoords": self.xcoords,
+            "ycoords": self.ycoords,
+            "probeGuess": self.probe,
+        }
+        if self.obj is not None:
+            arrays["objectGuess"] = self.obj
+        if self.scan_index is not None:
+            arrays["scan_index"] = self.scan_index
+        arrays["metadata"] = metadata_entry(self.metadata)
+        return arrays
+
+
+def metadata_entry(metadata: Mapping) -> np.ndarray:
+    """The NPZ ``metadata`` entry: a JSON object as a 0-d string array (no pickle needed)."""
+    return np.array(json.dumps(metadata, sort_keys=True))
+
+
+def read_metadata(arrays: Mapping[str, np.ndarray]) -> object:
+    """The decoded ``metadata`` entry of NPZ arrays (``{}`` when absent); raises ``ValueError`` if it is not JSON."""
+    return json.loads(str(np.asarray(arrays["metadata"])[()])) if "metadata" in arrays else {}
+
+
+def _check_finite(name: str, array: np.ndarray, problems: list[str]) -> None:
+    bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
+    if bad:
+        problems.append(f"{name} contains {bad} NaN or infinite values")
+
+
+def _check_diffraction(diffraction: np.ndarray, problems: list[str]) -> None:
+    if diffraction.ndim != 3 or diffraction.shape[1] != diffraction.shape[2]:
+        problems.append(f"diffraction must have shape (n, N, N), got {diffraction.shape}")
+        return
+    if np.issubdtype(diffraction.dtype, np.integer):
+        problems.append(
+            f"diffraction has integer dtype {diffraction.dtype}: it looks like photon counts (intensity); "
+            "the contract stores float32 amplitudes, sqrt(counts) divided by the dose scale"
+        )
+        return
+    if np.iscomplexobj(diffraction):
+        problems.append("diffraction is complex: it must be the real far-field amplitude |Psi|")
+        return
+    if diffraction.dtype != np.float32:
+        problems.append(f"diffraction must be float32, got {diffraction.dtype}")
+    _check_finite("diffraction", diffraction, problems)
+    finite = diffraction[np.isfinite(diffraction)]
+    if finite.size and finite.min() < 0:
+        problems.append(f"diffraction has negative values (min {finite.min():.3g}): amplitudes are >= 0")
+
+
+def _check_coords(arrays: Mapping[str, np.ndarray], count: int | None, problems: list[str]) -> None:
+    for name in ("xcoords", "ycoords"):
+        coords = arrays[name]
+        if coords.ndim != 1:
+            problems.append(f"{name} must be 1-D, got shape {coords.shape}")
+            continue
+        if coords.dtype != np.float64:
+            problems.append(f"{name} must be float64, got {coords.dtype}")
+        if count is not None and coords.shape[0] != count:
+            problems.append(f"{name} has {coords.shape[0]} entries but diffraction has {count} patterns")
+        _check_finite(name, coords, problems)
+
+
+def _check_complex_image(name: str, array: np.ndarray, problems: list[str]) -> None:
+    if array.ndim != 2:
+        problems.append(f"{name} must be a 2-D complex array, got shape {array.shape}")
+        return
+    if array.dtype != np.complex64:
+        problems.append(f"{name} must be complex64, got {array.dtype}")
+    _check_finite(name, array, problems)
+
+
+def validate_arrays(arrays: Mapping[str, np.ndarray], gridsize: int = 1, neighbor_count: int | None = None) -> None:
+    """Check ``arrays`` against the contract; raise :class:`DatasetError` listing every problem.
+
+    ``gridsize`` and ``neighbor_count`` (K) add the grouping requirements: K >= C = gridsize**2
+    and at least C positions.
+    """
+    problems: list[str] = []
+    for key in REQUIRED_KEYS:
+        if key not in arrays:
+            hints = [hint for legacy, hint in LEGACY_HINTS.items() if legacy in arrays]
+            problems.append(f"missing key {key!r}" + (f" ({'; '.join(hints)})" if hints else ""))
+    unknown = sorted(set(arrays) - set(REQUIRED_KEYS) - set(OPTIONAL_KEYS))
+    if unknown:
+        problems.append(f"unexpected keys {unknown}; allowed: {list(REQUIRED_KEYS + OPTIONAL_KEYS)}")
+
+    count = size = None
+    if "diffraction" in arrays:
+        diffraction = np.asarray(arrays["diffraction"])
+        _check_diffraction(diffraction, problems)
+        if diffraction.ndim == 3:
+            count, size = diffraction.shape[0], diffraction.shape[-1]
+            if count == 0:
+                problems.append("diffraction holds no patterns")
+    if "xcoords" in arrays and "ycoords" in arrays:
+        _check_coords({k: np.asarray(arrays[k]) for k in ("xcoords", "ycoords")}, count, problems)
+    if "probeGuess" in arrays:
+        probe = np.asarray(arrays["probeGuess"])
+        _check_complex_image("probeGuess", probe, problems)
+        if size is not None and probe.shape != (size, size):
+            problems.append(f"probeGuess has shape {probe.shape} but the diffraction patterns are {size}x{size}")
+        elif probe.size and not np.any(np.abs(probe) > 0):
+            problems.append("probeGuess is zero everywhere")
+    if "objectGuess" in arrays:
+        obj = np.asarray(arrays["objectGuess"])
+        _check_complex_image("objectGuess", obj, problems)
+        if obj.ndim == 2 and size is not None and min(obj.shape) < size:
+            problems.append(f"objectGuess {obj.shape} is smaller than one {size}x{size} patch")
+        x, y = np.asarray(arrays.get("xcoords", [])), np.asarray(arrays.get("ycoords", []))
+        if obj.ndim == 2 and x.ndim == 1 and x.shape == y.shape:
+            outside = int(np.count_nonzero((x < 0) | (x > obj.shape[1] - 1) | (y < 0) | (y > obj.shape[0] - 1)))
+            if outside:
+                problems.append(f"{outside} positions lie outside objectGuess ({obj.shape[1]} x {obj.shape[0]} px)")
+    if "scan_index" in arrays:
+        scan_index = np.asarray(arrays["scan_index"])
+        if not np.issubdtype(scan_index.dtype, np.integer) or scan_index.ndim != 1:
+            problems.append(f"scan_index must be a 1-D integer array, got {scan_index.dtype} {scan_index.shape}")
+        elif count is not None and scan_index.shape[0] != count:
+            problems.append(f"scan_index has {scan_index.shape[0]} entries but diffraction has {count} patterns")
+    if "metadata" in arrays:
+        try:
+            if not isinstance(read_metadata(arrays), dict):
+                raise ValueError
+        except ValueError:
+            problems.append("metadata must be a JSON object stored as a string")
+
+    group = gridsize**2
+    if neighbor_count is not None and neighbor_count < group:
+        problems.append(f"neighbour count K={neighbor_count} is smaller than C=gridsize^2={group}")
+    if count is not None and count < group:
+        problems.append(f"only {count} positions, fewer than the C={group} a group needs")
+
+    if problems:
+        raise DatasetError("\n  ".join(["dataset breaks the contract:", *problems]))
+
+
+def dataset_from_arrays(arrays: Mapping[str, np.ndarray]) -> PtychoDataset:
+    """Validate ``arrays`` and wrap them in a :class:`PtychoDataset`."""
+    validate_arrays(arrays)
+    metadata = read_metadata(arrays)
+    return PtychoDataset(
+        diffraction=np.asarray(arrays["diffraction"]),
+        xcoords=np.asarray(arrays["xcoords"]),
+        ycoords=np.asarray(arrays["ycoords"]),
+        probe=np.asarray(arrays["probeGuess"]),
+        obj=np.asarray(arrays["objectGuess"]) if "objectGuess" in arrays else None,
+        scan_index=np.asarray(arrays["scan_index"]) if "scan_index" in arrays else None,
+        metadata=metadata,
+    )
+
+
+def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """All arrays of an NPZ file, loaded without pickle; unreadable files raise :class:`DatasetError`."""
+    path = Path(path)
+    if path.is_file() and not zipfile.is_zipfile(path):
+        raise DatasetError(f"{path} is not a readable NPZ file (not a zip archive)")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {key: npz[key] for key in npz.files}
+    except FileNotFoundError:
+        raise DatasetError(f"no such file: {path}") from None
+    except (zipfile.BadZipFile, OSError, EOFError) as error:
+        raise DatasetError(f"{path} is not a readable NPZ file: {error}") from None
+    except ValueError as error:
+        if "pickle" in str(error).lower():
+            raise DatasetError(f"{path} stores Python objects (pickle); the contract allows plain arrays only") from None
+        raise DatasetError(f"{path} is not a readable NPZ file: {error}") from None
+
+
+def load_dataset(path: str | os.PathLike) -> PtychoDataset:
+    """Read and validate a canonical NPZ; problems raise :class:`DatasetError` naming the file."""
+    try:
+        return dataset_from_arrays(read_npz(path))
+    except DatasetError as error:
+        raise DatasetError(f"{path}: {error}") from None
+
+
+def save_dataset(path: str | os.PathLike, dataset: PtychoDataset) -> Path:
+    """Validate ``dataset`` and write it as a canonical NPZ (atomic, byte-reproducible)."""
+    arrays = dataset.to_arrays()
+    validate_arrays(arrays)
+    return write_npz(path, arrays)

@@ -1,0 +1,123 @@
+"""HDF5 plumbing shared by the CXI and ptychodus-product readers and writers.
+
+* :class:`FormatError`: a file that cannot be read in the format asked for. Messages name the
+  file and, where one is involved, the HDF5 path (``/group/dataset`` or ``/dataset@attribute``).
+* :func:`open_hdf5`: open a file for reading, turning "missing" and "not HDF5" into
+  :class:`FormatError`, and yield an :class:`HDF5Reader` whose look-ups raise that error too.
+* :func:`write_hdf5`: write a new HDF5 file atomically (temporary file, then rename).
+* :func:`plain_value`: attribute values as JSON types, for metadata.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from ptypinn.io.artifacts import atomic_path
+
+
+class FormatError(ValueError):
+    """A file that is missing, is not HDF5, or lacks or contradicts a field its format needs."""
+
+
+class HDF5Reader:
+    """Look-ups in an open HDF5 file whose failures are :class:`FormatError` naming the file and path."""
+
+    def __init__(self, file: h5py.File, path: Path) -> None:
+        self.file = file
+        self.path = path
+
+    def error(self, message: str, at: str | None = None) -> FormatError:
+        where = f" at {at}" if at else ""
+        return FormatError(f"{self.path}{where}: {message}")
+
+    def find(self, *names: str) -> str | None:
+        """The first of ``names`` that is a dataset in the file (soft links followed), else ``None``."""
+        for name in names:
+            if isinstance(self.file.get(name), h5py.Dataset):
+                return name
+        return None
+
+    def array(self, *names: str, what: str) -> np.ndarray:
+        """The contents of the first dataset found among ``names``; ``what`` says what was wanted."""
+        name = self.find(*names)
+        if name is None:
+            raise self.error(f"no {what}: looked for {' or '.join(names)}")
+        return np.asarray(self.file[name][()])
+
+    def optional_array(self, *names: str) -> np.ndarray | None:
+        name = self.find(*names)
+        return None if name is None else np.asarray(self.file[name][()])
+
+    def scalar(self, *names: str, what: str) -> float:
+        """A positive, finite number stored as a scalar (or one-element) dataset."""
+        name = self.find(*names)
+        if name is None:
+            raise self.error(f"no {what}: looked for {' or '.join(names)}")
+        return self.number(np.asarray(self.file[name][()]), name, what)
+
+    def attribute(self, owner: str, *keys: str, what: str, default: float | None = None, positive: bool = True) -> float:
+        """A number stored as attribute ``keys[0]`` (or a later alias) of dataset or group ``owner``."""
+        if owner not in self.file:
+            raise self.error(f"no {what}: {owner} does not exist")
+        attrs = self.file[owner].attrs
+        for key in keys:
+            if key in attrs:
+                return self.number(np.asarray(attrs[key]), f"{owner}@{key}", what, positive)
+        if default is not None:
+            return default
+        names = " or ".join(f"{owner}@{key}" for key in keys)
+        raise self.error(f"no {what}: looked for attribute {names}")
+
+    def number(self, value: np.ndarray, at: str, what: str, positive: bool = True) -> float:
+        """``value`` as one finite real number (and positive, unless told otherwise)."""
+        if value.size != 1 or not np.issubdtype(value.dtype, np.number) or np.iscomplexobj(value):
+            raise self.error(f"{what} must be one real number, got {value.dtype} {value.shape}", at)
+        number = float(value.reshape(()))
+        if not np.isfinite(number) or (positive and not number > 0):
+            raise self.error(f"{what} must be a {'positive' if positive else 'finite'} number, got {number}", at)
+        return number
+
+    def text(self, name: str) -> str | None:
+        """A string dataset (bytes decoded as UTF-8), or ``None`` if absent."""
+        value = self.optional_array(name)
+        return None if value is None else str(plain_value(value.reshape(-1)[0]))
+
+
+@contextlib.contextmanager
+def open_hdf5(path: str | os.PathLike, kind: str) -> Iterator[HDF5Reader]:
+    """Open ``path`` read-only; ``kind`` (e.g. ``"CXI"``) names the expected format in errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise FormatError(f"no such file: {path}")
+    if not h5py.is_hdf5(path):
+        raise FormatError(f"{path} is not an HDF5 file, so it cannot be a {kind} file")
+    with h5py.File(path, "r") as file:
+        yield HDF5Reader(file, path)
+
+
+@contextlib.contextmanager
+def write_hdf5(path: str | os.PathLike) -> Iterator[h5py.File]:
+    """A new HDF5 file that replaces ``path`` only once it is completely written."""
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as file:
+        yield file
+
+
+def plain_value(value: object) -> object:
+    """An HDF5 attribute or dataset value in plain JSON types (bytes decoded as UTF-8)."""
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, list):
+        return [plain_value(item) for item in value]
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, complex):
+        return [value.real, value.imag]
+    return value

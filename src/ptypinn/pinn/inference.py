@@ -1,0 +1,114 @@
+"""Inference: predict an object patch for every scan position with a trained bundle and stitch them.
+
+For gridsize ≥ 2 the groups seeded at each position are thinned to those covering a new
+position; each passes through the generator and the overlap constraint, and every member's
+re-extracted patch is stitched.
+Patches are stitched with weights ``|P|²`` on the window the generator predicts, after their
+constant phase offsets (invisible to the far field) are made consistent (``stitch(synchronise=True)``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ptypinn.io.artifacts import write_npz
+from ptypinn.io.dataset import PtychoDataset, metadata_entry
+from ptypinn.physics.grouping import group_coordinates, make_groups
+from ptypinn.study.layout import FIGURE_FILE, RECONSTRUCTION_FILE
+from ptypinn.pinn.model import PtychoPINN, centre_mask, overlap_constraint
+from ptypinn.io.progress import progress_bar
+from ptypinn.analysis.report import Panel, reconstruction_grid
+from ptypinn.physics.stitch import stitch
+
+
+@dataclass
+class Reconstruction:
+    obj: np.ndarray
+    weights: np.ndarray
+    wall_time_s: float
+    patterns: int
+
+    @property
+    def patterns_per_second(self) -> float:
+        return self.patterns / self.wall_time_s if self.wall_time_s > 0 else float("inf")
+
+
+def object_shape(dataset: PtychoDataset) -> tuple[int, int]:
+    """The grid to stitch on: the reference object's, or just large enough for every patch."""
+    if dataset.obj is not None:
+        return tuple(dataset.obj.shape)
+    reach = dataset.patch_size // 2 + 2
+    return int(np.ceil(dataset.ycoords.max())) + reach, int(np.ceil(dataset.xcoords.max())) + reach
+
+
+def stitch_weight(model: PtychoPINN) -> np.ndarray:
+    probe = model.probe.detach().cpu()
+    return (probe.abs().square() * centre_mask(probe.shape[-1])).numpy()
+
+
+def covering_groups(groups: np.ndarray, count: int) -> np.ndarray:
+    """The groups (in their order) that each bring at least one position not yet covered."""
+    covered = np.zeros(count, dtype=bool)
+    chosen = []
+    for index, members in enumerate(groups):
+        if not covered[members].all():
+            covered[members] = True
+            chosen.append(index)
+    return groups[chosen]
+
+
+@torch.inference_mode()
+def predict_patches(model: PtychoPINN, dataset: PtychoDataset, neighbor_count: int, seed: int, batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    """Object patches (m, N, N) and the index of the scan position each belongs to (m,).
+
+    Gridsize 1: one patch per position. Gridsize ≥ 2: the groups seeded at each position, thinned
+    to those that cover a new position; every member's constrained patch is kept, so a position
+    may get several patches (the stitcher averages them).
+    """
+    model.eval()
+    positions = dataset.positions
+    groups = make_groups(positions, model.gridsize, neighbor_count, n_groups=dataset.count, seed=seed)
+    if model.gridsize > 1:
+        groups = covering_groups(groups, dataset.count)
+    _, offsets = group_coordinates(positions, groups)
+    device = model.probe.device
+    n = dataset.patch_size
+    out = np.zeros((*groups.shape, n, n), dtype=np.complex64)
+    with progress_bar("inference", len(groups)) as advance:
+        for start in range(0, len(groups), batch_size):
+            members = groups[start : start + batch_size]
+            x = torch.from_numpy(np.ascontiguousarray(dataset.diffraction[members], dtype=np.float32)).to(device)
+            d = torch.from_numpy(offsets[start : start + batch_size].astype(np.float32)).to(device)
+            out[start : start + len(members)] = overlap_constraint(model.predict_patches(x), d).cpu().numpy()
+            advance(len(members))
+    return out.reshape(-1, n, n), groups.reshape(-1)
+
+
+def reconstruct(model: PtychoPINN, dataset: PtychoDataset, neighbor_count: int = 7, seed: int = 123, batch_size: int = 128,
+                synchronise: bool = True) -> Reconstruction:
+    """Predict and stitch; ``synchronise`` first removes each patch's unobservable phase offset."""
+    start = time.perf_counter()
+    patches, owners = predict_patches(model, dataset, neighbor_count, seed, batch_size)
+    positions = dataset.positions[owners]
+    obj, weights = stitch(patches, positions, object_shape(dataset), stitch_weight(model), synchronise=synchronise)
+    return Reconstruction(obj=obj, weights=weights, wall_time_s=time.perf_counter() - start, patterns=dataset.count)
+
+
+def write_reconstruction(folder: str | Path, result: Reconstruction, dataset: PtychoDataset, metadata: dict, title: str = "PtychoPINN") -> tuple[Path, Path]:
+    """``reconstruction.npz`` (object, weights, positions, probe, metadata) and ``reconstruction.png``."""
+    folder = Path(folder)
+    npz = write_npz(folder / RECONSTRUCTION_FILE, {
+        "objectGuess": result.obj,
+        "weights": result.weights,
+        "xcoords": dataset.xcoords,
+        "ycoords": dataset.ycoords,
+        "probeGuess": dataset.probe,
+        "metadata": metadata_entry({**metadata, "wall_time_s": result.wall_time_s}),
+    })
+    png = reconstruction_grid([Panel(0.0, "", title, result.obj)], 0.0, "", folder / FIGURE_FILE, title=title)
+    return npz, png

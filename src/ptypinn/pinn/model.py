@@ -1,0 +1,177 @@
+"""The PtychoPINN network: a CNN generator whose decoder is the ptychography forward model.
+
+Shapes (channels first): diffraction ``X`` (B, C, N, N) normalised amplitudes, group offsets
+``d`` (B, C, 2) = member position − group centroid as (x, y) pixels, probe ``P`` (N, N) complex.
+
+* :class:`Generator` maps C diffraction amplitudes to C complex object patches. The amplitude
+  head is a sigmoid and the phase head ``π·tanh``, both predicted on the central N/2 × N/2
+  window and zero outside it (the oversampling that makes phase retrieval well posed).
+* :func:`merge_patches` / :func:`overlap_constraint` are the real-space overlap constraint for
+  gridsize ≥ 2: each sample's C patches are laid on one canvas at their true offsets, averaged
+  where they overlap (co-masked weights, per sample, never across the batch) and re-extracted.
+* :class:`PtychoPINN` chains generator → overlap constraint → probe → far field → ``e^w`` scale,
+  with ``w`` a trainable log intensity scale initialised from the dose.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ptypinn.physics.forward import far_field, translate
+
+# Encoder filters per N (before the width multiplier); the decoder climbs back to N/2.
+ENCODER_LADDERS = {64: (32, 64, 128), 128: (16, 32, 64, 128), 256: (8, 16, 32, 64, 128)}
+DECODER_LADDERS = {64: (64, 32), 128: (128, 64, 32), 256: (256, 128, 64, 32)}
+
+
+def _conv_pair(in_channels: int, out_channels: int) -> list[nn.Module]:
+    return [
+        nn.Conv2d(in_channels, out_channels, 3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(out_channels, out_channels, 3, padding=1),
+        nn.ReLU(inplace=True),
+    ]
+
+
+def _decoder(ladder: tuple[int, ...], in_channels: int, width: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for filters in ladder:
+        layers += [*_conv_pair(in_channels, filters * width), nn.Upsample(scale_factor=2, mode="nearest")]
+        in_channels = filters * width
+    return nn.Sequential(*layers)
+
+
+class Generator(nn.Module):
+    """Encoder (conv-conv-pool ladder to an 8×8 bottleneck) and two decoders (amplitude, phase)."""
+
+    def __init__(self, patch_size: int, channels: int, width: int = 2) -> None:
+        super().__init__()
+        if patch_size not in ENCODER_LADDERS:
+            raise ValueError(f"N must be one of {sorted(ENCODER_LADDERS)}, got {patch_size}")
+        self.patch_size = patch_size
+        encoder: list[nn.Module] = []
+        in_channels = channels
+        for filters in ENCODER_LADDERS[patch_size]:
+            encoder += [*_conv_pair(in_channels, filters * width), nn.MaxPool2d(2)]
+            in_channels = filters * width
+        self.encoder = nn.Sequential(*encoder)
+        ladder = DECODER_LADDERS[patch_size]
+        self.amplitude = nn.Sequential(_decoder(ladder, in_channels, width), nn.Conv2d(ladder[-1] * width, channels, 3, padding=1))
+        self.phase = nn.Sequential(_decoder(ladder, in_channels, width), nn.Conv2d(ladder[-1] * width, channels, 3, padding=1))
+        self.border = patch_size // 4
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.xavier_uniform_(module.weight)
+                nn.init.zeros_(module.bias)
+        # Channels-last convolutions run 1.4x (training) to 2.5x (inference) faster on CPU here.
+        self.to(memory_format=torch.channels_last)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, N, N) normalised amplitudes → (B, C, N, N) complex patches, zero off-centre."""
+        features = self.encoder(x.contiguous(memory_format=torch.channels_last))
+        amplitude = torch.sigmoid(self.amplitude(features))
+        phase = math.pi * torch.tanh(self.phase(features))
+        patch = torch.polar(amplitude, phase)
+        pad = self.border
+        return nn.functional.pad(patch, (pad, pad, pad, pad)).contiguous()
+
+
+def centre_mask(patch_size: int, dtype: torch.dtype = torch.float32, device: torch.device | None = None) -> torch.Tensor:
+    """1 on the central N/2 × N/2 window the generator predicts, 0 elsewhere."""
+    mask = torch.zeros(patch_size, patch_size, dtype=dtype, device=device)
+    quarter = patch_size // 4
+    mask[quarter : patch_size - quarter, quarter : patch_size - quarter] = 1
+    return mask
+
+
+def canvas_size(patch_size: int, offsets: torch.Tensor) -> int:
+    """Smallest even canvas that holds every member of every group without clipping."""
+    reach = math.ceil(float(offsets.abs().max())) if offsets.numel() else 0
+    return patch_size + 2 * (reach + 1)
+
+
+def _pad_to(images: torch.Tensor, size: int) -> torch.Tensor:
+    before = (size - images.shape[-1]) // 2
+    after = size - images.shape[-1] - before
+    return nn.functional.pad(images, (before, after, before, after))
+
+
+def _crop_centre(images: torch.Tensor, size: int) -> torch.Tensor:
+    start = (images.shape[-1] - size) // 2
+    return images[..., start : start + size, start : start + size]
+
+
+def merge_patches(patches: torch.Tensor, weights: torch.Tensor, offsets: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample weighted average of C patches placed at their offsets on a ``size`` canvas.
+
+    ``patches`` (B, C, N, N) complex, ``weights`` (N, N) real (where each patch is valid),
+    ``offsets`` (B, C, 2). Returns the canvas (B, size, size) and its summed weight. Each patch
+    contributes ``T(w·patch) / Σ T(w)``: the numerator is co-masked with the weight, so pixels no
+    patch covers are exactly zero rather than amplified.
+    """
+    batch, channels, n, _ = patches.shape
+    flat_shift = offsets.reshape(batch * channels, 2)
+    weighted = _pad_to((patches * weights).reshape(batch * channels, n, n), size)
+    mask = _pad_to(weights.expand(batch * channels, n, n), size)
+    numerator = translate(weighted, flat_shift).reshape(batch, channels, size, size).sum(1)
+    count = translate(mask, flat_shift).reshape(batch, channels, size, size).sum(1)
+    covered = count > 1e-6
+    canvas = torch.where(covered, numerator / torch.where(covered, count, torch.ones_like(count)), torch.zeros_like(numerator))
+    return canvas, count
+
+
+def extract_from_canvas(canvas: torch.Tensor, offsets: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """Re-cut C patches (B, C, N, N) centred on each member's offset from the canvas centre."""
+    batch, channels, _ = offsets.shape
+    size = canvas.shape[-1]
+    stacked = canvas[:, None].expand(batch, channels, size, size).reshape(batch * channels, size, size)
+    moved = translate(stacked, -offsets.reshape(batch * channels, 2))
+    return _crop_centre(moved, patch_size).reshape(batch, channels, patch_size, patch_size)
+
+
+def overlap_constraint(patches: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+    """Average each group's patches where they overlap and cut them out again (no-op for C = 1)."""
+    if patches.shape[1] == 1:
+        return patches
+    n = patches.shape[-1]
+    weights = centre_mask(n, dtype=patches.real.dtype, device=patches.device)
+    canvas, _ = merge_patches(patches, weights, offsets, canvas_size(n, offsets))
+    return extract_from_canvas(canvas, offsets, n)
+
+
+def poisson_nll(predicted_amplitude: torch.Tensor, counts: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Mean Poisson negative log-likelihood of ``counts`` given the rate ``predicted_amplitude²``.
+
+    The constant ``log k!`` is left out; ``eps`` keeps ``log λ`` finite where the rate is zero.
+    """
+    rate = predicted_amplitude.square()
+    return nn.functional.poisson_nll_loss(rate, counts, log_input=False, full=False, eps=eps)
+
+
+class PtychoPINN(nn.Module):
+    """Generator + physics decoder. ``forward`` returns (object patches, predicted count amplitudes)."""
+
+    def __init__(self, patch_size: int, gridsize: int, probe: torch.Tensor, intensity_scale: float, input_scale: float,
+                 width: int = 2, trainable_scale: bool = True) -> None:
+        super().__init__()
+        if probe.shape != (patch_size, patch_size):
+            raise ValueError(f"probe must be {patch_size}x{patch_size}, got {tuple(probe.shape)}")
+        if not intensity_scale > 0 or not input_scale > 0:
+            raise ValueError("intensity and input scales must be positive")
+        self.gridsize = gridsize
+        self.generator = Generator(patch_size, gridsize**2, width)
+        self.register_buffer("probe", probe.to(torch.complex64))
+        self.register_buffer("input_scale", torch.tensor(float(input_scale)))
+        self.log_scale = nn.Parameter(torch.tensor(math.log(intensity_scale)), requires_grad=trainable_scale)
+
+    def predict_patches(self, diffraction: torch.Tensor) -> torch.Tensor:
+        """Object patches straight from the generator (no overlap constraint)."""
+        return self.generator(diffraction * self.input_scale)
+
+    def forward(self, diffraction: torch.Tensor, offsets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        patches = overlap_constraint(self.predict_patches(diffraction), offsets)
+        amplitude = far_field(self.probe * patches) * self.log_scale.exp()
+        return patches, amplitude

@@ -1,0 +1,334 @@
+"""Training with Lightning: grouped data, the training module, and the self-describing model bundle.
+
+Scales (see physics.py for the data convention):
+
+* intensity scale ``s = sqrt(nphotons / mean_patterns Σ X²)``: ``s·X`` are photon-count amplitudes,
+  so the Poisson likelihood compares ``(e^w·Â)²`` with the counts ``(s·X)²``; ``w`` starts at ``log s``;
+* input scale ``(N/2) / sqrt(mean Σ X²)``: fixed, so the network always sees inputs of the same size.
+
+Multi-GPU and multi-node runs use Lightning's own strategies (``--strategy ddp --devices 4
+--num-nodes 2``); nothing here is specific to them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from ptypinn import __version__
+from ptypinn.io.artifacts import atomic_path, sha256_file
+from ptypinn.io.dataset import DatasetError, PtychoDataset
+from ptypinn.study.design import TrainingConfig
+from ptypinn.physics.grouping import group_coordinates, make_groups
+from ptypinn.pinn.runtime import TrainerOptions
+from ptypinn.pinn.model import PtychoPINN, centre_mask, poisson_nll
+from ptypinn.physics.forward import dose_scale, extract_patches, pattern_energies
+
+BUNDLE_FORMAT = "ptypinn.bundle/1"
+BUNDLE_NAME = "model.pt"
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """Everything one training job needs besides the trainer options."""
+
+    train_path: Path
+    gridsize: int
+    neighbor_count: int
+    grouping_seed: int
+    training: TrainingConfig
+    nphotons: float | None = None
+
+
+def intensity_scale(dataset: PtychoDataset, nphotons: float | None = None) -> float:
+    """``s`` with ``s·X`` in photon-count amplitudes.
+
+    Simulated data record the exact scale they were made with (metadata ``dose_scale``), which
+    turns ``s·X`` back into whole photon counts; otherwise ``s`` follows from the dose
+    (``nphotons``, given or from the metadata) and the mean pattern energy.
+    """
+    if nphotons is None and "dose_scale" in dataset.metadata:
+        return float(dataset.metadata["dose_scale"])
+    nphotons = dataset.metadata.get("nphotons") if nphotons is None else nphotons
+    if nphotons is None:
+        raise DatasetError("the dataset does not record its dose (metadata 'nphotons'); pass the photons per pattern explicitly")
+    if not float(nphotons) > 0:
+        raise DatasetError(f"photons per pattern must be positive, got {nphotons}")
+    return dose_scale(pattern_energies(dataset.diffraction), float(nphotons))
+
+
+def input_scale(dataset: PtychoDataset) -> float:
+    return (dataset.patch_size / 2) / math.sqrt(float(pattern_energies(dataset.diffraction).mean()))
+
+
+def truth_patches(dataset: PtychoDataset) -> np.ndarray:
+    """Ground-truth object patches centred on every position (for the supervised baseline)."""
+    if dataset.obj is None:
+        raise DatasetError("the supervised baseline needs objectGuess (ground truth) in the training data")
+    obj = torch.from_numpy(np.asarray(dataset.obj, dtype=np.complex64))
+    return extract_patches(obj, torch.from_numpy(dataset.positions), dataset.patch_size).numpy()
+
+
+def mirror(images: torch.Tensor, axis: int) -> torch.Tensor:
+    """Reflect about pixel N/2 (index i -> -i mod N around it): for an exit wave and for its
+    centred far field alike, since a reflected wave has the reflected spectrum."""
+    return torch.roll(torch.flip(images, (axis,)), 1, axis)
+
+
+def symmetry(images: torch.Tensor, offsets: torch.Tensor, code: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One of the 8 symmetries of the square (bit 0: mirror x, bit 1: mirror y, bit 2: transpose)
+    applied to images (..., N, N) and offsets (..., 2) as (x, y)."""
+    sign = torch.ones(2, dtype=offsets.dtype)
+    if code & 1:
+        images, sign[0] = mirror(images, -1), -1
+    if code & 2:
+        images, sign[1] = mirror(images, -2), -1
+    offsets = offsets * sign
+    if code & 4:
+        images, offsets = images.transpose(-1, -2), offsets.flip(-1)
+    return images.contiguous(), offsets
+
+
+def check_probe_symmetry(probe: np.ndarray, tolerance: float = 1e-3) -> None:
+    """Augmentation is only physics-preserving when the probe is unchanged by every symmetry."""
+    tensor = torch.from_numpy(np.asarray(probe))
+    zero = torch.zeros(2)
+    worst = max(float((symmetry(tensor, zero, code)[0] - tensor).abs().max()) for code in range(8))
+    if worst > tolerance * float(tensor.abs().max()):
+        raise DatasetError(
+            f"training.augment needs a probe unchanged by flips and transposes (this one differs by up to "
+            f"{worst / float(tensor.abs().max()):.1%} of its peak); set augment: false"
+        )
+
+
+class GroupedPatterns(Dataset):
+    """Groups of C patterns: diffraction (G, C, N, N), offsets from the centroid (G, C, 2), and
+    optionally the true object patches (G, C, N, N) for supervised training.
+
+    With ``augment`` each item comes back under a random symmetry of the square (torch's seeded
+    global generator picks it), which multiplies the variety of the training data by up to 8.
+    """
+
+    def __init__(self, dataset: PtychoDataset, groups: np.ndarray, with_truth: bool = False, augment: bool = False) -> None:
+        _, offsets = group_coordinates(dataset.positions, groups)
+        if augment:
+            check_probe_symmetry(dataset.probe)
+        self.groups, self.augment = groups, augment
+        self.diffraction = torch.from_numpy(np.ascontiguousarray(dataset.diffraction[groups], dtype=np.float32))
+        self.offsets = torch.from_numpy(offsets.astype(np.float32))
+        self.truth = torch.from_numpy(truth_patches(dataset)[groups]) if with_truth else None
+
+    def __len__(self) -> int:
+        return int(self.groups.shape[0])
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
+        diffraction, offsets = self.diffraction[index], self.offsets[index]
+        truth = None if self.truth is None else self.truth[index]
+        if self.augment:
+            code = int(torch.randint(8, ()))
+            diffraction, moved = symmetry(diffraction, offsets, code)
+            truth = None if truth is None else symmetry(truth, offsets, code)[0]
+            offsets = moved
+        return (diffraction, offsets) if truth is None else (diffraction, offsets, truth)
+
+
+def build_groups(dataset: PtychoDataset, gridsize: int, neighbor_count: int, seed: int, groups_per_position: float = 1.0) -> np.ndarray:
+    """Training groups; single patterns (gridsize 1) cannot be oversampled, so there it is capped at 1."""
+    if gridsize == 1:
+        groups_per_position = min(groups_per_position, 1.0)
+    n_groups = max(1, int(round(groups_per_position * dataset.count)))
+    return make_groups(dataset.positions, gridsize, neighbor_count, n_groups=n_groups, seed=seed)
+
+
+class PtychoDataModule(L.LightningDataModule):
+    """Seeded train/validation split of the grouped training data."""
+
+    def __init__(self, patterns: GroupedPatterns, batch_size: int, validation_fraction: float, seed: int, num_workers: int = 0) -> None:
+        super().__init__()
+        order = np.random.default_rng(seed).permutation(len(patterns))
+        held_out = int(round(validation_fraction * len(patterns))) if len(patterns) > 1 else 0
+        self.validation = Subset(patterns, order[:held_out].tolist()) if held_out else None
+        self.training = Subset(patterns, order[held_out:].tolist())
+        self.batch_size, self.seed, self.num_workers = batch_size, seed, num_workers
+
+    def train_dataloader(self) -> DataLoader:
+        generator = torch.Generator().manual_seed(self.seed)
+        return DataLoader(self.training, batch_size=self.batch_size, shuffle=True, generator=generator,
+                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+
+    def val_dataloader(self) -> DataLoader | list:
+        if self.validation is None:
+            return []
+        return DataLoader(self.validation, batch_size=self.batch_size, num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+
+
+class PtychoModule(L.LightningModule):
+    """PtychoPINN (Poisson NLL through the physics decoder) or the supervised baseline (MAE on patches)."""
+
+    def __init__(self, model: PtychoPINN, intensity: float, config: TrainingConfig) -> None:
+        super().__init__()
+        self.model = model
+        self.intensity = intensity
+        self.config = config
+        self.history: list[float] = []
+        n = model.probe.shape[-1]
+        self.register_buffer("mask", centre_mask(n).bool())
+
+    def loss(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        diffraction, offsets = batch[0], batch[1]
+        if self.config.model == "supervised":
+            predicted = self.model.predict_patches(diffraction)[..., self.mask]
+            truth = batch[2][..., self.mask]
+            return (predicted.abs() - truth.abs()).abs().mean() + (predicted.angle() - truth.angle()).abs().mean()
+        _, amplitude = self.model(diffraction, offsets)
+        target = diffraction * self.intensity
+        loss = self.config.nll_weight * poisson_nll(amplitude, target.square())
+        if self.config.mae_weight:
+            loss = loss + self.config.mae_weight * (amplitude - target).abs().mean()
+        return loss
+
+    def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
+        loss = self.loss(batch)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=batch[0].shape[0])
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
+        self.log("val_loss", self.loss(batch), on_step=False, on_epoch=True, prog_bar=True, batch_size=batch[0].shape[0])
+
+    def on_train_epoch_end(self) -> None:
+        self.history.append(float(self.trainer.callback_metrics["train_loss"]))
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.model.parameters(), lr=self.config.learning_rate)
+
+
+@dataclass
+class TrainingResult:
+    bundle: Path
+    sha256: str
+    bytes: int
+    final_loss: float
+    epochs: int
+    history: list[float]
+    wall_time_s: float
+    intensity_scale: float
+
+
+def _logger(options: TrainerOptions, output_dir: Path) -> CSVLogger | TensorBoardLogger | bool:
+    if options.logger == "csv":
+        return CSVLogger(output_dir, name="logs", version="")
+    if options.logger == "tensorboard":
+        return TensorBoardLogger(output_dir, name="logs", version="")
+    return False
+
+
+@contextlib.contextmanager
+def _quiet_lightning(quiet: bool) -> Iterator[None]:
+    """Hold back Lightning's informational chatter (hardware summary, tips) for unattended runs."""
+    logger = logging.getLogger("lightning.pytorch")
+    level = logger.level
+    if quiet:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def build_model(spec: JobSpec, dataset: PtychoDataset) -> tuple[PtychoPINN, float]:
+    scale = intensity_scale(dataset, spec.nphotons) if spec.training.model == "pinn" else 1.0
+    model = PtychoPINN(
+        dataset.patch_size, spec.gridsize, torch.from_numpy(np.asarray(dataset.probe)), scale, input_scale(dataset),
+        width=spec.training.width, trainable_scale=spec.training.trainable_scale and spec.training.model == "pinn",
+    )
+    return model, scale
+
+
+def train_model(spec: JobSpec, dataset: PtychoDataset, output_dir: str | Path, options: TrainerOptions = TrainerOptions()) -> TrainingResult:
+    """Train one job and write ``<output_dir>/model.pt``; Lightning logs and checkpoints go beside it."""
+    output_dir = Path(output_dir)
+    config = spec.training
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    groups = build_groups(dataset, spec.gridsize, spec.neighbor_count, spec.grouping_seed, config.groups_per_position)
+    patterns = GroupedPatterns(dataset, groups, with_truth=config.model == "supervised", augment=config.augment)
+    data = PtychoDataModule(patterns, config.batch_size, config.validation_fraction, config.seed, options.num_workers)
+    model, scale = build_model(spec, dataset)
+    module = PtychoModule(model, scale, config)
+    monitor = "val_loss" if data.validation is not None else "train_loss"
+    callbacks: list[L.Callback] = []
+    if config.early_stopping_patience:
+        callbacks.append(EarlyStopping(monitor=monitor, patience=config.early_stopping_patience))
+    if options.checkpoints:
+        callbacks.append(ModelCheckpoint(dirpath=output_dir / "checkpoints", monitor=monitor, save_last=True))
+    with _quiet_lightning(not options.progress):
+        trainer = L.Trainer(
+            accelerator=options.accelerator, devices=options.devices, strategy=options.strategy, num_nodes=options.num_nodes,
+            deterministic=options.deterministic, max_epochs=config.epochs, logger=_logger(options, output_dir),
+            callbacks=callbacks, enable_checkpointing=options.checkpoints, enable_progress_bar=options.progress,
+            enable_model_summary=False, default_root_dir=output_dir, log_every_n_steps=1,
+            limit_val_batches=1.0 if data.validation is not None else 0,
+        )
+        start = time.perf_counter()
+        trainer.fit(module, datamodule=data)
+    wall = time.perf_counter() - start
+    bundle_path = output_dir / BUNDLE_NAME
+    if trainer.is_global_zero:
+        save_bundle(bundle_path, model, spec, dataset, module.history, wall, scale)
+    return TrainingResult(
+        bundle=bundle_path, sha256=sha256_file(bundle_path), bytes=bundle_path.stat().st_size,
+        final_loss=module.history[-1], epochs=len(module.history), history=module.history,
+        wall_time_s=wall, intensity_scale=float(model.log_scale.detach().exp()),
+    )
+
+
+def save_bundle(path: Path, model: PtychoPINN, spec: JobSpec, dataset: PtychoDataset, history: list[float], wall: float, initial_scale: float) -> Path:
+    """One file with everything needed to run the model again: weights, configuration, scales, provenance."""
+    payload = {
+        "format": BUNDLE_FORMAT,
+        "ptypinn_version": __version__,
+        "architecture": {"patch_size": dataset.patch_size, "gridsize": spec.gridsize, "width": spec.training.width},
+        "training": spec.training.model_dump(mode="json"),
+        "neighbor_count": spec.neighbor_count,
+        "grouping_seed": spec.grouping_seed,
+        "initial_intensity_scale": initial_scale,
+        "intensity_scale": float(model.log_scale.detach().exp()),
+        "dataset": {"path": str(spec.train_path), "sha256": sha256_file(spec.train_path), "count": dataset.count,
+                    "nphotons": spec.nphotons if spec.nphotons is not None else dataset.metadata.get("nphotons")},
+        "history": [float(v) for v in history],
+        "wall_time_s": wall,
+        "state_dict": {key: value.detach().cpu() for key, value in model.state_dict().items()},
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return path
+
+
+def load_bundle(path: str | Path) -> tuple[PtychoPINN, dict]:
+    """Rebuild the model from a bundle; returns the model (eval mode, CPU) and the bundle's metadata."""
+    path = Path(path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise DatasetError(f"no such model bundle: {path}") from None
+    except Exception as error:  # torch raises several unrelated types for a file that is not a bundle
+        raise DatasetError(f"{path} is not a ptypinn model bundle: {error}") from None
+    if not isinstance(payload, dict) or payload.get("format") != BUNDLE_FORMAT:
+        raise DatasetError(f"{path} is not a ptypinn model bundle (expected format {BUNDLE_FORMAT})")
+    arch = payload["architecture"]
+    state = payload["state_dict"]
+    model = PtychoPINN(arch["patch_size"], arch["gridsize"], state["probe"], 1.0, 1.0, width=arch["width"])
+    model.load_state_dict(state)
+    model.eval()
+    return model, {key: value for key, value in payload.items() if key != "state_dict"}

@@ -1,0 +1,180 @@
+"""Dose simulation (phase C): simulate, validate, split along y, write one folder per dose.
+
+Output layout::
+
+    <root>/dose_<int>/train.npz
+    <root>/dose_<int>/test.npz
+    <root>/simulation_manifest.json
+
+Positions are the same at every dose; only the photon noise differs. With the same design and
+seed every file is byte-identical from one run to the next.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ptypinn import __version__
+from ptypinn.io.artifacts import file_record, sha256_file, write_json
+from ptypinn.io.dataset import DatasetError, PtychoDataset, read_npz, save_dataset
+from ptypinn.study.design import ProbeConfig, StudyDesign
+from ptypinn.study.layout import SIMULATION_MANIFEST, dose_label, split_path
+from ptypinn.physics.forward import (
+    airy_probe, disk_probe, dose_scale, exit_waves, far_field, fermat_scan, gaussian_probe, pattern_energies, poisson_observe, raster_scan,
+)
+from ptypinn.io.progress import progress_bar
+from ptypinn.physics.samples import default_object
+
+
+@dataclass(frozen=True)
+class SimulationSource:
+    """The object and probe a simulation illuminates, with where they came from."""
+
+    obj: np.ndarray
+    probe: np.ndarray
+    provenance: dict = field(default_factory=dict)
+
+
+def make_probe(config: ProbeConfig, size: int) -> np.ndarray:
+    """The probe a design asks for, on an ``size x size`` grid."""
+    extent = config.diameter_fraction * size
+    if config.kind == "disk":
+        return disk_probe(size, extent, edge=max(size / 32, 1.0), curvature=config.curvature)
+    if config.kind == "gaussian":
+        return gaussian_probe(size, extent, curvature=config.curvature)
+    return airy_probe(size, extent / 2, curvature=config.curvature)
+
+
+def default_source(design: StudyDesign) -> SimulationSource:
+    """The embedded default object and the design's probe."""
+    size = design.simulation.object_size
+    return SimulationSource(
+        obj=default_object(size),
+        probe=make_probe(design.simulation.probe, design.patch_size),
+        provenance={
+            "object": f"embedded default ({size}x{size}: camera amplitude, astronaut phase)",
+            "probe": design.simulation.probe.model_dump(mode="json"),
+        },
+    )
+
+
+def source_from_npz(path: str | os.PathLike, design: StudyDesign) -> SimulationSource:
+    """Object (``objectGuess``) and, if present, probe (``probeGuess``) from an NPZ file."""
+    arrays = read_npz(path)
+    if "objectGuess" not in arrays:
+        raise DatasetError(f"{path}: no 'objectGuess' array to simulate from")
+    obj = arrays["objectGuess"]
+    if obj.ndim != 2 or not np.iscomplexobj(obj) or not np.all(np.isfinite(obj)):
+        raise DatasetError(f"{path}: objectGuess must be a finite 2-D complex array, got {obj.dtype} {obj.shape}")
+    provenance = {"object": str(path), "object_file_sha256": sha256_file(path)}
+    if "probeGuess" in arrays:
+        probe = arrays["probeGuess"]
+        if probe.shape != (design.patch_size, design.patch_size) or not np.iscomplexobj(probe):
+            raise DatasetError(
+                f"{path}: probeGuess must be complex {design.patch_size}x{design.patch_size} to match N, got {probe.dtype} {probe.shape}"
+            )
+        provenance["probe"] = "probeGuess from the object file"
+    else:
+        probe = make_probe(design.simulation.probe, design.patch_size)
+        provenance["probe"] = design.simulation.probe.model_dump(mode="json")
+    return SimulationSource(obj=obj.astype(np.complex64), probe=probe.astype(np.complex64), provenance=provenance)
+
+
+def scan_positions(design: StudyDesign, object_shape: tuple[int, int]) -> np.ndarray:
+    """The full (baseline) scan of a design over an object of ``object_shape``."""
+    scan = design.simulation.scan
+    if scan.pattern == "fermat":
+        return fermat_scan(object_shape, design.patch_size, scan.step_px)
+    rng = np.random.default_rng(design.seeds.simulation)
+    return raster_scan(object_shape, design.patch_size, scan.step_px, scan.jitter_px, rng)
+
+
+def clean_amplitudes(source: SimulationSource, positions: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Noise-free far-field amplitudes (n, N, N) float32 for every position."""
+    obj = torch.from_numpy(source.obj)
+    probe = torch.from_numpy(source.probe)
+    out = np.empty((positions.shape[0], *source.probe.shape), dtype=np.float32)
+    with torch.no_grad(), progress_bar("far field", positions.shape[0]) as advance:
+        for start in range(0, positions.shape[0], batch_size):
+            chunk = torch.from_numpy(positions[start : start + batch_size])
+            out[start : start + batch_size] = far_field(exit_waves(obj, probe, chunk)).numpy()
+            advance(chunk.shape[0])
+    return out
+
+
+def observe(amplitudes: np.ndarray, nphotons: float, seed: int) -> tuple[np.ndarray, float, list[int]]:
+    """Photon-noisy normalised amplitudes at a dose, the dose scale and the noise seed used."""
+    scale = dose_scale(pattern_energies(amplitudes), nphotons)
+    noise_seed = [seed, int(round(nphotons))]
+    return poisson_observe(amplitudes, scale, np.random.default_rng(noise_seed)), scale, noise_seed
+
+
+def split_by_y(dataset: PtychoDataset, boundary: float) -> tuple[PtychoDataset, PtychoDataset]:
+    """Train = positions with ``y < boundary``, test = the rest: no position is in both."""
+    lower = dataset.ycoords < boundary
+    rule = f"y < {boundary:g}"
+    train = dataset.subset(np.flatnonzero(lower), split="train", split_rule=rule)
+    test = dataset.subset(np.flatnonzero(~lower), split="test", split_rule=f"not {rule}")
+    return train, test
+
+
+def run_simulation(
+    design: StudyDesign, output_root: str | os.PathLike, source: SimulationSource | None = None, doses: list[float] | None = None
+) -> dict:
+    """Phase C: simulate every dose, split along y, write the files and the manifest."""
+    root = Path(output_root)
+    source = source if source is not None else default_source(design)
+    doses = list(design.doses if doses is None else doses)
+    positions = scan_positions(design, source.obj.shape)
+    amplitudes = clean_amplitudes(source, positions)
+    boundary = source.obj.shape[0] / 2
+    seed = design.seeds.simulation
+    entries = []
+    for dose in doses:
+        diffraction, scale, noise_seed = observe(amplitudes, dose, seed)
+        full = PtychoDataset(
+            diffraction=diffraction,
+            xcoords=positions[:, 0].copy(),
+            ycoords=positions[:, 1].copy(),
+            probe=source.probe,
+            obj=source.obj,
+            scan_index=np.zeros(positions.shape[0], dtype=np.int64),
+            metadata={
+                "ptypinn_version": __version__,
+                "producer": "ptypinn simulate",
+                "design": design.name,
+                "nphotons": float(dose),
+                "dose_scale": scale,
+                "simulation_seed": seed,
+                "noise_seed": noise_seed,
+                "patch_size": design.patch_size,
+                "scan": design.simulation.scan.model_dump(mode="json"),
+                "source": source.provenance,
+                "positions_in_full_scan": int(positions.shape[0]),
+            },
+        )
+        files, counts = {}, {"total": full.count}
+        for part in split_by_y(full, boundary):
+            split = part.metadata["split"]
+            path = save_dataset(split_path(root, dose, split), part)
+            files[split] = file_record(path, root)
+            counts[split] = part.count
+        entries.append(
+            {"dose": float(dose), "folder": dose_label(dose), "dose_scale": scale, "noise_seed": noise_seed, "counts": counts, "files": files}
+        )
+    manifest = {
+        "phase": "C",
+        "ptypinn_version": __version__,
+        "design": design.to_dict(),
+        "simulation_seed": seed,
+        "split_rule": f"train: y < {boundary:g}; test: y >= {boundary:g}",
+        "source": source.provenance,
+        "doses": entries,
+    }
+    write_json(root / SIMULATION_MANIFEST, manifest)
+    return manifest

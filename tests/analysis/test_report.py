@@ -1,0 +1,64 @@
+import csv
+import json
+
+import numpy as np
+
+from ptypinn.analysis import report
+
+
+def fixture_rows():
+    rows = []
+    for dose in (1e3, 1e4):
+        for method, base in (("pinn_gs2", 0.8), ("iterative", 0.7)):
+            for metric in report.HEADLINE_METRICS:
+                value = base + (0.1 if dose == 1e4 else 0.0)
+                rows.append({"dose": dose, "view": "dense", "method": method, "component": "phase", "metric": metric, "value": value})
+    rows.append({"dose": 1e3, "view": "dense", "method": "pinn_gs2", "component": "amplitude", "metric": "psnr", "value": None})
+    return rows
+
+
+def test_tidy_tables_round_trip(tmp_path):
+    rows = fixture_rows()
+    csv_path, json_path = report.write_tidy(rows, tmp_path)
+    with open(csv_path, newline="") as fh:
+        read = list(csv.DictReader(fh))
+    assert len(read) == len(rows) and tuple(read[0]) == report.TIDY_FIELDS
+    assert json.loads(json_path.read_text()) == rows
+
+
+def test_aggregate_pivots_one_component():
+    table = report.aggregate(fixture_rows(), "phase")
+    assert len(table) == 4  # 2 doses x 2 methods
+    first = table[0]
+    assert (first["dose"], first["method"]) == (1e3, "iterative")
+    assert first["ms_ssim"] == 0.7 and first["frc50"] == 0.7
+    markdown = report.markdown_table(table, ["dose", "method", "ms_ssim"])
+    assert markdown.splitlines()[2] == "| 1000 | iterative | 0.7 |"
+
+
+def test_report_is_self_contained(tmp_path):
+    rows = fixture_rows()
+    rng = np.random.default_rng(0)
+    panels = [
+        report.Panel(1e3, "dense", name, rng.normal(size=(20, 20)) * np.exp(1j * rng.normal(size=(20, 20))))
+        for name in ("ground truth", "pinn_gs2", "iterative")
+    ]
+    curves = [
+        {"dose": 1e3, "view": "dense", "method": "pinn_gs2", "frequency": np.linspace(0, 0.5, 10), "correlation": np.linspace(1, 0, 10), "half_bit": np.full(10, 0.3)}
+    ]
+    measurements = [{"dose": 1e3, "view": "dense", "split": "test", "target_fraction": 0.7, "measured_fraction": 0.62, "coverage": 0.9}]
+    figures = [
+        report.reconstruction_grid(panels, 1e3, "dense", tmp_path / "grid.png"),
+        report.metric_vs_dose(rows, "dense", "phase", tmp_path / "curves.png"),
+        report.frc_curves(curves, 1e3, "dense", tmp_path / "frc.png"),
+        report.overlap_figure(measurements, tmp_path / "overlap.png"),
+    ]
+    for figure in figures:
+        assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = report.markdown_table(report.aggregate(rows, "phase"), ["dose", "view", "method", "ms_ssim"])
+    md_path, html_path = report.write_report(tmp_path, "Test study", [("Phase scores", table)], figures)
+    page = html_path.read_text()
+    assert page.count("data:image/png;base64,") == 4
+    assert "<table>" in page and "<td>iterative</td>" in page
+    assert 'src="http' not in page and "grid.png" not in page.replace('alt="grid"', "")
+    assert "![grid](grid.png)" in md_path.read_text()

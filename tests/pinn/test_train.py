@@ -1,0 +1,176 @@
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from scipy.ndimage import gaussian_filter
+
+from ptypinn.io.dataset import DatasetError, load_dataset
+from ptypinn.pinn.inference import predict_patches, reconstruct, stitch_weight, write_reconstruction
+from ptypinn.study.layout import split_path
+from ptypinn.pinn.model import centre_mask
+from ptypinn.physics.forward import disk_probe, extract_patches
+from ptypinn.study.simulate import run_simulation
+from ptypinn.physics.stitch import stitch, synchronise_phases
+from ptypinn.pinn.runtime import TrainerOptions
+from ptypinn.pinn.train import JobSpec, intensity_scale, load_bundle, train_model
+
+QUIET = TrainerOptions(logger="none", checkpoints=False, progress=False)
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    from ptypinn.study.design import make_design
+
+    design = make_design({"name": "tiny", "patch_size": 64, "doses": [1e4],
+                          "simulation": {"object_size": 128, "scan": {"step_px": 8.0, "jitter_px": 1.0}},
+                          "training": {"width": 1, "epochs": 3, "batch_size": 8}})
+    root = tmp_path_factory.mktemp("phase_c")
+    run_simulation(design, root)
+    return design, split_path(root, 1e4, "train"), split_path(root, 1e4, "test")
+
+
+def spec_for(design, path, gridsize, **training):
+    return JobSpec(path, gridsize, design.neighbor_count, design.seeds.grouping, design.training.model_copy(update=training))
+
+
+def test_intensity_scale_turns_amplitudes_into_counts(tiny_data):
+    _, train, _ = tiny_data
+    dataset = load_dataset(train)
+    counts = (intensity_scale(dataset) * dataset.diffraction.astype(np.float64)) ** 2
+    np.testing.assert_allclose(counts, np.round(counts), atol=1e-2)  # photon counts are whole numbers
+    per_pattern = counts.sum(axis=(1, 2))
+    assert abs(per_pattern.mean() - 1e4) < 5 * np.sqrt(1e4 / per_pattern.size) + 0.05 * 1e4  # dose, up to half-split energy
+    # Without the recorded scale, the dose and the measured energy give the same scale.
+    stated = intensity_scale(dataset, nphotons=1e4)
+    assert stated == pytest.approx(np.sqrt(1e4 / (dataset.diffraction.astype(np.float64) ** 2).sum(axis=(1, 2)).mean()))
+
+
+def test_dose_is_required_when_the_data_does_not_record_it(tiny_data):
+    _, train, _ = tiny_data
+    dataset = load_dataset(train)
+    bare = dataclasses.replace(dataset, metadata={})
+    with pytest.raises(DatasetError, match="nphotons"):
+        intensity_scale(bare)
+
+
+def test_stitching_true_patches_reproduces_the_object():
+    rng = np.random.default_rng(1)
+    smooth = [gaussian_filter(rng.random((96, 112)), 3) for _ in range(2)]
+    obj = torch.from_numpy((smooth[0] / smooth[0].max() * np.exp(1j * 4 * smooth[1])).astype(np.complex64))
+    positions = np.stack(np.meshgrid(np.arange(36, 80, 6.0), np.arange(36, 64, 6.0)), -1).reshape(-1, 2)
+    positions = positions + rng.uniform(-0.5, 0.5, positions.shape)
+    patches = extract_patches(obj, torch.from_numpy(positions), 64).numpy()
+    weight = (np.abs(disk_probe(64, 30)) ** 2) * centre_mask(64).numpy()
+    image, total = stitch(patches, positions, obj.shape, weight)
+    core = total > 0.5 * total.max()
+    assert core.sum() > 800
+    # Every core pixel averages bilinear re-samplings of the same smooth object neighbourhood.
+    error = np.abs(image - obj.numpy())[core]
+    assert np.median(error) < 0.01 and error.max() < 0.05
+    assert np.all(image[total == 0] == 0)
+
+
+def test_integer_positions_stitch_exactly():
+    rng = np.random.default_rng(2)
+    obj = torch.from_numpy((rng.random((80, 80)) + 1j * rng.random((80, 80))).astype(np.complex64))
+    positions = np.array([[32.0, 32.0], [40.0, 36.0], [44.0, 45.0]])
+    patches = extract_patches(obj, torch.from_numpy(positions), 64).numpy()
+    weight = centre_mask(64).numpy()
+    image, total = stitch(patches, positions, (80, 80), weight)
+    covered = total > 0.99
+    np.testing.assert_allclose(image[covered], obj.numpy()[covered], atol=1e-5)
+
+
+def test_training_lowers_the_loss_and_the_bundle_round_trips(tiny_data, tmp_path):
+    design, train, test = tiny_data
+    result = train_model(spec_for(design, train, 2, epochs=4), load_dataset(train), tmp_path, QUIET)
+    assert result.epochs == 4 and result.history[-1] < result.history[0]
+    assert result.bundle.is_file() and len(result.sha256) == 64
+    model, meta = load_bundle(result.bundle)
+    assert meta["architecture"] == {"patch_size": 64, "gridsize": 2, "width": 1}
+    assert meta["intensity_scale"] == pytest.approx(result.intensity_scale)
+    test_data = load_dataset(test)
+    first, owners = predict_patches(model, test_data, meta["neighbor_count"], meta["grouping_seed"])
+    assert set(owners) == set(range(test_data.count))  # every test position gets at least one patch
+    again, _ = load_bundle(result.bundle)
+    np.testing.assert_array_equal(first, predict_patches(again, test_data, meta["neighbor_count"], meta["grouping_seed"])[0])
+    rec = reconstruct(model, test_data, meta["neighbor_count"], meta["grouping_seed"])
+    assert rec.obj.shape == test_data.obj.shape and np.isfinite(rec.obj).all()
+    npz, png = write_reconstruction(tmp_path / "rec", rec, test_data, {"bundle": str(result.bundle)})
+    assert png.stat().st_size > 0 and np.load(npz, allow_pickle=False)["objectGuess"].shape == test_data.obj.shape
+
+
+def test_same_seed_gives_the_same_losses(tiny_data, tmp_path):
+    design, train, _ = tiny_data
+    dataset = load_dataset(train)
+    runs = [train_model(spec_for(design, train, 1, epochs=2), dataset, tmp_path / str(i), QUIET).history for i in range(2)]
+    assert runs[0] == runs[1]
+
+
+def test_supervised_baseline_trains_against_true_patches(tiny_data, tmp_path):
+    design, train, _ = tiny_data
+    result = train_model(spec_for(design, train, 1, model="supervised", epochs=3), load_dataset(train), tmp_path, QUIET)
+    assert result.history[-1] < result.history[0]
+    _, meta = load_bundle(result.bundle)
+    assert meta["training"]["model"] == "supervised"
+
+
+def test_stitch_weight_is_probe_intensity_on_the_predicted_window(tiny_data, tmp_path):
+    design, train, _ = tiny_data
+    dataset = load_dataset(train)
+    result = train_model(spec_for(design, train, 1, epochs=1), dataset, tmp_path, QUIET)
+    model, _ = load_bundle(result.bundle)
+    np.testing.assert_allclose(stitch_weight(model), np.abs(dataset.probe) ** 2 * centre_mask(64).numpy(), rtol=1e-6)
+
+
+def test_a_file_that_is_not_a_bundle_is_refused(tmp_path):
+    bad = tmp_path / "model.pt"
+    bad.write_bytes(b"not a bundle")
+    with pytest.raises(DatasetError, match="not a ptypinn model bundle"):
+        load_bundle(bad)
+
+
+def test_phase_synchronisation_undoes_random_patch_offsets():
+    rng = np.random.default_rng(3)
+    smooth = [gaussian_filter(rng.random((96, 112)), 3) for _ in range(2)]
+    obj = torch.from_numpy((0.5 + smooth[0] * np.exp(1j * 4 * smooth[1])).astype(np.complex64))
+    positions = np.stack(np.meshgrid(np.arange(36, 80, 8.0), np.arange(36, 64, 8.0)), -1).reshape(-1, 2)
+    patches = extract_patches(obj, torch.from_numpy(positions), 64).numpy()
+    offsets = np.exp(1j * rng.uniform(-np.pi, np.pi, len(patches))).astype(np.complex64)
+    weight = centre_mask(64).numpy()
+    fixed = synchronise_phases(patches * offsets[:, None, None], positions, obj.shape, weight)
+    # Up to one global phase, every patch is back to the truth.
+    ratio = (fixed / patches)[:, 20:44, 20:44]
+    common = ratio[0, 0, 0]
+    np.testing.assert_allclose(ratio, common, atol=1e-3)
+    scrambled, _ = stitch(patches * offsets[:, None, None], positions, obj.shape, weight)
+    repaired, total = stitch(fixed, positions, obj.shape, weight)
+    core = total > 0.5 * total.max()
+    assert np.abs(repaired * np.conj(common) - obj.numpy())[core].max() < 0.05 < np.abs(scrambled - obj.numpy())[core].mean()
+
+
+@pytest.mark.parametrize("code", range(8))
+def test_symmetries_map_far_fields_to_far_fields(code):
+    """The diffraction of the transformed exit wave is the transformed diffraction (radial probe)."""
+    from ptypinn.physics.forward import far_field
+    from ptypinn.pinn.train import symmetry
+
+    rng = np.random.default_rng(code)
+    probe = torch.from_numpy(disk_probe(64, 28, curvature=3.0))
+    patch = torch.from_numpy((rng.random((64, 64)) * np.exp(1j * rng.normal(size=(64, 64)))).astype(np.complex64))
+    transformed, offsets = symmetry(patch, torch.tensor([3.0, -2.0]), code)
+    expected, _ = symmetry(far_field(probe * patch), torch.zeros(2), code)
+    torch.testing.assert_close(far_field(probe * transformed), expected, atol=1e-4, rtol=1e-4)
+    assert torch.equal(offsets.abs().sort().values, torch.tensor([2.0, 3.0]))
+
+
+def test_augmentation_refuses_an_asymmetric_probe(tiny_data):
+    from ptypinn.pinn.train import GroupedPatterns
+
+    _, train, _ = tiny_data
+    dataset = load_dataset(train)
+    lopsided = dataclasses.replace(dataset, probe=np.roll(dataset.probe, 3, axis=1))
+    with pytest.raises(DatasetError, match="augment needs a probe"):
+        GroupedPatterns(lopsided, np.arange(dataset.count)[:, None], augment=True)
+    GroupedPatterns(dataset, np.arange(dataset.count)[:, None], augment=True)  # the default disk probe is fine

@@ -1,0 +1,84 @@
+import json
+
+import numpy as np
+import pytest
+
+from ptypinn.io.artifacts import sha256_file
+from ptypinn.io.dataset import load_dataset
+from ptypinn.study.design import make_design
+from ptypinn.physics.samples import AMPLITUDE_RANGE, PHASE_RANGE, default_object
+from ptypinn.study.simulate import clean_amplitudes, default_source, observe, run_simulation, scan_positions
+
+
+def test_default_object_ranges():
+    obj = default_object(128)
+    assert obj.dtype == np.complex64 and obj.shape == (128, 128)
+    assert np.abs(obj).min() == pytest.approx(AMPLITUDE_RANGE[0], abs=1e-5)
+    assert np.abs(obj).max() == pytest.approx(AMPLITUDE_RANGE[1], abs=1e-5)
+    assert np.angle(obj).min() == pytest.approx(PHASE_RANGE[0], abs=1e-4)
+    assert np.angle(obj).max() == pytest.approx(PHASE_RANGE[1], abs=1e-4)
+    assert PHASE_RANGE[1] >= np.pi / 2
+
+
+@pytest.mark.parametrize("nphotons", [1e3, 1e5])
+def test_mean_counts_equal_the_dose_within_poisson_error(tiny_design, nphotons):
+    source = default_source(tiny_design)
+    positions = scan_positions(tiny_design, source.obj.shape)
+    amplitudes = clean_amplitudes(source, positions)
+    noisy, scale, _ = observe(amplitudes, nphotons, seed=7)
+    counts = np.rint((scale * noisy.astype(np.float64)) ** 2)
+    # Stored amplitudes are exactly sqrt(k)/s, so s^2 X^2 recovers whole photon counts.
+    np.testing.assert_allclose((scale * noisy.astype(np.float64)) ** 2, counts, rtol=1e-6, atol=1e-6)
+    per_pattern = counts.sum(axis=(1, 2))
+    n = per_pattern.size
+    # The mean of n independent Poisson totals with mean nphotons has standard error sqrt(nphotons / n).
+    assert abs(per_pattern.mean() - nphotons) < 5 * np.sqrt(nphotons / n)
+
+
+def test_dose_changes_noise_not_scale(tiny_design):
+    source = default_source(tiny_design)
+    amplitudes = clean_amplitudes(source, scan_positions(tiny_design, source.obj.shape))
+    clean_energy = (amplitudes.astype(np.float64) ** 2).sum(axis=(1, 2)).mean()
+    errors = []
+    for nphotons in (1e3, 1e5):
+        noisy, _, _ = observe(amplitudes, nphotons, seed=3)
+        # E[X^2] = E[k]/s^2 = A^2: the stored energy is unbiased at every dose.
+        assert (noisy.astype(np.float64) ** 2).sum(axis=(1, 2)).mean() == pytest.approx(clean_energy, rel=0.02)
+        errors.append(np.abs(noisy - amplitudes).mean())
+    assert errors[0] > 3 * errors[1]  # 100x the photons: ~10x smaller amplitude noise
+
+
+def test_phase_c_layout_split_and_manifest(tiny_design, tmp_path):
+    manifest = run_simulation(tiny_design, tmp_path, doses=[1e3, 1e4])
+    assert [entry["folder"] for entry in manifest["doses"]] == ["dose_1000", "dose_10000"]
+    for entry in manifest["doses"]:
+        train = load_dataset(tmp_path / entry["folder"] / "train.npz")
+        test = load_dataset(tmp_path / entry["folder"] / "test.npz")
+        boundary = tiny_design.simulation.object_size / 2
+        assert train.ycoords.max() < boundary <= test.ycoords.min()
+        shared = set(map(tuple, train.positions)) & set(map(tuple, test.positions))
+        assert not shared
+        assert train.count + test.count == entry["counts"]["total"]
+        assert train.metadata["nphotons"] == entry["dose"] and train.metadata["split"] == "train"
+        for split, record in entry["files"].items():
+            assert record["sha256"] == sha256_file(tmp_path / record["path"])
+    on_disk = json.loads((tmp_path / "simulation_manifest.json").read_text())
+    assert on_disk == manifest
+
+
+def test_positions_are_shared_across_doses(tiny_design, tmp_path):
+    run_simulation(tiny_design, tmp_path, doses=[1e3, 1e5])
+    low, high = load_dataset(tmp_path / "dose_1000/test.npz"), load_dataset(tmp_path / "dose_100000/test.npz")
+    np.testing.assert_array_equal(low.positions, high.positions)
+    assert not np.array_equal(low.diffraction, high.diffraction)
+
+
+def test_same_seed_same_bytes_other_seed_other_bytes(tiny_design, tmp_path):
+    run_simulation(tiny_design, tmp_path / "a", doses=[1e4])
+    run_simulation(tiny_design, tmp_path / "b", doses=[1e4])
+    files = ["dose_10000/train.npz", "dose_10000/test.npz", "simulation_manifest.json"]
+    for name in files:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    reseeded = make_design({**tiny_design.to_dict(), "seeds": {"simulation": 43}})
+    run_simulation(reseeded, tmp_path / "c", doses=[1e4])
+    assert sha256_file(tmp_path / "c/dose_10000/train.npz") != sha256_file(tmp_path / "a/dose_10000/train.npz")

@@ -1,0 +1,175 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ptypinn.io.artifacts import sha256_file
+from ptypinn.study.design import make_design
+from ptypinn.study.matrix import MissingDatasetError
+from ptypinn.study.layout import TRAINING_MANIFEST
+from ptypinn.study.training import SKIP_SUMMARY, TrainingJob, build_training_jobs, run_training_matrix
+from ptypinn.pinn.runtime import TrainerOptions
+
+DOSES = (1000, 10000, 100000)
+
+
+def _touch(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"")
+
+
+@pytest.fixture
+def roots(tmp_path):
+    phase_c, phase_d = tmp_path / "c", tmp_path / "d"
+    for dose in DOSES:
+        for split in ("train", "test"):
+            _touch(phase_c / f"dose_{dose}" / f"{split}.npz")
+            for view in ("dense", "sparse"):
+                _touch(phase_d / f"dose_{dose}" / view / f"{split}.npz")
+    return phase_c, phase_d, tmp_path / "e"
+
+
+def drop_sparse(phase_d: Path) -> None:
+    for dose in DOSES:
+        for split in ("train", "test"):
+            (phase_d / f"dose_{dose}" / "sparse" / f"{split}.npz").unlink()
+
+
+class Recorder:
+    """A runner that records what it was given and writes a stand-in bundle."""
+
+    def __init__(self, fail_view: str | None = None):
+        self.configs, self.fail_view = [], fail_view
+
+    def __call__(self, config: dict) -> dict:
+        self.configs.append(config)
+        if config["view"] == self.fail_view:
+            raise RuntimeError("out of memory")
+        bundle = Path(config["artifact_dir"]) / "model.pt"
+        bundle.write_bytes(f"{config['view']}{config['dose']}".encode())
+        return {"bundle": str(bundle), "final_loss": -1.5, "epochs": 3}
+
+
+def test_matrix_has_nine_jobs_with_their_paths(roots):
+    phase_c, phase_d, artifacts = roots
+    jobs, skips = build_training_jobs(phase_c, phase_d, artifacts)
+    assert skips == [] and len(jobs) == 9
+    assert [(j.dose, j.view, j.gridsize) for j in jobs[:3]] == [(1e3, "baseline", 1), (1e3, "dense", 2), (1e3, "sparse", 2)]
+    sparse = jobs[8]
+    assert sparse.train_path == phase_d / "dose_100000" / "sparse" / "train.npz"
+    assert sparse.artifact_dir == artifacts / "dose_100000" / "sparse" / "gs2"
+    assert sparse.log_path.parent == sparse.artifact_dir
+    assert not artifacts.exists()  # building jobs creates nothing
+
+
+def test_view_and_gridsize_must_agree(tmp_path):
+    with pytest.raises(ValueError, match="baseline trains at gridsize 1"):
+        TrainingJob(1e3, "baseline", 2, tmp_path, tmp_path, tmp_path, tmp_path)
+    with pytest.raises(ValueError, match="'dense' trains at gridsize 2"):
+        TrainingJob(1e3, "dense", 1, tmp_path, tmp_path, tmp_path, tmp_path)
+
+
+def test_strict_mode_names_the_missing_view(roots):
+    phase_c, phase_d, artifacts = roots
+    drop_sparse(phase_d)
+    with pytest.raises(MissingDatasetError, match="view 'sparse'.*sparse/train.npz"):
+        build_training_jobs(phase_c, phase_d, artifacts)
+
+
+def test_missing_views_are_skipped_and_reported_in_the_manifest(roots):
+    phase_c, phase_d, artifacts = roots
+    drop_sparse(phase_d)
+    runner = Recorder()
+    manifest = run_training_matrix(make_design({}), phase_c, phase_d, artifacts, allow_missing_phase_d=True, runner=runner,
+                                   options=TrainerOptions(logger="none"))
+    assert manifest["job_count"] == 6 and manifest["skipped_count"] == 3
+    assert [(s["dose"], s["view"]) for s in manifest["skipped_views"]] == [(float(d), "sparse") for d in DOSES]
+    on_disk = json.loads((artifacts / TRAINING_MANIFEST).read_text())
+    assert on_disk["skipped_views"] == manifest["skipped_views"] and on_disk["skipped_count"] == 3
+    assert json.loads((artifacts / SKIP_SUMMARY).read_text())["skipped_count"] == 3
+    job = on_disk["jobs"][0]
+    assert {"dose", "view", "gridsize", "train_path", "test_path", "status", "final_loss", "epochs", "bundle", "bundle_sha256", "bundle_bytes"} <= set(job)
+    assert job["status"] == "ok" and job["bundle"] == "model.pt"
+    assert job["bundle_sha256"] == sha256_file(Path(job["artifact_dir"]) / "model.pt")
+
+
+@pytest.mark.parametrize(
+    "filters, expected",
+    [
+        ({"doses": [1e4]}, {(1e4, "baseline"), (1e4, "dense"), (1e4, "sparse")}),
+        ({"views": ["dense"]}, {(d, "dense") for d in (1e3, 1e4, 1e5)}),
+        ({"gridsizes": [1]}, {(d, "baseline") for d in (1e3, 1e4, 1e5)}),
+        ({"doses": [1e3, 1e5], "views": ["sparse"], "gridsizes": [2]}, {(1e3, "sparse"), (1e5, "sparse")}),
+    ],
+)
+def test_filters_and_the_resolved_config(roots, filters, expected):
+    phase_c, phase_d, artifacts = roots
+    runner = Recorder()
+    design = make_design({})
+    manifest = run_training_matrix(design, phase_c, phase_d, artifacts, runner=runner, **filters)
+    assert {(c["dose"], c["view"]) for c in runner.configs} == expected
+    assert manifest["enumerated_count"] == 9 and manifest["job_count"] == len(expected)
+    for config in runner.configs:
+        assert config["nphotons"] == config["dose"]
+        assert config["gridsize"] == (1 if config["view"] == "baseline" else 2)
+        assert config["train_path"].endswith("train.npz") and config["neighbor_count"] == design.neighbor_count
+        assert config["training"]["epochs"] == design.training.epochs
+
+
+def test_dry_run_previews_without_running(roots):
+    phase_c, phase_d, artifacts = roots
+    runner = Recorder()
+    manifest = run_training_matrix(make_design({}), phase_c, phase_d, artifacts, dry_run=True, runner=runner, design_args=["--preset", "full"])
+    assert runner.configs == [] and not list(artifacts.rglob("model.pt"))
+    job = manifest["jobs"][0]
+    assert job["status"] == "dry-run" and job["config"]["nphotons"] == 1e3
+    assert job["command"].startswith("ptypinn train --train") and "--gridsize 1" in job["command"]
+    assert "dry run" in Path(job["log_path"]).read_text()
+
+
+def test_a_failed_job_is_logged_and_the_others_still_run(roots):
+    phase_c, phase_d, artifacts = roots
+    runner = Recorder(fail_view="dense")
+    manifest = run_training_matrix(make_design({}), phase_c, phase_d, artifacts, runner=runner)
+    statuses = [job["status"] for job in manifest["jobs"]]
+    assert statuses.count("failed") == 3 and statuses.count("ok") == 6 and manifest["failed_count"] == 3
+    failed = next(job for job in manifest["jobs"] if job["status"] == "failed")
+    assert "out of memory" in failed["error"] and "RuntimeError: out of memory" in Path(failed["log_path"]).read_text()
+
+
+@pytest.mark.slow
+def test_real_run_of_the_smallest_job_is_deterministic(tmp_path):
+    """`python -m ptypinn.study.training` on the smoke preset, twice: same losses, bundle hash in the manifest."""
+    from ptypinn.study.design import preset
+    from ptypinn.study.simulate import run_simulation
+
+    phase_c = tmp_path / "c"
+    run_simulation(preset("smoke"), phase_c, doses=[1000])
+    losses = []
+    for run in ("a", "b"):
+        out = tmp_path / run
+        command = [sys.executable, "-m", "ptypinn.study.training", "--phase-c-root", str(phase_c), "--phase-d-root", str(tmp_path / "d"),
+                   "--artifact-root", str(out), "--preset", "smoke", "--view", "baseline", "--allow-missing-phase-d",
+                   "--accelerator", "cpu", "--deterministic", "--num-workers", "0", "--logger", "csv", "--max-epochs", "1"]
+        done = subprocess.run(command, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        manifest = json.loads((out / TRAINING_MANIFEST).read_text())
+        (job,) = manifest["jobs"]
+        assert job["status"] == "ok" and job["epochs"] == 1
+        assert job["bundle_sha256"] == sha256_file(Path(job["artifact_dir"]) / job["bundle"])
+        assert manifest["skipped_count"] == 2  # dense and sparse were never made
+        losses.append(job["final_loss"])
+    assert losses[0] == losses[1]
+
+
+def test_jobs_sent_to_an_executor_give_the_same_manifest(roots, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    phase_c, phase_d, _ = roots
+    local = run_training_matrix(make_design({}), phase_c, phase_d, tmp_path / "local", runner=Recorder())
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        remote = run_training_matrix(make_design({}), phase_c, phase_d, tmp_path / "pool", runner=Recorder(), executor=pool)
+    strip = lambda manifest: [(j["dose"], j["view"], j["status"], j["final_loss"], j["bundle_sha256"]) for j in manifest["jobs"]]  # noqa: E731
+    assert strip(local) == strip(remote) and len(remote["jobs"]) == 9
