@@ -298,7 +298,7 @@ def train_matrix(
     options: TrainerOptions | None = None,
 ) -> None:
     """Phase E: train every (dose, view) job of the study matrix and write training_manifest.json."""
-    from ptypinn.study.layout import TRAINING_MANIFEST
+    from ptypinn.study.layout import TRAINING_MANIFEST, model_folder
     from ptypinn.study.training import run_training_matrix
 
     design = with_epochs(resolve_design(preset_name, config), max_epochs)
@@ -313,7 +313,7 @@ def train_matrix(
     for event in manifest["skipped_views"]:
         console.print(f"  skipped dose {event['dose']:g} {event['view']}: {event['reason']}")
     for job in manifest["jobs"]:
-        line = f"  dose {job['dose']:g} {job['view']} gs{job['gridsize']}: {job['status']}"
+        line = f"  dose {job['dose']:g} {job['view']} {model_folder(job['method'], job['gridsize'])}: {job['status']}"
         if job["status"] == "ok":
             line += f", final loss {job['final_loss']:.6g}, bundle {job['artifact_dir']}/{job['bundle']}"
         elif job["status"] == "failed":
@@ -362,15 +362,6 @@ def _run(application: typer.Typer) -> None:
     except USER_ERRORS as error:
         Console(stderr=True).print(f"[bold red]error:[/] {error}", highlight=False)
         sys.exit(2)
-
-
-def run_single_command(name: str) -> None:
-    """Run one subcommand as a program of its own (``python -m ptypinn.study.training``)."""
-    single = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-    for command in app.registered_commands:
-        if command.name == name or (command.name is None and command.callback.__name__ == name):
-            single.command(name)(command.callback)
-    _run(single)
 
 
 def main() -> None:

@@ -41,9 +41,18 @@ def test_intensity_scale_turns_amplitudes_into_counts(tiny_data):
     np.testing.assert_allclose(counts, np.round(counts), atol=1e-2)  # photon counts are whole numbers
     per_pattern = counts.sum(axis=(1, 2))
     assert abs(per_pattern.mean() - 1e4) < 5 * np.sqrt(1e4 / per_pattern.size) + 0.05 * 1e4  # dose, up to half-split energy
-    # Without the recorded scale, the dose and the measured energy give the same scale.
-    stated = intensity_scale(dataset, nphotons=1e4)
+    # Stating the recorded dose keeps the exact recorded scale (the study's train-matrix path).
+    assert intensity_scale(dataset, nphotons=1e4) == dataset.metadata["dose_scale"]
+    # Without the recorded scale, the dose and the measured energy give the scale.
+    unscaled = dataclasses.replace(dataset, metadata={"nphotons": 1e4})
+    stated = intensity_scale(unscaled)
     assert stated == pytest.approx(np.sqrt(1e4 / (dataset.diffraction.astype(np.float64) ** 2).sum(axis=(1, 2)).mean()))
+
+
+def test_a_stated_dose_that_contradicts_the_data_is_refused(tiny_data):
+    _, train, _ = tiny_data
+    with pytest.raises(DatasetError, match="records 10000 photons per pattern, not 1000"):
+        intensity_scale(load_dataset(train), nphotons=1e3)
 
 
 def test_dose_is_required_when_the_data_does_not_record_it(tiny_data):

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from ptypinn.study.matrix import MissingDatasetError, collect_datasets, discover_doses, select
+from ptypinn.study.matrix import MissingDatasetError, collect_datasets, discover_doses, select, training_gridsizes
 
 
 def _touch(path: Path) -> None:
@@ -24,8 +24,8 @@ def test_full_matrix_has_baseline_dense_sparse_per_dose(tmp_path):
     phase_c, phase_d = _study(tmp_path)
     entries, skips = collect_datasets(phase_c, phase_d)
     assert skips == []
-    assert [(e.dose, e.view, e.gridsize) for e in entries] == [
-        (dose, view, 1 if view == "baseline" else 2) for dose in (1e3, 1e4, 1e5) for view in ("baseline", "dense", "sparse")
+    assert [(e.dose, e.view) for e in entries] == [
+        (dose, view) for dose in (1e3, 1e4, 1e5) for view in ("baseline", "dense", "sparse")
     ]
     dense = entries[1]
     assert dense.train == phase_d / "dose_1000" / "dense" / "train.npz"
@@ -68,6 +68,14 @@ def test_filters_combine(tmp_path):
     entries, _ = collect_datasets(*_study(tmp_path))
     assert len(select(entries, doses=[1e4])) == 3
     assert len(select(entries, views=["dense", "sparse"])) == 6
-    assert len(select(entries, gridsizes=[1])) == 3
-    assert [(e.dose, e.view) for e in select(entries, doses=[1e3, 1e5], views=["dense"], gridsizes=[2])] == [(1e3, "dense"), (1e5, "dense")]
-    assert select(entries, views=["baseline"], gridsizes=[2]) == []
+    assert [(e.dose, e.view) for e in select(entries, doses=[1e3, 1e5], views=["dense"])] == [(1e3, "dense"), (1e5, "dense")]
+    assert select(entries, views=["missing"]) == []
+
+
+@pytest.mark.parametrize(
+    "gridsizes, baseline, view",
+    [((1, 2), (1,), (2,)), ((1, 3), (1,), (3,)), ((3, 2, 1), (1,), (2, 3)), ((1,), (1,), ()), ((2,), (), (2,))],
+)
+def test_the_design_gridsizes_decide_what_trains_on_each_view(gridsizes, baseline, view):
+    assert training_gridsizes("baseline", gridsizes) == baseline
+    assert training_gridsizes("dense", gridsizes) == view

@@ -9,7 +9,7 @@ from ptypinn.io.artifacts import sha256_file
 from ptypinn.study.design import make_design
 from ptypinn.study.matrix import MissingDatasetError
 from ptypinn.study.layout import TRAINING_MANIFEST
-from ptypinn.study.training import SKIP_SUMMARY, TrainingJob, build_training_jobs, run_training_matrix
+from ptypinn.study.training import SKIP_SUMMARY, JobConfig, JobOutcome, build_training_jobs, run_training_matrix
 from ptypinn.pinn.runtime import TrainerOptions
 
 DOSES = (1000, 10000, 100000)
@@ -43,13 +43,13 @@ class Recorder:
     def __init__(self, fail_view: str | None = None):
         self.configs, self.fail_view = [], fail_view
 
-    def __call__(self, config: dict) -> dict:
+    def __call__(self, config: JobConfig) -> JobOutcome:
         self.configs.append(config)
-        if config["view"] == self.fail_view:
+        if config.job.view == self.fail_view:
             raise RuntimeError("out of memory")
-        bundle = Path(config["artifact_dir"]) / "model.pt"
-        bundle.write_bytes(f"{config['view']}{config['dose']}".encode())
-        return {"bundle": str(bundle), "final_loss": -1.5, "epochs": 3}
+        bundle = config.job.artifact_dir / "model.pt"
+        bundle.write_bytes(f"{config.job.view}{config.job.dose}".encode())
+        return JobOutcome(bundle, -1.5, 3)
 
 
 def test_matrix_has_nine_jobs_with_their_paths(roots):
@@ -64,11 +64,17 @@ def test_matrix_has_nine_jobs_with_their_paths(roots):
     assert not artifacts.exists()  # building jobs creates nothing
 
 
-def test_view_and_gridsize_must_agree(tmp_path):
-    with pytest.raises(ValueError, match="baseline trains at gridsize 1"):
-        TrainingJob(1e3, "baseline", 2, tmp_path, tmp_path, tmp_path, tmp_path)
-    with pytest.raises(ValueError, match="'dense' trains at gridsize 2"):
-        TrainingJob(1e3, "dense", 1, tmp_path, tmp_path, tmp_path, tmp_path)
+def test_the_design_gridsizes_and_methods_decide_the_jobs(roots):
+    phase_c, phase_d, artifacts = roots
+    jobs, _ = build_training_jobs(phase_c, phase_d, artifacts, gridsizes=(1, 3), methods=("pinn", "supervised"))
+    first_dose = [(j.view, j.gridsize, j.method, j.artifact_dir.name) for j in jobs if j.dose == 1e3]
+    assert first_dose == [
+        ("baseline", 1, "pinn", "gs1"), ("baseline", 1, "supervised", "supervised_gs1"),
+        ("dense", 3, "pinn", "gs3"), ("dense", 3, "supervised", "supervised_gs3"),
+        ("sparse", 3, "pinn", "gs3"), ("sparse", 3, "supervised", "supervised_gs3"),
+    ]
+    views_only, _ = build_training_jobs(phase_c, phase_d, artifacts, gridsizes=(2,))
+    assert {(j.view, j.gridsize) for j in views_only} == {("dense", 2), ("sparse", 2)}
 
 
 def test_strict_mode_names_the_missing_view(roots):
@@ -109,13 +115,12 @@ def test_filters_and_the_resolved_config(roots, filters, expected):
     runner = Recorder()
     design = make_design({})
     manifest = run_training_matrix(design, phase_c, phase_d, artifacts, runner=runner, **filters)
-    assert {(c["dose"], c["view"]) for c in runner.configs} == expected
+    assert {(c.job.dose, c.job.view) for c in runner.configs} == expected
     assert manifest["enumerated_count"] == 9 and manifest["job_count"] == len(expected)
     for config in runner.configs:
-        assert config["nphotons"] == config["dose"]
-        assert config["gridsize"] == (1 if config["view"] == "baseline" else 2)
-        assert config["train_path"].endswith("train.npz") and config["neighbor_count"] == design.neighbor_count
-        assert config["training"]["epochs"] == design.training.epochs
+        assert config.job.gridsize == (1 if config.job.view == "baseline" else 2)
+        assert config.job.train_path.name == "train.npz" and config.neighbor_count == design.neighbor_count
+        assert config.training.epochs == design.training.epochs and config.training.model == "pinn"
 
 
 def test_dry_run_previews_without_running(roots):
@@ -124,7 +129,7 @@ def test_dry_run_previews_without_running(roots):
     manifest = run_training_matrix(make_design({}), phase_c, phase_d, artifacts, dry_run=True, runner=runner, design_args=["--preset", "full"])
     assert runner.configs == [] and not list(artifacts.rglob("model.pt"))
     job = manifest["jobs"][0]
-    assert job["status"] == "dry-run" and job["config"]["nphotons"] == 1e3
+    assert job["status"] == "dry-run" and job["config"]["dose"] == 1e3 and job["config"]["method"] == "pinn"
     assert job["command"].startswith("ptypinn train --train") and "--gridsize 1" in job["command"]
     assert "dry run" in Path(job["log_path"]).read_text()
 
@@ -141,7 +146,7 @@ def test_a_failed_job_is_logged_and_the_others_still_run(roots):
 
 @pytest.mark.slow
 def test_real_run_of_the_smallest_job_is_deterministic(tmp_path):
-    """`python -m ptypinn.study.training` on the smoke preset, twice: same losses, bundle hash in the manifest."""
+    """`python -m ptypinn train-matrix` on the smoke preset, twice: same losses, bundle hash in the manifest."""
     from ptypinn.study.design import preset
     from ptypinn.study.simulate import run_simulation
 
@@ -150,7 +155,7 @@ def test_real_run_of_the_smallest_job_is_deterministic(tmp_path):
     losses = []
     for run in ("a", "b"):
         out = tmp_path / run
-        command = [sys.executable, "-m", "ptypinn.study.training", "--phase-c-root", str(phase_c), "--phase-d-root", str(tmp_path / "d"),
+        command = [sys.executable, "-m", "ptypinn", "train-matrix", "--phase-c-root", str(phase_c), "--phase-d-root", str(tmp_path / "d"),
                    "--artifact-root", str(out), "--preset", "smoke", "--view", "baseline", "--allow-missing-phase-d",
                    "--accelerator", "cpu", "--deterministic", "--num-workers", "0", "--logger", "csv", "--max-epochs", "1"]
         done = subprocess.run(command, capture_output=True, text=True)

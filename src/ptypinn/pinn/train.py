@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from ptypinn import __version__
 from ptypinn.io.artifacts import atomic_path, sha256_file
 from ptypinn.io.dataset import DatasetError, PtychoDataset
-from ptypinn.study.design import TrainingConfig
+from ptypinn.pinn.config import TrainingConfig
 from ptypinn.physics.grouping import group_coordinates, make_groups
 from ptypinn.pinn.runtime import TrainerOptions
 from ptypinn.pinn.model import PtychoPINN, centre_mask, poisson_nll
@@ -56,12 +56,16 @@ def intensity_scale(dataset: PtychoDataset, nphotons: float | None = None) -> fl
     """``s`` with ``s·X`` in photon-count amplitudes.
 
     Simulated data record the exact scale they were made with (metadata ``dose_scale``), which
-    turns ``s·X`` back into whole photon counts; otherwise ``s`` follows from the dose
-    (``nphotons``, given or from the metadata) and the mean pattern energy.
+    turns ``s·X`` back into whole photon counts: that scale is used whenever it is recorded.
+    Otherwise ``s`` follows from the dose (``nphotons``, given or from the metadata) and the mean
+    pattern energy. A given ``nphotons`` that contradicts the recorded dose is refused.
     """
-    if nphotons is None and "dose_scale" in dataset.metadata:
+    recorded = dataset.metadata.get("nphotons")
+    if nphotons is not None and recorded is not None and not math.isclose(float(nphotons), float(recorded)):
+        raise DatasetError(f"the dataset records {float(recorded):g} photons per pattern, not {float(nphotons):g}")
+    if "dose_scale" in dataset.metadata:
         return float(dataset.metadata["dose_scale"])
-    nphotons = dataset.metadata.get("nphotons") if nphotons is None else nphotons
+    nphotons = recorded if nphotons is None else nphotons
     if nphotons is None:
         raise DatasetError("the dataset does not record its dose (metadata 'nphotons'); pass the photons per pattern explicitly")
     if not float(nphotons) > 0:

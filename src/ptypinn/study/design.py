@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ptypinn.io.artifacts import atomic_path
+from ptypinn.pinn.config import Method, TrainingConfig
 
 PATCH_SIZES = (64, 128, 256)
 
@@ -73,36 +74,6 @@ class SimulationConfig(_Strict):
     probe: ProbeConfig = ProbeConfig()
 
 
-class TrainingConfig(_Strict):
-    """How each PtychoPINN job trains (phase E)."""
-
-    model: Literal["pinn", "supervised"] = Field(
-        "pinn", description="'pinn': physics decoder + Poisson NLL; 'supervised': same generator, MAE against true patches"
-    )
-    width: int = Field(2, ge=1, description="filter multiplier of the generator ladders")
-    epochs: int = Field(50, ge=1)
-    batch_size: int = Field(16, ge=1, description="groups per optimisation step")
-    learning_rate: float = Field(1e-3, gt=0)
-    groups_per_position: float = Field(
-        1.0, gt=0, description="training groups per scan position; above 1, gridsize >= 2 groups are oversampled from K-choose-C combinations (gridsize 1 stays at 1)"
-    )
-    augment: bool = Field(
-        False, description="random flips and transposes of each training group (needs a probe with those symmetries)"
-    )
-    nll_weight: float = Field(1.0, ge=0, description="weight of the Poisson negative log-likelihood")
-    mae_weight: float = Field(0.0, ge=0, description="weight of the diffraction-amplitude MAE")
-    trainable_scale: bool = Field(True, description="learn the log intensity scale (initialised from the dose)")
-    validation_fraction: float = Field(0.05, ge=0, lt=0.5, description="share of groups held out for validation loss")
-    early_stopping_patience: int = Field(0, ge=0, description="epochs without validation improvement before stopping; 0 = never")
-    seed: int = 42
-
-    @model_validator(mode="after")
-    def _some_loss(self) -> TrainingConfig:
-        if self.model == "pinn" and self.nll_weight == 0 and self.mae_weight == 0:
-            raise ValueError("nll_weight and mae_weight are both 0: the PINN would have no loss")
-        return self
-
-
 class IterativeConfig(_Strict):
     """The classical engine that reconstructs the same test data (phase F)."""
 
@@ -116,7 +87,12 @@ class StudyDesign(_Strict):
 
     name: str = "full"
     doses: tuple[float, ...] = (1e3, 1e4, 1e5)
-    gridsizes: tuple[int, ...] = (1, 2)
+    gridsizes: tuple[int, ...] = Field(
+        (1, 2), description="1 trains on the full scan (baseline); each gridsize above 1 trains on every overlap view"
+    )
+    methods: tuple[Method, ...] = Field(
+        ("pinn",), description="models the study trains: 'pinn' (physics loss) and/or 'supervised' (MAE on true patches)"
+    )
     neighbor_count: int = Field(7, description="K nearest neighbours a group is drawn from")
     patch_size: int = Field(128, description="N: patch and diffraction size, px")
     views: tuple[OverlapView, ...] = (OverlapView(name="dense", fraction=0.7), OverlapView(name="sparse", fraction=0.2))
@@ -144,6 +120,13 @@ class StudyDesign(_Strict):
     def _gridsizes_valid(cls, value: tuple[int, ...]) -> tuple[int, ...]:
         if not value or any(g < 1 for g in value):
             raise ValueError(f"gridsizes must be a non-empty list of integers >= 1, got {list(value)}")
+        return value
+
+    @field_validator("methods")
+    @classmethod
+    def _methods_valid(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value or len(set(value)) != len(value):
+            raise ValueError(f"methods must be a non-empty list without repeats, got {list(value)}")
         return value
 
     @field_validator("patch_size")

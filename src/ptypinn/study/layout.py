@@ -33,3 +33,8 @@ def job_folder(root: str | Path, dose: float, view: str, split: str) -> Path:
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     return Path(root) / dose_label(dose) / view / split
+
+
+def model_folder(method: str, gridsize: int) -> str:
+    """Folder of one trained model inside a view's phase E folder: ``gs2``, ``supervised_gs1``."""
+    return f"gs{gridsize}" if method == "pinn" else f"{method}_gs{gridsize}"

@@ -2,8 +2,12 @@
 
 Training (phase E) and iterative reconstruction (phase F) both run one job per dose and view:
 
-* ``baseline`` — the full phase C scan, PtychoPINN at gridsize 1;
-* every overlap view (``dense``, ``sparse``) — the phase D subset, gridsize 2.
+* ``baseline`` — the full phase C scan;
+* every overlap view (``dense``, ``sparse``) — the phase D subset.
+
+The design's ``gridsizes`` decide which models train on which dataset
+(:func:`training_gridsizes`): the baseline at gridsize 1, every overlap view at each listed
+gridsize above 1.
 
 :func:`collect_datasets` enumerates them from the phase C and D roots. It only looks at paths:
 it creates nothing. A missing dataset is an error naming the view and the file, unless missing
@@ -22,16 +26,18 @@ from ptypinn.study.layout import dose_label, split_path
 
 BASELINE = "baseline"
 DEFAULT_VIEWS = ("dense", "sparse")
-OVERLAP_GRIDSIZE = 2
 
 
 class MissingDatasetError(DatasetError):
     """A dataset the matrix needs is absent."""
 
 
-def view_gridsize(view: str) -> int:
-    """Gridsize the study trains a view at: 1 for the baseline, 2 for every overlap view."""
-    return 1 if view == BASELINE else OVERLAP_GRIDSIZE
+def training_gridsizes(view: str, gridsizes: Sequence[int]) -> tuple[int, ...]:
+    """Gridsizes the study trains on a view's data: the baseline (the full scan) at gridsize 1
+    when the design lists 1, every overlap view at each listed gridsize above 1."""
+    if view == BASELINE:
+        return (1,) if 1 in gridsizes else ()
+    return tuple(sorted(g for g in gridsizes if g > 1))
 
 
 @dataclass(frozen=True)
@@ -42,10 +48,6 @@ class DatasetEntry:
     view: str
     train: Path
     test: Path
-
-    @property
-    def gridsize(self) -> int:
-        return view_gridsize(self.view)
 
     @property
     def label(self) -> str:
@@ -117,7 +119,6 @@ def collect_datasets(
 class MatrixCell(Protocol):
     dose: float
     view: str
-    gridsize: int
 
 
 Cell = TypeVar("Cell", bound=MatrixCell)
@@ -127,7 +128,6 @@ def select(
     entries: Iterable[Cell],
     doses: Sequence[float] | None = None,
     views: Sequence[str] | None = None,
-    gridsizes: Sequence[int] | None = None,
 ) -> list[Cell]:
     """Entries (datasets or jobs) that pass every given filter (``None`` or empty keeps all)."""
     dose_keys = {round(d) for d in doses} if doses else None
@@ -136,5 +136,4 @@ def select(
         for entry in entries
         if (dose_keys is None or round(entry.dose) in dose_keys)
         and (not views or entry.view in views)
-        and (not gridsizes or entry.gridsize in gridsizes)
     ]

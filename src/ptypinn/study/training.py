@@ -7,7 +7,7 @@
 * :func:`run_training_matrix` runs every job, never letting one failure stop the others, and
   writes ``training_manifest.json`` and ``skip_summary.json``.
 
-Also runnable as ``python -m ptypinn.study.training`` (same options as ``ptypinn train-matrix``).
+The command line is ``ptypinn train-matrix`` (also ``python -m ptypinn train-matrix``).
 """
 
 from __future__ import annotations
@@ -16,24 +16,23 @@ import shlex
 import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Literal
 
 from ptypinn.io.artifacts import sha256_file, write_json
 from ptypinn.io.dataset import load_dataset
-from ptypinn.study.design import StudyDesign, TrainingConfig
-from ptypinn.study.layout import TRAINING_MANIFEST, dose_label
-from ptypinn.study.matrix import BASELINE, DEFAULT_VIEWS, SkipEvent, collect_datasets, select, view_gridsize
+from ptypinn.pinn.config import Method, TrainingConfig
+from ptypinn.study.design import StudyDesign
+from ptypinn.study.layout import TRAINING_MANIFEST, dose_label, model_folder
+from ptypinn.study.matrix import DEFAULT_VIEWS, SkipEvent, collect_datasets, select, training_gridsizes
 from ptypinn.io.progress import progress_bar
 from ptypinn.pinn.runtime import TrainerOptions
 from ptypinn.pinn.train import BUNDLE_NAME, JobSpec, train_model
 
 SKIP_SUMMARY = "skip_summary.json"
 LOG_NAME = "train.log"
-
-Runner = Callable[[dict], dict]
-
 
 @dataclass(frozen=True)
 class TrainingJob:
@@ -42,16 +41,87 @@ class TrainingJob:
     dose: float
     view: str
     gridsize: int
+    method: Method
     train_path: Path
     test_path: Path
     artifact_dir: Path
     log_path: Path
 
-    def __post_init__(self) -> None:
-        expected = view_gridsize(self.view)
-        if self.gridsize != expected:
-            kind = "the baseline" if self.view == BASELINE else f"overlap view {self.view!r}"
-            raise ValueError(f"{kind} trains at gridsize {expected}, not {self.gridsize}")
+    @property
+    def label(self) -> str:
+        return f"{dose_label(self.dose)}/{self.view}/{model_folder(self.method, self.gridsize)}"
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    """Everything a runner needs to train one job, fully resolved from the design."""
+
+    job: TrainingJob
+    neighbor_count: int
+    grouping_seed: int
+    training: TrainingConfig
+    trainer: TrainerOptions
+
+    def spec(self) -> JobSpec:
+        return JobSpec(self.job.train_path, self.job.gridsize, self.neighbor_count, self.grouping_seed, self.training)
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain JSON values (the dry-run preview)."""
+        return {
+            **{key: str(value) if isinstance(value, Path) else value for key, value in asdict(self.job).items()},
+            "neighbor_count": self.neighbor_count,
+            "grouping_seed": self.grouping_seed,
+            "training": self.training.model_dump(mode="json"),
+            "trainer": asdict(self.trainer),
+        }
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """What a runner reports for a finished job."""
+
+    bundle: Path
+    final_loss: float
+    epochs: int
+    wall_time_s: float | None = None
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """One job's entry in ``training_manifest.json``."""
+
+    dose: float
+    view: str
+    gridsize: int
+    method: str
+    train_path: str
+    test_path: str
+    artifact_dir: str
+    log_path: str
+    command: str
+    status: Literal["ok", "failed", "dry-run"]
+    final_loss: float | None = None
+    epochs: int | None = None
+    wall_time_s: float | None = None
+    bundle: str | None = None
+    bundle_sha256: str | None = None
+    bundle_bytes: int | None = None
+    error: str | None = None
+    config: dict | None = None
+
+    @classmethod
+    def from_dict(cls, values: dict) -> JobRecord:
+        names = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in values.items() if key in names})
+
+    def to_dict(self) -> dict[str, object]:
+        entry = asdict(self)
+        if self.config is None:
+            del entry["config"]
+        return entry
+
+
+Runner = Callable[[JobConfig], JobOutcome]
 
 
 def build_training_jobs(
@@ -60,56 +130,50 @@ def build_training_jobs(
     artifact_root: str | Path,
     views: Sequence[str] = DEFAULT_VIEWS,
     allow_missing_phase_d: bool = False,
+    gridsizes: Sequence[int] = (1, 2),
+    methods: Sequence[Method] = ("pinn",),
 ) -> tuple[list[TrainingJob], list[SkipEvent]]:
-    """Every training job of the matrix, and the views skipped because their data is missing."""
+    """Every training job of the matrix, and the views skipped because their data is missing.
+
+    Each dataset trains one model per gridsize (:func:`training_gridsizes`) and method.
+    """
     entries, skips = collect_datasets(phase_c_root, phase_d_root, views, allow_missing_phase_d)
     jobs = []
     for entry in entries:
-        folder = Path(artifact_root) / dose_label(entry.dose) / entry.view / f"gs{entry.gridsize}"
-        jobs.append(TrainingJob(entry.dose, entry.view, entry.gridsize, entry.train, entry.test, folder, folder / LOG_NAME))
+        for gridsize in training_gridsizes(entry.view, gridsizes):
+            for method in methods:
+                folder = Path(artifact_root) / dose_label(entry.dose) / entry.view / model_folder(method, gridsize)
+                jobs.append(TrainingJob(entry.dose, entry.view, gridsize, method, entry.train, entry.test,
+                                        folder, folder / LOG_NAME))
     return jobs, skips
 
 
-def resolve_config(job: TrainingJob, design: StudyDesign, options: TrainerOptions) -> dict:
-    """Everything the runner needs, as plain JSON values: the job, the dose as nphotons, training and trainer settings."""
-    return {
-        "dose": job.dose,
-        "nphotons": job.dose,
-        "view": job.view,
-        "gridsize": job.gridsize,
-        "train_path": str(job.train_path),
-        "test_path": str(job.test_path),
-        "artifact_dir": str(job.artifact_dir),
-        "log_path": str(job.log_path),
-        "neighbor_count": design.neighbor_count,
-        "grouping_seed": design.seeds.grouping,
-        "training": design.training.model_dump(mode="json"),
-        "trainer": asdict(options),
-    }
+def resolve_config(job: TrainingJob, design: StudyDesign, options: TrainerOptions) -> JobConfig:
+    """The job with the design's grouping and training settings (the job's method decides the loss)."""
+    training = design.training.model_copy(update={"model": job.method})
+    return JobConfig(job, design.neighbor_count, design.seeds.grouping, training, options)
 
 
-def command_for(config: dict, design_args: Sequence[str]) -> str:
+def command_for(config: JobConfig, design_args: Sequence[str]) -> str:
     """The ``ptypinn train`` command line equivalent to one resolved job."""
-    trainer = config["trainer"]
+    trainer = config.trainer
     words = [
-        "ptypinn", "train", "--train", config["train_path"], "--output", config["artifact_dir"],
-        "--gridsize", str(config["gridsize"]), "--nphotons", f"{config['nphotons']:g}", *design_args,
-        "--accelerator", trainer["accelerator"], "--devices", str(trainer["devices"]), "--strategy", trainer["strategy"],
-        "--num-nodes", str(trainer["num_nodes"]), "--deterministic" if trainer["deterministic"] else "--no-deterministic",
-        "--num-workers", str(trainer["num_workers"]), "--logger", trainer["logger"],
-        "--max-epochs", str(config["training"]["epochs"]),
+        "ptypinn", "train", "--train", str(config.job.train_path), "--output", str(config.job.artifact_dir),
+        "--gridsize", str(config.job.gridsize), *(["--supervised"] if config.job.method == "supervised" else []),
+        *design_args,
+        "--accelerator", trainer.accelerator, "--devices", str(trainer.devices), "--strategy", trainer.strategy,
+        "--num-nodes", str(trainer.num_nodes), "--deterministic" if trainer.deterministic else "--no-deterministic",
+        "--num-workers", str(trainer.num_workers), "--logger", trainer.logger,
+        "--max-epochs", str(config.training.epochs),
     ]
     return shlex.join(words)
 
 
-def lightning_runner(config: dict) -> dict:
+def lightning_runner(config: JobConfig) -> JobOutcome:
     """The real runner: train with Lightning and report the bundle."""
-    spec = JobSpec(
-        train_path=Path(config["train_path"]), gridsize=config["gridsize"], neighbor_count=config["neighbor_count"],
-        grouping_seed=config["grouping_seed"], training=TrainingConfig.model_validate(config["training"]), nphotons=config["nphotons"],
-    )
-    result = train_model(spec, load_dataset(spec.train_path), config["artifact_dir"], TrainerOptions(**config["trainer"]))
-    return {"bundle": str(result.bundle), "final_loss": result.final_loss, "epochs": result.epochs, "wall_time_s": result.wall_time_s}
+    spec = config.spec()
+    result = train_model(spec, load_dataset(spec.train_path), config.job.artifact_dir, config.trainer)
+    return JobOutcome(result.bundle, result.final_loss, result.epochs, result.wall_time_s)
 
 
 def _now() -> str:
@@ -117,34 +181,34 @@ def _now() -> str:
 
 
 def run_training_job(
-    job: TrainingJob, config: dict, runner: Runner = lightning_runner, dry_run: bool = False, command: str = ""
-) -> dict:
+    config: JobConfig, runner: Runner = lightning_runner, dry_run: bool = False, command: str = ""
+) -> JobRecord:
     """Prepare the job's folder and log, then preview (dry run) or run it; failures are returned, not raised."""
+    job = config.job
     job.artifact_dir.mkdir(parents=True, exist_ok=True)
     job.log_path.parent.mkdir(parents=True, exist_ok=True)
-    entry = {
-        "dose": job.dose, "view": job.view, "gridsize": job.gridsize, "train_path": str(job.train_path),
-        "test_path": str(job.test_path), "artifact_dir": str(job.artifact_dir), "log_path": str(job.log_path),
-        "command": command, "status": "dry-run", "final_loss": None, "epochs": None,
-        "bundle": None, "bundle_sha256": None, "bundle_bytes": None, "error": None,
-    }
+    record = JobRecord(
+        dose=job.dose, view=job.view, gridsize=job.gridsize, method=job.method, train_path=str(job.train_path),
+        test_path=str(job.test_path), artifact_dir=str(job.artifact_dir), log_path=str(job.log_path),
+        command=command, status="dry-run",
+    )
     with job.log_path.open("w", encoding="utf-8") as log:
-        log.write(f"# ptypinn training job {dose_label(job.dose)}/{job.view}/gs{job.gridsize}\n# started {_now()}\n# command: {command}\n")
+        log.write(f"# ptypinn training job {job.label}\n# started {_now()}\n# command: {command}\n")
         if dry_run:
             log.write("# dry run: nothing trained\n")
-            return {**entry, "config": config}
+            return replace(record, config=config.to_dict())
         try:
             outcome = runner(config)
         except Exception as error:  # a failed job is recorded and the matrix goes on
             log.write(traceback.format_exc())
-            return {**entry, "status": "failed", "error": f"{type(error).__name__}: {error}"}
-        bundle = Path(outcome["bundle"])
-        log.write(f"# finished {_now()}: final loss {outcome['final_loss']:.6g} after {outcome['epochs']} epochs\n")
-    return {
-        **entry, "status": "ok", "final_loss": float(outcome["final_loss"]), "epochs": int(outcome["epochs"]),
-        "wall_time_s": outcome.get("wall_time_s"),
-        "bundle": bundle.relative_to(job.artifact_dir).as_posix(), "bundle_sha256": sha256_file(bundle), "bundle_bytes": bundle.stat().st_size,
-    }
+            return replace(record, status="failed", error=f"{type(error).__name__}: {error}")
+        bundle = Path(outcome.bundle)
+        log.write(f"# finished {_now()}: final loss {outcome.final_loss:.6g} after {outcome.epochs} epochs\n")
+    return replace(
+        record, status="ok", final_loss=float(outcome.final_loss), epochs=int(outcome.epochs),
+        wall_time_s=outcome.wall_time_s, bundle=bundle.relative_to(job.artifact_dir).as_posix(),
+        bundle_sha256=sha256_file(bundle), bundle_bytes=bundle.stat().st_size,
+    )
 
 
 def run_training_matrix(
@@ -170,10 +234,11 @@ def run_training_matrix(
     """
     artifact_root = Path(artifact_root)
     design_views = [view.name for view in design.views]
-    jobs, skips = build_training_jobs(phase_c_root, phase_d_root, artifact_root, design_views, allow_missing_phase_d)
-    chosen = select(jobs, doses, views, gridsizes)
+    jobs, skips = build_training_jobs(phase_c_root, phase_d_root, artifact_root, design_views, allow_missing_phase_d,
+                                      design.gridsizes, design.methods)
+    chosen = [job for job in select(jobs, doses, views) if not gridsizes or job.gridsize in gridsizes]
     configs = [resolve_config(job, design, options) for job in chosen]
-    arguments = [(job, config, runner, dry_run, command_for(config, design_args)) for job, config in zip(chosen, configs)]
+    arguments = [(config, runner, dry_run, command_for(config, design_args)) for config in configs]
     results = []
     with progress_bar("training jobs", len(chosen)) as advance:
         if executor is None:
@@ -197,17 +262,11 @@ def run_training_matrix(
         "dry_run": dry_run,
         "enumerated_count": len(jobs),
         "job_count": len(chosen),
-        "jobs": results,
-        "failed_count": sum(r["status"] == "failed" for r in results),
+        "jobs": [record.to_dict() for record in results],
+        "failed_count": sum(record.status == "failed" for record in results),
         "skipped_views": skipped,
         "skipped_count": len(skipped),
     }
     write_json(artifact_root / TRAINING_MANIFEST, manifest)
     write_json(artifact_root / SKIP_SUMMARY, {"timestamp": manifest["timestamp"], "skipped_views": skipped, "skipped_count": len(skipped)})
     return manifest
-
-
-if __name__ == "__main__":
-    from ptypinn.cli import run_single_command
-
-    run_single_command("train-matrix")

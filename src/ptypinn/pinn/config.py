@@ -1,0 +1,46 @@
+"""How a PtychoPINN job trains: the science of training (loss, optimiser, budget), one validated
+options object used by the design, the command line and the trainer alike."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Method = Literal["pinn", "supervised"]
+METHODS: tuple[Method, ...] = ("pinn", "supervised")
+
+
+class TrainingConfig(_Strict):
+    """How each PtychoPINN job trains (phase E)."""
+
+    model: Method = Field(
+        "pinn", description="'pinn': physics decoder + Poisson NLL; 'supervised': same generator, MAE against true patches"
+    )
+    width: int = Field(2, ge=1, description="filter multiplier of the generator ladders")
+    epochs: int = Field(50, ge=1)
+    batch_size: int = Field(16, ge=1, description="groups per optimisation step")
+    learning_rate: float = Field(1e-3, gt=0)
+    groups_per_position: float = Field(
+        1.0, gt=0, description="training groups per scan position; above 1, gridsize >= 2 groups are oversampled from K-choose-C combinations (gridsize 1 stays at 1)"
+    )
+    augment: bool = Field(
+        False, description="random flips and transposes of each training group (needs a probe with those symmetries)"
+    )
+    nll_weight: float = Field(1.0, ge=0, description="weight of the Poisson negative log-likelihood")
+    mae_weight: float = Field(0.0, ge=0, description="weight of the diffraction-amplitude MAE")
+    trainable_scale: bool = Field(True, description="learn the log intensity scale (initialised from the dose)")
+    validation_fraction: float = Field(0.05, ge=0, lt=0.5, description="share of groups held out for validation loss")
+    early_stopping_patience: int = Field(0, ge=0, description="epochs without validation improvement before stopping; 0 = never")
+    seed: int = 42
+
+    @model_validator(mode="after")
+    def _some_loss(self) -> TrainingConfig:
+        if self.model == "pinn" and self.nll_weight == 0 and self.mae_weight == 0:
+            raise ValueError("nll_weight and mae_weight are both 0: the PINN would have no loss")
+        return self
