@@ -5,7 +5,8 @@ import pytest
 import torch
 from scipy.ndimage import gaussian_filter
 
-from ptypinn.pinn.model import Generator, PtychoPINN, centre_mask, overlap_constraint, poisson_nll
+from ptypinn.pinn.generators import GENERATORS, build_generator
+from ptypinn.pinn.model import PtychoPINN, centre_mask, overlap_constraint, poisson_nll
 from ptypinn.physics.forward import disk_probe, extract_patches, far_field
 
 
@@ -16,10 +17,11 @@ def smooth_object(size=160, seed=0, sigma=6.0):
     return torch.from_numpy((np.clip(amplitude, 0.1, 1) * np.exp(1j * phase)).astype(np.complex64))
 
 
+@pytest.mark.parametrize("name", sorted(GENERATORS))
 @pytest.mark.parametrize("n, channels", [(64, 1), (64, 4), (128, 4)])
-def test_generator_shapes_heads_and_centre_support(n, channels):
+def test_generator_shapes_heads_and_centre_support(name, n, channels):
     torch.manual_seed(0)
-    out = Generator(n, channels, width=1)(torch.rand(2, channels, n, n))
+    out = build_generator(name, n, channels, 1)(torch.rand(2, channels, n, n))
     assert out.shape == (2, channels, n, n) and out.dtype == torch.complex64
     inside = centre_mask(n).bool()
     assert torch.all(out[..., ~inside] == 0)
@@ -29,7 +31,9 @@ def test_generator_shapes_heads_and_centre_support(n, channels):
 
 def test_unsupported_patch_size_is_refused():
     with pytest.raises(ValueError, match="N must be one of"):
-        Generator(96, 1)
+        build_generator("cnn", 96, 1, 1)
+    with pytest.raises(ValueError, match="unknown generator 'mlp'"):
+        build_generator("mlp", 64, 1, 1)
 
 
 def test_overlap_constraint_keeps_patches_cut_from_one_object():

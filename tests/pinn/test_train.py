@@ -13,7 +13,8 @@ from ptypinn.physics.forward import disk_probe, extract_patches
 from ptypinn.study.simulate import run_simulation
 from ptypinn.physics.stitch import stitch, synchronise_phases
 from ptypinn.pinn.runtime import TrainerOptions
-from ptypinn.pinn.train import JobSpec, intensity_scale, load_bundle, train_model
+from ptypinn.pinn.config import TrainingConfig
+from ptypinn.pinn.train import JobSpec, intensity_scale, learning_rate_factor, load_bundle, train_model
 
 QUIET = TrainerOptions(logger="none", checkpoints=False, progress=False)
 
@@ -97,7 +98,7 @@ def test_training_lowers_the_loss_and_the_bundle_round_trips(tiny_data, tmp_path
     assert result.epochs == 4 and result.history[-1] < result.history[0]
     assert result.bundle.is_file() and len(result.sha256) == 64
     model, meta = load_bundle(result.bundle)
-    assert meta["architecture"] == {"patch_size": 64, "gridsize": 2, "width": 1}
+    assert meta["architecture"] == {"patch_size": 64, "gridsize": 2, "width": 1, "generator": "cnn"}
     assert meta["intensity_scale"] == pytest.approx(result.intensity_scale)
     test_data = load_dataset(test)
     first, owners = predict_patches(model, test_data, meta["neighbor_count"], meta["grouping_seed"])
@@ -115,6 +116,43 @@ def test_same_seed_gives_the_same_losses(tiny_data, tmp_path):
     dataset = load_dataset(train)
     runs = [train_model(spec_for(design, train, 1, epochs=2), dataset, tmp_path / str(i), QUIET).history for i in range(2)]
     assert runs[0] == runs[1]
+
+
+def test_a_samples_budget_sets_the_number_of_optimiser_steps(tiny_data, tmp_path):
+    design, train, _ = tiny_data
+    dataset = load_dataset(train)
+    spec = spec_for(design, train, 1, samples=44, batch_size=8, epochs=1000, validation_fraction=0.0)
+    result = train_model(spec, dataset, tmp_path, QUIET)
+    assert result.steps == 6  # ceil(44 / 8), whatever the epochs say
+    assert 44 <= result.samples_seen <= 48
+    _, meta = load_bundle(result.bundle)
+    assert meta["samples_seen"] == result.samples_seen
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_learning_rate_warms_up_then_follows_the_schedule(schedule):
+    config = TrainingConfig(schedule=schedule, warmup_fraction=0.1)
+    factor = learning_rate_factor(config, 100)
+    assert [factor(s) for s in (0, 4, 9)] == pytest.approx([0.1, 0.5, 1.0])
+    if schedule == "constant":
+        assert factor(50) == factor(99) == 1.0
+    else:
+        assert factor(10) == pytest.approx(1.0)
+        assert factor(55) == pytest.approx(0.5)  # half-way through the decay
+        assert factor(100) == pytest.approx(0.0)
+
+
+def test_plateau_schedule_refuses_a_warm_up():
+    with pytest.raises(ValueError, match="warmup_fraction"):
+        TrainingConfig(schedule="plateau", warmup_fraction=0.1)
+
+
+def test_bf16_training_is_deterministic_too(tiny_data, tmp_path):
+    design, train, _ = tiny_data
+    dataset = load_dataset(train)
+    options = dataclasses.replace(QUIET, precision="bf16-mixed")
+    runs = [train_model(spec_for(design, train, 1, epochs=2), dataset, tmp_path / str(i), options).history for i in range(2)]
+    assert runs[0] == runs[1] and runs[0][-1] < runs[0][0]
 
 
 def test_supervised_baseline_trains_against_true_patches(tiny_data, tmp_path):

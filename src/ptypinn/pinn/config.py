@@ -14,6 +14,8 @@ class _Strict(BaseModel):
 
 Method = Literal["pinn", "supervised"]
 METHODS: tuple[Method, ...] = ("pinn", "supervised")
+GeneratorName = Literal["cnn", "unet", "resnet"]
+Schedule = Literal["constant", "cosine", "plateau"]
 
 
 class TrainingConfig(_Strict):
@@ -22,10 +24,18 @@ class TrainingConfig(_Strict):
     model: Method = Field(
         "pinn", description="'pinn': physics decoder + Poisson NLL; 'supervised': same generator, MAE against true patches"
     )
+    generator: GeneratorName = Field("cnn", description="generator architecture (see ptypinn.pinn.generators)")
     width: int = Field(2, ge=1, description="filter multiplier of the generator ladders")
-    epochs: int = Field(50, ge=1)
+    epochs: int = Field(50, ge=1, description="passes over the training groups (when samples is not set)")
+    samples: int | None = Field(
+        None, ge=1, description="training budget in samples seen (groups); overrides epochs: steps = ceil(samples / batch)"
+    )
     batch_size: int = Field(16, ge=1, description="groups per optimisation step")
     learning_rate: float = Field(1e-3, gt=0)
+    schedule: Schedule = Field(
+        "constant", description="learning rate after warm-up: constant, cosine decay to 0, or halved on a loss plateau"
+    )
+    warmup_fraction: float = Field(0.0, ge=0, lt=1, description="share of the steps with a linear learning-rate ramp")
     groups_per_position: float = Field(
         1.0, gt=0, description="training groups per scan position; above 1, gridsize >= 2 groups are oversampled from K-choose-C combinations (gridsize 1 stays at 1)"
     )
@@ -43,4 +53,10 @@ class TrainingConfig(_Strict):
     def _some_loss(self) -> TrainingConfig:
         if self.model == "pinn" and self.nll_weight == 0 and self.mae_weight == 0:
             raise ValueError("nll_weight and mae_weight are both 0: the PINN would have no loss")
+        if self.schedule == "plateau" and self.warmup_fraction:
+            raise ValueError("warmup_fraction works with the constant and cosine schedules, not plateau")
         return self
+
+    def max_steps(self) -> int | None:
+        """Optimiser steps of a samples budget, ``ceil(samples / batch_size)``; None for an epochs budget."""
+        return None if self.samples is None else -(-self.samples // self.batch_size)

@@ -17,6 +17,7 @@ class TrainerOptions:
     strategy: str = "auto"
     num_nodes: int = 1
     deterministic: bool = True
+    precision: Literal["32-true", "bf16-mixed"] = "32-true"
     num_workers: int = 0
     logger: Literal["csv", "tensorboard", "none"] = "csv"
     checkpoints: bool = True

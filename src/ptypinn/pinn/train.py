@@ -16,7 +16,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -178,6 +178,22 @@ class PtychoDataModule(L.LightningDataModule):
         return DataLoader(self.validation, batch_size=self.batch_size, num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
 
 
+def learning_rate_factor(config: TrainingConfig, total_steps: int) -> Callable[[int], float]:
+    """Multiplier of the learning rate at each optimiser step: a linear warm-up over
+    ``warmup_fraction`` of the steps, then constant or a cosine decay to zero at the last step."""
+    warmup = int(config.warmup_fraction * total_steps)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if config.schedule == "constant":
+            return 1.0
+        progress = (step - warmup) / max(1, total_steps - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+    return factor
+
+
 class PtychoModule(L.LightningModule):
     """PtychoPINN (Poisson NLL through the physics decoder) or the supervised baseline (MAE on patches)."""
 
@@ -187,6 +203,7 @@ class PtychoModule(L.LightningModule):
         self.intensity = intensity
         self.config = config
         self.history: list[float] = []
+        self.samples_seen = 0
         n = model.probe.shape[-1]
         self.register_buffer("mask", centre_mask(n).bool())
 
@@ -205,6 +222,7 @@ class PtychoModule(L.LightningModule):
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         loss = self.loss(batch)
+        self.samples_seen += batch[0].shape[0]
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=batch[0].shape[0])
         return loss
 
@@ -214,8 +232,15 @@ class PtychoModule(L.LightningModule):
     def on_train_epoch_end(self) -> None:
         self.history.append(float(self.trainer.callback_metrics["train_loss"]))
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.model.parameters(), lr=self.config.learning_rate)
+    def configure_optimizers(self) -> dict:
+        optimizer = torch.optim.Adam(self.model.parameters(), lr=self.config.learning_rate)
+        if self.config.schedule == "plateau":
+            plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=2)
+            monitor = "val_loss" if self.trainer.val_dataloaders else "train_loss"
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": plateau, "monitor": monitor, "interval": "epoch"}}
+        factor = learning_rate_factor(self.config, int(self.trainer.estimated_stepping_batches))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
 @dataclass
@@ -226,6 +251,8 @@ class TrainingResult:
     final_loss: float
     epochs: int
     history: list[float]
+    samples_seen: int
+    steps: int
     wall_time_s: float
     intensity_scale: float
 
@@ -256,6 +283,7 @@ def build_model(spec: JobSpec, dataset: PtychoDataset) -> tuple[PtychoPINN, floa
     model = PtychoPINN(
         dataset.patch_size, spec.gridsize, torch.from_numpy(np.asarray(dataset.probe)), scale, input_scale(dataset),
         width=spec.training.width, trainable_scale=spec.training.trainable_scale and spec.training.model == "pinn",
+        generator=spec.training.generator,
     )
     return model, scale
 
@@ -279,7 +307,8 @@ def train_model(spec: JobSpec, dataset: PtychoDataset, output_dir: str | Path, o
     with _quiet_lightning(not options.progress):
         trainer = L.Trainer(
             accelerator=options.accelerator, devices=options.devices, strategy=options.strategy, num_nodes=options.num_nodes,
-            deterministic=options.deterministic, max_epochs=config.epochs, logger=_logger(options, output_dir),
+            deterministic=options.deterministic, precision=options.precision,
+            max_epochs=-1 if config.samples else config.epochs, max_steps=config.max_steps() or -1, logger=_logger(options, output_dir),
             callbacks=callbacks, enable_checkpointing=options.checkpoints, enable_progress_bar=options.progress,
             enable_model_summary=False, default_root_dir=output_dir, log_every_n_steps=1,
             limit_val_batches=1.0 if data.validation is not None else 0,
@@ -289,20 +318,22 @@ def train_model(spec: JobSpec, dataset: PtychoDataset, output_dir: str | Path, o
     wall = time.perf_counter() - start
     bundle_path = output_dir / BUNDLE_NAME
     if trainer.is_global_zero:
-        save_bundle(bundle_path, model, spec, dataset, module.history, wall, scale)
+        save_bundle(bundle_path, model, spec, dataset, module, wall, scale)
     return TrainingResult(
         bundle=bundle_path, sha256=sha256_file(bundle_path), bytes=bundle_path.stat().st_size,
         final_loss=module.history[-1], epochs=len(module.history), history=module.history,
-        wall_time_s=wall, intensity_scale=float(model.log_scale.detach().exp()),
+        samples_seen=module.samples_seen, steps=trainer.global_step, wall_time_s=wall, intensity_scale=float(model.log_scale.detach().exp()),
     )
 
 
-def save_bundle(path: Path, model: PtychoPINN, spec: JobSpec, dataset: PtychoDataset, history: list[float], wall: float, initial_scale: float) -> Path:
+def save_bundle(path: Path, model: PtychoPINN, spec: JobSpec, dataset: PtychoDataset, module: PtychoModule, wall: float,
+                initial_scale: float) -> Path:
     """One file with everything needed to run the model again: weights, configuration, scales, provenance."""
     payload = {
         "format": BUNDLE_FORMAT,
         "ptypinn_version": __version__,
-        "architecture": {"patch_size": dataset.patch_size, "gridsize": spec.gridsize, "width": spec.training.width},
+        "architecture": {"patch_size": dataset.patch_size, "gridsize": spec.gridsize, "width": spec.training.width,
+                         "generator": spec.training.generator},
         "training": spec.training.model_dump(mode="json"),
         "neighbor_count": spec.neighbor_count,
         "grouping_seed": spec.grouping_seed,
@@ -310,7 +341,8 @@ def save_bundle(path: Path, model: PtychoPINN, spec: JobSpec, dataset: PtychoDat
         "intensity_scale": float(model.log_scale.detach().exp()),
         "dataset": {"path": str(spec.train_path), "sha256": sha256_file(spec.train_path), "count": dataset.count,
                     "nphotons": spec.nphotons if spec.nphotons is not None else dataset.metadata.get("nphotons")},
-        "history": [float(v) for v in history],
+        "history": [float(v) for v in module.history],
+        "samples_seen": module.samples_seen,
         "wall_time_s": wall,
         "state_dict": {key: value.detach().cpu() for key, value in model.state_dict().items()},
     }
@@ -332,7 +364,8 @@ def load_bundle(path: str | Path) -> tuple[PtychoPINN, dict]:
         raise DatasetError(f"{path} is not a ptypinn model bundle (expected format {BUNDLE_FORMAT})")
     arch = payload["architecture"]
     state = payload["state_dict"]
-    model = PtychoPINN(arch["patch_size"], arch["gridsize"], state["probe"], 1.0, 1.0, width=arch["width"])
+    model = PtychoPINN(arch["patch_size"], arch["gridsize"], state["probe"], 1.0, 1.0, width=arch["width"],
+                       generator=arch.get("generator", "cnn"))
     model.load_state_dict(state)
     model.eval()
     return model, {key: value for key, value in payload.items() if key != "state_dict"}

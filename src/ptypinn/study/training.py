@@ -163,7 +163,7 @@ def command_for(config: JobConfig, design_args: Sequence[str]) -> str:
         *design_args,
         "--accelerator", trainer.accelerator, "--devices", str(trainer.devices), "--strategy", trainer.strategy,
         "--num-nodes", str(trainer.num_nodes), "--deterministic" if trainer.deterministic else "--no-deterministic",
-        "--num-workers", str(trainer.num_workers), "--logger", trainer.logger,
+        "--num-workers", str(trainer.num_workers), "--logger", trainer.logger, "--precision", trainer.precision,
         "--max-epochs", str(config.training.epochs),
     ]
     return shlex.join(words)

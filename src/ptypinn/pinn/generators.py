@@ -1,0 +1,194 @@
+"""Generators: networks that map C diffraction amplitudes to C complex object patches.
+
+Every generator takes (B, C, N, N) normalised amplitudes and returns (B, C, N, N) complex
+patches that are zero outside the central N/2 × N/2 window (the oversampling that makes phase
+retrieval well posed). They differ only in the trunk that produces the two N/2 × N/2 heads:
+an amplitude head through a sigmoid and a phase head through ``π·tanh`` (:func:`to_patches`).
+
+* ``cnn`` — the method's reference: a skip-less conv-conv-pool encoder to an 8 × 8 bottleneck
+  and one conv-conv-upsample decoder per head;
+* ``unet`` — the same encoder with skip connections from every encoder level to the decoder
+  level of the same resolution;
+* ``resnet`` — two stride-2 convolutions to N/4, additive GELU residual blocks, one upsampling
+  to N/2 (the design the method's authors found free of the skip-less CNN's seed-dependent
+  collapse at N = 128).
+
+All use Glorot initialisation and run channels-last, which is 1.4× (training) to 2.5×
+(inference) faster on CPU here. :data:`GENERATORS` is the registry a design names them from.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+# Encoder filters per N (before the width multiplier); the decoder climbs back to N/2.
+ENCODER_LADDERS = {64: (32, 64, 128), 128: (16, 32, 64, 128), 256: (8, 16, 32, 64, 128)}
+DECODER_LADDERS = {64: (64, 32), 128: (128, 64, 32), 256: (256, 128, 64, 32)}
+RESIDUAL_CHANNELS = 64
+RESIDUAL_BLOCKS = 6
+
+
+def _conv_pair(in_channels: int, out_channels: int) -> list[nn.Module]:
+    return [
+        nn.Conv2d(in_channels, out_channels, 3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(out_channels, out_channels, 3, padding=1),
+        nn.ReLU(inplace=True),
+    ]
+
+
+def _check_size(patch_size: int) -> None:
+    if patch_size not in ENCODER_LADDERS:
+        raise ValueError(f"N must be one of {sorted(ENCODER_LADDERS)}, got {patch_size}")
+
+
+def to_patches(amplitude_logits: torch.Tensor, phase_logits: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """Heads (B, C, N/2, N/2) → complex patches (B, C, N, N), zero outside the central window."""
+    patch = torch.polar(torch.sigmoid(amplitude_logits.float()), math.pi * torch.tanh(phase_logits.float()))
+    pad = patch_size // 4
+    return nn.functional.pad(patch, (pad, pad, pad, pad)).contiguous()
+
+
+class _Generator(nn.Module):
+    """Shared plumbing: Glorot initialisation, channels-last, the two heads."""
+
+    def __init__(self, patch_size: int) -> None:
+        super().__init__()
+        _check_size(patch_size)
+        self.patch_size = patch_size
+
+    def _finish(self) -> None:
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.xavier_uniform_(module.weight)
+                nn.init.zeros_(module.bias)
+        self.to(memory_format=torch.channels_last)
+
+    def heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, N, N) normalised amplitudes → (B, C, N, N) complex patches, zero off-centre."""
+        amplitude, phase = self.heads(x.contiguous(memory_format=torch.channels_last))
+        return to_patches(amplitude, phase, self.patch_size)
+
+
+def _decoder(ladder: tuple[int, ...], in_channels: int, width: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for filters in ladder:
+        layers += [*_conv_pair(in_channels, filters * width), nn.Upsample(scale_factor=2, mode="nearest")]
+        in_channels = filters * width
+    return nn.Sequential(*layers)
+
+
+class CNNGenerator(_Generator):
+    """Encoder (conv-conv-pool ladder to an 8×8 bottleneck) and two decoders (amplitude, phase)."""
+
+    def __init__(self, patch_size: int, channels: int, width: int = 2) -> None:
+        super().__init__(patch_size)
+        encoder: list[nn.Module] = []
+        in_channels = channels
+        for filters in ENCODER_LADDERS[patch_size]:
+            encoder += [*_conv_pair(in_channels, filters * width), nn.MaxPool2d(2)]
+            in_channels = filters * width
+        self.encoder = nn.Sequential(*encoder)
+        ladder = DECODER_LADDERS[patch_size]
+        out = ladder[-1] * width
+        self.amplitude = nn.Sequential(_decoder(ladder, in_channels, width), nn.Conv2d(out, channels, 3, padding=1))
+        self.phase = nn.Sequential(_decoder(ladder, in_channels, width), nn.Conv2d(out, channels, 3, padding=1))
+        self._finish()
+
+    def heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.encoder(x)
+        return self.amplitude(features), self.phase(features)
+
+
+class UNetGenerator(_Generator):
+    """The CNN's encoder with skip connections into one shared decoder, ending at N/2 in two heads.
+
+    Encoder level ``i`` works at N / 2^i; the decoder climbs from the bottleneck back to N/2,
+    concatenating the encoder features of each resolution it passes.
+    """
+
+    def __init__(self, patch_size: int, channels: int, width: int = 2) -> None:
+        super().__init__(patch_size)
+        ladder = [filters * width for filters in ENCODER_LADDERS[patch_size]]
+        self.down = nn.ModuleList()
+        in_channels = channels
+        for filters in ladder:
+            self.down.append(nn.Sequential(*_conv_pair(in_channels, filters)))
+            in_channels = filters
+        self.pool = nn.MaxPool2d(2)
+        self.bottleneck = nn.Sequential(*_conv_pair(in_channels, in_channels))
+        # Back up from the bottleneck (N / 2^len) to N/2, joining encoder levels len-1 … 1.
+        self.up = nn.ModuleList()
+        for skip in reversed(ladder[1:]):
+            self.up.append(nn.Sequential(*_conv_pair(in_channels + skip, skip)))
+            in_channels = skip
+        self.amplitude = nn.Conv2d(in_channels, channels, 3, padding=1)
+        self.phase = nn.Conv2d(in_channels, channels, 3, padding=1)
+        self._finish()
+
+    def heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        skips = []
+        for block in self.down:
+            x = block(x)
+            skips.append(x)
+            x = self.pool(x)
+        x = self.bottleneck(x)
+        for block, skip in zip(self.up, reversed(skips[1:])):
+            x = nn.functional.interpolate(x, size=skip.shape[-2:], mode="nearest")
+            x = block(torch.cat([x, skip], dim=1))
+        return self.amplitude(x), self.phase(x)
+
+
+class _Residual(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, padding=1), nn.GELU(), nn.Conv2d(channels, channels, 3, padding=1)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.gelu(x + self.body(x))
+
+
+class ResidualGenerator(_Generator):
+    """Two stride-2 convolutions to N/4, GELU residual blocks, one upsampling to N/2, two heads."""
+
+    def __init__(self, patch_size: int, channels: int, width: int = 2) -> None:
+        super().__init__(patch_size)
+        hidden = RESIDUAL_CHANNELS * width
+        self.stem = nn.Sequential(
+            nn.Conv2d(channels, hidden // 2, 3, stride=2, padding=1), nn.GELU(),
+            nn.Conv2d(hidden // 2, hidden, 3, stride=2, padding=1), nn.GELU(),
+        )
+        self.blocks = nn.Sequential(*(_Residual(hidden) for _ in range(RESIDUAL_BLOCKS)))
+        self.up = nn.Sequential(
+            nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(hidden, hidden // 2, 3, padding=1), nn.GELU()
+        )
+        self.amplitude = nn.Conv2d(hidden // 2, channels, 3, padding=1)
+        self.phase = nn.Conv2d(hidden // 2, channels, 3, padding=1)
+        self._finish()
+
+    def heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.up(self.blocks(self.stem(x)))
+        return self.amplitude(features), self.phase(features)
+
+
+GENERATORS: dict[str, Callable[[int, int, int], _Generator]] = {
+    "cnn": CNNGenerator,
+    "unet": UNetGenerator,
+    "resnet": ResidualGenerator,
+}
+
+
+def build_generator(name: str, patch_size: int, channels: int, width: int) -> nn.Module:
+    """The registered generator ``name`` for N = ``patch_size`` and C = ``channels``."""
+    if name not in GENERATORS:
+        raise ValueError(f"unknown generator {name!r}; choose one of {sorted(GENERATORS)}")
+    return GENERATORS[name](patch_size, channels, width)
