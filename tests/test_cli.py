@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from ptypinn.cli import app, main
@@ -60,3 +61,18 @@ def test_user_errors_are_one_message_without_traceback(tmp_path, monkeypatch, ca
 def test_version(monkeypatch, capsys):
     code, out = run_main(monkeypatch, capsys, "--version")
     assert code == 0 and out.out.startswith("ptypinn ")
+
+
+@pytest.mark.slow
+def test_train_then_reconstruct_with_test_time_refinement(tmp_path):
+    sim = runner.invoke(app, ["simulate", "--preset", "smoke", "--dose", "10000", "--output-root", str(tmp_path / "c")])
+    assert sim.exit_code == 0, sim.output
+    train = runner.invoke(app, ["train", "--preset", "smoke", "--train", str(tmp_path / "c/dose_10000/train.npz"),
+                                "--output", str(tmp_path / "e"), "--max-epochs", "1", "--logger", "none"])
+    assert train.exit_code == 0, train.output
+    rec = runner.invoke(app, ["reconstruct", "--bundle", str(tmp_path / "e/model.pt"), "--data",
+                              str(tmp_path / "c/dose_10000/test.npz"), "--output", str(tmp_path / "r"), "--refine", "2"])
+    assert rec.exit_code == 0, rec.output
+    assert "refined for 2 steps" in rec.output
+    arrays = np.load(tmp_path / "r/reconstruction.npz", allow_pickle=False)
+    assert np.isfinite(arrays["objectGuess"]).all()

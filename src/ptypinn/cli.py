@@ -269,16 +269,26 @@ def reconstruct(
     bundle: Annotated[Path, typer.Option(help="Model bundle (model.pt) written by `ptypinn train`.", dir_okay=False)],
     data: Annotated[Path, typer.Option(help="NPZ whose diffraction to reconstruct (usually the test split).", dir_okay=False)],
     output: Annotated[Path, typer.Option(help="Folder for reconstruction.npz and reconstruction.png.")],
+    refine: Annotated[int, typer.Option(
+        help="Test-time refinement: optimiser steps on this data's diffraction (physics loss, no ground truth) first.",
+        min=0)] = 0,
 ) -> None:
     """Reconstruct a dataset with a trained bundle: predict every patch and stitch them."""
     from ptypinn.io.dataset import load_dataset
+    from ptypinn.pinn.config import TrainingConfig
     from ptypinn.pinn.inference import reconstruct as run_reconstruction, write_reconstruction
-    from ptypinn.pinn.train import load_bundle
+    from ptypinn.pinn.train import load_bundle, refine_model
 
     model, meta = load_bundle(bundle)
     dataset = load_dataset(data)
+    if refine:
+        start = time.perf_counter()
+        history = refine_model(model, dataset, refine, meta["neighbor_count"], meta["grouping_seed"],
+                               TrainingConfig.model_validate(meta["training"]), TrainerOptions(logger="none", checkpoints=False))
+        Console().print(f"refined for {refine} steps in {time.perf_counter() - start:.1f} s: loss {history[0]:.6g} -> {history[-1]:.6g}",
+                        highlight=False)
     result = run_reconstruction(model, dataset, meta["neighbor_count"], meta["grouping_seed"])
-    provenance = {"bundle": str(bundle), "data": str(data)}
+    provenance = {"bundle": str(bundle), "data": str(data), "refine_steps": refine}
     if "geometry" in dataset.metadata:  # lets `ptypinn convert` place the object in metres (ptychodus product)
         provenance["geometry"] = dataset.metadata["geometry"]
     npz, png = write_reconstruction(output, result, dataset, provenance)

@@ -13,6 +13,7 @@ Multi-GPU and multi-node runs use Lightning's own strategies (``--strategy ddp -
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import time
@@ -288,6 +289,47 @@ def build_model(spec: JobSpec, dataset: PtychoDataset) -> tuple[PtychoPINN, floa
     return model, scale
 
 
+def _trainer(config: TrainingConfig, options: TrainerOptions, logger: CSVLogger | TensorBoardLogger | bool,
+             callbacks: list[L.Callback], root: Path | None, validate: bool) -> L.Trainer:
+    """A Lightning trainer for the budget (epochs, or steps from a samples budget) and the hardware options."""
+    with _quiet_lightning(not options.progress):
+        return L.Trainer(
+            accelerator=options.accelerator, devices=options.devices, strategy=options.strategy, num_nodes=options.num_nodes,
+            deterministic=options.deterministic, precision=options.precision,
+            max_epochs=-1 if config.samples else config.epochs, max_steps=config.max_steps() or -1, logger=logger,
+            callbacks=callbacks, enable_checkpointing=options.checkpoints, enable_progress_bar=options.progress,
+            enable_model_summary=False, default_root_dir=root, log_every_n_steps=1, limit_val_batches=1.0 if validate else 0,
+        )
+
+
+def refine_model(model: PtychoPINN, dataset: PtychoDataset, steps: int, neighbor_count: int, grouping_seed: int,
+                 config: TrainingConfig, options: TrainerOptions = TrainerOptions()) -> list[float]:
+    """Test-time refinement: go on training ``model`` on ``dataset``'s diffraction for ``steps``
+    optimiser steps with the unsupervised physics loss, at a constant learning rate.
+
+    The ground truth is dropped before anything else, so refinement cannot see it. Returns the
+    loss of each pass over the data; the model is left in eval mode.
+    """
+    if steps < 1:
+        raise ValueError(f"refinement needs at least one step, got {steps}")
+    measured = dataclasses.replace(dataset, obj=None)
+    settings = config.model_copy(update={
+        "model": "pinn", "samples": steps * config.batch_size, "validation_fraction": 0.0, "schedule": "constant",
+        "warmup_fraction": 0.0, "early_stopping_patience": 0,
+    })
+    L.seed_everything(settings.seed, workers=True, verbose=False)
+    groups = build_groups(measured, model.gridsize, neighbor_count, grouping_seed, settings.groups_per_position)
+    patterns = GroupedPatterns(measured, groups, augment=settings.augment)
+    data = PtychoDataModule(patterns, settings.batch_size, 0.0, settings.seed, options.num_workers)
+    model.train()
+    module = PtychoModule(model, intensity_scale(measured), settings)
+    quiet = dataclasses.replace(options, checkpoints=False)
+    with _quiet_lightning(not options.progress):
+        _trainer(settings, quiet, False, [], None, False).fit(module, datamodule=data)
+    model.eval()
+    return module.history
+
+
 def train_model(spec: JobSpec, dataset: PtychoDataset, output_dir: str | Path, options: TrainerOptions = TrainerOptions()) -> TrainingResult:
     """Train one job and write ``<output_dir>/model.pt``; Lightning logs and checkpoints go beside it."""
     output_dir = Path(output_dir)
@@ -304,16 +346,9 @@ def train_model(spec: JobSpec, dataset: PtychoDataset, output_dir: str | Path, o
         callbacks.append(EarlyStopping(monitor=monitor, patience=config.early_stopping_patience))
     if options.checkpoints:
         callbacks.append(ModelCheckpoint(dirpath=output_dir / "checkpoints", monitor=monitor, save_last=True))
+    trainer = _trainer(config, options, _logger(options, output_dir), callbacks, output_dir, data.validation is not None)
+    start = time.perf_counter()
     with _quiet_lightning(not options.progress):
-        trainer = L.Trainer(
-            accelerator=options.accelerator, devices=options.devices, strategy=options.strategy, num_nodes=options.num_nodes,
-            deterministic=options.deterministic, precision=options.precision,
-            max_epochs=-1 if config.samples else config.epochs, max_steps=config.max_steps() or -1, logger=_logger(options, output_dir),
-            callbacks=callbacks, enable_checkpointing=options.checkpoints, enable_progress_bar=options.progress,
-            enable_model_summary=False, default_root_dir=output_dir, log_every_n_steps=1,
-            limit_val_batches=1.0 if data.validation is not None else 0,
-        )
-        start = time.perf_counter()
         trainer.fit(module, datamodule=data)
     wall = time.perf_counter() - start
     bundle_path = output_dir / BUNDLE_NAME
