@@ -17,7 +17,7 @@ import dataclasses
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -330,8 +330,12 @@ def refine_model(model: PtychoPINN, dataset: PtychoDataset, steps: int, neighbor
     return module.history
 
 
-def train_model(spec: JobSpec, dataset: PtychoDataset, output_dir: str | Path, options: TrainerOptions = TrainerOptions()) -> TrainingResult:
-    """Train one job and write ``<output_dir>/model.pt``; Lightning logs and checkpoints go beside it."""
+def train_model(spec: JobSpec, dataset: PtychoDataset, output_dir: str | Path, options: TrainerOptions = TrainerOptions(),
+                callbacks: Sequence[L.Callback] = ()) -> TrainingResult:
+    """Train one job and write ``<output_dir>/model.pt``; Lightning logs and checkpoints go beside it.
+
+    ``callbacks`` are extra Lightning callbacks (a benchmark's milestone evaluations, for example).
+    """
     output_dir = Path(output_dir)
     config = spec.training
     L.seed_everything(config.seed, workers=True, verbose=False)
@@ -341,7 +345,7 @@ def train_model(spec: JobSpec, dataset: PtychoDataset, output_dir: str | Path, o
     model, scale = build_model(spec, dataset)
     module = PtychoModule(model, scale, config)
     monitor = "val_loss" if data.validation is not None else "train_loss"
-    callbacks: list[L.Callback] = []
+    callbacks = list(callbacks)
     if config.early_stopping_patience:
         callbacks.append(EarlyStopping(monitor=monitor, patience=config.early_stopping_patience))
     if options.checkpoints:
