@@ -6,7 +6,12 @@ import torch
 from scipy.ndimage import gaussian_filter
 
 from ptypinn.io.dataset import DatasetError, load_dataset
-from ptypinn.pinn.inference import predict_patches, reconstruct, stitch_weight, write_reconstruction
+from ptypinn.io.reconstruction import (
+    ReconstructionInput,
+    read_reconstruction,
+    write_reconstruction,
+)
+from ptypinn.pinn.inference import PtychoPINNReconstructor, predict_patches, stitch_weight
 from ptypinn.study.layout import split_path
 from ptypinn.pinn.model import centre_mask
 from ptypinn.physics.forward import disk_probe, extract_patches
@@ -91,14 +96,20 @@ def test_training_lowers_the_loss_and_the_bundle_round_trips(tiny_data, tmp_path
     assert meta["architecture"] == {"patch_size": 64, "gridsize": 2, "width": 1}
     assert meta["intensity_scale"] == pytest.approx(result.intensity_scale)
     test_data = load_dataset(test)
-    first, owners = predict_patches(model, test_data, meta["neighbor_count"], meta["grouping_seed"])
+    grouping = (meta["neighbor_count"], meta["grouping_seed"])
+    first, owners = predict_patches(model, test_data.diffraction, test_data.positions, *grouping)
     assert set(owners) == set(range(test_data.count))  # every test position gets at least one patch
     again, _ = load_bundle(result.bundle)
-    np.testing.assert_array_equal(first, predict_patches(again, test_data, meta["neighbor_count"], meta["grouping_seed"])[0])
-    rec = reconstruct(model, test_data, meta["neighbor_count"], meta["grouping_seed"])
+    second, _ = predict_patches(again, test_data.diffraction, test_data.positions, *grouping)
+    np.testing.assert_array_equal(first, second)
+    inp = ReconstructionInput.from_dataset(test_data)
+    rec = PtychoPINNReconstructor.from_bundle(result.bundle).reconstruct(inp)
     assert rec.obj.shape == test_data.obj.shape and np.isfinite(rec.obj).all()
-    npz, png = write_reconstruction(tmp_path / "rec", rec, test_data, {"bundle": str(result.bundle)})
-    assert png.stat().st_size > 0 and np.load(npz, allow_pickle=False)["objectGuess"].shape == test_data.obj.shape
+    assert rec.method == "ptychopinn" and rec.iterations == 0 and rec.metadata["gridsize"] == 2
+    np.testing.assert_array_equal(rec.positions_px, test_data.positions)
+    back = read_reconstruction(write_reconstruction(tmp_path / "rec.npz", rec))
+    np.testing.assert_array_equal(back.obj, rec.obj)
+    assert back.metadata["bundle"] == str(result.bundle)
 
 
 def test_same_seed_gives_the_same_losses(tiny_data, tmp_path):
