@@ -11,12 +11,16 @@ re-extracted patch is stitched. Patches are stitched with weights ``|P|²`` on t
 generator predicts, after their constant phase offsets (invisible to the far field) are made
 consistent (``stitch(synchronise=True)``).
 
-Test-time refinement (fine-tuning the generator on the input's diffraction with the physics
-loss) is not implemented yet: the reconstructor runs inference only (0 iterations).
+Test-time refinement (``refine_epochs`` > 0, "PtychoPINN + refine"): before inference a copy of
+the trained network is fine-tuned on the input's own diffraction with the training's physics
+loss (:func:`ptypinn.pinn.model.physics_loss`, the bundle's loss weights and dose scale; no
+ground truth), grouped as in training. Its loss after each epoch is the loss history; the bundle's
+network is left as it was.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,14 +28,16 @@ from pathlib import Path
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
+from torch.utils.data import DataLoader, TensorDataset
 
 from ptypinn.io.reconstruction import Reconstruction, ReconstructionInput
 from ptypinn.physics.grouping import group_coordinates, make_groups
 from ptypinn.physics.stitch import stitch
-from ptypinn.pinn.model import PtychoPINN, centre_mask, overlap_constraint
+from ptypinn.pinn.model import PtychoPINN, centre_mask, overlap_constraint, physics_loss
 from ptypinn.pinn.train import load_bundle
 
 METHOD = "ptychopinn"
+LOSS = "test-time refinement: mean physics loss (Poisson NLL of the counts) after each epoch"
 
 
 class PtychoPINNOptions(BaseModel):
@@ -43,6 +49,12 @@ class PtychoPINNOptions(BaseModel):
     synchronise: bool = Field(
         True, description="make the patches' constant phases agree before stitching"
     )
+    refine_epochs: int = Field(
+        0, ge=0, description="test-time refinement epochs on the input's diffraction (0: none)"
+    )
+    refine_learning_rate: float = Field(1e-4, gt=0, description="Adam learning rate of refinement")
+    refine_batch_size: int = Field(16, ge=1, description="groups per refinement step")
+    seed: int = Field(0, description="order of the refinement batches")
 
 
 def stitch_weight(model: PtychoPINN) -> np.ndarray:
@@ -97,6 +109,56 @@ def predict_patches(
     return out.reshape(-1, n, n), groups.reshape(-1)
 
 
+def refine(
+    model: PtychoPINN,
+    bundle: dict,
+    inp: ReconstructionInput,
+    options: PtychoPINNOptions,
+    advance: Callable[[int], None] | None = None,
+) -> list[float]:
+    """Fine-tune ``model`` in place on ``inp``'s diffraction with the physics loss (module
+    docstring); returns the mean loss of every epoch."""
+    training = bundle["training"]
+    if training.get("model", "pinn") != "pinn":
+        raise ValueError(
+            "test-time refinement needs a PINN bundle (physics loss); this one is supervised"
+        )
+    positions = inp.positions_px
+    groups = make_groups(
+        positions,
+        model.gridsize,
+        bundle["neighbor_count"],
+        n_groups=inp.count,
+        seed=bundle["grouping_seed"],
+    )
+    _, offsets = group_coordinates(positions, groups)
+    data = TensorDataset(
+        torch.from_numpy(np.ascontiguousarray(inp.diffraction[groups], dtype=np.float32)),
+        torch.from_numpy(offsets.astype(np.float32)),
+    )
+    order = torch.Generator().manual_seed(options.seed)
+    loader = DataLoader(data, batch_size=options.refine_batch_size, shuffle=True, generator=order)
+    optimizer = torch.optim.Adam(model.parameters(), lr=options.refine_learning_rate)
+    weights = (training.get("nll_weight", 1.0), training.get("mae_weight", 0.0))
+    history = []
+    model.train()
+    for _ in range(options.refine_epochs):
+        total = 0.0
+        for diffraction, offset in loader:
+            loss = physics_loss(
+                model, diffraction, offset, bundle["initial_intensity_scale"], *weights
+            )
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * len(diffraction)
+        history.append(total / len(data))
+        if advance is not None:
+            advance(1)
+    model.eval()
+    return history
+
+
 class PtychoPINNReconstructor:
     """A trained PtychoPINN bundle as a :class:`~ptypinn.engines.api.Reconstructor`.
 
@@ -122,10 +184,14 @@ class PtychoPINNReconstructor:
     def reconstruct(
         self, inp: ReconstructionInput, advance: Callable[[int], None] | None = None
     ) -> Reconstruction:
-        """Predict every patch and stitch them on the input's object grid (inference only, so
-        ``advance`` is never called: there are no iterations)."""
+        """Refine a copy of the network if ``refine_epochs`` (``advance`` is told about each
+        epoch), then predict every patch and stitch them on the input's object grid."""
         model, bundle, options = self.model, self.bundle, self.options
         start = time.perf_counter()
+        history: list[float] = []
+        if options.refine_epochs:
+            model = copy.deepcopy(model)
+            history = refine(model, bundle, inp, options, advance)
         patches, owners = predict_patches(
             model,
             inp.diffraction,
@@ -148,6 +214,8 @@ class PtychoPINNReconstructor:
             probe=model.probe.detach().cpu().numpy().astype(np.complex64),
             positions_px=np.array(inp.positions_px, dtype=np.float64),
             geometry=inp.geometry,
+            losses=np.asarray(history, dtype=np.float64),
+            iterations=options.refine_epochs,
             wall_time_s=wall_time,
             metadata={
                 "options": options.model_dump(mode="json"),
@@ -158,6 +226,7 @@ class PtychoPINNReconstructor:
                     "epochs": len(bundle.get("history", [])),
                     "wall_time_s": bundle.get("wall_time_s"),
                 },
+                "loss": LOSS,
                 "patterns_per_s": inp.count / wall_time if wall_time > 0 else None,
             },
         )

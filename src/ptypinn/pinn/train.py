@@ -33,7 +33,7 @@ from ptypinn.io.dataset import DatasetError, PtychoDataset
 from ptypinn.study.design import TrainingConfig
 from ptypinn.physics.grouping import group_coordinates, make_groups
 from ptypinn.pinn.runtime import TrainerOptions
-from ptypinn.pinn.model import PtychoPINN, centre_mask, poisson_nll
+from ptypinn.pinn.model import PtychoPINN, centre_mask, physics_loss
 from ptypinn.physics.forward import dose_scale, extract_patches, pattern_energies
 
 BUNDLE_FORMAT = "ptypinn.bundle/1"
@@ -192,12 +192,8 @@ class PtychoModule(L.LightningModule):
             predicted = self.model.predict_patches(diffraction)[..., self.mask]
             truth = batch[2][..., self.mask]
             return (predicted.abs() - truth.abs()).abs().mean() + (predicted.angle() - truth.angle()).abs().mean()
-        _, amplitude = self.model(diffraction, offsets)
-        target = diffraction * self.intensity
-        loss = self.config.nll_weight * poisson_nll(amplitude, target.square())
-        if self.config.mae_weight:
-            loss = loss + self.config.mae_weight * (amplitude - target).abs().mean()
-        return loss
+        weights = (self.config.nll_weight, self.config.mae_weight)
+        return physics_loss(self.model, diffraction, offsets, self.intensity, *weights)
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         loss = self.loss(batch)
