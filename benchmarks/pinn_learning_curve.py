@@ -32,9 +32,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from ptypinn.analysis.metrics import score  # noqa: E402
-from ptypinn.engines.iterative import ReconstructionInput, reconstruct as iterate  # noqa: E402
+from ptypinn.engines.api import CDToolsOptions  # noqa: E402
+from ptypinn.engines.registry import iterative_reconstructor  # noqa: E402
 from ptypinn.io.dataset import PtychoDataset, load_dataset  # noqa: E402
-from ptypinn.pinn.inference import reconstruct  # noqa: E402
+from ptypinn.io.reconstruction import ReconstructionInput  # noqa: E402
+from ptypinn.pinn.inference import PtychoPINNReconstructor  # noqa: E402
 from ptypinn.pinn.runtime import TrainerOptions  # noqa: E402
 from ptypinn.pinn.train import JobSpec, PtychoModule, train_model  # noqa: E402
 from ptypinn.study.compare import scored_region  # noqa: E402
@@ -45,10 +47,11 @@ from ptypinn.study.simulate import run_simulation  # noqa: E402
 
 
 def quality(model: torch.nn.Module, dataset: PtychoDataset, neighbor_count: int, seed: int) -> dict[str, float | None]:
-    rec = reconstruct(model, dataset, neighbor_count, seed)
+    grouping = {"neighbor_count": neighbor_count, "grouping_seed": seed}
+    rec = PtychoPINNReconstructor(model, grouping).reconstruct(ReconstructionInput.from_dataset(dataset))
     scores = score(rec.obj, dataset.obj, scored_region(dataset))
     return {"phase_ssim": scores["phase"]["ssim"], "amplitude_ssim": scores["amplitude"]["ssim"],
-            "phase_frc50": scores["phase"]["frc50"], "inference_patterns_per_s": round(rec.patterns_per_second, 1)}
+            "phase_frc50": scores["phase"]["frc50"], "inference_patterns_per_s": round(dataset.count / rec.wall_time_s, 1)}
 
 
 class Milestones(L.Callback):
@@ -87,9 +90,9 @@ class Milestones(L.Callback):
 
 
 def cdtools_reference(test: PtychoDataset, iterations: int) -> dict[str, float | None]:
-    inp = ReconstructionInput.from_dataset(test)
+    engine = iterative_reconstructor("cdtools", CDToolsOptions(iterations=iterations))
     start = time.perf_counter()
-    result = iterate(inp, engine="cdtools", iterations=iterations, progress=None)
+    result = engine.reconstruct(ReconstructionInput.from_dataset(test))
     scores = score(result.obj, test.obj, scored_region(test))
     return {"iterations": iterations, "seconds": round(time.perf_counter() - start, 1),
             "phase_ssim": scores["phase"]["ssim"], "amplitude_ssim": scores["amplitude"]["ssim"],

@@ -25,13 +25,14 @@ import torch
 from ptypinn.study.compare import scored_region
 from ptypinn.io.dataset import load_dataset
 from ptypinn.study.design import preset
-from ptypinn.pinn.inference import reconstruct
+from ptypinn.io.reconstruction import ReconstructionInput
+from ptypinn.pinn.inference import PtychoPINNReconstructor
 from ptypinn.study.layout import split_path
 from ptypinn.analysis.metrics import score
 from ptypinn.study.overlap import run_overlap
 from ptypinn.study.simulate import run_simulation
 from ptypinn.pinn.runtime import TrainerOptions
-from ptypinn.pinn.train import JobSpec, load_bundle, train_model
+from ptypinn.pinn.train import JobSpec, train_model
 
 
 def main() -> None:
@@ -65,11 +66,11 @@ def main() -> None:
     for gridsize in (int(g) for g in args.gridsizes.split(",")):
         spec = JobSpec(train_path, gridsize, design.neighbor_count, design.seeds.grouping, training)
         trained = train_model(spec, train, work / f"gs{gridsize}", options)
-        model, meta = load_bundle(trained.bundle)
-        reconstruct(model, test, meta["neighbor_count"], meta["grouping_seed"])  # warm-up
-        rec = reconstruct(model, test, meta["neighbor_count"], meta["grouping_seed"])
+        pinn = PtychoPINNReconstructor.from_bundle(trained.bundle)
+        pinn.reconstruct(ReconstructionInput.from_dataset(test))  # warm-up
+        rec = pinn.reconstruct(ReconstructionInput.from_dataset(test))
         scores = score(rec.obj, test.obj, region)
-        seen = reconstruct(model, train, meta["neighbor_count"], meta["grouping_seed"])
+        seen = pinn.reconstruct(ReconstructionInput.from_dataset(train))
         in_sample = score(seen.obj, train.obj, scored_region(train))
         results.append({
             "gridsize": gridsize,
@@ -81,7 +82,7 @@ def main() -> None:
             "phase_frc50": scores["phase"]["frc50"],
             "train_split_phase_ssim": in_sample["phase"]["ssim"],
             "train_split_amplitude_ssim": in_sample["amplitude"]["ssim"],
-            "inference_patterns_per_s": round(rec.patterns_per_second, 1),
+            "inference_patterns_per_s": round(test.count / rec.wall_time_s, 1),
             "test_patterns": test.count,
         })
     print(json.dumps({

@@ -15,12 +15,12 @@ from rich.console import Console
 
 from ptypinn import __version__
 from ptypinn.io.dataset import DatasetError, PtychoDataset
-from ptypinn.study.design import DesignError, StudyDesign, load_design, preset
+from ptypinn.study.design import DesignError, StudyDesign, load_design, preset, with_iterative
 from ptypinn.io.formats import FileFormat, convert_file
 from ptypinn.physics.grouping import GroupingError
 from ptypinn.io.hdf5 import FormatError
 from ptypinn.pinn.runtime import TrainerOptions
-from ptypinn.engines.iterative import DEFAULT_ENGINE, DEFAULT_ITERATIONS, ENGINES, EngineUnavailable
+from ptypinn.engines.api import ENGINES
 
 app = typer.Typer(
     name="ptypinn",
@@ -30,8 +30,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-# Mistakes a user can make (bad design, bad dataset, unreadable file, missing engine): one clear message, no traceback.
-USER_ERRORS = (DesignError, DatasetError, GroupingError, FormatError, EngineUnavailable)
+# Mistakes a user can make (bad design, bad dataset, unreadable file): one clear message, no
+# traceback.
+USER_ERRORS = (DesignError, DatasetError, GroupingError, FormatError)
 
 PRESET_HELP = "Design preset: 'full' (the study as stated) or 'smoke' (N=64, minutes on CPU)."
 ConfigOption = Annotated[Optional[Path], typer.Option(help="YAML design file; overrides --preset.", dir_okay=False)]
@@ -211,34 +212,47 @@ def train(
 def reconstruct_iterative(
     phase_c_root: Annotated[Path, typer.Option(help="Phase C folder (dose_<int>/{train,test}.npz).", file_okay=False)],
     phase_d_root: Annotated[Path, typer.Option(help="Phase D folder (dose_<int>/<view>/{train,test}.npz).", file_okay=False)],
-    artifact_root: Annotated[Path, typer.Option(help="Folder for dose_<int>/<view>/<split>/reconstruction.{npz,png} and the manifest.", file_okay=False)],
+    artifact_root: Annotated[Path, typer.Option(
+        help="Folder for dose_<int>/<view>/<split>/<engine>/reconstruction.{npz,png} "
+        "and the manifest.",
+        file_okay=False)],
     dose: Annotated[Optional[list[float]], typer.Option(help="Dose to reconstruct; repeat for several. Default: every dose of phase C.")] = None,
     view: Annotated[Optional[list[str]], typer.Option(help="View (baseline, dense, sparse); repeat for several. Default: all.")] = None,
     split: Annotated[Optional[list[str]], typer.Option(help="Split (train, test); repeat for several. Default: both.")] = None,
-    engine: Annotated[str, typer.Option(help=f"Reconstruction engine: {' or '.join(ENGINES)}.")] = DEFAULT_ENGINE,
-    iterations: Annotated[int, typer.Option(help="Iterations (epochs over all patterns) per job.")] = DEFAULT_ITERATIONS,
+    engine: Annotated[Optional[list[str]], typer.Option(
+        help=f"Engine ({', '.join(ENGINES)}); repeat for several. "
+        "Default: the design's iterative.engines.")] = None,
+    iterations: Annotated[Optional[int], typer.Option(
+        help="Iterations (epochs over all patterns) per job, for every engine. "
+        "Default: the design's iterative.<engine>.iterations.")] = None,
+    preset_name: PresetOption = "full",
+    config: ConfigOption = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the jobs and write nothing.")] = False,
     allow_missing_phase_d: Annotated[bool, typer.Option("--allow-missing-phase-d", help="Skip (and record) overlap views with no phase D data.")] = False,
 ) -> None:
-    """Phase F: classical iterative reconstruction of every dose x view x split dataset."""
+    """Phase F: iterative reconstruction of every dose x view x split dataset with every engine.
+
+    An engine that cannot run here fails its jobs (exit status 1) and the other engines still run.
+    """
     from ptypinn.study.iterative import run_iterative_matrix
 
+    design = with_iterative(resolve_design(preset_name, config), engine, iterations)
     manifest = run_iterative_matrix(
         phase_c_root,
         phase_d_root,
         artifact_root,
+        design.iterative,
         doses=dose,
         views=view,
         splits=split,
-        engine=engine,
-        iterations=iterations,
         dry_run=dry_run,
         allow_missing_phase_d=allow_missing_phase_d,
     )
     console = Console()
     for job in manifest["jobs"]:
         detail = job["error"] or (f"final loss {job['final_loss']:.3g}, {job['wall_time_s']:.1f} s" if job["status"] == "ok" else job.get("output", ""))
-        console.print(f"dose {job['dose']:g} {job['view']}/{job['split']}: {job['status']} {detail}", highlight=False)
+        where = f"dose {job['dose']:g} {job['view']}/{job['split']} {job['engine']}"
+        console.print(f"{where}: {job['status']} {detail}", highlight=False)
     for skip in manifest["skipped_views"]:
         console.print(f"skipped dose {skip['dose']:g} {skip['view']}: {skip['reason']}", highlight=False)
     if not dry_run:
@@ -274,26 +288,24 @@ def reconstruct(
         min=0)] = 0,
 ) -> None:
     """Reconstruct a dataset with a trained bundle: predict every patch and stitch them."""
-    from ptypinn.io.dataset import load_dataset
-    from ptypinn.pinn.config import TrainingConfig
-    from ptypinn.pinn.inference import reconstruct as run_reconstruction, write_reconstruction
-    from ptypinn.pinn.train import load_bundle, refine_model
+    from dataclasses import replace
 
-    model, meta = load_bundle(bundle)
+    from ptypinn.io.dataset import load_dataset
+    from ptypinn.io.reconstruction import ReconstructionInput
+    from ptypinn.pinn.inference import PtychoPINNOptions, PtychoPINNReconstructor
+    from ptypinn.study.outputs import save_reconstruction
+
     dataset = load_dataset(data)
+    inp = ReconstructionInput.from_dataset(dataset)
+    reconstructor = PtychoPINNReconstructor.from_bundle(bundle, PtychoPINNOptions(refine_steps=refine))
+    rec = reconstructor.reconstruct(inp)
+    rec = replace(rec, metadata={**rec.metadata, "data": str(data)})
+    npz, png = save_reconstruction(output, rec, dataset.obj, label="PtychoPINN + refine" if refine else "PtychoPINN")
+    rate = dataset.count / rec.wall_time_s
+    timing = f"{dataset.count} patterns in {rec.wall_time_s:.2f} s ({rate:.0f} patterns/s)"
     if refine:
-        start = time.perf_counter()
-        history = refine_model(model, dataset, refine, meta["neighbor_count"], meta["grouping_seed"],
-                               TrainingConfig.model_validate(meta["training"]), TrainerOptions(logger="none", checkpoints=False))
-        Console().print(f"refined for {refine} steps in {time.perf_counter() - start:.1f} s: loss {history[0]:.6g} -> {history[-1]:.6g}",
-                        highlight=False)
-    result = run_reconstruction(model, dataset, meta["neighbor_count"], meta["grouping_seed"])
-    provenance = {"bundle": str(bundle), "data": str(data), "refine_steps": refine}
-    if "geometry" in dataset.metadata:  # lets `ptypinn convert` place the object in metres (ptychodus product)
-        provenance["geometry"] = dataset.metadata["geometry"]
-    npz, png = write_reconstruction(output, result, dataset, provenance)
-    Console().print(f"{dataset.count} patterns in {result.wall_time_s:.2f} s ({result.patterns_per_second:.0f} patterns/s)\n"
-                    f"reconstruction: {npz}\nimage: {png}")
+        timing += f", including {refine} refinement steps (loss {rec.losses[0]:.6g} -> {rec.losses[-1]:.6g})"
+    Console().print(f"{timing}\nreconstruction: {npz}\nimage: {png}", highlight=False)
 
 
 @app.command("train-matrix")

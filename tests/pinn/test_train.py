@@ -6,7 +6,12 @@ import torch
 from scipy.ndimage import gaussian_filter
 
 from ptypinn.io.dataset import DatasetError, load_dataset
-from ptypinn.pinn.inference import predict_patches, reconstruct, stitch_weight, write_reconstruction
+from ptypinn.io.reconstruction import (
+    ReconstructionInput,
+    read_reconstruction,
+    write_reconstruction,
+)
+from ptypinn.pinn.inference import PtychoPINNReconstructor, predict_patches, stitch_weight
 from ptypinn.study.layout import split_path
 from ptypinn.pinn.model import centre_mask, poisson_nll
 from ptypinn.physics.forward import disk_probe, extract_patches
@@ -14,7 +19,7 @@ from ptypinn.study.simulate import run_simulation
 from ptypinn.physics.stitch import stitch, synchronise_phases
 from ptypinn.pinn.runtime import TrainerOptions
 from ptypinn.pinn.config import TrainingConfig
-from ptypinn.pinn.train import JobSpec, intensity_scale, learning_rate_factor, load_bundle, refine_model, train_model
+from ptypinn.pinn.train import JobSpec, intensity_scale, learning_rate_factor, load_bundle, train_model
 
 QUIET = TrainerOptions(logger="none", checkpoints=False, progress=False)
 
@@ -101,14 +106,20 @@ def test_training_lowers_the_loss_and_the_bundle_round_trips(tiny_data, tmp_path
     assert meta["architecture"] == {"patch_size": 64, "gridsize": 2, "width": 1, "generator": "cnn"}
     assert meta["intensity_scale"] == pytest.approx(result.intensity_scale)
     test_data = load_dataset(test)
-    first, owners = predict_patches(model, test_data, meta["neighbor_count"], meta["grouping_seed"])
+    grouping = (meta["neighbor_count"], meta["grouping_seed"])
+    first, owners = predict_patches(model, test_data.diffraction, test_data.positions, *grouping)
     assert set(owners) == set(range(test_data.count))  # every test position gets at least one patch
     again, _ = load_bundle(result.bundle)
-    np.testing.assert_array_equal(first, predict_patches(again, test_data, meta["neighbor_count"], meta["grouping_seed"])[0])
-    rec = reconstruct(model, test_data, meta["neighbor_count"], meta["grouping_seed"])
+    second, _ = predict_patches(again, test_data.diffraction, test_data.positions, *grouping)
+    np.testing.assert_array_equal(first, second)
+    inp = ReconstructionInput.from_dataset(test_data)
+    rec = PtychoPINNReconstructor.from_bundle(result.bundle).reconstruct(inp)
     assert rec.obj.shape == test_data.obj.shape and np.isfinite(rec.obj).all()
-    npz, png = write_reconstruction(tmp_path / "rec", rec, test_data, {"bundle": str(result.bundle)})
-    assert png.stat().st_size > 0 and np.load(npz, allow_pickle=False)["objectGuess"].shape == test_data.obj.shape
+    assert rec.method == "ptychopinn" and rec.iterations == 0 and rec.metadata["gridsize"] == 2
+    np.testing.assert_array_equal(rec.positions_px, test_data.positions)
+    back = read_reconstruction(write_reconstruction(tmp_path / "rec.npz", rec))
+    np.testing.assert_array_equal(back.obj, rec.obj)
+    assert back.metadata["bundle"] == str(result.bundle)
 
 
 def test_same_seed_gives_the_same_losses(tiny_data, tmp_path):
@@ -153,31 +164,6 @@ def test_bf16_training_is_deterministic_too(tiny_data, tmp_path):
     options = dataclasses.replace(QUIET, precision="bf16-mixed")
     runs = [train_model(spec_for(design, train, 1, epochs=2), dataset, tmp_path / str(i), options).history for i in range(2)]
     assert runs[0] == runs[1] and runs[0][-1] < runs[0][0]
-
-
-def test_refinement_lowers_the_physics_loss_on_the_test_data_without_the_truth(tiny_data, tmp_path):
-    design, train, test = tiny_data
-    config = design.training.model_copy(update={"epochs": 2, "batch_size": 8})
-    bundle = train_model(JobSpec(train, 1, design.neighbor_count, design.seeds.grouping, config), load_dataset(train),
-                         tmp_path, QUIET).bundle
-    test_data = load_dataset(test)
-    blind = dataclasses.replace(test_data, obj=None)
-
-    def test_loss(model):
-        x = torch.from_numpy(test_data.diffraction[:, None].astype(np.float32))
-        with torch.no_grad():
-            _, amplitude = model(x, torch.zeros(test_data.count, 1, 2))
-        return float(poisson_nll(amplitude, (x * intensity_scale(test_data)) ** 2))
-
-    results = []
-    for data in (test_data, blind):
-        model, meta = load_bundle(bundle)
-        before = test_loss(model)
-        history = refine_model(model, data, 12, meta["neighbor_count"], meta["grouping_seed"], config, QUIET)
-        results.append((before, test_loss(model), history))
-    (before, after, history), blind_result = results
-    assert after < before and len(history) >= 1
-    assert blind_result == results[0]  # the same with the ground truth removed: refinement never reads it
 
 
 def test_supervised_baseline_trains_against_true_patches(tiny_data, tmp_path):

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from ptypinn.io.artifacts import write_npz
+from ptypinn.io.reconstruction import Reconstruction, write_reconstruction
 from ptypinn.study.compare import Scored, compare_view, run_comparison, scored_region
 from ptypinn.io.dataset import load_dataset
 from ptypinn.study.layout import split_path
@@ -17,10 +17,13 @@ def phase_c(tiny_design, tmp_path):
     return design, tmp_path / "c"
 
 
-def fake_iterative(root, obj, engine="exact"):
+def fake_iterative(root, test, engine="cdtools"):
     """A phase F result that is the truth up to a global phase: it must score as perfect."""
-    meta = np.array(json.dumps({"engine": engine, "wall_time_s": 2.0}))
-    write_npz(root / "dose_10000" / "baseline" / "test" / "reconstruction.npz", {"objectGuess": obj * np.exp(1j * 0.7), "metadata": meta})
+    obj = (test.obj * np.exp(1j * 0.7)).astype(np.complex64)
+    rec = Reconstruction(engine, obj, test.probe, test.positions, test.geometry, np.ones(4),
+                         iterations=4, wall_time_s=2.0)
+    folder = root / "dose_10000" / "baseline" / "test" / engine
+    write_reconstruction(folder / "reconstruction.npz", rec)
 
 
 def test_scored_region_is_the_illuminated_part_of_the_test_scan(phase_c):
@@ -35,22 +38,29 @@ def test_scored_region_is_the_illuminated_part_of_the_test_scan(phase_c):
 def test_a_perfect_reconstruction_scores_one_and_missing_models_are_reported(phase_c, tmp_path):
     design, root = phase_c
     test_path = split_path(root, 1e4, "test")
-    fake_iterative(tmp_path / "f", load_dataset(test_path).obj)
+    fake_iterative(tmp_path / "f", load_dataset(test_path))
     result = Scored()
     compare_view(design, 1e4, "baseline", test_path, tmp_path / "e", tmp_path / "f", tmp_path / "g", result)
-    scores = {(r["component"], r["metric"]): r["value"] for r in result.rows if r["method"] == "iterative (exact)"}
+    rows = [r for r in result.rows if r["method"] == "CDTools"]
+    scores = {(r["component"], r["metric"]): r["value"] for r in rows}
     assert scores[("phase", "ssim")] > 0.99 and scores[("amplitude", "ssim")] > 0.99
     assert scores[("phase", "mae")] < 1e-3
     assert any("no PtychoPINN gs1 model" in line for line in result.missing)
+    assert any("no pty-chi LSQML reconstruction of the test split" in n for n in result.missing)
     assert result.timings[0]["seconds"] == 2.0
+    assert result.timings[0]["seconds_per_iteration"] == 0.5
 
 
 def test_report_lists_tables_and_embeds_figures(phase_c, tmp_path):
     design, root = phase_c
-    fake_iterative(tmp_path / "f", load_dataset(split_path(root, 1e4, "test")).obj)
+    test = load_dataset(split_path(root, 1e4, "test"))
+    for engine in ("cdtools", "ptychi"):
+        fake_iterative(tmp_path / "f", test, engine)
     manifest = run_comparison(design, root, tmp_path / "d", tmp_path / "e", tmp_path / "f", tmp_path / "g", notes=["a note"])
     html = (tmp_path / "g" / "report.html").read_text()
-    assert "data:image/png;base64," in html and "iterative (exact)" in html and "a note" in html
+    assert "data:image/png;base64," in html and "a note" in html
+    assert "CDTools" in html and "pty-chi LSQML" in html  # each engine is its own method
     rows = json.loads((tmp_path / "g" / "metrics.json").read_text())
-    assert {r["method"] for r in rows} == {"iterative (exact)"} and manifest["rows"] == len(rows)
+    assert {r["method"] for r in rows} == {"CDTools", "pty-chi LSQML"}
+    assert manifest["rows"] == len(rows)
     assert (tmp_path / "g" / "metrics.csv").read_text().startswith("dose,view,method,component,metric,value")

@@ -1,6 +1,14 @@
 import pytest
 
-from ptypinn.study.design import DesignError, StudyDesign, load_design, make_design, preset
+from ptypinn.engines.api import CDToolsOptions, PtychiOptions
+from ptypinn.study.design import (
+    DesignError,
+    StudyDesign,
+    load_design,
+    make_design,
+    preset,
+    with_iterative,
+)
 
 
 def test_full_preset_is_the_stated_design():
@@ -49,6 +57,12 @@ def test_partial_yaml_takes_defaults(tmp_path):
         ({"gridsizes": [0]}, "gridsizes", ">= 1"),
         ({"colour": "red"}, "colour", "Extra inputs are not permitted"),
         ({"simulation": {"object_size": 100, "scan": {"step_px": 5}}}, "simulation.object_size", "at least 2N=256"),
+        ({"iterative": {"engines": ["ptychi"] * 2}}, "iterative.engines", "each engine once"),
+        ({"iterative": {"engines": ["epie"]}}, "iterative.engines.0", "'cdtools' or 'ptychi'"),
+        ({"iterative": {"ptychi": {"noise_model": "laplace"}}}, "iterative.ptychi.noise_model",
+         "'gaussian' or 'poisson'"),
+        ({"iterative": {"cdtools": {"learning_rate": 0}}}, "iterative.cdtools.learning_rate",
+         "greater than 0"),
     ],
 )
 def test_invalid_designs_name_the_field(values, field, phrase):
@@ -75,3 +89,17 @@ def test_bad_design_files_are_reported(tmp_path):
 def test_unknown_preset():
     with pytest.raises(DesignError, match="unknown preset 'huge'"):
         preset("huge")
+
+
+def test_iterative_engines_take_their_options_from_the_engines():
+    design = preset("full")
+    assert design.iterative.engines == ("cdtools", "ptychi")
+    assert design.iterative.options("cdtools") == CDToolsOptions()
+    assert design.iterative.options("ptychi") == PtychiOptions()
+    smoke = preset("smoke").iterative
+    assert smoke.options("cdtools").iterations == smoke.options("ptychi").iterations == 50
+    narrowed = with_iterative(design, ["ptychi"], 7).iterative
+    assert narrowed.engines == ("ptychi",)
+    assert narrowed.options("ptychi") == PtychiOptions(iterations=7)
+    assert narrowed.options("cdtools").iterations == 7
+    assert with_iterative(design) == design

@@ -18,7 +18,7 @@ def micro_design():
         "name": "micro", "patch_size": 64, "doses": [1e4],
         "simulation": {"object_size": 128, "scan": {"step_px": 8.0, "jitter_px": 1.0}},
         "training": {"width": 1, "epochs": 1, "batch_size": 8},
-        "iterative": {"iterations": 2},
+        "iterative": {"cdtools": {"iterations": 2}, "ptychi": {"iterations": 2}},
     })
 
 
@@ -29,7 +29,8 @@ def test_study_runs_end_to_end_and_resume_skips_finished_steps(micro_design, tmp
     html = report_path(tmp_path).read_text()
     assert "PtychoPINN gs1" in html and "Measured overlap" in html
     rows = json.loads((tmp_path / "phase_g" / "metrics.json").read_text())
-    assert {r["method"] for r in rows} >= {"PtychoPINN gs1", "PtychoPINN gs2"}
+    methods = {r["method"] for r in rows}
+    assert methods >= {"PtychoPINN gs1", "PtychoPINN gs2", "CDTools", "pty-chi LSQML"}
 
     finished = {name: step["finished"] for name, step in state["steps"].items()}
     console = Console(record=True, file=open("/dev/null", "w"))  # noqa: SIM115

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ptypinn.io.artifacts import write_npz
+from ptypinn.physics.geometry import Geometry, dataset_geometry, object_grid_shape
 
 REQUIRED_KEYS = ("diffraction", "xcoords", "ycoords", "probeGuess")
 OPTIONAL_KEYS = ("objectGuess", "scan_index", "metadata")
@@ -64,6 +65,19 @@ class PtychoDataset:
     def positions(self) -> np.ndarray:
         """(n, 2) array of (x, y) positions."""
         return np.stack((self.xcoords, self.ycoords), axis=1)
+
+    @property
+    def object_shape(self) -> tuple[int, int]:
+        """The object grid every method reconstructs on: ``objectGuess``'s, else the one rule
+        of :func:`ptypinn.physics.geometry.object_grid_shape`."""
+        if self.obj is not None:
+            return int(self.obj.shape[0]), int(self.obj.shape[1])
+        return object_grid_shape(self.positions, self.patch_size)
+
+    @property
+    def geometry(self) -> Geometry:
+        """The recorded geometry (``metadata["geometry"]``), else the stated default."""
+        return dataset_geometry(self.metadata, self.patch_size)
 
     def subset(self, indices: np.ndarray, **metadata: object) -> PtychoDataset:
         """The patterns at ``indices`` (in that order), with ``metadata`` merged into the provenance."""

@@ -26,11 +26,10 @@ old and new ptychodus read them), the probe as (1, 1, N, N), the object as (1, H
 
 Reconstruction NPZ
 ------------------
-``objectGuess`` (H, W) c64, ``probeGuess`` (N, N) c64, ``xcoords``/``ycoords`` (n,) f64 in
-object pixels; optional ``probe_position_indexes``, ``loss_epochs``, ``loss_values``,
-``scan_index`` and ``metadata`` (JSON; its ``geometry`` entry, see :mod:`ptypinn.physics.geometry`,
-places the pixels in metres, else the stated default geometry applies). A canonical dataset NPZ
-with an ``objectGuess`` is accepted as well (its diffraction is not part of a product).
+A product converts to and from :class:`ptypinn.io.reconstruction.Reconstruction` (positions in
+object pixels through its geometry) and so reads and writes the one reconstruction NPZ layout of
+:mod:`ptypinn.io.reconstruction`; the ``geometry`` entry of its metadata places the pixels in
+metres, else the stated default geometry applies.
 """
 
 from __future__ import annotations
@@ -43,10 +42,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ptypinn.io.artifacts import write_npz
-from ptypinn.io.dataset import metadata_entry, read_metadata
-from ptypinn.physics.geometry import Geometry, dataset_geometry
-from ptypinn.io.hdf5 import FormatError, HDF5Reader, open_hdf5, plain_value, write_hdf5
+from ptypinn.io.hdf5 import HDF5Reader, open_hdf5, plain_value, write_hdf5
+from ptypinn.io.reconstruction import (
+    Reconstruction,
+    reconstruction_arrays,
+    reconstruction_from_arrays,
+    write_reconstruction,
+)
+from ptypinn.physics.geometry import Geometry
 
 FORMAT_ID = "ptychodus.product.hdf5"
 FORMAT_VERSION = "1.0"
@@ -62,7 +65,6 @@ ROOT_DEFAULTS = {
     "exposure_time_s": 0.0,
     "tomography_angle_deg": 0.0,
 }
-RECONSTRUCTION_REQUIRED = ("objectGuess", "probeGuess", "xcoords", "ycoords")
 PRODUCT_GEOMETRY = "ptychodus product"  # geometry source of a product read from its own file
 
 
@@ -207,78 +209,68 @@ def write_product(path: str | os.PathLike, product: Product) -> Path:
 
 
 # --------------------------------------------------------------------------------------------
-# NPZ
+# Reconstructions and their NPZ files
+
+RECORD_DEFAULTS = {"method": "", "iterations": 0, "wall_time_s": 0.0}  # kept in Product.metadata
 
 
-def product_to_arrays(product: Product) -> dict[str, np.ndarray]:
-    """The reconstruction-NPZ arrays of ``product`` (positions in object pixels)."""
+def product_to_reconstruction(product: Product) -> Reconstruction:
+    """``product`` in object pixels; ``method``, ``iterations`` and ``wall_time_s`` come from its
+    metadata (defaults where it has none)."""
     geometry = product.geometry()
-    pixels = geometry.to_pixels(product.positions_m)
     metadata = {key: value for key, value in product.metadata.items() if key != "geometry_source"}
-    metadata["geometry"] = geometry.to_metadata(product.probe.shape[-1])
-    arrays = {
-        "objectGuess": product.obj.astype(np.complex64),
-        "probeGuess": product.probe.astype(np.complex64),
-        "xcoords": pixels[:, 0].copy(),
-        "ycoords": pixels[:, 1].copy(),
-        "loss_epochs": np.asarray(product.loss_epochs, dtype=np.int64),
-        "loss_values": np.asarray(product.loss_values, dtype=np.float64),
-        "metadata": metadata_entry(metadata),
-    }
-    if product.position_indexes is not None:
-        arrays["probe_position_indexes"] = np.asarray(product.position_indexes, dtype=np.int64)
-    return arrays
+    record = {key: metadata.pop(key, default) for key, default in RECORD_DEFAULTS.items()}
+    return Reconstruction(
+        method=str(record["method"]),
+        obj=product.obj.astype(np.complex64),
+        probe=product.probe.astype(np.complex64),
+        positions_px=geometry.to_pixels(product.positions_m),
+        geometry=geometry,
+        losses=np.asarray(product.loss_values, dtype=np.float64),
+        iterations=int(record["iterations"]),
+        wall_time_s=float(record["wall_time_s"]),
+        metadata=metadata,
+        loss_epochs=np.asarray(product.loss_epochs, dtype=np.int64),
+        position_indexes=product.position_indexes,
+    )
 
 
-def _complex_image(arrays: Mapping[str, np.ndarray], key: str, source: str) -> np.ndarray:
-    image = np.asarray(arrays[key])
-    if image.ndim != 2 or not np.issubdtype(image.dtype, np.number) or not np.all(np.isfinite(image)):
-        raise FormatError(f"{source}: {key} must be a finite 2-D array, got {image.dtype} {image.shape}")
-    return image.astype(np.complex64)
-
-
-def product_from_arrays(arrays: Mapping[str, np.ndarray], source: str = "arrays") -> Product:
-    """A :class:`Product` from reconstruction-NPZ (or dataset-NPZ) arrays; ``source`` names them in errors."""
-    missing = [key for key in RECONSTRUCTION_REQUIRED if key not in arrays]
-    if missing:
-        raise FormatError(f"{source}: missing {missing}; a product needs {list(RECONSTRUCTION_REQUIRED)}")
-    obj = _complex_image(arrays, "objectGuess", source)
-    probe = _complex_image(arrays, "probeGuess", source)
-    x, y = (np.asarray(arrays[key], dtype=np.float64) for key in ("xcoords", "ycoords"))
-    if x.ndim != 1 or x.shape != y.shape:
-        raise FormatError(f"{source}: xcoords {x.shape} and ycoords {y.shape} must be 1-D and of equal length")
-    try:
-        metadata = read_metadata(arrays)
-    except ValueError:
-        metadata = None
-    if not isinstance(metadata, dict):
-        raise FormatError(f"{source}: metadata must be a JSON object stored as a string")
-    geometry = dataset_geometry(metadata, probe.shape[-1])
-    epochs = np.asarray(arrays.get("loss_epochs", np.zeros(0)), dtype=np.int64).reshape(-1)
-    values = np.asarray(arrays.get("loss_values", np.zeros(0)), dtype=np.float64).reshape(-1)
-    if epochs.shape != values.shape:
-        raise FormatError(f"{source}: {epochs.shape[0]} loss_epochs for {values.shape[0]} loss_values")
-    indexes = arrays.get("probe_position_indexes")
-    if indexes is not None and np.shape(indexes) != x.shape:
-        raise FormatError(f"{source}: probe_position_indexes has {np.size(indexes)} entries for {x.shape[0]} positions")
-    metadata = {key: value for key, value in metadata.items() if key != "geometry"}
+def product_from_reconstruction(reconstruction: Reconstruction) -> Product:
+    """``reconstruction`` in ptychodus's terms (metres); its record fields that differ from
+    their defaults go into the product's metadata."""
+    rec = reconstruction
+    geometry = rec.geometry
+    metadata = dict(rec.metadata)
+    record = {"method": rec.method, "iterations": rec.iterations, "wall_time_s": rec.wall_time_s}
+    metadata.update({key: value for key, value in record.items() if value != RECORD_DEFAULTS[key]})
     if geometry.source != PRODUCT_GEOMETRY:
         metadata["geometry_source"] = geometry.source
     return Product(
-        probe=probe,
-        obj=obj,
+        probe=rec.probe,
+        obj=rec.obj,
         pixel_size_m=geometry.object_pixel_size_m,
-        object_center_m=geometry.object_center_m(obj.shape),
-        positions_m=geometry.to_metres(np.stack((x, y), axis=1)),
+        object_center_m=geometry.object_center_m(rec.obj.shape),
+        positions_m=geometry.to_metres(rec.positions_px),
         photon_energy_eV=geometry.photon_energy_eV,
         detector_distance_m=geometry.detector_distance_m,
-        position_indexes=None if indexes is None else np.asarray(indexes, dtype=np.int64),
-        loss_epochs=epochs,
-        loss_values=values,
+        position_indexes=rec.position_indexes,
+        loss_epochs=rec.epochs,
+        loss_values=np.asarray(rec.losses, dtype=np.float64),
         metadata=metadata,
     )
 
 
+def product_to_arrays(product: Product) -> dict[str, np.ndarray]:
+    """The reconstruction-NPZ arrays of ``product`` (positions in object pixels)."""
+    return reconstruction_arrays(product_to_reconstruction(product))
+
+
+def product_from_arrays(arrays: Mapping[str, np.ndarray], source: str = "arrays") -> Product:
+    """A :class:`Product` from reconstruction-NPZ (or dataset-NPZ) arrays; ``source`` names them
+    in errors."""
+    return product_from_reconstruction(reconstruction_from_arrays(arrays, source))
+
+
 def write_product_npz(path: str | os.PathLike, product: Product) -> Path:
     """Write ``product`` as a reconstruction NPZ (atomic, byte-reproducible)."""
-    return write_npz(path, product_to_arrays(product))
+    return write_reconstruction(path, product_to_reconstruction(product))

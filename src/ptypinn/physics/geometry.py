@@ -120,17 +120,30 @@ def dataset_geometry(metadata: Mapping, patch_size: int) -> Geometry:
     return Geometry.from_metadata(entry) if isinstance(entry, Mapping) else default_geometry(patch_size)
 
 
+def object_grid_shape(positions_px: np.ndarray, patch_size: int) -> tuple[int, int]:
+    """``(H, W)`` of the object grid, from pixel ``(0, 0)``, that a scan reconstructs on.
+
+    The one rule for a dataset without a reference object (and for a product's grid): every
+    position ``p`` satisfies ``p <= size - N/2 - 1``, the range
+    :func:`ptypinn.physics.forward.scan_bounds` allows, so each ``N x N`` window and its bilinear
+    neighbour fit; the grid is never smaller than one window.
+    """
+    half = patch_size // 2
+    high = np.asarray(positions_px, dtype=np.float64).max(axis=0)
+    width, height = (max(math.ceil(value - 1e-9) + half + 1, patch_size) for value in high)
+    return height, width
+
+
 def fit_object_grid(
     positions_m: np.ndarray, pixel_size_m: tuple[float, float], patch_size: int
 ) -> tuple[tuple[float, float], tuple[int, int]]:
     """Origin (metres) and ``(H, W)`` of the smallest object grid that holds every patch.
 
-    The left/top-most position lands on pixel ``N/2`` and every position ``p`` satisfies
-    ``N/2 <= p <= size - N/2 - 1``, the range :func:`ptypinn.physics.forward.scan_bounds` allows.
+    The left/top-most position lands on pixel ``N/2``; the size follows
+    :func:`object_grid_shape`.
     """
     half = patch_size // 2
     pixels = np.asarray(positions_m, dtype=np.float64) / pixel_size_m
-    low, high = pixels.min(axis=0), pixels.max(axis=0)
+    low = pixels.min(axis=0)
     origin = tuple(float(v) for v in (low - half) * pixel_size_m)
-    width, height = (2 * half + 1 + math.ceil(span - 1e-9) for span in high - low)
-    return origin, (height, width)
+    return origin, object_grid_shape(pixels - low + half, patch_size)

@@ -1,49 +1,61 @@
-"""Inference: predict an object patch for every scan position with a trained bundle and stitch them.
+"""PtychoPINN as a reconstructor: a trained bundle predicts a patch per position, stitched.
+
+:class:`PtychoPINNReconstructor` follows :class:`ptypinn.engines.api.Reconstructor`: it takes a
+:class:`~ptypinn.io.reconstruction.ReconstructionInput` and returns a
+:class:`~ptypinn.io.reconstruction.Reconstruction` on the input's object grid. The network uses
+the probe it was trained with (the bundle's), which is also the probe it reports.
 
 For gridsize ≥ 2 the groups seeded at each position are thinned to those covering a new
 position; each passes through the generator and the overlap constraint, and every member's
-re-extracted patch is stitched.
-Patches are stitched with weights ``|P|²`` on the window the generator predicts, after their
-constant phase offsets (invisible to the far field) are made consistent (``stitch(synchronise=True)``).
+re-extracted patch is stitched. Patches are stitched with weights ``|P|²`` on the window the
+generator predicts, after their constant phase offsets (invisible to the far field) are made
+consistent (``stitch(synchronise=True)``).
+
+Test-time refinement (``refine_steps`` > 0, "PtychoPINN + refine"): before inference a copy of
+the trained network is fine-tuned for that many optimiser steps on the input's own diffraction
+with the training's physics loss (:func:`ptypinn.pinn.model.physics_loss`, the bundle's loss
+weights and dose scale; no ground truth), grouped as in training. The mean loss of each pass over
+the data (the last one possibly partial) is the loss history; the bundle's network is left as it was.
 """
 
 from __future__ import annotations
 
+import copy
+import itertools
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch.utils.data import DataLoader, TensorDataset
 
-from ptypinn.io.artifacts import write_npz
-from ptypinn.io.dataset import PtychoDataset, metadata_entry
+from ptypinn.io.reconstruction import Reconstruction, ReconstructionInput
 from ptypinn.physics.grouping import group_coordinates, make_groups
-from ptypinn.study.layout import FIGURE_FILE, RECONSTRUCTION_FILE
-from ptypinn.pinn.model import PtychoPINN, centre_mask, overlap_constraint
-from ptypinn.io.progress import progress_bar
-from ptypinn.analysis.report import Panel, reconstruction_grid
 from ptypinn.physics.stitch import stitch
+from ptypinn.pinn.model import PtychoPINN, centre_mask, overlap_constraint, physics_loss
+from ptypinn.pinn.train import load_bundle
+
+METHOD = "ptychopinn"
+LOSS = "test-time refinement: mean physics loss (Poisson NLL of the counts) of each pass over the data"
 
 
-@dataclass
-class Reconstruction:
-    obj: np.ndarray
-    weights: np.ndarray
-    wall_time_s: float
-    patterns: int
+class PtychoPINNOptions(BaseModel):
+    """How a trained bundle reconstructs."""
 
-    @property
-    def patterns_per_second(self) -> float:
-        return self.patterns / self.wall_time_s if self.wall_time_s > 0 else float("inf")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-
-def object_shape(dataset: PtychoDataset) -> tuple[int, int]:
-    """The grid to stitch on: the reference object's, or just large enough for every patch."""
-    if dataset.obj is not None:
-        return tuple(dataset.obj.shape)
-    reach = dataset.patch_size // 2 + 2
-    return int(np.ceil(dataset.ycoords.max())) + reach, int(np.ceil(dataset.xcoords.max())) + reach
+    batch_size: int = Field(128, ge=1, description="groups per forward pass")
+    synchronise: bool = Field(
+        True, description="make the patches' constant phases agree before stitching"
+    )
+    refine_steps: int = Field(
+        0, ge=0, description="test-time refinement: optimiser steps on the input's diffraction (0: none)"
+    )
+    refine_learning_rate: float = Field(1e-4, gt=0, description="Adam learning rate of refinement")
+    refine_batch_size: int = Field(16, ge=1, description="groups per refinement step")
+    seed: int = Field(0, description="order of the refinement batches")
 
 
 def stitch_weight(model: PtychoPINN) -> np.ndarray:
@@ -63,7 +75,14 @@ def covering_groups(groups: np.ndarray, count: int) -> np.ndarray:
 
 
 @torch.inference_mode()
-def predict_patches(model: PtychoPINN, dataset: PtychoDataset, neighbor_count: int, seed: int, batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
+def predict_patches(
+    model: PtychoPINN,
+    diffraction: np.ndarray,
+    positions: np.ndarray,
+    neighbor_count: int,
+    seed: int,
+    batch_size: int = 128,
+) -> tuple[np.ndarray, np.ndarray]:
     """Object patches (m, N, N) and the index of the scan position each belongs to (m,).
 
     Gridsize 1: one patch per position. Gridsize ≥ 2: the groups seeded at each position, thinned
@@ -71,44 +90,147 @@ def predict_patches(model: PtychoPINN, dataset: PtychoDataset, neighbor_count: i
     may get several patches (the stitcher averages them).
     """
     model.eval()
-    positions = dataset.positions
-    groups = make_groups(positions, model.gridsize, neighbor_count, n_groups=dataset.count, seed=seed)
+    count = len(positions)
+    groups = make_groups(positions, model.gridsize, neighbor_count, n_groups=count, seed=seed)
     if model.gridsize > 1:
-        groups = covering_groups(groups, dataset.count)
+        groups = covering_groups(groups, count)
     _, offsets = group_coordinates(positions, groups)
     device = model.probe.device
-    n = dataset.patch_size
+    n = diffraction.shape[-1]
     out = np.zeros((*groups.shape, n, n), dtype=np.complex64)
-    with progress_bar("inference", len(groups)) as advance:
-        for start in range(0, len(groups), batch_size):
-            members = groups[start : start + batch_size]
-            x = torch.from_numpy(np.ascontiguousarray(dataset.diffraction[members], dtype=np.float32)).to(device)
-            d = torch.from_numpy(offsets[start : start + batch_size].astype(np.float32)).to(device)
-            out[start : start + len(members)] = overlap_constraint(model.predict_patches(x), d).cpu().numpy()
-            advance(len(members))
+    for start in range(0, len(groups), batch_size):
+        members = groups[start : start + batch_size]
+        x = torch.from_numpy(np.ascontiguousarray(diffraction[members], dtype=np.float32)).to(
+            device
+        )
+        d = torch.from_numpy(offsets[start : start + batch_size].astype(np.float32)).to(device)
+        out[start : start + len(members)] = (
+            overlap_constraint(model.predict_patches(x), d).cpu().numpy()
+        )
     return out.reshape(-1, n, n), groups.reshape(-1)
 
 
-def reconstruct(model: PtychoPINN, dataset: PtychoDataset, neighbor_count: int = 7, seed: int = 123, batch_size: int = 128,
-                synchronise: bool = True) -> Reconstruction:
-    """Predict and stitch; ``synchronise`` first removes each patch's unobservable phase offset."""
-    start = time.perf_counter()
-    patches, owners = predict_patches(model, dataset, neighbor_count, seed, batch_size)
-    positions = dataset.positions[owners]
-    obj, weights = stitch(patches, positions, object_shape(dataset), stitch_weight(model), synchronise=synchronise)
-    return Reconstruction(obj=obj, weights=weights, wall_time_s=time.perf_counter() - start, patterns=dataset.count)
+def refine(
+    model: PtychoPINN,
+    bundle: dict,
+    inp: ReconstructionInput,
+    options: PtychoPINNOptions,
+    advance: Callable[[int], None] | None = None,
+) -> list[float]:
+    """Fine-tune ``model`` in place on ``inp``'s diffraction with the physics loss for
+    ``options.refine_steps`` steps (module docstring); returns the mean loss of each pass."""
+    training = bundle["training"]
+    if training.get("model", "pinn") != "pinn":
+        raise ValueError(
+            "test-time refinement needs a PINN bundle (physics loss); this one is supervised"
+        )
+    positions = inp.positions_px
+    groups = make_groups(
+        positions,
+        model.gridsize,
+        bundle["neighbor_count"],
+        n_groups=inp.count,
+        seed=bundle["grouping_seed"],
+    )
+    _, offsets = group_coordinates(positions, groups)
+    data = TensorDataset(
+        torch.from_numpy(np.ascontiguousarray(inp.diffraction[groups], dtype=np.float32)),
+        torch.from_numpy(offsets.astype(np.float32)),
+    )
+    order = torch.Generator().manual_seed(options.seed)
+    loader = DataLoader(data, batch_size=options.refine_batch_size, shuffle=True, generator=order)
+    optimizer = torch.optim.Adam(model.parameters(), lr=options.refine_learning_rate)
+    weights = (training.get("nll_weight", 1.0), training.get("mae_weight", 0.0))
+    history = []
+    steps = 0
+    model.train()
+    while steps < options.refine_steps:
+        total, seen = 0.0, 0
+        for diffraction, offset in itertools.islice(loader, options.refine_steps - steps):
+            loss = physics_loss(
+                model, diffraction, offset, bundle["initial_intensity_scale"], *weights
+            )
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * len(diffraction)
+            seen += len(diffraction)
+            steps += 1
+            if advance is not None:
+                advance(1)
+        history.append(total / seen)
+    model.eval()
+    return history
 
 
-def write_reconstruction(folder: str | Path, result: Reconstruction, dataset: PtychoDataset, metadata: dict, title: str = "PtychoPINN") -> tuple[Path, Path]:
-    """``reconstruction.npz`` (object, weights, positions, probe, metadata) and ``reconstruction.png``."""
-    folder = Path(folder)
-    npz = write_npz(folder / RECONSTRUCTION_FILE, {
-        "objectGuess": result.obj,
-        "weights": result.weights,
-        "xcoords": dataset.xcoords,
-        "ycoords": dataset.ycoords,
-        "probeGuess": dataset.probe,
-        "metadata": metadata_entry({**metadata, "wall_time_s": result.wall_time_s}),
-    })
-    png = reconstruction_grid([Panel(0.0, "", title, result.obj)], 0.0, "", folder / FIGURE_FILE, title=title)
-    return npz, png
+class PtychoPINNReconstructor:
+    """A trained PtychoPINN bundle as a :class:`~ptypinn.engines.api.Reconstructor`.
+
+    ``bundle`` is the bundle's metadata (:func:`ptypinn.pinn.train.load_bundle`): its grouping
+    (``neighbor_count``, ``grouping_seed``) is the one inference uses.
+    """
+
+    method = METHOD
+
+    def __init__(
+        self, model: PtychoPINN, bundle: dict, options: PtychoPINNOptions | None = None
+    ) -> None:
+        self.model, self.bundle = model, bundle
+        self.options = options or PtychoPINNOptions()
+
+    @classmethod
+    def from_bundle(
+        cls, path: str | Path, options: PtychoPINNOptions | None = None
+    ) -> PtychoPINNReconstructor:
+        model, bundle = load_bundle(path)
+        return cls(model, {**bundle, "path": str(path)}, options)
+
+    def reconstruct(
+        self, inp: ReconstructionInput, advance: Callable[[int], None] | None = None
+    ) -> Reconstruction:
+        """Refine a copy of the network if ``refine_steps`` (``advance`` is told about each
+        step), then predict every patch and stitch them on the input's object grid."""
+        model, bundle, options = self.model, self.bundle, self.options
+        start = time.perf_counter()
+        history: list[float] = []
+        if options.refine_steps:
+            model = copy.deepcopy(model)
+            history = refine(model, bundle, inp, options, advance)
+        patches, owners = predict_patches(
+            model,
+            inp.diffraction,
+            inp.positions_px,
+            bundle["neighbor_count"],
+            bundle["grouping_seed"],
+            options.batch_size,
+        )
+        obj, _ = stitch(
+            patches,
+            inp.positions_px[owners],
+            inp.object_shape,
+            stitch_weight(model),
+            synchronise=options.synchronise,
+        )
+        wall_time = time.perf_counter() - start
+        return Reconstruction(
+            method=METHOD,
+            obj=obj,
+            probe=model.probe.detach().cpu().numpy().astype(np.complex64),
+            positions_px=np.array(inp.positions_px, dtype=np.float64),
+            geometry=inp.geometry,
+            losses=np.asarray(history, dtype=np.float64),
+            iterations=options.refine_steps,
+            wall_time_s=wall_time,
+            metadata={
+                "options": options.model_dump(mode="json"),
+                "bundle": bundle.get("path"),
+                "gridsize": int(model.gridsize),
+                "training": {
+                    "dataset": bundle.get("dataset"),
+                    "epochs": len(bundle.get("history", [])),
+                    "wall_time_s": bundle.get("wall_time_s"),
+                },
+                "loss": LOSS,
+                "patterns_per_s": inp.count / wall_time if wall_time > 0 else None,
+            },
+        )

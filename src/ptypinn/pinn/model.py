@@ -95,6 +95,20 @@ def poisson_nll(predicted_amplitude: torch.Tensor, counts: torch.Tensor, eps: fl
     return nn.functional.poisson_nll_loss(rate, counts, log_input=False, full=False, eps=eps)
 
 
+def physics_loss(
+    model: PtychoPINN, diffraction: torch.Tensor, offsets: torch.Tensor, intensity: float,
+    nll_weight: float = 1.0, mae_weight: float = 0.0,
+) -> torch.Tensor:
+    """The PINN loss, no ground truth: Poisson NLL of the photon counts ``(intensity · X)²``
+    given the model's amplitudes, plus ``mae_weight`` times their amplitude MAE."""
+    _, amplitude = model(diffraction, offsets)
+    target = diffraction * intensity
+    loss = nll_weight * poisson_nll(amplitude, target.square())
+    if mae_weight:
+        loss = loss + mae_weight * (amplitude - target).abs().mean()
+    return loss
+
+
 class PtychoPINN(nn.Module):
     """Generator + physics decoder. ``forward`` returns (object patches, predicted count amplitudes)."""
 

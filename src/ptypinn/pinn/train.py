@@ -13,7 +13,6 @@ Multi-GPU and multi-node runs use Lightning's own strategies (``--strategy ddp -
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import math
 import time
@@ -34,7 +33,7 @@ from ptypinn.io.dataset import DatasetError, PtychoDataset
 from ptypinn.pinn.config import TrainingConfig
 from ptypinn.physics.grouping import group_coordinates, make_groups
 from ptypinn.pinn.runtime import TrainerOptions
-from ptypinn.pinn.model import PtychoPINN, centre_mask, poisson_nll
+from ptypinn.pinn.model import PtychoPINN, centre_mask, physics_loss
 from ptypinn.physics.forward import dose_scale, extract_patches, pattern_energies
 
 BUNDLE_FORMAT = "ptypinn.bundle/1"
@@ -214,12 +213,8 @@ class PtychoModule(L.LightningModule):
             predicted = self.model.predict_patches(diffraction)[..., self.mask]
             truth = batch[2][..., self.mask]
             return (predicted.abs() - truth.abs()).abs().mean() + (predicted.angle() - truth.angle()).abs().mean()
-        _, amplitude = self.model(diffraction, offsets)
-        target = diffraction * self.intensity
-        loss = self.config.nll_weight * poisson_nll(amplitude, target.square())
-        if self.config.mae_weight:
-            loss = loss + self.config.mae_weight * (amplitude - target).abs().mean()
-        return loss
+        weights = (self.config.nll_weight, self.config.mae_weight)
+        return physics_loss(self.model, diffraction, offsets, self.intensity, *weights)
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         loss = self.loss(batch)
@@ -300,34 +295,6 @@ def _trainer(config: TrainingConfig, options: TrainerOptions, logger: CSVLogger 
             callbacks=callbacks, enable_checkpointing=options.checkpoints, enable_progress_bar=options.progress,
             enable_model_summary=False, default_root_dir=root, log_every_n_steps=1, limit_val_batches=1.0 if validate else 0,
         )
-
-
-def refine_model(model: PtychoPINN, dataset: PtychoDataset, steps: int, neighbor_count: int, grouping_seed: int,
-                 config: TrainingConfig, options: TrainerOptions = TrainerOptions()) -> list[float]:
-    """Test-time refinement: go on training ``model`` on ``dataset``'s diffraction for ``steps``
-    optimiser steps with the unsupervised physics loss, at a constant learning rate.
-
-    The ground truth is dropped before anything else, so refinement cannot see it. Returns the
-    loss of each pass over the data; the model is left in eval mode.
-    """
-    if steps < 1:
-        raise ValueError(f"refinement needs at least one step, got {steps}")
-    measured = dataclasses.replace(dataset, obj=None)
-    settings = config.model_copy(update={
-        "model": "pinn", "samples": steps * config.batch_size, "validation_fraction": 0.0, "schedule": "constant",
-        "warmup_fraction": 0.0, "early_stopping_patience": 0,
-    })
-    L.seed_everything(settings.seed, workers=True, verbose=False)
-    groups = build_groups(measured, model.gridsize, neighbor_count, grouping_seed, settings.groups_per_position)
-    patterns = GroupedPatterns(measured, groups, augment=settings.augment)
-    data = PtychoDataModule(patterns, settings.batch_size, 0.0, settings.seed, options.num_workers)
-    model.train()
-    module = PtychoModule(model, intensity_scale(measured), settings)
-    quiet = dataclasses.replace(options, checkpoints=False)
-    with _quiet_lightning(not options.progress):
-        _trainer(settings, quiet, False, [], None, False).fit(module, datamodule=data)
-    model.eval()
-    return module.history
 
 
 def train_model(spec: JobSpec, dataset: PtychoDataset, output_dir: str | Path, options: TrainerOptions = TrainerOptions(),

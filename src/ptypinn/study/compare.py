@@ -5,7 +5,11 @@ For each dose and view, every method reconstructs the view's *test* split:
 * ``PtychoPINN gs2`` — the bundle trained on that overlap view (gridsize 2);
 * ``PtychoPINN gs1`` — the baseline bundle (gridsize 1, full scan), run on the same test data;
 * ``supervised`` — a supervised bundle, when one was trained for the view;
-* the iterative engine's phase F reconstruction of the same test split.
+* every iterative engine of the design (``iterative.engines``), each its own method: its phase F
+  reconstruction of the same test split.
+
+Each method gives a :class:`~ptypinn.io.reconstruction.Reconstruction` (:func:`obtain`), and
+every one is scored, timed and drawn the same way.
 
 All are scored on the same region — the pixels the probe footprint illuminates at some test
 position — after alignment (metrics.align). Missing inputs are listed in the report, not fatal.
@@ -14,25 +18,32 @@ position — after alignment (metrics.align). Missing inputs are listed in the r
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from ptypinn import __version__
 from ptypinn.io.artifacts import write_json
-from ptypinn.io.dataset import PtychoDataset, load_dataset, read_metadata, read_npz
+from ptypinn.engines.api import ENGINE_LABELS
+from ptypinn.io.dataset import PtychoDataset, load_dataset
+from ptypinn.io.reconstruction import Reconstruction, ReconstructionInput, read_reconstruction
 from ptypinn.study.design import StudyDesign
-from ptypinn.pinn.inference import reconstruct, write_reconstruction
+from ptypinn.pinn.inference import PtychoPINNReconstructor
 from ptypinn.study.layout import COMPARISON_MANIFEST, RECONSTRUCTION_FILE, TRAINING_MANIFEST, dose_label, job_folder
 from ptypinn.study.matrix import BASELINE, collect_datasets
 from ptypinn.analysis.metrics import align, region_box, score_aligned
 from ptypinn.study.overlap import METRICS_FILE, illuminated, probe_footprint
 from ptypinn.io.progress import progress_bar
 from ptypinn.analysis.report import Panel, aggregate, frc_curves, markdown_table, metric_vs_dose, overlap_figure, reconstruction_grid, write_report, write_tidy
-from ptypinn.pinn.train import BUNDLE_NAME, load_bundle
+from ptypinn.pinn.train import BUNDLE_NAME
+from ptypinn.study.outputs import save_reconstruction
 
 PINN = "PtychoPINN gs2"
+TIMING_COLUMNS = (
+    "dose", "view", "method", "patterns", "iterations", "seconds", "seconds_per_iteration",
+    "patterns_per_s",
+)
 PINN_BASELINE = "PtychoPINN gs1"
 SUPERVISED = "supervised"
 
@@ -53,14 +64,37 @@ def scored_region(dataset: PtychoDataset) -> np.ndarray:
     return illuminated(dataset.positions, mask, (0, height, 0, width))
 
 
-def pinn_methods(phase_e_root: Path, dose: float, view: str) -> list[tuple[str, Path]]:
-    """(method, bundle) pairs that reconstruct a view's test data."""
+@dataclass(frozen=True)
+class Method:
+    """A method that reconstructs a view's test data: a trained bundle run here (``bundle``), or
+    a phase F engine's reconstruction file. ``required``: report it when missing."""
+
+    label: str
+    source: Path
+    bundle: bool
+    required: bool = True
+
+    @property
+    def missing(self) -> str:
+        what = "model" if self.bundle else "reconstruction of the test split"
+        return f"no {self.label} {what} ({self.source})"
+
+
+def view_methods(
+    design: StudyDesign, phase_e_root: Path, phase_f_root: Path | None, dose: float, view: str
+) -> list[Method]:
+    """Every method that reconstructs a view's test data, in report order."""
     folder = phase_e_root / dose_label(dose)
-    candidates = [(PINN_BASELINE, folder / BASELINE / "gs1" / BUNDLE_NAME)]
+    methods = [Method(PINN_BASELINE, folder / BASELINE / "gs1" / BUNDLE_NAME, bundle=True)]
     if view != BASELINE:
-        candidates.insert(0, (PINN, folder / view / "gs2" / BUNDLE_NAME))
-    candidates.append((SUPERVISED, folder / view / SUPERVISED / BUNDLE_NAME))
-    return candidates
+        methods.insert(0, Method(PINN, folder / view / "gs2" / BUNDLE_NAME, bundle=True))
+    supervised = folder / view / SUPERVISED / BUNDLE_NAME
+    methods.append(Method(SUPERVISED, supervised, bundle=True, required=False))
+    if phase_f_root is not None:
+        for engine in design.iterative.engines:
+            path = job_folder(phase_f_root, dose, view, "test", engine) / RECONSTRUCTION_FILE
+            methods.append(Method(ENGINE_LABELS[engine], path, bundle=False))
+    return methods
 
 
 def _method_folder(method: str) -> str:
@@ -79,13 +113,20 @@ def _score_one(result: Scored, dose: float, view: str, method: str, recon: np.nd
                           "correlation": curve.correlation, "half_bit": curve.half_bit})
 
 
-def iterative_reconstruction(phase_f_root: Path, dose: float, view: str) -> tuple[str, np.ndarray, dict] | None:
-    path = job_folder(phase_f_root, dose, view, "test") / RECONSTRUCTION_FILE
-    if not path.is_file():
-        return None
-    arrays = read_npz(path)
-    meta = read_metadata(arrays)
-    return f"iterative ({meta.get('engine', 'engine')})", arrays["objectGuess"], meta
+def obtain(
+    method: Method, test_path: Path, test: PtychoDataset, dose: float, view: str, output_root: Path
+) -> Reconstruction:
+    """``method``'s reconstruction of ``test``: a bundle reconstructs it here (and its files are
+    written under ``output_root``), a phase F reconstruction is read."""
+    if not method.bundle:
+        return read_reconstruction(method.source)
+    inp = ReconstructionInput.from_dataset(test)
+    rec = PtychoPINNReconstructor.from_bundle(method.source).reconstruct(inp)
+    rec = replace(rec, metadata={**rec.metadata, "data": str(test_path), "label": method.label})
+    folder = output_root / dose_label(dose) / view / _method_folder(method.label)
+    title = f"{method.label}, dose {dose:g}, {view}"
+    save_reconstruction(folder, rec, test.obj, dose, view, method.label, title=title)
+    return rec
 
 
 def compare_view(design: StudyDesign, dose: float, view: str, test_path: Path, phase_e_root: Path, phase_f_root: Path | None,
@@ -97,30 +138,20 @@ def compare_view(design: StudyDesign, dose: float, view: str, test_path: Path, p
     region = scored_region(test)
     sigma = design.metrics.ms_ssim_sigma
     result.panels.append(Panel(dose, view, "ground truth", np.where(region, test.obj, 0)[region_box(region)]))
-    for method, bundle in pinn_methods(phase_e_root, dose, view):
-        if not bundle.is_file():
-            if method != SUPERVISED:
-                result.missing.append(f"dose {dose:g} {view}: no {method} model ({bundle})")
+    for method in view_methods(design, phase_e_root, phase_f_root, dose, view):
+        if not method.source.is_file():
+            if method.required:
+                result.missing.append(f"dose {dose:g} {view}: {method.missing}")
             continue
-        model, meta = load_bundle(bundle)
-        rec = reconstruct(model, test, meta["neighbor_count"], meta["grouping_seed"])
-        write_reconstruction(output_root / dose_label(dose) / view / _method_folder(method), rec, test,
-                             {"bundle": str(bundle), "data": str(test_path), "method": method}, title=f"{method}, dose {dose:g}, {view}")
-        _score_one(result, dose, view, method, rec.obj, test.obj, region, sigma)
-        result.timings.append({"dose": dose, "view": view, "method": method, "patterns": test.count,
-                               "seconds": rec.wall_time_s, "patterns_per_s": rec.patterns_per_second})
-    if phase_f_root is None:
-        return
-    found = iterative_reconstruction(phase_f_root, dose, view)
-    if found is None:
-        result.missing.append(f"dose {dose:g} {view}: no iterative reconstruction of the test split")
-        return
-    method, obj, meta = found
-    _score_one(result, dose, view, method, obj, test.obj, region, sigma)
-    seconds = meta.get("wall_time_s")
-    if seconds:
-        result.timings.append({"dose": dose, "view": view, "method": method, "patterns": test.count,
-                               "seconds": seconds, "patterns_per_s": test.count / seconds})
+        rec = obtain(method, test_path, test, dose, view, output_root)
+        _score_one(result, dose, view, method.label, rec.obj, test.obj, region, sigma)
+        if rec.wall_time_s > 0:
+            result.timings.append({
+                "dose": dose, "view": view, "method": method.label, "patterns": test.count,
+                "iterations": rec.iterations, "seconds": rec.wall_time_s,
+                "seconds_per_iteration": rec.seconds_per_iteration,
+                "patterns_per_s": test.count / rec.wall_time_s,
+            })
 
 
 def _overlap_rows(phase_d_root: Path) -> list[dict]:
@@ -189,7 +220,8 @@ def run_comparison(design: StudyDesign, phase_c_root: str | Path, phase_d_root: 
         ("Phase (emphasised)", "Scores after alignment (sub-pixel shift, global phase, phase ramp, amplitude scale) inside the "
          "illuminated test region. PSNR is on the truth's data range in that region; FRC50 in cycles/pixel.\n\n" + markdown_table(tables["phase"], columns)),
         ("Amplitude", markdown_table(tables["amplitude"], columns)),
-        ("Reconstruction time", markdown_table(result.timings, ("dose", "view", "method", "patterns", "seconds", "patterns_per_s"))),
+        ("Reconstruction time", "Iterations 0: one forward pass (network inference).\n\n"
+         + markdown_table(result.timings, TIMING_COLUMNS)),
     ]
     training = _training_rows(phase_e_root)
     if training:

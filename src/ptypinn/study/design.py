@@ -8,12 +8,20 @@ through YAML (:meth:`StudyDesign.save`, :func:`load_design`).
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ptypinn.engines.api import (
+    ENGINE_OPTIONS,
+    ENGINES,
+    CDToolsOptions,
+    EngineOptions,
+    PtychiOptions,
+)
 from ptypinn.io.artifacts import atomic_path
 from ptypinn.pinn.config import Method, TrainingConfig
 
@@ -75,11 +83,28 @@ class SimulationConfig(_Strict):
 
 
 class IterativeConfig(_Strict):
-    """The classical engine that reconstructs the same test data (phase F)."""
+    """The classical engines that reconstruct the same data (phase F), each with its options
+    (declared once, in :mod:`ptypinn.engines.api`)."""
 
-    engine: Literal["cdtools", "ptychi"] = "cdtools"
-    iterations: int = Field(100, ge=1)
-    splits: tuple[Literal["train", "test"], ...] = Field(("test",), description="splits the study reconstructs (the comparison scores test)")
+    engines: tuple[Literal[ENGINES], ...] = Field(
+        ("cdtools", "ptychi"), description="engines to run; each is its own method in the report"
+    )
+    splits: tuple[Literal["train", "test"], ...] = Field(
+        ("test",), description="splits the study reconstructs (the comparison scores test)"
+    )
+    cdtools: CDToolsOptions = CDToolsOptions()
+    ptychi: PtychiOptions = PtychiOptions()
+
+    @field_validator("engines")
+    @classmethod
+    def _engines_listed_once(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value or len(set(value)) != len(value):
+            raise ValueError(f"list each engine once, at least one, got {list(value)}")
+        return value
+
+    def options(self, engine: str) -> EngineOptions:
+        """The options of ``engine``."""
+        return getattr(self, engine)
 
 
 class StudyDesign(_Strict):
@@ -198,6 +223,20 @@ def make_design(values: dict) -> StudyDesign:
         raise DesignError(_format_errors(error)) from None
 
 
+def with_iterative(
+    design: StudyDesign, engines: Sequence[str] | None = None, iterations: int | None = None
+) -> StudyDesign:
+    """``design`` with only ``engines`` and every engine at ``iterations`` (``None``: as designed),
+    validated like any design (:class:`DesignError` names the field)."""
+    values = design.to_dict()
+    if engines:
+        values["iterative"]["engines"] = list(engines)
+    if iterations is not None:
+        for engine in ENGINE_OPTIONS:
+            values["iterative"][engine]["iterations"] = iterations
+    return make_design(values)
+
+
 PRESETS = {
     "full": {},
     "smoke": {
@@ -205,7 +244,7 @@ PRESETS = {
         "patch_size": 64,
         "simulation": {"object_size": 256, "scan": {"step_px": 10.0, "jitter_px": 1.0}},
         "training": {"width": 1, "epochs": 30, "groups_per_position": 4.0, "augment": True},
-        "iterative": {"iterations": 50},
+        "iterative": {"cdtools": {"iterations": 50}, "ptychi": {"iterations": 50}},
     },
 }
 

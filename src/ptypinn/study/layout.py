@@ -28,11 +28,15 @@ def split_path(root: str | Path, dose: float, split: str, view: str | None = Non
     return folder / f"{split}.npz"
 
 
-def job_folder(root: str | Path, dose: float, view: str, split: str) -> Path:
-    """``<root>/dose_<int>/<view>/<split>``: where one (dose, view, split) job writes its outputs."""
+def job_folder(
+    root: str | Path, dose: float, view: str, split: str, method: str | None = None
+) -> Path:
+    """``<root>/dose_<int>/<view>/<split>[/<method>]``: where one (dose, view, split) job, or one
+    method's job on it, writes its outputs."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    return Path(root) / dose_label(dose) / view / split
+    folder = Path(root) / dose_label(dose) / view / split
+    return folder if method is None else folder / method
 
 
 def model_folder(method: str, gridsize: int) -> str:

@@ -70,9 +70,13 @@ def _train(design: StudyDesign, root: Path, executor: Executor | None) -> list[s
 def _iterative(design: StudyDesign, root: Path, executor: Executor | None) -> list[str]:
     from ptypinn.study.iterative import run_iterative_matrix
 
-    manifest = run_iterative_matrix(root / "phase_c", root / "phase_d", root / "phase_f", splits=list(design.iterative.splits),
-                                    engine=design.iterative.engine, iterations=design.iterative.iterations, allow_missing_phase_d=True)
-    return [f"iterative {job['view']} at dose {job['dose']:g} failed: {job.get('error')}" for job in manifest["jobs"] if job["status"] == "failed"]
+    manifest = run_iterative_matrix(
+        root / "phase_c", root / "phase_d", root / "phase_f", design.iterative,
+        splits=list(design.iterative.splits), allow_missing_phase_d=True,
+    )
+    failed = [job for job in manifest["jobs"] if job["status"] == "failed"]
+    return [f"iterative {job['engine']} {job['view']} at dose {job['dose']:g} failed: "
+            f"{job.get('error')}" for job in failed]
 
 
 def _compare(design: StudyDesign, root: Path, executor: Executor | None) -> list[str]:

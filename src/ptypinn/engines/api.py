@@ -1,0 +1,87 @@
+"""One reconstruction interface for every method: the :class:`Reconstructor` protocol, options.
+
+A reconstructor turns a :class:`~ptypinn.io.reconstruction.ReconstructionInput` into a
+:class:`~ptypinn.io.reconstruction.Reconstruction`. Its implementations:
+
+* ``cdtools``: CDTools (:mod:`ptypinn.engines.cdtools`), options :class:`CDToolsOptions`;
+* ``ptychi``: pty-chi LSQML (:mod:`ptypinn.engines.ptychi`), options :class:`PtychiOptions`;
+* PtychoPINN: a trained bundle (:class:`ptypinn.pinn.inference.PtychoPINNReconstructor`).
+
+Each engine's options are declared once here (pydantic, frozen, unknown fields refused); the
+study design's ``iterative`` block and the command line are built from and validated against
+them. :func:`ptypinn.engines.registry.iterative_reconstructor` builds an engine by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ptypinn.io.reconstruction import Reconstruction, ReconstructionInput
+
+Advance = Callable[[int], None]  # called with the number of iterations just finished
+
+
+class EngineUnavailable(RuntimeError):
+    """The requested reconstruction engine cannot run in this environment."""
+
+
+class Reconstructor(Protocol):
+    """Anything that reconstructs an input: ``method`` names it in files and reports."""
+
+    method: str
+
+    def reconstruct(
+        self, inp: ReconstructionInput, advance: Advance | None = None
+    ) -> Reconstruction:
+        """Reconstruct ``inp``; ``advance`` (if given) is told about finished iterations."""
+        ...
+
+
+class EngineOptions(BaseModel):
+    """Settings every iterative engine has."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    iterations: int = Field(100, ge=1, description="iterations (epochs over all patterns)")
+    batch_size: int = Field(16, ge=1, description="patterns per update")
+    seed: int = Field(0, description="minibatch order (a CPU run repeats exactly)")
+    refine_probe: bool = Field(False, description="refine the probe (else it stays as given)")
+    threads: int = Field(
+        1,
+        ge=1,
+        description="torch intra-op threads; the engines work on many small arrays, "
+        "where more threads cost more in synchronisation than they gain",
+    )
+
+
+class CDToolsOptions(EngineOptions):
+    """CDTools: Adam on the amplitude MSE, with CDTools' plateau learning-rate schedule."""
+
+    learning_rate: float = Field(0.05, gt=0, description="Adam learning rate")
+
+
+class PtychiOptions(EngineOptions):
+    """pty-chi LSQML (least-squares maximum likelihood, PtychoShelves' algorithm)."""
+
+    noise_model: Literal["gaussian", "poisson"] = Field(
+        "gaussian", description="LSQML noise model"
+    )
+    step_size_scaler: float = Field(
+        0.9,
+        gt=0,
+        description="scales LSQML's optimal object and probe steps (beta in PtychoShelves)",
+    )
+    patch_interpolation: Literal["fourier", "bilinear"] = Field(
+        "fourier", description="how LSQML shifts the probe by the sub-pixel part of each position"
+    )
+
+
+ENGINE_OPTIONS: dict[str, type[EngineOptions]] = {
+    "cdtools": CDToolsOptions,
+    "ptychi": PtychiOptions,
+}
+ENGINES = tuple(ENGINE_OPTIONS)
+ENGINE_LABELS = {"cdtools": "CDTools", "ptychi": "pty-chi LSQML"}

@@ -1,0 +1,84 @@
+"""Every iterative engine through one interface: quality, agreement, engines that cannot run."""
+
+import sys
+
+import numpy as np
+import pytest
+import torch
+from conftest import BUDGET
+
+from ptypinn.analysis.metrics import amplitude_phase_ssim, centre_box
+from ptypinn.engines import torchvision_shim
+from ptypinn.engines.api import ENGINE_OPTIONS, ENGINES, CDToolsOptions, EngineUnavailable
+from ptypinn.engines.registry import iterative_reconstructor
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_each_engine_reconstructs_a_noiseless_dataset(engine, noiseless, reconstructions):
+    inp, obj = noiseless
+    rec = reconstructions[engine]
+    assert rec.method == engine and rec.iterations == BUDGET and rec.losses.shape == (BUDGET,)
+    assert rec.obj.shape == obj.shape and rec.obj.dtype == np.complex64
+    assert rec.losses[-1] < 0.02 * rec.losses[0]
+    assert rec.wall_time_s < 60
+    scores = amplitude_phase_ssim(rec.obj, obj, centre_box(inp.positions_px, obj.shape))
+    assert scores["phase_ssim"] >= 0.9
+    assert scores["amplitude_ssim"] >= 0.8
+    np.testing.assert_array_equal(rec.probe, inp.probe)  # the known probe stays fixed by default
+    np.testing.assert_array_equal(rec.positions_px, inp.positions_px)
+    assert rec.geometry == inp.geometry
+
+
+def test_lsqml_and_cdtools_agree(noiseless, reconstructions):
+    inp, obj = noiseless
+    region = centre_box(inp.positions_px, obj.shape)
+    agreement = amplitude_phase_ssim(
+        reconstructions["ptychi"].obj, reconstructions["cdtools"].obj, region
+    )
+    assert agreement["phase_ssim"] >= 0.9
+    # Both losses are the amplitude MSE per detector pixel in our units: same scale at the start,
+    # where both fit the same flat object.
+    first = [reconstructions[engine].losses[0] for engine in ENGINES]
+    assert max(first) < 2 * min(first)
+
+
+def test_unknown_engine_is_refused():
+    with pytest.raises(EngineUnavailable, match="unknown engine 'epie'; choose one of"):
+        iterative_reconstructor("epie")
+    with pytest.raises(TypeError, match="takes PtychiOptions"):
+        iterative_reconstructor("ptychi", CDToolsOptions())
+
+
+def test_an_engine_whose_library_cannot_be_imported_says_so(monkeypatch):
+    monkeypatch.setitem(
+        sys.modules, "ptychi.api.task", None
+    )  # what Python does for a missing module
+    monkeypatch.setattr(torchvision_shim, "_IMPORTED", {})
+    with pytest.raises(EngineUnavailable) as caught:
+        iterative_reconstructor("ptychi")
+    message = str(caught.value)
+    assert (
+        "engine 'ptychi' needs pty-chi (PyPI package 'ptychi'), which cannot be imported"
+        in message
+    )
+    assert "ModuleNotFoundError" in message
+
+
+def test_engines_leave_torch_numpy_and_random_state_as_they_found_them(simulated_input):
+    inp, _ = simulated_input(step=12.0)
+    np.random.seed(5)
+    torch.manual_seed(5)
+    expected = (np.random.random(), torch.rand(1).item())
+    np.random.seed(5)
+    torch.manual_seed(5)
+    threads = torch.get_num_threads()
+    for engine in ENGINES:
+        iterative_reconstructor(engine, ENGINE_OPTIONS[engine](iterations=1, seed=9)).reconstruct(
+            inp
+        )
+    assert (np.random.random(), torch.rand(1).item()) == expected
+    assert (
+        torch.get_default_dtype() == torch.float32
+        and torch.get_default_device() == torch.device("cpu")
+    )
+    assert torch.get_num_threads() == threads

@@ -1,0 +1,97 @@
+"""PtychoPINN through the reconstruction interface: inference, and test-time refinement."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from ptypinn.io.dataset import load_dataset
+from ptypinn.io.reconstruction import ReconstructionInput
+from ptypinn.physics.grouping import group_coordinates, make_groups
+from ptypinn.pinn.inference import PtychoPINNOptions, PtychoPINNReconstructor, refine
+from ptypinn.pinn.model import physics_loss
+from ptypinn.pinn.runtime import TrainerOptions
+from ptypinn.pinn.train import JobSpec, train_model
+from ptypinn.study.design import make_design
+from ptypinn.study.layout import split_path
+from ptypinn.study.simulate import run_simulation
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A gridsize-1 bundle trained for one epoch, and the test split it reconstructs."""
+    design = make_design(
+        {
+            "name": "tiny",
+            "patch_size": 64,
+            "doses": [1e4],
+            "simulation": {"object_size": 128, "scan": {"step_px": 8.0, "jitter_px": 1.0}},
+            "training": {"width": 1, "epochs": 1, "batch_size": 8},
+        }
+    )
+    root = tmp_path_factory.mktemp("pinn")
+    run_simulation(design, root / "c")
+    train = split_path(root / "c", 1e4, "train")
+    spec = JobSpec(train, 1, design.neighbor_count, design.seeds.grouping, design.training)
+    quiet = TrainerOptions(logger="none", checkpoints=False, progress=False)
+    bundle = train_model(spec, load_dataset(train), root / "e", quiet).bundle
+    return bundle, load_dataset(split_path(root / "c", 1e4, "test"))
+
+
+def physics_loss_on(model, bundle, inp):
+    """The physics loss of ``model`` on every group of ``inp`` at once."""
+    groups = make_groups(
+        inp.positions_px,
+        model.gridsize,
+        bundle["neighbor_count"],
+        inp.count,
+        seed=bundle["grouping_seed"],
+    )
+    _, offsets = group_coordinates(inp.positions_px, groups)
+    diffraction = torch.from_numpy(inp.diffraction[groups].astype(np.float32))
+    with torch.no_grad():
+        loss = physics_loss(
+            model,
+            diffraction,
+            torch.from_numpy(offsets.astype(np.float32)),
+            bundle["initial_intensity_scale"],
+        )
+    return float(loss)
+
+
+def test_refinement_lowers_the_physics_loss_on_the_test_data_and_keeps_the_bundle(trained):
+    bundle, test = trained
+    inp = ReconstructionInput.from_dataset(test)
+    plain = PtychoPINNReconstructor.from_bundle(bundle)
+    before = copy.deepcopy(plain.model.state_dict())
+    inference = plain.reconstruct(inp)
+    assert inference.iterations == 0 and inference.losses.shape == (0,)
+    per_pass = -(-inp.count // 16)  # steps in one pass over the groups at batch 16
+    options = PtychoPINNOptions(refine_steps=per_pass + 3, refine_learning_rate=1e-3)
+    steps = []
+    refined = PtychoPINNReconstructor(plain.model, plain.bundle, options).reconstruct(
+        inp, steps.append
+    )
+    assert refined.iterations == per_pass + 3 and steps == [1] * (per_pass + 3)
+    assert refined.losses.shape == (2,)  # one full pass, then 3 steps of the next
+    assert refined.obj.shape == test.obj.shape and not np.array_equal(refined.obj, inference.obj)
+    for key, value in plain.model.state_dict().items():  # the bundle's network is untouched
+        torch.testing.assert_close(value, before[key], rtol=0, atol=0)
+    tuned = copy.deepcopy(plain.model)
+    np.testing.assert_array_equal(
+        refine(tuned, plain.bundle, inp, options), refined.losses
+    )  # repeats
+    # The fine-tuned network explains the test diffraction better than the trained one.
+    assert physics_loss_on(tuned, plain.bundle, inp) < physics_loss_on(
+        plain.model, plain.bundle, inp
+    )
+
+
+def test_a_supervised_bundle_cannot_be_refined(trained):
+    bundle, test = trained
+    plain = PtychoPINNReconstructor.from_bundle(bundle)
+    supervised = {**plain.bundle, "training": {**plain.bundle["training"], "model": "supervised"}}
+    refiner = PtychoPINNReconstructor(plain.model, supervised, PtychoPINNOptions(refine_steps=1))
+    with pytest.raises(ValueError, match="needs a PINN bundle"):
+        refiner.reconstruct(ReconstructionInput.from_dataset(test))

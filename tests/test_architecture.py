@@ -1,0 +1,68 @@
+"""The package's wings import only downward, and no modules import each other in a circle."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "ptypinn"
+
+# A wing may import its own modules and those of lower levels only.
+LEVELS = {"physics": 0, "io": 1, "analysis": 2, "pinn": 2, "engines": 3, "study": 4, "cli": 5, "__main__": 6}
+PLOTTING = "ptypinn.analysis.report"
+MAY_PLOT = {"study", "cli"}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports(path: Path) -> set[str]:
+    """Every ptypinn module a file imports, at any depth (lazy imports inside functions count)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("ptypinn"):
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names if alias.name.startswith("ptypinn"))
+    modules = {module_name(p) for p in PACKAGE.rglob("*.py")}
+    return {name for name in found if name in modules and name != "ptypinn"}
+
+
+GRAPH = {module_name(path): imports(path) for path in PACKAGE.rglob("*.py") if path.name != "__init__.py"}
+
+
+def wing(module: str) -> str:
+    return module.split(".")[1]
+
+
+@pytest.mark.parametrize("module", sorted(GRAPH))
+def test_imports_go_only_downward(module):
+    level = LEVELS[wing(module)]
+    upward = sorted(other for other in GRAPH[module] if LEVELS[wing(other)] > level
+                    or (LEVELS[wing(other)] == level and wing(other) != wing(module)))
+    assert upward == [], f"{module} imports from its own level or above: {upward}"
+    if wing(module) not in MAY_PLOT:
+        assert PLOTTING not in GRAPH[module], f"{module} imports plotting ({PLOTTING})"
+
+
+def test_no_import_cycles():
+    state: dict[str, str] = {}
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = "open"
+        for other in sorted(GRAPH.get(module, ())):
+            if state.get(other) == "open":
+                cycle = [*path[path.index(other):], other] if other in path else [module, other]
+                pytest.fail("import cycle: " + " -> ".join(cycle))
+            if other not in state:
+                visit(other, [*path, other])
+        state[module] = "done"
+
+    for module in sorted(GRAPH):
+        if module not in state:
+            visit(module, [module])
