@@ -67,14 +67,16 @@ def test_refinement_lowers_the_physics_loss_on_the_test_data_and_keeps_the_bundl
     before = copy.deepcopy(plain.model.state_dict())
     inference = plain.reconstruct(inp)
     assert inference.iterations == 0 and inference.losses.shape == (0,)
-    per_pass = -(-inp.count // 16)  # steps in one pass over the groups at batch 16
-    options = PtychoPINNOptions(refine_steps=per_pass + 3, refine_learning_rate=1e-3)
+    groups = make_groups(inp.positions_px, 1, plain.bundle["neighbor_count"], inp.count,
+                         seed=plain.bundle["grouping_seed"])
+    per_pass = -(-len(groups) // 16)  # steps in one pass over the groups at batch 16
+    options = PtychoPINNOptions(refine_steps=per_pass + 1, refine_learning_rate=1e-3)
     steps = []
     refined = PtychoPINNReconstructor(plain.model, plain.bundle, options).reconstruct(
         inp, steps.append
     )
-    assert refined.iterations == per_pass + 3 and steps == [1] * (per_pass + 3)
-    assert refined.losses.shape == (2,)  # one full pass, then 3 steps of the next
+    assert refined.iterations == per_pass + 1 and steps == [1] * (per_pass + 1)
+    assert refined.losses.shape == (2,)  # one full pass, then 1 step of the next
     assert refined.obj.shape == test.obj.shape and not np.array_equal(refined.obj, inference.obj)
     for key, value in plain.model.state_dict().items():  # the bundle's network is untouched
         torch.testing.assert_close(value, before[key], rtol=0, atol=0)
