@@ -274,6 +274,12 @@ def make_design(values: dict) -> StudyDesign:
         raise DesignError(_format_errors(error)) from None
 
 
+# Sizing. The dense view's spacing (0.24 D) must not fall below the base step, and the sparse
+# view (0.69 D) must keep enough positions per split (smoke >= 50, full >= 200): with D ~ N/2 that
+# takes a 5 px step over 384 px at N = 64 (about 2,000 patterns per split) and a 12 px step over
+# 1408 px at N = 128 (about 5,700). The smoke preset trains 3 epochs, so each job sees about as
+# many samples as 30 epochs did on its former 200-pattern scan, and runs 30 iterative iterations
+# over about 2,500 test patterns per dose.
 PRESETS = {
     "full": {},
     "smoke": {
@@ -281,7 +287,7 @@ PRESETS = {
         "patch_size": 64,
         "simulation": {"object_size": 384, "scan": {"step_px": 5.0, "jitter_px": 1.0}},
         "training": {"width": 1, "epochs": 3, "groups_per_position": 4.0, "augment": True},
-        "iterative": {"iterations": 50},
+        "iterative": {"iterations": 30},
     },
 }
 
