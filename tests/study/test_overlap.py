@@ -219,14 +219,15 @@ def test_smoke_preset_views_have_their_overlap_and_enough_positions(tmp_path):
     assert train.count >= 1000  # the PINN trains on thousands of patterns
 
 
-def test_full_preset_views_have_their_overlap_and_enough_positions():
-    """The full preset's scan geometry (positions only, split at half the object as phase C
-    does): every view holds at least 200 positions per split, within 0.1 of its target."""
-    design = preset("full")
+@pytest.mark.parametrize(("name", "minimum"), [("smoke", 50), ("full", 200)])
+def test_preset_views_have_their_overlap_and_enough_positions(name, minimum):
+    """Each preset's scan geometry (positions only, split at half the object as phase C does):
+    every view holds enough positions per split, within 0.1 of its target."""
+    design = preset(name)
     size = design.simulation.object_size
     diameter = design.probe_diameter()
     probe = design.simulation.probe.build(design.patch_size)
     for (view, split), kept in view_positions(design, scan_positions(design, (size, size)), diameter, size / 2).items():
         measured = measure_overlap(kept, probe, (size, size), design.neighbor_count)
-        assert measured["count"] >= 200, (view, split, measured)
+        assert measured["count"] >= minimum, (view, split, measured)
         assert abs(measured["nearest_overlap"] - design.view(view).fraction) <= 0.1, (view, split, measured)
