@@ -20,7 +20,7 @@ import numpy as np
 import scipy
 
 from ptypinn.physics.grouping import make_groups
-from ptypinn.study.overlap import select_min_spacing
+from ptypinn.physics.scan import select_min_spacing
 
 
 def best_time(function, repeats: int) -> float:

@@ -1,6 +1,6 @@
 """PtychoPINN quality and speed on the embedded default object (CPU by default).
 
-Simulates the smoke geometry (N=64, 256 px object) at one dose, derives the overlap views, then
+Simulates the smoke geometry (N=64, 384 px object) at one dose, derives the overlap views, then
 trains gridsize 1 and gridsize 2 for the same number of epochs on the chosen view's training
 split and reconstructs its test split. Reports, per gridsize: training time, final loss, phase
 and amplitude SSIM of the stitched test reconstruction after alignment (and, to separate fitting

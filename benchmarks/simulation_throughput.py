@@ -49,7 +49,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    results = [measure(64, 512, 8.0, args.repeats), measure(128, 640, 12.0, args.repeats)]
+    results = [measure(64, 512, 7.5, args.repeats), measure(128, 640, 12.0, args.repeats)]
     print(
         json.dumps(
             {

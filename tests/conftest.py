@@ -3,12 +3,28 @@ import pytest
 
 from ptypinn.study.design import make_design
 
+# The study's two views with the original study's spacing rule, for tiny scans.
+PATCH_LINEAR_VIEWS = [
+    {"name": "dense", "fraction": 0.7, "rule": "patch_linear"},
+    {"name": "sparse", "fraction": 0.2, "rule": "patch_linear"},
+]
+
+
+@pytest.fixture(scope="session")
+def patch_linear_views():
+    """Views for scans too coarse for the default disc_overlap spacings (below 7.84 px at N=64)."""
+    return PATCH_LINEAR_VIEWS
+
 
 @pytest.fixture
 def tiny_design():
-    """A design small enough to simulate in well under a second (N=64, 128 px object)."""
+    """A design small enough to simulate in well under a second (N=64, 128 px object).
+
+    Its scan is too coarse for the default disc_overlap spacings, so its views use the
+    original study's spacing S = (1 - f) N (19.2 px dense, 51.2 px sparse)."""
     return make_design(
-        {"name": "tiny", "patch_size": 64, "simulation": {"object_size": 128, "scan": {"step_px": 12.0, "jitter_px": 1.0}}}
+        {"name": "tiny", "patch_size": 64, "simulation": {"object_size": 128, "scan": {"step_px": 12.0, "jitter_px": 1.0}},
+         "views": PATCH_LINEAR_VIEWS}
     )
 
 

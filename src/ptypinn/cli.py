@@ -160,6 +160,9 @@ def overlap(
 ) -> None:
     """Phase D: thin each dose's scan to every overlap view's minimum spacing, write the subsets and measure their overlap.
 
+    Each view's spacing follows its rule (disc_overlap: the probe footprints overlap by the
+    target; patch_linear: (1 - f) N). Reports the nearest-neighbour overlap (what the rule
+    targets) and the mean over the K nearest neighbours, train/test.
     Exits with status 1, after writing everything else, when a view keeps too few positions to be formed.
     """
     from ptypinn.study.overlap import OVERLAP_MANIFEST, run_overlap
@@ -172,11 +175,16 @@ def overlap(
             counts = item["counts"]
             kept = ", ".join(f"{c['kept']}/{c['kept'] + c['rejected']} {split}" for split, c in counts.items())
             if item["formed"]:
-                measured = "/".join(f"{value:.3f}" for value in item["measured_fraction"].values())
-                status = f"overlap target {item['target_fraction']:g}, measured {measured} (train/test)"
+                nearest, knn = ("/".join(f"{v:.3f}" for v in item[key].values())
+                                for key in ("nearest_overlap", "knn_overlap"))
+                status = (f"overlap target {item['target_fraction']:g}, "
+                          f"nearest-neighbour {nearest}, "
+                          f"mean of K={manifest['neighbor_count']} nearest {knn} (train/test)")
             else:
                 status = "[bold red]not formed[/]"
-            console.print(f"dose {entry['dose']:g} {item['view']} (S = {item['spacing_px']:.1f} px): kept {kept}; {status}")
+            rule = (f"{item['rule']}, D = {item['probe_diameter_px']:.1f} px, "
+                    f"S = {item['spacing_px']:.1f} px")
+            console.print(f"dose {entry['dose']:g} {item['view']} ({rule}): kept {kept}; {status}")
     console.print(f"manifest: {output_root / OVERLAP_MANIFEST}")
     if manifest["not_formed"]:
         for item in manifest["not_formed"]:

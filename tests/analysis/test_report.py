@@ -1,6 +1,7 @@
 import csv
 import json
 
+import matplotlib.pyplot
 import numpy as np
 
 from ptypinn.analysis import report
@@ -46,7 +47,8 @@ def test_report_is_self_contained(tmp_path):
     curves = [
         {"dose": 1e3, "view": "dense", "method": "pinn_gs2", "frequency": np.linspace(0, 0.5, 10), "correlation": np.linspace(1, 0, 10), "half_bit": np.full(10, 0.3)}
     ]
-    measurements = [{"dose": 1e3, "view": "dense", "split": "test", "target_fraction": 0.7, "measured_fraction": 0.62, "coverage": 0.9}]
+    measurements = [{"dose": 1e3, "view": "dense", "split": "test", "target_fraction": 0.7, "nearest_overlap": 0.66,
+                     "knn_overlap": 0.52, "neighbor_count": 7, "coverage": 0.9}]
     figures = [
         report.reconstruction_grid(panels, 1e3, "dense", tmp_path / "grid.png"),
         report.metric_vs_dose(rows, "dense", "phase", tmp_path / "curves.png"),
@@ -62,3 +64,26 @@ def test_report_is_self_contained(tmp_path):
     assert "<table>" in page and "<td>iterative</td>" in page
     assert 'src="http' not in page and "grid.png" not in page.replace('alt="grid"', "")
     assert "![grid](grid.png)" in md_path.read_text()
+
+
+def test_overlap_plot_draws_target_against_both_measures_and_names_every_mark():
+    rows = [
+        {"dose": dose, "view": view, "split": split, "target_fraction": target, "nearest_overlap": nearest,
+         "knn_overlap": nearest - 0.15, "neighbor_count": 7, "coverage": 0.9}
+        for dose in (1e3, 1e4)
+        for split in ("train", "test")
+        for view, target, nearest in (("baseline", None, 0.85), ("dense", 0.7, 0.66), ("sparse", 0.2, 0.14))
+    ]
+    figure = report.overlap_plot(rows)
+    left, right = figure.axes
+    labels = [text.get_text() for text in figure.legends[0].get_texts()]
+    assert labels[:3] == ["baseline (full scan, no target)", "dense (target 0.7)", "sparse (target 0.2)"]
+    assert {"nearest-neighbour overlap", "mean overlap with the 7 nearest neighbours",
+            "coverage of the field of view (right)", "measured = target (left)", "target ± 0.1 (left)"} <= set(labels)
+    # Left: two measures for each of the 8 rows with a target, at x = target; right: 3 per row.
+    points = np.concatenate([collection.get_offsets() for collection in left.collections[1:]])
+    assert len(points) == 16 and len(right.collections) == 36
+    for target, nearest in ((0.7, 0.66), (0.2, 0.14)):
+        near = points[np.abs(points[:, 0] - target) < 0.05]
+        assert sorted(np.round(near[:, 1], 2)) == [round(nearest - 0.15, 2)] * 4 + [nearest] * 4
+    matplotlib.pyplot.close(figure)

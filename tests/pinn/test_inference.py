@@ -19,7 +19,7 @@ from ptypinn.study.simulate import run_simulation
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, patch_linear_views):
     """A gridsize-1 bundle trained for one epoch, and the test split it reconstructs."""
     design = make_design(
         {
@@ -28,6 +28,7 @@ def trained(tmp_path_factory):
             "doses": [1e4],
             "simulation": {"object_size": 128, "scan": {"step_px": 8.0, "jitter_px": 1.0}},
             "training": {"width": 1, "epochs": 1, "batch_size": 8},
+            "views": patch_linear_views,
         }
     )
     root = tmp_path_factory.mktemp("pinn")

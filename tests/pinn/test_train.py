@@ -25,10 +25,10 @@ QUIET = TrainerOptions(logger="none", checkpoints=False, progress=False)
 
 
 @pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
+def tiny_data(tmp_path_factory, patch_linear_views):
     from ptypinn.study.design import make_design
 
-    design = make_design({"name": "tiny", "patch_size": 64, "doses": [1e4],
+    design = make_design({"name": "tiny", "patch_size": 64, "doses": [1e4], "views": patch_linear_views,
                           "simulation": {"object_size": 128, "scan": {"step_px": 8.0, "jitter_px": 1.0}},
                           "training": {"width": 1, "epochs": 3, "batch_size": 8}})
     root = tmp_path_factory.mktemp("phase_c")

@@ -18,8 +18,16 @@ def test_full_preset_is_the_stated_design():
     assert design.gridsizes == (1, 2)
     assert design.neighbor_count == 7
     assert design.patch_size == 128
-    assert design.spacing("dense") == pytest.approx(38.4)
-    assert design.spacing("sparse") == pytest.approx(102.4)
+    # Default rule disc_overlap: the probe footprints (a disk N/2 across: D ~ 65.8 px) overlap by
+    # the target at d ~ 0.238 D (dense, f = 0.7) and d ~ 0.687 D (sparse, f = 0.2).
+    assert [view.rule for view in design.views] == ["disc_overlap", "disc_overlap"]
+    diameter = design.probe_diameter()
+    assert diameter == pytest.approx(65.8, abs=0.1)
+    assert design.spacing("dense") == pytest.approx(0.2379 * diameter, rel=1e-3)
+    assert design.spacing("sparse") == pytest.approx(0.6870 * diameter, rel=1e-3)
+    # The original study's rule, S = (1 - f) N, stays available.
+    assert design.view("dense").model_copy(update={"rule": "patch_linear"}).spacing(128, diameter) == pytest.approx(38.4)
+    assert design.view("sparse").model_copy(update={"rule": "patch_linear"}).spacing(128, diameter) == pytest.approx(102.4)
     assert (design.seeds.simulation, design.seeds.grouping, design.seeds.subsampling) == (42, 123, 456)
     assert design.metrics.ms_ssim_sigma == 1.0
 
@@ -27,8 +35,9 @@ def test_full_preset_is_the_stated_design():
 def test_smoke_preset_is_small():
     design = preset("smoke")
     assert design.patch_size == 64
-    assert design.simulation.object_size <= 256
-    assert design.spacing("dense") == pytest.approx(0.3 * 64)
+    assert design.simulation.object_size <= 384
+    assert design.spacing("dense") == pytest.approx(0.2379 * design.probe_diameter(), rel=1e-3)
+    assert design.spacing("dense") >= design.simulation.scan.step_px
 
 
 def test_yaml_round_trip(tmp_path):
@@ -73,6 +82,41 @@ def test_invalid_designs_name_the_field(values, field, phrase):
     assert phrase in message
 
 
+@pytest.mark.parametrize(
+    ("views", "step", "refused"),
+    [
+        ([{"name": "dense", "fraction": 0.7}], 8.0, "dense"),  # needs 7.84 px at N = 64
+        ([{"name": "wide", "fraction": 0.2}, {"name": "close", "fraction": 0.9}], 5.0, "close"),
+        ([{"name": "dense", "fraction": 0.7, "rule": "patch_linear"}], 20.0, "dense"),  # 19.2 px
+    ],
+)
+def test_a_view_whose_spacing_is_below_the_base_step_is_refused(views, step, refused):
+    values = {"patch_size": 64, "views": views, "simulation": {"object_size": 256, "scan": {"step_px": step}}}
+    with pytest.raises(DesignError) as caught:
+        make_design(values)
+    message = str(caught.value)
+    assert f"view {refused!r}" in message and "below the base scan step" in message
+    assert message.count("view '") == 1  # only the unreachable view is named
+    # A step at or below the spacing is accepted.
+    spacing = make_design({**values, "simulation": {"object_size": 256, "scan": {"step_px": 1.0}}}).spacing(refused)
+    assert make_design({**values, "simulation": {"object_size": 256, "scan": {"step_px": spacing}}}).spacing(refused) == spacing
+
+
+def test_an_unreachable_design_file_exits_2_with_one_message(tmp_path, monkeypatch, capsys):
+    from ptypinn.cli import main
+
+    path = tmp_path / "design.yaml"
+    path.write_text("patch_size: 64\nsimulation: {object_size: 256, scan: {step_px: 10}}\n")
+    monkeypatch.setattr("sys.argv", ["ptypinn", "simulate", "--config", str(path), "--output-root", str(tmp_path / "c")])
+    with pytest.raises(SystemExit) as caught:
+        main()
+    out = capsys.readouterr()
+    assert caught.value.code == 2
+    assert "view 'dense'" in out.err and "below the base scan step 10 px" in out.err
+    assert "Traceback" not in out.err + out.out
+    assert not (tmp_path / "c").exists()
+
+
 def test_bad_design_files_are_reported(tmp_path):
     with pytest.raises(DesignError, match="cannot read"):
         load_design(tmp_path / "missing.yaml")
@@ -97,7 +141,7 @@ def test_iterative_engines_take_their_options_from_the_engines():
     assert design.iterative.options("cdtools") == CDToolsOptions()
     assert design.iterative.options("ptychi") == PtychiOptions()
     smoke = preset("smoke").iterative
-    assert smoke.options("cdtools").iterations == smoke.options("ptychi").iterations == 50
+    assert smoke.options("cdtools").iterations == smoke.options("ptychi").iterations == 30
     narrowed = with_iterative(design, ["ptychi"], 7).iterative
     assert narrowed.engines == ("ptychi",)
     assert narrowed.options("ptychi") == PtychiOptions(iterations=7)

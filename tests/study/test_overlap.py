@@ -1,19 +1,19 @@
 import json
-import math
 
 import numpy as np
 import pytest
-from scipy.spatial.distance import cdist, pdist
+from scipy.spatial.distance import pdist, squareform
 from typer.testing import CliRunner
 
 from ptypinn.io.artifacts import file_record, sha256_file, write_json
 from ptypinn.cli import app
 from ptypinn.io.dataset import DatasetError, PtychoDataset, load_dataset, save_dataset
-from ptypinn.study.design import DesignError, preset
+from ptypinn.physics.forward import raster_scan
+from ptypinn.physics.scan import disc_overlap_fraction, measure_overlap, probe_footprint, select_min_spacing
+from ptypinn.study.design import DesignError, OverlapView, make_design, preset
 from ptypinn.study.layout import split_path
-from ptypinn.study.overlap import disc_overlap_fraction, measure_overlap, probe_footprint, run_overlap, select_min_spacing
-from ptypinn.physics.forward import gaussian_probe, raster_scan
-from ptypinn.study.simulate import run_simulation
+from ptypinn.study.overlap import run_overlap
+from ptypinn.study.simulate import run_simulation, scan_positions
 
 
 def top_hat(size, radius):
@@ -22,100 +22,41 @@ def top_hat(size, radius):
 
 
 # --------------------------------------------------------------------------------------------
-# Disc overlap
+# Spacing rules
 
 
-def test_disc_overlap_fraction_at_known_distances():
-    diameter = 40.0
-    radius = diameter / 2
-    # Two discs a radius apart: the lens is two circular segments whose chord lies R/2 from each centre.
-    h = radius / 2
-    segment = radius**2 * math.acos(h / radius) - h * math.sqrt(radius**2 - h**2)
-    expected = 2 * segment / (math.pi * radius**2)
-    values = disc_overlap_fraction(np.array([0.0, radius, diameter, 1.5 * diameter]), diameter)
-    np.testing.assert_allclose(values, [1.0, expected, 0.0, 0.0], atol=1e-12)
-    assert expected == pytest.approx(0.391, abs=5e-4)
-    assert np.all(np.diff(disc_overlap_fraction(np.linspace(0, diameter, 50), diameter)) < 0)
-
-
-def test_disc_overlap_fraction_matches_counted_pixels():
-    yy, xx = np.mgrid[-300:400, -300:300] + 0.5
-    first, second = np.hypot(xx, yy) < 200, np.hypot(xx, yy - 130) < 200
-    assert disc_overlap_fraction(130.0, 400.0) == pytest.approx((first & second).sum() / first.sum(), abs=2e-3)
-
-
-# --------------------------------------------------------------------------------------------
-# Minimum-spacing selection
-
-
-def test_selection_keeps_only_well_spaced_positions_and_is_maximal(rng):
-    positions = rng.uniform(0, 300, size=(800, 2))
-    kept = select_min_spacing(positions, 25.0, seed=456)
-    assert np.all(np.diff(kept) > 0)
-    assert pdist(positions[kept]).min() >= 25.0
-    rejected = np.setdiff1d(np.arange(800), kept)
-    # Greedy: every rejected position was blocked by a kept one.
-    assert np.all(cdist(positions[rejected], positions[kept]).min(axis=1) < 25.0)
-    assert select_min_spacing(positions, 25.0, seed=456).tobytes() == kept.tobytes()
-    assert not np.array_equal(select_min_spacing(positions, 25.0, seed=457), kept)
-
-
-def test_selection_spacing_is_inclusive_and_zero_keeps_all():
-    grid = raster_scan((200, 200), 64, step=10.0)
-    np.testing.assert_array_equal(select_min_spacing(grid, 10.0, seed=1), np.arange(len(grid)))
-    np.testing.assert_array_equal(select_min_spacing(grid, 0.0, seed=1), np.arange(len(grid)))
-    kept = select_min_spacing(grid, 10.5, seed=1)
-    assert 0 < len(kept) < len(grid) and pdist(grid[kept]).min() >= 10.5
-
-
-# --------------------------------------------------------------------------------------------
-# Footprint, overlap and coverage
-
-
-def test_probe_footprint_of_a_top_hat_and_a_gaussian():
-    mask, diameter = probe_footprint(top_hat(64, 12))
-    assert mask.sum() == np.count_nonzero(np.abs(top_hat(64, 12)))
-    assert diameter == pytest.approx(24.0, abs=0.5)
-    # Gaussian amplitude with FWHM w: intensity exp(-r^2 / sigma^2) drops to 1/e^2 at r = sqrt(2) sigma.
-    sigma = 10 / (2 * math.sqrt(2 * math.log(2)))
-    assert probe_footprint(gaussian_probe(64, 10.0))[1] == pytest.approx(2 * math.sqrt(2) * sigma, abs=0.3)
-    with pytest.raises(ValueError, match="zero everywhere"):
-        probe_footprint(np.zeros((8, 8)))
-
-
-def test_overlap_of_two_positions_is_the_disc_formula():
-    probe = top_hat(64, 12)
+@pytest.mark.parametrize("rule", ["disc_overlap", "patch_linear"])
+def test_both_spacing_rules_on_a_synthetic_raster(rule):
+    """A fine (3 px) raster thinned by each rule: the disc rule's spacing d has f(d) = target
+    and the subset's nearest-neighbour overlap lands within 0.1 of it; the patch rule's is
+    (1 - f) N, which with a probe half the patch across leaves far less overlap."""
+    probe, patch = top_hat(64, 16), 64
     diameter = probe_footprint(probe)[1]
-    result = measure_overlap(np.array([[50.0, 60.0], [60.0, 60.0]]), probe, (128, 128), 7, 0.5)
-    assert result["measured_fraction"] == pytest.approx(float(disc_overlap_fraction(10.0, diameter)))
-    assert result["nearest_fraction"] == result["measured_fraction"]
-    assert result["mean_nn_spacing_px"] == pytest.approx(10.0)
-    assert result["count"] == 2 and result["target_fraction"] == 0.5
-    json.dumps(result, allow_nan=False)
-
-
-def test_coverage_of_known_layouts():
-    probe = top_hat(64, 12)
-    area = int(np.count_nonzero(np.abs(probe)))
-    one = np.array([[64.0, 64.0]])
-    # Default region: the footprint's own bounding box (25 x 25 px).
-    assert measure_overlap(one, probe, (128, 128), 7, None)["coverage"] == pytest.approx(area / 25**2)
-    box = (32, 96, 32, 96)
-    assert measure_overlap(one, probe, (128, 128), 7, None, field_of_view=box)["coverage"] == pytest.approx(area / 64**2)
-    apart = np.array([[45.0, 64.0], [83.0, 64.0]])
-    assert measure_overlap(apart, probe, (128, 128), 7, None, field_of_view=box)["coverage"] == pytest.approx(2 * area / 64**2)
-    same = np.array([[64.0, 64.0], [64.2, 63.9]])
-    assert measure_overlap(same, probe, (128, 128), 7, None, field_of_view=box)["coverage"] == pytest.approx(area / 64**2)
-    # At x = 0 only the footprint's right half (mask columns >= 32) lies on the object, and the
-    # region is clipped to the object's columns 0..12 of the footprint's 25-row box.
-    edge = measure_overlap(np.array([[0.0, 64.0]]), probe, (128, 128), 7, None)
-    assert edge["coverage"] == pytest.approx(np.count_nonzero(np.abs(probe)[:, 32:]) / (25 * 13))
-    single = measure_overlap(one, probe, (128, 128), 7, 0.2)
-    assert single["measured_fraction"] is None and single["mean_nn_spacing_px"] is None
+    grid = raster_scan((256, 256), patch, step=3.0)
+    for fraction in (0.7, 0.2):
+        view = OverlapView(name="view", fraction=fraction, rule=rule)
+        spacing = view.spacing(patch, diameter)
+        kept = grid[select_min_spacing(grid, spacing, seed=456)]
+        measured = measure_overlap(kept, probe, (256, 256), 7)
+        assert pdist(kept).min() >= spacing
+        if rule == "disc_overlap":
+            assert float(disc_overlap_fraction(spacing, diameter)) == pytest.approx(fraction)
+            assert measured["nearest_overlap"] <= fraction
+            assert measured["nearest_overlap"] == pytest.approx(fraction, abs=0.1)
+        else:
+            assert spacing == pytest.approx((1 - fraction) * patch)
+            assert measured["nearest_overlap"] < fraction - 0.1
+            if spacing >= diameter:  # sparse: footprints S = 51.2 px apart, D = 33 px across
+                assert measured["nearest_overlap"] == 0.0
+        assert measured["knn_overlap"] <= measured["nearest_overlap"]
 
 
 # --------------------------------------------------------------------------------------------
 # Phase D end to end
+
+
+def entry_measures(entry):
+    return {(split, entry["nearest_overlap"][split], entry["knn_overlap"][split]) for split in ("train", "test")}
 
 
 @pytest.fixture
@@ -138,10 +79,14 @@ def test_run_overlap_writes_views_provenance_and_metrics(tiny_design, phase_c, t
     assert pdist(dense.positions).min() >= tiny_design.spacing("dense")
     assert set(map(tuple, dense.positions)) <= set(map(tuple, source.positions))
     assert dense.metadata["view"] == "dense" and dense.metadata["target_fraction"] == 0.7
+    assert dense.metadata["spacing_rule"] == "patch_linear" and dense.metadata["spacing_px"] == pytest.approx(19.2)
     assert dense.metadata["positions_kept"] + dense.metadata["positions_rejected"] == source.count
     assert dense.metadata["overlap_source"] == {"path": "dose_1000/train.npz", "sha256": sha256_file(split_path(phase_c, 1000, "train"))}
     dense_entry = manifest["doses"][0]["views"][0]
     assert dense_entry["formed"] and dense_entry["files"]["test"] == file_record(split_path(out, 1000, "test", "dense"), out)
+    diameter = probe_footprint(source.probe)[1]
+    assert (dense_entry["rule"], dense_entry["spacing_px"], dense_entry["probe_diameter_px"]) == ("patch_linear", pytest.approx(19.2), diameter)
+    assert manifest["doses"][0]["probe_diameter_px"] == diameter
 
     # The tiny scan is too small for the sparse view: nothing written, both splits reported.
     assert not stale.parent.exists()
@@ -150,11 +95,19 @@ def test_run_overlap_writes_views_provenance_and_metrics(tiny_design, phase_c, t
 
     metrics = json.loads((out / "metrics.json").read_text())
     assert [(m["view"], m["split"]) for m in metrics] == [("baseline", "train"), ("baseline", "test"), ("dense", "train"), ("dense", "test")]
-    required = {"dose", "view", "split", "target_fraction", "measured_fraction", "mean_nn_spacing_px", "coverage", "probe_diameter_px", "count"}
+    required = {"dose", "view", "split", "rule", "target_fraction", "spacing_px", "nearest_overlap", "knn_overlap",
+                "neighbor_count", "mean_nn_spacing_px", "coverage", "probe_diameter_px", "count"}
     assert all(required <= set(m) for m in metrics)
     baseline, view = metrics[0], metrics[2]
     assert baseline["count"] == source.count and view["count"] == dense.count
-    assert view["measured_fraction"] < baseline["measured_fraction"] and view["coverage"] <= baseline["coverage"]
+    assert baseline["rule"] is None and baseline["target_fraction"] is None and view["rule"] == "patch_linear"
+    assert view["nearest_overlap"] < baseline["nearest_overlap"] and view["knn_overlap"] < baseline["knn_overlap"]
+    assert view["coverage"] <= baseline["coverage"]
+    # The nearest-neighbour overlap is that of the subset's own nearest distances.
+    nearest = np.sort(squareform(pdist(dense.positions)), axis=1)[:, 1]
+    assert view["nearest_overlap"] == pytest.approx(float(disc_overlap_fraction(nearest, diameter).mean()))
+    assert entry_measures(dense_entry) == {("train", metrics[2]["nearest_overlap"], metrics[2]["knn_overlap"]),
+                                           ("test", metrics[3]["nearest_overlap"], metrics[3]["knn_overlap"])}
     assert json.loads((out / "overlap_manifest.json").read_text()) == manifest
 
 
@@ -206,10 +159,75 @@ def test_cli_overlap_reports_views_and_fails_on_a_missing_one(tiny_design, phase
     out = tmp_path / "d"
     result = CliRunner().invoke(app, ["overlap", "--config", str(config), "--phase-c-root", str(phase_c), "--output-root", str(out)])
     assert result.exit_code == 1, result.output
-    assert "dose 1000 dense (S = 19.2 px): kept" in result.output and "overlap target 0.7, measured" in result.output
+    assert "dose 1000 dense (patch_linear, D = 33.0 px, S = 19.2 px): kept" in result.output
+    assert "overlap target 0.7, nearest-neighbour 0." in result.output and "mean of K=7 nearest 0." in result.output
     assert "not formed: dose 1000 view 'sparse' train" in result.output
     assert split_path(out, 1000, "test", "dense").is_file() and (out / "metrics.json").is_file()
 
     result = CliRunner().invoke(app, ["overlap", "--config", str(config), "--phase-c-root", str(phase_c), "--output-root", str(out), "--view", "dense", "--dose", "1000"])
     assert result.exit_code == 0, result.output
     assert "sparse" not in result.output
+
+
+def test_run_overlap_refuses_a_view_the_data_cannot_reach(tmp_path):
+    """The design's own probe (D = 33 px) allows the dense spacing 7.84 px at a 5 px step, but the
+    data's probe is a small top hat (D = 17 px): its spacing 4.0 px is below the step."""
+    design = make_design({"name": "fine", "patch_size": 64, "simulation": {"object_size": 128, "scan": {"step_px": 5.0}}})
+    probe = top_hat(64, 8)
+    assert design.spacing("dense", probe_footprint(probe)[1]) < 5.0 <= design.spacing("dense")
+    root = tmp_path / "c"
+    positions = raster_scan((128, 128), 64, 5.0)
+    files = {}
+    for split in ("train", "test"):
+        dataset = PtychoDataset(
+            diffraction=np.ones((len(positions), 64, 64), np.float32),
+            xcoords=positions[:, 0].copy(), ycoords=positions[:, 1].copy(), probe=probe,
+        )
+        files[split] = file_record(save_dataset(split_path(root, 500, split), dataset), root)
+    write_json(root / "simulation_manifest.json", {"doses": [{"dose": 500.0, "files": files}]})
+    with pytest.raises(DesignError, match=r"dose 500: view 'dense' .* below the base scan step 5 px") as caught:
+        run_overlap(design, root, tmp_path / "d")
+    assert "'sparse'" not in str(caught.value)
+    assert not (tmp_path / "d").exists()
+
+
+def view_positions(design, positions, probe_diameter, boundary):
+    """Each view's positions per split, selected as phase D does, from a y split at boundary."""
+    splits = {"train": positions[positions[:, 1] < boundary], "test": positions[positions[:, 1] >= boundary]}
+    return {
+        (view.name, split): part[select_min_spacing(part, design.spacing(view.name, probe_diameter), design.seeds.subsampling)]
+        for view in design.views
+        for split, part in splits.items()
+    }
+
+
+@pytest.mark.slow
+def test_smoke_preset_views_have_their_overlap_and_enough_positions(tmp_path):
+    """Through phases C and D: every view holds at least 50 positions per split and its
+    nearest-neighbour overlap is within 0.1 of its target."""
+    design = preset("smoke")
+    run_simulation(design, tmp_path / "c", doses=[1e4])
+    manifest = run_overlap(design, tmp_path / "c", tmp_path / "d")
+    assert manifest["not_formed"] == []
+    rows = json.loads((tmp_path / "d" / "metrics.json").read_text())
+    views = [row for row in rows if row["view"] != "baseline"]
+    assert {(row["view"], row["split"]) for row in views} == {(v, s) for v in ("dense", "sparse") for s in ("train", "test")}
+    for row in views:
+        assert row["rule"] == "disc_overlap" and row["count"] >= 50, row
+        assert abs(row["nearest_overlap"] - row["target_fraction"]) <= 0.1, row
+    train = load_dataset(split_path(tmp_path / "c", 1e4, "train"))
+    assert train.count >= 1000  # the PINN trains on thousands of patterns
+
+
+@pytest.mark.parametrize(("name", "minimum"), [("smoke", 50), ("full", 200)])
+def test_preset_views_have_their_overlap_and_enough_positions(name, minimum):
+    """Each preset's scan geometry (positions only, split at half the object as phase C does):
+    every view holds enough positions per split, within 0.1 of its target."""
+    design = preset(name)
+    size = design.simulation.object_size
+    diameter = design.probe_diameter()
+    probe = design.simulation.probe.build(design.patch_size)
+    for (view, split), kept in view_positions(design, scan_positions(design, (size, size)), diameter, size / 2).items():
+        measured = measure_overlap(kept, probe, (size, size), design.neighbor_count)
+        assert measured["count"] >= minimum, (view, split, measured)
+        assert abs(measured["nearest_overlap"] - design.view(view).fraction) <= 0.1, (view, split, measured)

@@ -146,17 +146,21 @@ def test_a_failed_job_is_logged_and_the_others_still_run(roots):
 
 @pytest.mark.slow
 def test_real_run_of_the_smallest_job_is_deterministic(tmp_path):
-    """`python -m ptypinn train-matrix` on the smoke preset, twice: same losses, bundle hash in the manifest."""
+    """`python -m ptypinn train-matrix` on the smoke preset over a 128 px object (about 90 training
+    patterns), twice: same losses, bundle hash in the manifest."""
     from ptypinn.study.design import preset
     from ptypinn.study.simulate import run_simulation
 
+    smoke = preset("smoke")
+    design = smoke.model_copy(update={"simulation": smoke.simulation.model_copy(update={"object_size": 128})})
+    config = design.save(tmp_path / "design.yaml")
     phase_c = tmp_path / "c"
-    run_simulation(preset("smoke"), phase_c, doses=[1000])
+    run_simulation(design, phase_c, doses=[1000])
     losses = []
     for run in ("a", "b"):
         out = tmp_path / run
         command = [sys.executable, "-m", "ptypinn", "train-matrix", "--phase-c-root", str(phase_c), "--phase-d-root", str(tmp_path / "d"),
-                   "--artifact-root", str(out), "--preset", "smoke", "--view", "baseline", "--allow-missing-phase-d",
+                   "--artifact-root", str(out), "--config", str(config), "--view", "baseline", "--allow-missing-phase-d",
                    "--accelerator", "cpu", "--deterministic", "--num-workers", "0", "--logger", "csv", "--max-epochs", "1"]
         done = subprocess.run(command, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr

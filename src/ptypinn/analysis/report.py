@@ -22,6 +22,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (backend first)
 import numpy as np  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 
 from ptypinn.io.artifacts import atomic_path, write_json  # noqa: E402
 
@@ -143,29 +145,72 @@ def frc_curves(curves: Sequence[dict], dose: float, view: str, path: str | os.Pa
     return _save(figure, Path(path))
 
 
-def overlap_figure(measurements: Sequence[dict], path: str | os.PathLike) -> Path:
-    """Target against measured overlap fraction, and coverage, per view (phase D measurements).
+def _legend_mark(marker: str, colour: str, filled: bool, label: str) -> Line2D:
+    face = colour if filled else "none"
+    return Line2D([], [], marker=marker, linestyle="", markerfacecolor=face, markeredgecolor=colour,
+                  label=label)
 
-    ``measurements`` items: ``{dose, view, split, target_fraction, measured_fraction, coverage}``.
+
+def overlap_figure(
+    measurements: Sequence[dict], path: str | os.PathLike, tolerance: float = 0.1
+) -> Path:
+    """:func:`overlap_plot` saved as a PNG."""
+    return _save(overlap_plot(measurements, tolerance), Path(path))
+
+
+def overlap_plot(measurements: Sequence[dict], tolerance: float = 0.1) -> plt.Figure:
+    """Phase D overlap: target against measured (left) and every measure per view (right).
+
+    ``measurements`` are phase D metric rows: ``{dose, view, split, target_fraction,
+    nearest_overlap, knn_overlap, neighbor_count, coverage}``, ``target_fraction`` ``None`` for
+    the full scan (baseline). Each dose and split gives one mark per measure in its view's
+    colour: a filled circle for the nearest-neighbour overlap, an open square for the mean over
+    the K nearest neighbours, a triangle for coverage (right panel only). The left panel draws
+    the line measured = target and a band of ``+- tolerance`` around it.
     """
-    figure, (left, right) = plt.subplots(1, 2, figsize=(8, 3.2))
-    views = sorted({m["view"] for m in measurements})
+    neighbours = measurements[0].get("neighbor_count", "K") if measurements else "K"
+    marks = (  # (row key, marker, filled, legend text)
+        ("nearest_overlap", "o", True, "nearest-neighbour overlap"),
+        ("knn_overlap", "s", False, f"mean overlap with the {neighbours} nearest neighbours"),
+        ("coverage", "^", True, "coverage of the field of view (right)"),
+    )
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    left.fill_between([0, 1], [-tolerance, 1 - tolerance], [tolerance, 1 + tolerance], color="0.85")
+    left.plot([0, 1], [0, 1], "k--", linewidth=0.8)
+    views = list(dict.fromkeys(m["view"] for m in measurements))
+    handles = []
     for index, view in enumerate(views):
-        chosen = [m for m in measurements if m["view"] == view]
-        target = chosen[0].get("target_fraction")
-        measured = [m["measured_fraction"] for m in chosen]
-        left.scatter([index] * len(measured), measured, label="measured")
-        if target is not None:
-            left.scatter([index], [target], marker="x", color="k", s=60, label="target" if index == 0 else None)
-        right.scatter([index] * len(chosen), [m["coverage"] for m in chosen])
-    for ax, title in ((left, "overlap fraction f"), (right, "coverage of the field of view")):
-        ax.set_xticks(range(len(views)), views)
+        colour = f"C{index % 10}"
+        rows = [m for m in measurements if m["view"] == view]
+        target = rows[0].get("target_fraction")
+        name = f"{view} (full scan, no target)" if target is None else f"{view} (target {target:g})"
+        handles.append(_legend_mark("o", colour, True, name))
+        offsets = np.linspace(-0.25, 0.25, len(rows)) if len(rows) > 1 else np.zeros(1)
+        for key, marker, filled, _ in marks:
+            face = colour if filled else "none"
+            style = {"marker": marker, "edgecolors": colour, "facecolors": face}
+            for offset, row in zip(offsets, rows):
+                if row.get(key) is None:
+                    continue
+                right.scatter(index + offset, row[key], **style)
+                if target is not None and key != "coverage":
+                    left.scatter(target + offset / 20, row[key], **style)
+    handles += [_legend_mark(marker, "0.4", filled, text) for _, marker, filled, text in marks]
+    handles += [
+        Line2D([], [], color="k", linestyle="--", linewidth=0.8, label="measured = target (left)"),
+        Patch(color="0.85", label=f"target ± {tolerance:g} (left)"),
+    ]
+    left.set_xlim(0, 1)
+    left.set_xlabel("target overlap fraction")
+    left.set_ylabel("measured fraction")
+    left.set_title("target against measured (one mark per dose, split and measure)", fontsize=9)
+    right.set_xticks(range(len(views)), views)
+    right.set_title("every measure per view", fontsize=9)
+    for ax in (left, right):
         ax.set_ylim(0, 1.05)
-        ax.set_title(title, fontsize=9)
-    handles, labels = left.get_legend_handles_labels()
-    unique = dict(zip(labels, handles))
-    left.legend(unique.values(), unique.keys(), fontsize=7)
-    return _save(figure, Path(path))
+    figure.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+    figure.tight_layout()
+    return figure
 
 
 def _embedded_image(path: Path) -> str:

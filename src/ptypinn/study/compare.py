@@ -33,7 +33,8 @@ from ptypinn.pinn.inference import PtychoPINNReconstructor
 from ptypinn.study.layout import COMPARISON_MANIFEST, RECONSTRUCTION_FILE, TRAINING_MANIFEST, dose_label, job_folder
 from ptypinn.study.matrix import BASELINE, collect_datasets
 from ptypinn.analysis.metrics import align, region_box, score_aligned
-from ptypinn.study.overlap import METRICS_FILE, illuminated, probe_footprint
+from ptypinn.physics.scan import illuminated, probe_footprint
+from ptypinn.study.overlap import METRICS_FILE
 from ptypinn.io.progress import progress_bar
 from ptypinn.analysis.report import Panel, aggregate, frc_curves, markdown_table, metric_vs_dose, overlap_figure, reconstruction_grid, write_report, write_tidy
 from ptypinn.pinn.train import BUNDLE_NAME
@@ -167,11 +168,36 @@ def _training_rows(phase_e_root: Path) -> list[dict]:
     return [{key: job.get(key) for key in ("dose", "view", "gridsize", "status", "epochs", "final_loss", "wall_time_s")} for job in jobs]
 
 
+def _views_setting(design: StudyDesign) -> str:
+    """Each view's target, rule and spacing for the design's own probe (footprint D)."""
+    diameter = design.probe_diameter()
+    views = ", ".join(
+        f"{v.name} ({v.fraction:g}, {v.rule}, {v.spacing(design.patch_size, diameter):.1f})"
+        for v in design.views
+    )
+    return f"{views}; probe footprint D = {diameter:.1f} px"
+
+
+OVERLAP_COLUMNS = (
+    "dose", "view", "split", "count", "rule", "target_fraction", "probe_diameter_px", "spacing_px",
+    "nearest_overlap", "knn_overlap", "mean_nn_spacing_px", "coverage",
+)
+OVERLAP_TEXT = (
+    "Each view thins the full scan (baseline) to a minimum spacing set by its rule: "
+    "`disc_overlap` solves f(d) = target for the probe footprint diameter D (|P|² above 1/e² "
+    "of its peak, as a disc of equal area); `patch_linear` is the original study's "
+    "S = (1 − f)·N. Measured with the same footprint: `nearest_overlap` is the disc-overlap "
+    "fraction with the nearest neighbour (what the rule targets), `knn_overlap` the mean over "
+    "the K nearest neighbours, both averaged over positions; coverage is the illuminated share "
+    "of the full scan's field of view."
+)
+
+
 def _design_table(design: StudyDesign) -> str:
     rows = [
         {"setting": "doses (photons/pattern)", "value": ", ".join(f"{d:g}" for d in design.doses)},
         {"setting": "N (patch px)", "value": design.patch_size},
-        {"setting": "views (target f, spacing S px)", "value": ", ".join(f"{v.name} ({v.fraction}, {design.spacing(v.name):.1f})" for v in design.views)},
+        {"setting": "views (target f, spacing rule, spacing px)", "value": _views_setting(design)},
         {"setting": "neighbours K / gridsizes", "value": f"{design.neighbor_count} / {list(design.gridsizes)}"},
         {"setting": "object / scan step (px)", "value": f"{design.simulation.object_size} / {design.simulation.scan.step_px:g} ({design.simulation.scan.pattern})"},
         {"setting": "probe", "value": f"{design.simulation.probe.kind}, diameter {design.simulation.probe.diameter_fraction}·N"},
@@ -213,9 +239,8 @@ def run_comparison(design: StudyDesign, phase_c_root: str | Path, phase_d_root: 
     write_json(output_root / "aggregate.json", tables)
     sections = [("Design", _design_table(design))]
     if overlap:
-        sections.append(("Measured overlap (phase D)", "Target overlap f against the disc-overlap fraction measured with the probe's real "
-                         "footprint, averaged over each position's K nearest neighbours.\n\n" + markdown_table(
-                             overlap, ("dose", "view", "split", "count", "target_fraction", "measured_fraction", "mean_nn_spacing_px", "coverage"))))
+        table = markdown_table(overlap, OVERLAP_COLUMNS)
+        sections.append(("Measured overlap (phase D)", f"{OVERLAP_TEXT}\n\n{table}"))
     sections += [
         ("Phase (emphasised)", "Scores after alignment (sub-pixel shift, global phase, phase ramp, amplitude scale) inside the "
          "illuminated test region. PSNR is on the truth's data range in that region; FRC50 in cycles/pixel.\n\n" + markdown_table(tables["phase"], columns)),

@@ -3,6 +3,12 @@
 Defaults are the design stated in DESIGN.md. ``preset("smoke")`` shrinks it so the whole study
 runs on two CPU cores in minutes; ``preset("full")`` is the design as stated. A design round-trips
 through YAML (:meth:`StudyDesign.save`, :func:`load_design`).
+
+Each overlap view thins the base scan to a minimum spacing chosen by its rule
+(:meth:`OverlapView.spacing`): ``disc_overlap`` (default) solves ``f(d) = target`` for the probe
+footprint's diameter ``D`` (:mod:`ptypinn.physics.scan`), so the view has the overlap it is named
+for; ``patch_linear`` is the original study's ``S = (1 - f) N``. A view whose spacing is below the
+base scan's step cannot reach its target and the design is refused.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -24,6 +31,7 @@ from ptypinn.engines.api import (
 )
 from ptypinn.io.artifacts import atomic_path
 from ptypinn.pinn.config import Method, TrainingConfig
+from ptypinn.physics.scan import disc_overlap_distance, probe_footprint
 
 PATCH_SIZES = (64, 128, 256)
 
@@ -36,11 +44,25 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+SpacingRule = Literal["disc_overlap", "patch_linear"]
+
+
 class OverlapView(_Strict):
-    """A scan-overlap view: positions are thinned until neighbours are at least (1 - f) N apart."""
+    """A scan-overlap view: positions are thinned until neighbours are at least a spacing apart."""
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     fraction: float = Field(description="target overlap fraction f, in [0, 1)")
+    rule: SpacingRule = Field(
+        "disc_overlap",
+        description="spacing rule: 'disc_overlap' solves f(d) = fraction for the probe footprint "
+        "diameter D; 'patch_linear' is the original study's S = (1 - f) N",
+    )
+
+    def spacing(self, patch_size: int, probe_diameter: float) -> float:
+        """Minimum scan spacing of the view in pixels, by its rule."""
+        if self.rule == "patch_linear":
+            return (1.0 - self.fraction) * patch_size
+        return disc_overlap_distance(self.fraction, probe_diameter)
 
     @field_validator("fraction")
     @classmethod
@@ -68,6 +90,17 @@ class ProbeConfig(_Strict):
         0.5, gt=0, le=1, description="disk diameter, Gaussian FWHM or Airy first-zero diameter, as a fraction of N"
     )
     curvature: float = Field(3.0, description="defocus phase at the rim, radians")
+
+    def build(self, size: int) -> np.ndarray:
+        """The probe on a ``size x size`` grid (complex64, peak amplitude 1)."""
+        from ptypinn.physics.forward import airy_probe, disk_probe, gaussian_probe  # imports torch
+
+        extent = self.diameter_fraction * size
+        if self.kind == "disk":
+            return disk_probe(size, extent, edge=max(size / 32, 1.0), curvature=self.curvature)
+        if self.kind == "gaussian":
+            return gaussian_probe(size, extent, curvature=self.curvature)
+        return airy_probe(size, extent / 2, curvature=self.curvature)
 
 
 class ScanConfig(_Strict):
@@ -124,7 +157,7 @@ class StudyDesign(_Strict):
     split_axis: Literal["y"] = "y"
     seeds: Seeds = Seeds()
     metrics: MetricsConfig = MetricsConfig()
-    simulation: SimulationConfig = SimulationConfig(object_size=640, scan=ScanConfig(step_px=20.0))
+    simulation: SimulationConfig = SimulationConfig(object_size=1408, scan=ScanConfig(step_px=12.0))
     training: TrainingConfig = TrainingConfig()
     iterative: IterativeConfig = IterativeConfig()
 
@@ -183,11 +216,37 @@ class StudyDesign(_Strict):
                 f"simulation.object_size: {self.simulation.object_size} px is too small for N={self.patch_size}; "
                 f"it must be at least 2N={2 * self.patch_size} so both halves of the y split hold positions"
             )
+        problems = self.unreachable_views(self.probe_diameter())
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
-    def spacing(self, view: str) -> float:
-        """Minimum scan spacing S = (1 - f) N of a view, in pixels."""
-        return (1.0 - self.view(view).fraction) * self.patch_size
+    def probe_diameter(self) -> float:
+        """Footprint diameter D of the design's probe, px (:func:`probe_footprint`)."""
+        return probe_footprint(self.simulation.probe.build(self.patch_size))[1]
+
+    def spacing(self, view: str, probe_diameter: float | None = None) -> float:
+        """Minimum scan spacing of a view, px, for a probe footprint of ``probe_diameter``
+        (default: the design's own probe)."""
+        diameter = self.probe_diameter() if probe_diameter is None else probe_diameter
+        return self.view(view).spacing(self.patch_size, diameter)
+
+    def unreachable_views(self, probe_diameter: float) -> list[str]:
+        """One message per view whose spacing lies below the base scan step: thinning that scan
+        cannot bring neighbours closer, so the view's target overlap cannot be reached."""
+        step = self.simulation.scan.step_px
+        problems = []
+        for view in self.views:
+            spacing = view.spacing(self.patch_size, probe_diameter)
+            if spacing < step:
+                problems.append(
+                    f"view {view.name!r} ({view.rule} rule, target overlap {view.fraction:g}, "
+                    f"probe footprint D = {probe_diameter:.1f} px) needs a spacing of "
+                    f"{spacing:.2f} px, below the base scan step {step:g} px, so its target "
+                    "cannot be reached; use a finer simulation.scan.step_px (at most the "
+                    "spacing) or a lower target"
+                )
+        return problems
 
     def view(self, name: str) -> OverlapView:
         for candidate in self.views:
@@ -237,14 +296,20 @@ def with_iterative(
     return make_design(values)
 
 
+# Sizing. The dense view's spacing (0.24 D) must not fall below the base step, and the sparse
+# view (0.69 D) must keep enough positions per split (smoke >= 50, full >= 200): with D ~ N/2 that
+# takes a 5 px step over 384 px at N = 64 (about 2,000 patterns per split) and a 12 px step over
+# 1408 px at N = 128 (about 5,700). The smoke preset trains 3 epochs, so each job sees about as
+# many samples as 30 epochs did on its former 200-pattern scan, and runs 30 iterative iterations
+# over about 2,500 test patterns per dose.
 PRESETS = {
     "full": {},
     "smoke": {
         "name": "smoke",
         "patch_size": 64,
-        "simulation": {"object_size": 256, "scan": {"step_px": 10.0, "jitter_px": 1.0}},
-        "training": {"width": 1, "epochs": 30, "groups_per_position": 4.0, "augment": True},
-        "iterative": {"cdtools": {"iterations": 50}, "ptychi": {"iterations": 50}},
+        "simulation": {"object_size": 384, "scan": {"step_px": 5.0, "jitter_px": 1.0}},
+        "training": {"width": 1, "epochs": 3, "groups_per_position": 4.0, "augment": True},
+        "iterative": {"cdtools": {"iterations": 30}, "ptychi": {"iterations": 30}},
     },
 }
 

@@ -22,10 +22,10 @@ import torch
 from ptypinn import __version__
 from ptypinn.io.artifacts import file_record, sha256_file, write_json
 from ptypinn.io.dataset import DatasetError, PtychoDataset, read_npz, save_dataset
-from ptypinn.study.design import ProbeConfig, StudyDesign
+from ptypinn.study.design import StudyDesign
 from ptypinn.study.layout import SIMULATION_MANIFEST, dose_label, split_path
 from ptypinn.physics.forward import (
-    airy_probe, disk_probe, dose_scale, exit_waves, far_field, fermat_scan, gaussian_probe, pattern_energies, poisson_observe, raster_scan,
+    dose_scale, exit_waves, far_field, fermat_scan, pattern_energies, poisson_observe, raster_scan,
 )
 from ptypinn.io.progress import progress_bar
 from ptypinn.physics.samples import default_object
@@ -40,22 +40,12 @@ class SimulationSource:
     provenance: dict = field(default_factory=dict)
 
 
-def make_probe(config: ProbeConfig, size: int) -> np.ndarray:
-    """The probe a design asks for, on an ``size x size`` grid."""
-    extent = config.diameter_fraction * size
-    if config.kind == "disk":
-        return disk_probe(size, extent, edge=max(size / 32, 1.0), curvature=config.curvature)
-    if config.kind == "gaussian":
-        return gaussian_probe(size, extent, curvature=config.curvature)
-    return airy_probe(size, extent / 2, curvature=config.curvature)
-
-
 def default_source(design: StudyDesign) -> SimulationSource:
     """The embedded default object and the design's probe."""
     size = design.simulation.object_size
     return SimulationSource(
         obj=default_object(size),
-        probe=make_probe(design.simulation.probe, design.patch_size),
+        probe=design.simulation.probe.build(design.patch_size),
         provenance={
             "object": f"embedded default ({size}x{size}: camera amplitude, astronaut phase)",
             "probe": design.simulation.probe.model_dump(mode="json"),
@@ -80,7 +70,7 @@ def source_from_npz(path: str | os.PathLike, design: StudyDesign) -> SimulationS
             )
         provenance["probe"] = "probeGuess from the object file"
     else:
-        probe = make_probe(design.simulation.probe, design.patch_size)
+        probe = design.simulation.probe.build(design.patch_size)
         provenance["probe"] = design.simulation.probe.model_dump(mode="json")
     return SimulationSource(obj=obj.astype(np.complex64), probe=probe.astype(np.complex64), provenance=provenance)
 
