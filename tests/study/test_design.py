@@ -75,3 +75,13 @@ def test_bad_design_files_are_reported(tmp_path):
 def test_unknown_preset():
     with pytest.raises(DesignError, match="unknown preset 'huge'"):
         preset("huge")
+
+
+def test_scoring_defaults_bound_the_alignment_and_guard_the_split():
+    from ptypinn.analysis.metrics import MAX_SHIFT_PX
+
+    design = preset("full")
+    assert design.metrics.max_shift_px == MAX_SHIFT_PX  # the design and align() agree
+    assert design.simulation.guard_band is True
+    with pytest.raises(DesignError, match="metrics.max_shift_px"):
+        make_design({"metrics": {"max_shift_px": -1}})
