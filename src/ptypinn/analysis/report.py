@@ -155,7 +155,8 @@ def metric_vs_dose(rows: Sequence[dict], view: str, component: str, path: str | 
     """One panel per metric: value against dose (log axis), one line and marker per method, for
     one view. Methods sit at small dose offsets so equal values stay visible; an undefined value
     is a gap (:func:`dose_series`)."""
-    figure, axes = plt.subplots(1, len(metrics), figsize=(3.4 * len(metrics), 3.0), squeeze=False)
+    figure, axes = plt.subplots(1, len(metrics), figsize=(3.4 * len(metrics), 3.4), squeeze=False,
+                                layout="constrained")
     methods = sorted({r["method"] for r in rows
                       if r["view"] == view and r["component"] == component})
     offsets = np.linspace(-0.04, 0.04, len(methods)) if len(methods) > 1 else np.zeros(1)
@@ -169,8 +170,8 @@ def metric_vs_dose(rows: Sequence[dict], view: str, component: str, path: str | 
         ax.set_xlabel("photons per pattern")
         ax.set_title(f"{component} {metric}", fontsize=9)
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    figure.legend(handles, labels, fontsize=7, loc="upper center", ncol=min(len(labels), 4) or 1,
-                  bbox_to_anchor=(0.5, 0.0))
+    figure.legend(handles, labels, fontsize=7, loc="outside lower center",
+                  ncol=min(len(labels), 4) or 1)
     figure.suptitle(f"{view} view (a gap: not measurable, see the tables)")
     return _save(figure, Path(path))
 
