@@ -191,6 +191,14 @@ def test_ms_ssim_drops_with_blur_and_works_on_64px(truth):
     assert 1.0 > mild > strong
 
 
+def test_ms_ssim_of_anti_correlated_images_is_not_measurable(truth):
+    region = np.zeros((128, 128), bool)
+    region[32:96, 32:96] = True
+    ref = np.abs(truth)
+    with pytest.raises(metrics.Unmeasurable, match="negative"):
+        metrics.ms_ssim(-ref, ref, region)  # not 0: there is no value to report
+
+
 def test_frc_of_independent_white_noise_is_near_zero():
     rng = np.random.default_rng(5)
     a, b = rng.normal(size=(128, 128)), rng.normal(size=(128, 128))

@@ -11,8 +11,9 @@ Scores are taken on the scored region, a boolean mask (the illuminated pixels of
 * MS-SSIM and FRC need a full rectangle: they use the largest square wholly inside the mask
   (:func:`largest_square`).
 
-A score that cannot be measured (a square too small for MS-SSIM or FRC, an FRC that never
-crosses its threshold or crosses it within the first rings, a PSNR of identical images) is
+A score that cannot be measured (a square too small for MS-SSIM or FRC, an MS-SSIM scale with
+a negative contrast-structure term, an FRC that never crosses its threshold or crosses it within
+the first rings, a PSNR of identical images) is
 ``None``, with the reason in :attr:`Scores.reasons`; it is never reported as a number.
 """
 
@@ -374,7 +375,9 @@ def ms_ssim(
     """MS-SSIM on the largest square inside ``region``, after Gaussian pre-smoothing of width
     ``sigma``, on the reference's data range over the region; scale weights renormalised.
 
-    Raises :class:`Unmeasurable` when the square is too small for two scales.
+    Raises :class:`Unmeasurable` when the square is too small for two scales, or when a scale's
+    contrast-structure term is negative: raised to a fractional power it has no real value (the
+    usual clipping to 0 would report an unmeasurable score as the worst one).
     """
     square = largest_square(region)
     side = square[0].stop - square[0].start
@@ -393,7 +396,10 @@ def ms_ssim(
         sigma=1.5,
         data_range=data_range(np.asarray(reference, np.float64)[region]),
         betas=tuple(weights / weights.sum()),
+        normalize=None,  # a negative term stays undefined instead of being clipped to 0
     )
+    if not torch.isfinite(value):
+        raise Unmeasurable("a scale's contrast-structure term is negative (anti-correlated)")
     return float(value)
 
 

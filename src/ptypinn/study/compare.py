@@ -51,9 +51,10 @@ SCORED_REGION_RULE = (
     "window) over those pixels; PSNR (on the truth's data range there) and MAE use the same "
     "pixels. MS-SSIM and FRC need a full rectangle: they are computed on the largest square lying "
     "wholly inside the illuminated region. A value that cannot be measured is n/a, with the "
-    "reason: a square too small for two MS-SSIM scales or for FRC (16 px), an FRC below its "
-    "threshold within the first 3 rings (where chance correlation passes 0.5) or never below it "
-    "up to Nyquist. FRC50 is in cycles/pixel."
+    "reason: a square too small for two MS-SSIM scales or for FRC (16 px), an MS-SSIM scale "
+    "whose contrast-structure term is negative, an FRC below its threshold within the first 3 "
+    "rings (where chance correlation passes 0.5) or never below it up to Nyquist. FRC50 is in "
+    "cycles/pixel."
 )
 
 
