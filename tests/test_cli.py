@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -73,6 +75,40 @@ def test_train_then_reconstruct_with_test_time_refinement(tmp_path):
     rec = runner.invoke(app, ["reconstruct", "--bundle", str(tmp_path / "e/model.pt"), "--data",
                               str(tmp_path / "c/dose_10000/test.npz"), "--output", str(tmp_path / "r"), "--refine", "2"])
     assert rec.exit_code == 0, rec.output
-    assert "refined for 2 steps" in rec.output
+    assert "including 2 refinement steps" in rec.output
     arrays = np.load(tmp_path / "r/reconstruction.npz", allow_pickle=False)
     assert np.isfinite(arrays["objectGuess"]).all()
+
+
+def test_score_prints_scores_alignment_and_region_and_refuses_bad_files(
+    small_dataset, tmp_path, monkeypatch, capsys
+):
+    from ptypinn.io.artifacts import write_npz
+    from ptypinn.io.dataset import metadata_entry, save_dataset
+
+    truth = save_dataset(tmp_path / "truth.npz", small_dataset)
+    recon = write_npz(tmp_path / "recon.npz", {
+        "objectGuess": (small_dataset.obj * np.exp(-0.4j)).astype(np.complex64),
+        "probeGuess": small_dataset.probe, "xcoords": small_dataset.xcoords,
+        "ycoords": small_dataset.ycoords, "metadata": metadata_entry({})})
+    arguments = ("score", str(recon), "--truth", str(truth), "--max-shift", "2")
+    code, out = run_main(monkeypatch, capsys, *arguments)
+    assert code == 0, out.err
+    result = json.loads(out.out)
+    assert result["scores"]["phase"]["ssim"] == pytest.approx(1.0, abs=1e-6)
+    assert result["scores"]["phase"]["psnr"] is None or result["scores"]["phase"]["psnr"] > 100
+    assert result["alignment"]["gain_phase_rad"] == pytest.approx(0.4, abs=1e-4)
+    assert result["alignment"]["max_shift_px"] == 2.0
+    assert result["region"]["illuminated_px"] > 0 and "largest square" in result["region_rule"]
+    assert set(result["undefined"]["phase"]) <= {"psnr", "frc50", "frc_half_bit"}
+
+    (tmp_path / "bad.npz").write_bytes(b"not a zip archive")
+    for args, message in (
+        (["score", str(tmp_path / "bad.npz"), "--truth", str(truth)], "not a readable NPZ file"),
+        (["score", str(truth), "--truth", str(truth)], "holds a dataset"),
+        (["score", str(recon), "--truth", str(recon)], "holds a reconstruction"),
+        (["score", str(tmp_path / "missing.h5"), "--truth", str(truth)], "missing.h5"),
+    ):
+        code, out = run_main(monkeypatch, capsys, *args)
+        assert code == 2 and message in out.err, out.err
+        assert "Traceback" not in out.err + out.out

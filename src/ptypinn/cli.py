@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -284,6 +285,33 @@ def convert(
     content = convert_file(source, target, from_format, to_format)
     what = f"dataset, {content.count} patterns" if isinstance(content, PtychoDataset) else f"reconstruction, {len(content.positions_m)} positions"
     typer.echo(f"{source} -> {target} ({what})")
+
+
+@app.command()
+def score(
+    reconstruction: Annotated[Path, typer.Argument(
+        help="Reconstruction to score: our reconstruction NPZ or a ptychodus product (.h5).",
+        dir_okay=False)],
+    truth: Annotated[Path, typer.Option(
+        help="Dataset with the scan and the true object (objectGuess): canonical NPZ or CXI.",
+        dir_okay=False)],
+    from_format: Annotated[Optional[FileFormat], typer.Option(
+        "--from", help=FORMAT_HELP.format("RECONSTRUCTION"))] = None,
+    max_shift: Annotated[Optional[float], typer.Option(
+        help="Bound of the alignment shift, px per axis (default: the design's "
+        "metrics.max_shift_px).", min=0)] = None,
+    preset_name: PresetOption = "full",
+    config: ConfigOption = None,
+) -> None:
+    """Score a reconstruction against ground truth as phase G does; print JSON with every score,
+    the alignment applied and the region used (an unmeasurable score is null, with its reason)."""
+    from ptypinn.study.scoring import score_file
+
+    metrics = resolve_design(preset_name, config).metrics
+    if max_shift is not None:
+        metrics = metrics.model_copy(update={"max_shift_px": max_shift})
+    result = score_file(reconstruction, truth, metrics, from_format)
+    typer.echo(json.dumps(result, indent=2, allow_nan=False))
 
 
 @app.command()

@@ -20,26 +20,156 @@ def region():
     return mask
 
 
-def test_alignment_removes_shift_ramp_and_gain(truth, region):
-    shifted = np.fft.ifft2(ndimage.fourier_shift(np.fft.fft2(truth), (0.7, -1.3)))  # (dy, dx)
+def band_limited_object(size: int, seed: int, cutoff: float = 0.2) -> np.ndarray:
+    """A periodic complex object with no content above ``cutoff`` cycles/px: a Fourier phase
+    moves it exactly, so a window onto it moved by a known sub-pixel shift is known exactly."""
+    rng = np.random.default_rng(seed)
+    frequency = np.fft.fftfreq(size)
+    keep = np.hypot(*np.meshgrid(frequency, frequency, indexing="ij")) < cutoff
+    noise = rng.normal(size=(size, size)) + 1j * rng.normal(size=(size, size))
+    field = np.fft.ifft2(np.where(keep, noise, 0))
+    return 0.8 + 0.15 * field / field.std()  # amplitude about 0.4-1.2, phase about +-0.6 rad
+
+
+WINDOW = (slice(32, 160), slice(32, 160))  # 128 px window onto a 192 px periodic object
+
+
+def moved_window(big: np.ndarray, shift: tuple[float, float]) -> np.ndarray:
+    """The window of ``big`` after its content moved by ``shift = (dx, dy)`` px (exact, no wrap
+    into the window: content enters from the object around it)."""
+    return np.fft.ifft2(ndimage.fourier_shift(np.fft.fft2(big), (shift[1], shift[0])))[WINDOW]
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.05])
+@pytest.mark.parametrize("move", [(-1.3, 0.7), (0.45, -2.2), (2.6, 1.1)])
+def test_alignment_recovers_known_shift_ramp_phase_and_gain(region, move, noise):
+    big = band_limited_object(192, seed=1)
+    truth = big[WINDOW]
     yy, xx = np.indices(truth.shape)
-    recon = shifted * 0.8 * np.exp(1j * (1.0 + 0.02 * xx - 0.01 * yy))
-    aligned, found = metrics.align(recon, truth, region)
-    assert found.shift == pytest.approx((1.3, -0.7), abs=0.05)  # (x, y) that undoes the (-1.3, 0.7) move
-    assert found.ramp == pytest.approx((-0.02, 0.01), abs=1e-4)
-    assert abs(found.gain) == pytest.approx(1 / 0.8, rel=1e-3)
-    assert np.abs(aligned - truth)[region].max() < 5e-3
+    phase0, ramp, amplitude = 1.0, np.array([0.02, -0.01]), 0.8
+    factor = amplitude * np.exp(1j * (phase0 + ramp[0] * xx + ramp[1] * yy))
+    recon = moved_window(big, move) * factor
+    rng = np.random.default_rng(3)
+    recon = recon + noise * (rng.normal(size=recon.shape) + 1j * rng.normal(size=recon.shape))
+    aligned, found = metrics.align(recon, truth, region, max_shift=3.0)
+    exact = noise == 0
+    assert found.shift == pytest.approx((-move[0], -move[1]), abs=1e-4 if exact else 0.03)
+    assert found.ramp == pytest.approx(tuple(-ramp), abs=1e-6 if exact else 2e-4)
+    # aligned = gain exp(i ramp'.(r - o)) recon(r - s) = truth gives this gain (r is (x, y)):
+    origin, shift = np.array(found.ramp_origin), np.array(found.shift)
+    expected = np.exp(-1j * (phase0 + ramp @ origin - ramp @ shift)) / amplitude
+    # with noise the least-squares gain shrinks by signal / (signal + noise) power
+    shrink = np.mean(np.abs(truth[region]) ** 2 * amplitude**2)
+    shrink /= shrink + 2 * noise**2
+    assert abs(found.gain) == pytest.approx(abs(expected) * shrink, rel=2e-3)
+    assert np.angle(found.gain / expected) == pytest.approx(0.0, abs=1e-5 if exact else 3e-3)
+    assert not found.bound_hit
+    if exact:
+        assert np.abs(aligned - truth)[region].max() < 5e-3
+        assert found.residual < 1e-6
+    else:  # the noise left: (1 - shrink) of the truth's power, relative to its variance
+        inside = truth[region]
+        expected_residual = (1 - shrink) * np.mean(np.abs(inside) ** 2) / np.var(inside)
+        assert found.residual == pytest.approx(expected_residual, rel=0.05)
+
+
+def test_alignment_never_wraps_content_around(region):
+    """A bright bar at the right edge moved right must not reappear at the left edge."""
+    image = np.ones((128, 128), complex)
+    image[:, 120:] = 5.0
+    moved = metrics.translate(image, (3.0, 0.0))
+    assert np.allclose(moved[:, :10], 1.0, atol=1e-9)
+    assert np.allclose(moved[:, 123:], 5.0, atol=1e-9)
+
+
+def unrelated_reconstructions() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(9)
+    return {
+        "flat": np.ones((128, 128), complex),
+        "noise": rng.normal(size=(128, 128)) + 1j * rng.normal(size=(128, 128)),
+        "other object": band_limited_object(192, seed=2)[WINDOW],
+        "natural image": default_object(128).astype(complex),
+    }
+
+
+UNRELATED_CASES = [(name, 3.0) for name in unrelated_reconstructions()] + [("noise", 1.5)]
+
+
+@pytest.mark.parametrize(("name", "bound"), UNRELATED_CASES)
+def test_unrelated_or_structureless_reconstruction_stays_in_bound_and_scores_low(name, bound):
+    truth = band_limited_object(192, seed=1)[WINDOW]
+    region = np.zeros(truth.shape, bool)
+    region[24:88, 32:96] = True
+    recon = unrelated_reconstructions()[name]
+    aligned, found, scores = metrics.score(recon, truth, region, max_shift=bound)
+    assert max(abs(found.shift[0]), abs(found.shift[1])) <= bound + 1e-9
+    assert found.residual > 0.8  # most of the truth's structure is left unexplained
+    # (a matching reconstruction scores > 0.99: see the recovery test above)
+    assert scores.values["phase"]["ssim"] < 0.2
+    assert scores.values["amplitude"]["ssim"] < 0.3
+
+
+def test_masked_ssim_equals_a_hand_computation():
+    rng = np.random.default_rng(4)
+    ref = rng.uniform(size=(24, 24))
+    img = ref + 0.3 * rng.normal(size=ref.shape)
+    region = np.zeros(ref.shape, bool)
+    region[5:19, 5:10] = True  # an L: a column ...
+    region[14:19, 5:19] = True  # ... and a foot; every 7x7 window around it lies in the image
+    span = ref[region].max() - ref[region].min()
+    c1, c2 = (0.01 * span) ** 2, (0.03 * span) ** 2
+    values = []
+    for r, c in zip(*np.nonzero(region)):
+        a, b = img[r - 3 : r + 4, c - 3 : c + 4].ravel(), ref[r - 3 : r + 4, c - 3 : c + 4].ravel()
+        mean_a, mean_b = a.mean(), b.mean()
+        var_a, var_b = a.var(ddof=1), b.var(ddof=1)  # skimage's sample covariance
+        cov = np.sum((a - mean_a) * (b - mean_b)) / (a.size - 1)
+        numerator = (2 * mean_a * mean_b + c1) * (2 * cov + c2)
+        values.append(numerator / ((mean_a**2 + mean_b**2 + c1) * (var_a + var_b + c2)))
+    assert metrics.ssim(img, ref, region) == pytest.approx(np.mean(values), rel=1e-10)
+    # the bounding box's mean would differ: the score really is restricted to the mask
+    box = np.zeros_like(region)
+    box[5:19, 5:19] = True
+    assert abs(metrics.ssim(img, ref, box) - np.mean(values)) > 1e-3
+
+
+def test_largest_square_inside_a_mask():
+    region = np.zeros((40, 60), bool)
+    region[5:15, 2:50] = True  # a 10-px strip
+    region[20:38, 30:50] = True  # an 18 x 20 block
+    rows, cols = metrics.largest_square(region)
+    assert rows.stop - rows.start == cols.stop - cols.start == 18
+    assert region[rows, cols].all() and rows.start == 20
+    assert metrics.region_summary(region)["square_side_px"] == 18
+
+
+def test_too_small_a_region_is_not_measurable_and_says_why(truth):
+    region = np.zeros((128, 128), bool)
+    region[60:70, 10:120] = True  # 10 px tall: no 14-px square for 2 MS-SSIM scales, none for FRC
+    aligned, _, scores = metrics.score(truth, truth, region)
+    for component in ("amplitude", "phase"):
+        assert scores.values[component]["ms_ssim"] is None
+        assert "too small" in scores.reasons[component]["ms_ssim"]
+        assert scores.values[component]["frc50"] is None
+        assert scores.values[component]["frc_half_bit"] is None
+        assert "16 px" in scores.reasons[component]["frc50"]
+        assert scores.curves[component] is None
+        assert scores.values[component]["ssim"] == pytest.approx(1.0, abs=1e-9)
 
 
 def test_identical_images_score_perfectly(truth, region):
-    scores = metrics.score(truth, truth, region)
+    aligned, found, scores = metrics.score(truth, truth, region)
+    assert found.shift == (0.0, 0.0) and found.gain == pytest.approx(1.0)
+    assert found.residual < 1e-20
     for component in ("amplitude", "phase"):
-        values = scores[component]
+        values, reasons = scores.values[component], scores.reasons[component]
         assert values["ssim"] == pytest.approx(1.0, abs=1e-9)
         assert values["ms_ssim"] == pytest.approx(1.0, abs=1e-9)
         assert values["mae"] == pytest.approx(0.0, abs=1e-12)
-        assert values["frc50"] == pytest.approx(values["frc_half_bit"])
-        assert values["frc50"] == pytest.approx(0.5, abs=0.02)  # never drops: cut-off at Nyquist
+        # the FRC never drops: the resolution is beyond Nyquist, which is not a measurement
+        assert values["frc50"] is None and values["frc_half_bit"] is None
+        assert reasons["frc50"] == "never below the threshold up to Nyquist"
+        assert reasons["frc_half_bit"] == reasons["frc50"]
 
 
 def test_psnr_of_a_constant_offset_is_analytic(truth, region):
@@ -47,7 +177,8 @@ def test_psnr_of_a_constant_offset_is_analytic(truth, region):
     offset = 0.05
     span = ref[region].max() - ref[region].min()
     assert metrics.psnr(ref + offset, ref, region) == pytest.approx(20 * math.log10(span / offset), rel=1e-9)
-    assert metrics.psnr(ref, ref, region) is None
+    with pytest.raises(metrics.Unmeasurable, match="identical"):
+        metrics.psnr(ref, ref, region)
     assert metrics.mae(ref + offset, ref, region) == pytest.approx(offset)
 
 
@@ -60,6 +191,14 @@ def test_ms_ssim_drops_with_blur_and_works_on_64px(truth):
     assert 1.0 > mild > strong
 
 
+def test_ms_ssim_of_anti_correlated_images_is_not_measurable(truth):
+    region = np.zeros((128, 128), bool)
+    region[32:96, 32:96] = True
+    ref = np.abs(truth)
+    with pytest.raises(metrics.Unmeasurable, match="negative"):
+        metrics.ms_ssim(-ref, ref, region)  # not 0: there is no value to report
+
+
 def test_frc_of_independent_white_noise_is_near_zero():
     rng = np.random.default_rng(5)
     a, b = rng.normal(size=(128, 128)), rng.normal(size=(128, 128))
@@ -68,7 +207,8 @@ def test_frc_of_independent_white_noise_is_near_zero():
     _, counts = np.unique(np.rint(np.hypot(*(np.indices((128, 128)) - 64))).astype(int), return_counts=True)
     sigma = 1 / np.sqrt(counts[1:64])
     assert np.mean(np.abs(curve.correlation) / sigma) < 1.5
-    assert curve.cutoff_half < 0.05  # falls below 0.5 at once
+    assert curve.cutoff_half is None  # below 0.5 at once: no resolution to report
+    assert curve.reasons["frc50"] == "below the threshold within the first 3 rings"
 
 
 def test_frc_sees_the_cut_off_of_a_low_pass_filter():

@@ -3,6 +3,7 @@ import json
 
 import matplotlib.pyplot
 import numpy as np
+import pytest
 
 from ptypinn.analysis import report
 
@@ -13,8 +14,10 @@ def fixture_rows():
         for method, base in (("pinn_gs2", 0.8), ("iterative", 0.7)):
             for metric in report.HEADLINE_METRICS:
                 value = base + (0.1 if dose == 1e4 else 0.0)
-                rows.append({"dose": dose, "view": "dense", "method": method, "component": "phase", "metric": metric, "value": value})
-    rows.append({"dose": 1e3, "view": "dense", "method": "pinn_gs2", "component": "amplitude", "metric": "psnr", "value": None})
+                rows.append({"dose": dose, "view": "dense", "method": method, "component": "phase",
+                             "metric": metric, "value": value, "reason": None})
+    rows.append({"dose": 1e3, "view": "dense", "method": "pinn_gs2", "component": "amplitude",
+                 "metric": "psnr", "value": None, "reason": "identical images (infinite PSNR)"})
     return rows
 
 
@@ -87,3 +90,39 @@ def test_overlap_plot_draws_target_against_both_measures_and_names_every_mark():
         near = points[np.abs(points[:, 0] - target) < 0.05]
         assert sorted(np.round(near[:, 1], 2)) == [round(nearest - 0.15, 2)] * 4 + [nearest] * 4
     matplotlib.pyplot.close(figure)
+
+
+def test_an_undefined_value_is_null_empty_na_and_a_gap_end_to_end(tmp_path):
+    rows = fixture_rows()
+    def chosen(row, dose):
+        return row["metric"] == "ms_ssim" and row["method"] == "iterative" and row["dose"] == dose
+
+    undefined = next(r for r in rows if chosen(r, 1e4))
+    undefined.update(value=None, reason="illuminated square 9 px, too small for 2 scales")
+    csv_path, json_path = report.write_tidy(rows, tmp_path)
+    stored = next(r for r in json.loads(json_path.read_text()) if chosen(r, 1e4))
+    assert stored["value"] is None and stored["reason"].startswith("illuminated square")
+    with open(csv_path, newline="") as fh:
+        line = next(r for r in csv.DictReader(fh) if chosen(r, "10000.0"))
+    assert line["value"] == "" and line["reason"] == undefined["reason"]
+    columns = ["dose", "method", "ms_ssim", "ssim"]
+    table = report.markdown_table(report.aggregate(rows, "phase"), columns)
+    reason = "n/a (illuminated square 9 px, too small for 2 scales)"
+    expected = f"| 10000 | iterative | {reason} | 0.8 |"
+    assert expected in table.splitlines()
+    doses, values = report.dose_series(rows, "dense", "iterative", "phase", "ms_ssim")
+    assert list(doses) == [1e3, 1e4] and values[0] == 0.7
+    assert np.isnan(values[1])  # NaN: matplotlib leaves a gap in the line
+    figure = report.metric_vs_dose(rows, "dense", "phase", tmp_path / "curves.png")
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_grid_rows_share_the_truth_colour_limits():
+    truth = np.full((4, 4), 0.5 + 0j)
+    truth[0, 0] = 1.0 * np.exp(1j * 0.8)
+    panels = [report.Panel(1e3, "dense", "ground truth", truth),
+              report.Panel(1e3, "dense", "method", np.full((4, 4), 3.0 * np.exp(-2.5j)))]
+    assert report.colour_limits(panels, np.abs) == (0.5, 1.0)
+    assert report.colour_limits(panels, np.angle) == pytest.approx((0.0, 0.8))
+    alone = [report.Panel(1e3, "dense", "method", np.array([[np.nan, 1.0], [2.0, 3.0]]))]
+    assert report.colour_limits(alone, np.abs) == pytest.approx((1.02, 2.98))  # NaN ignored

@@ -147,3 +147,13 @@ def test_iterative_engines_take_their_options_from_the_engines():
     assert narrowed.options("ptychi") == PtychiOptions(iterations=7)
     assert narrowed.options("cdtools").iterations == 7
     assert with_iterative(design) == design
+
+
+def test_scoring_defaults_bound_the_alignment_and_guard_the_split():
+    from ptypinn.analysis.metrics import MAX_SHIFT_PX
+
+    design = preset("full")
+    assert design.metrics.max_shift_px == MAX_SHIFT_PX  # the design and align() agree
+    assert design.simulation.guard_band is True
+    with pytest.raises(DesignError, match="metrics.max_shift_px"):
+        make_design({"metrics": {"max_shift_px": -1}})

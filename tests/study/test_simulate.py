@@ -7,6 +7,8 @@ from ptypinn.io.artifacts import sha256_file
 from ptypinn.io.dataset import load_dataset
 from ptypinn.study.design import make_design
 from ptypinn.physics.samples import AMPLITUDE_RANGE, PHASE_RANGE, default_object
+from ptypinn.study.compare import scored_region
+from ptypinn.physics.scan import illuminated, probe_footprint
 from ptypinn.study.simulate import clean_amplitudes, default_source, observe, run_simulation, scan_positions
 
 
@@ -58,8 +60,14 @@ def test_phase_c_layout_split_and_manifest(tiny_design, tmp_path):
         assert train.ycoords.max() < boundary <= test.ycoords.min()
         shared = set(map(tuple, train.positions)) & set(map(tuple, test.positions))
         assert not shared
-        assert train.count + test.count == entry["counts"]["total"]
+        counts = entry["counts"]
+        assert train.count + test.count + counts["dropped_by_guard_band"] == counts["total"]
         assert train.metadata["nphotons"] == entry["dose"] and train.metadata["split"] == "train"
+        # measured photons: whole counts k = (s X)^2, summed per pattern, averaged over the file
+        for split, data in (("train", train), ("test", test)):
+            counts = np.rint((entry["dose_scale"] * data.diffraction.astype(np.float64)) ** 2)
+            measured = entry["measured_photons_per_pattern"][split]
+            assert measured == pytest.approx(counts.sum(axis=(1, 2)).mean(), rel=1e-6)
         for split, record in entry["files"].items():
             assert record["sha256"] == sha256_file(tmp_path / record["path"])
     on_disk = json.loads((tmp_path / "simulation_manifest.json").read_text())
@@ -82,3 +90,24 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tiny_design, tmp_path):
     reseeded = make_design({**tiny_design.to_dict(), "seeds": {"simulation": 43}})
     run_simulation(reseeded, tmp_path / "c", doses=[1e4])
     assert sha256_file(tmp_path / "c/dose_10000/train.npz") != sha256_file(tmp_path / "a/dose_10000/train.npz")
+
+
+@pytest.mark.parametrize("guard_band", [True, False])
+def test_guard_band_keeps_training_light_off_scored_test_pixels(tiny_design, tmp_path, guard_band):
+    simulation = {**tiny_design.simulation.model_dump(), "guard_band": guard_band}
+    design = make_design({**tiny_design.to_dict(), "simulation": simulation})
+    manifest = run_simulation(design, tmp_path, doses=[1e4])
+    train, test = (load_dataset(tmp_path / "dose_10000" / f"{s}.npz") for s in ("train", "test"))
+    mask, _ = probe_footprint(train.probe)
+    shape = train.obj.shape
+    lit_by_training = illuminated(train.positions, mask, (0, shape[0], 0, shape[1]))
+    scored = scored_region(test)
+    dropped = manifest["doses"][0]["counts"]["dropped_by_guard_band"]
+    if guard_band:
+        assert not (lit_by_training & scored).any() and dropped > 0
+        boundary = design.simulation.object_size / 2
+        last_training_row = np.flatnonzero(lit_by_training.any(axis=1)).max()
+        assert last_training_row < boundary <= np.flatnonzero(scored.any(axis=1)).min()
+        assert "guard band" in manifest["split_rule"]
+    else:  # without it, training positions light part of the scored test region
+        assert (lit_by_training & scored).sum() > 0.05 * scored.sum() and dropped == 0

@@ -16,7 +16,7 @@ def micro_design(patch_linear_views):
     """One dose, tiny object, one epoch, a few iterations: every phase runs in seconds."""
     return make_design({
         "name": "micro", "patch_size": 64, "doses": [1e4], "views": patch_linear_views,
-        "simulation": {"object_size": 128, "scan": {"step_px": 8.0, "jitter_px": 1.0}},
+        "simulation": {"object_size": 160, "scan": {"step_px": 8.0, "jitter_px": 1.0}},
         "training": {"width": 1, "epochs": 1, "batch_size": 8},
         "iterative": {"cdtools": {"iterations": 2}, "ptychi": {"iterations": 2}},
     })

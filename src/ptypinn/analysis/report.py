@@ -1,8 +1,8 @@
 """Tables, figures and the one-page report of a study (phase G).
 
 Scores travel as a *tidy* table: one row per (dose, view, method, component, metric) with its
-value. Everything here only reads that table, the reconstructions and the overlap measurements;
-it computes no score itself.
+value, ``None`` when it cannot be measured and then ``reason`` says why. Everything here only
+reads that table, the reconstructions and the overlap measurements; it computes no score itself.
 """
 
 from __future__ import annotations
@@ -10,9 +10,8 @@ from __future__ import annotations
 import base64
 import csv
 import html
-import io
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,13 +26,16 @@ from matplotlib.patches import Patch  # noqa: E402
 
 from ptypinn.io.artifacts import atomic_path, write_json  # noqa: E402
 
-TIDY_FIELDS = ("dose", "view", "method", "component", "metric", "value")
+TIDY_FIELDS = ("dose", "view", "method", "component", "metric", "value", "reason")
 HEADLINE_METRICS = ("ms_ssim", "ssim", "psnr", "frc50")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+PANEL_PARTS = (("amplitude", np.abs, "gray"), ("phase (rad)", np.angle, "twilight"))
 
 
 @dataclass(frozen=True)
 class Panel:
-    """One aligned reconstruction (or the ground truth) cropped to the scored region."""
+    """One image of a reconstruction grid: an aligned reconstruction or the ground truth, cropped
+    to the scored region (NaN outside it, shown blank)."""
 
     dose: float
     view: str
@@ -42,38 +44,50 @@ class Panel:
 
 
 def write_tidy(rows: Sequence[dict], folder: str | os.PathLike) -> tuple[Path, Path]:
-    """``metrics.csv`` and ``metrics.json`` (same rows; ``None`` for undefined values)."""
+    """``metrics.csv`` and ``metrics.json``: the same rows, an undefined value empty in the CSV
+    and ``null`` in the JSON, with the reason it is undefined in ``reason``."""
     folder = Path(folder)
+    records = [{key: row.get(key) for key in TIDY_FIELDS} for row in rows]
     with atomic_path(folder / "metrics.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=TIDY_FIELDS)
         writer.writeheader()
-        writer.writerows({key: row[key] for key in TIDY_FIELDS} for row in rows)
-    write_json(folder / "metrics.json", [{key: row[key] for key in TIDY_FIELDS} for row in rows])
+        writer.writerows(records)
+    write_json(folder / "metrics.json", records)
     return folder / "metrics.csv", folder / "metrics.json"
 
 
-def aggregate(rows: Iterable[dict], component: str, metrics: Sequence[str] = HEADLINE_METRICS) -> list[dict]:
-    """One row per (dose, view, method) with the chosen metrics of one component as columns."""
+def aggregate(rows: Iterable[dict], component: str,
+              metrics: Sequence[str] = HEADLINE_METRICS) -> list[dict]:
+    """One row per (dose, view, method) with the chosen metrics of one component as columns;
+    ``undefined`` maps each metric that has no value to the reason."""
     table: dict[tuple, dict] = {}
     for row in rows:
         if row["component"] != component or row["metric"] not in metrics:
             continue
         key = (row["dose"], row["view"], row["method"])
-        table.setdefault(key, {"dose": row["dose"], "view": row["view"], "method": row["method"]})[row["metric"]] = row["value"]
+        record = table.setdefault(key, dict(zip(("dose", "view", "method"), key)))
+        record[row["metric"]] = row["value"]
+        if row["value"] is None and row.get("reason"):
+            record.setdefault("undefined", {})[row["metric"]] = row["reason"]
     return [table[key] for key in sorted(table, key=lambda k: (k[0], k[1], k[2]))]
 
 
-def _cell(value: object) -> str:
+def _cell(record: dict, column: str) -> str:
+    value = record.get(column)
     if value is None:
-        return "—"
+        reason = record.get("undefined", {}).get(column)
+        return f"n/a ({reason})" if reason else "n/a"
     if isinstance(value, float):
         return f"{value:.0f}" if value.is_integer() and abs(value) >= 1e3 else f"{value:.4g}"
     return str(value)
 
 
 def markdown_table(records: Sequence[dict], columns: Sequence[str]) -> str:
+    """A pipe table; a missing or undefined value reads "n/a", with the reason when the record's
+    ``undefined`` mapping gives one."""
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(_cell(record.get(column)) for column in columns) + " |" for record in records]
+    lines += ["| " + " | ".join(_cell(record, column) for column in columns) + " |"
+              for record in records]
     return "\n".join(lines)
 
 
@@ -84,42 +98,83 @@ def _save(figure: plt.Figure, path: Path) -> Path:
     return path
 
 
-def reconstruction_grid(panels: Sequence[Panel], dose: float, view: str, path: str | os.PathLike, title: str | None = None) -> Path:
-    """Amplitude (top) and phase (bottom) of the ground truth and every method at one dose and view."""
+def colour_limits(panels: Sequence[Panel],
+                  part: Callable[[np.ndarray], np.ndarray]) -> tuple[float, float]:
+    """Colour limits one row of a grid shares: the ground truth's range when it is among the
+    panels (a reconstruction outside it saturates), else the 1st-99th percentile of them all."""
+    truth = [part(p.image) for p in panels if p.method == "ground truth"]
+    if truth:
+        values = np.concatenate([image[np.isfinite(image)] for image in truth])
+        low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 1.0)
+    else:
+        values = np.concatenate([part(p.image)[np.isfinite(part(p.image))] for p in panels])
+        low, high = (0.0, 1.0)
+        if values.size:
+            low, high = (float(v) for v in np.percentile(values, (1, 99)))
+    return (low, high) if high > low else (low - 0.5, low + 0.5)
+
+
+def reconstruction_grid(panels: Sequence[Panel], dose: float, view: str, path: str | os.PathLike,
+                        title: str | None = None) -> Path:
+    """Amplitude (top) and phase (bottom) of the ground truth and every method at one dose and
+    view; each row has one colour scale (:func:`colour_limits`), shown once."""
     chosen = [p for p in panels if p.dose == dose and p.view == view]
-    figure, axes = plt.subplots(2, len(chosen), figsize=(2.6 * len(chosen), 5.2), squeeze=False)
-    for column, panel in enumerate(chosen):
-        for row, (part, cmap) in enumerate(((np.abs, "gray"), (np.angle, "twilight"))):
+    title = title or f"dose {dose:g} photons/pattern, {view} view"
+    size = (2.6 * len(chosen) + 1.0, 5.2)
+    figure, axes = plt.subplots(2, len(chosen), figsize=size, squeeze=False)
+    for row, (label, part, cmap) in enumerate(PANEL_PARTS):
+        low, high = colour_limits(chosen, part)
+        for column, panel in enumerate(chosen):
             ax = axes[row, column]
-            shown = ax.imshow(part(panel.image), cmap=cmap)
+            shown = ax.imshow(part(panel.image), cmap=cmap, vmin=low, vmax=high)
             ax.set_xticks([])
             ax.set_yticks([])
-            figure.colorbar(shown, ax=ax, fraction=0.046, pad=0.02)
-        axes[0, column].set_title(panel.method, fontsize=9)
-    axes[0, 0].set_ylabel("amplitude")
-    axes[1, 0].set_ylabel("phase (rad)")
-    figure.suptitle(title or f"dose {dose:g} photons/pattern, {view} view")
+        axes[row, 0].set_ylabel(label)
+        figure.colorbar(shown, ax=list(axes[row]), fraction=0.046 / len(chosen) ** 0.5, pad=0.02)
+    for column, panel in enumerate(chosen):
+        if panel.method != title:  # a single panel named like the figure is titled once
+            axes[0, column].set_title(panel.method, fontsize=9)
+    figure.suptitle(title)
     return _save(figure, Path(path))
 
 
-def metric_vs_dose(rows: Sequence[dict], view: str, component: str, path: str | os.PathLike, metrics: Sequence[str] = HEADLINE_METRICS) -> Path:
-    """One panel per metric: value against dose (log axis), one line per method, for one view."""
-    figure, axes = plt.subplots(1, len(metrics), figsize=(3.4 * len(metrics), 3.0), squeeze=False)
-    methods = sorted({r["method"] for r in rows if r["view"] == view})
+def dose_series(rows: Sequence[dict], view: str, method: str, component: str,
+                metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """Doses (ascending) and values of one metric of one method; NaN where it is undefined, so a
+    plotted line has a gap there."""
+    wanted = (view, method, component, metric)
+    points = sorted(
+        (r["dose"], np.nan if r["value"] is None else r["value"])
+        for r in rows
+        if (r["view"], r["method"], r["component"], r["metric"]) == wanted
+    )
+    doses, values = zip(*points) if points else ((), ())
+    return np.asarray(doses, dtype=float), np.asarray(values, dtype=float)
+
+
+def metric_vs_dose(rows: Sequence[dict], view: str, component: str, path: str | os.PathLike,
+                   metrics: Sequence[str] = HEADLINE_METRICS) -> Path:
+    """One panel per metric: value against dose (log axis), one line and marker per method, for
+    one view. Methods sit at small dose offsets so equal values stay visible; an undefined value
+    is a gap (:func:`dose_series`)."""
+    figure, axes = plt.subplots(1, len(metrics), figsize=(3.4 * len(metrics), 3.4), squeeze=False,
+                                layout="constrained")
+    methods = sorted({r["method"] for r in rows
+                      if r["view"] == view and r["component"] == component})
+    offsets = np.linspace(-0.04, 0.04, len(methods)) if len(methods) > 1 else np.zeros(1)
     for ax, metric in zip(axes[0], metrics):
-        for method in methods:
-            points = sorted(
-                (r["dose"], r["value"])
-                for r in rows
-                if r["view"] == view and r["method"] == method and r["component"] == component and r["metric"] == metric and r["value"] is not None
-            )
-            if points:
-                ax.plot(*zip(*points), marker="o", label=method)
+        for index, method in enumerate(methods):
+            doses, values = dose_series(rows, view, method, component, metric)
+            if doses.size:
+                ax.plot(doses * 10 ** offsets[index], values, marker=MARKERS[index % len(MARKERS)],
+                        markersize=5, linewidth=1, label=method)
         ax.set_xscale("log")
         ax.set_xlabel("photons per pattern")
         ax.set_title(f"{component} {metric}", fontsize=9)
-    axes[0, 0].legend(fontsize=7)
-    figure.suptitle(f"{view} view")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    figure.legend(handles, labels, fontsize=7, loc="outside lower center",
+                  ncol=min(len(labels), 4) or 1)
+    figure.suptitle(f"{view} view (a gap: not measurable, see the tables)")
     return _save(figure, Path(path))
 
 

@@ -123,6 +123,12 @@ def dose_scale(energies: np.ndarray, nphotons: float) -> float:
     return math.sqrt(nphotons / mean_energy)
 
 
+def mean_counts(amplitudes: np.ndarray, scale: float) -> float:
+    """Mean photons per pattern of normalised amplitudes ``sqrt(k) / s``: ``s**2`` times the mean
+    ``sum(A**2)``, i.e. the measured counts ``k`` averaged over the patterns."""
+    return float(scale**2 * np.mean(pattern_energies(amplitudes))) if len(amplitudes) else 0.0
+
+
 def poisson_observe(amplitude: np.ndarray, scale: float, rng: np.random.Generator) -> np.ndarray:
     """Noisy normalised amplitude ``sqrt(k) / s`` with ``k ~ Poisson((s * amplitude)**2)``."""
     counts = rng.poisson((scale * np.asarray(amplitude, dtype=np.float64)) ** 2)

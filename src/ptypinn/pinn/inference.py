@@ -228,6 +228,7 @@ class PtychoPINNReconstructor:
                 "training": {
                     "dataset": bundle.get("dataset"),
                     "epochs": len(bundle.get("history", [])),
+                    "samples_seen": bundle.get("samples_seen"),
                     "wall_time_s": bundle.get("wall_time_s"),
                 },
                 "loss": LOSS,

@@ -169,7 +169,10 @@ class PtychoDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         generator = torch.Generator().manual_seed(self.seed)
-        return DataLoader(self.training, batch_size=self.batch_size, shuffle=True, generator=generator,
+        # Whole batches only (when there is more than one): every step then sees batch_size
+        # samples, so a samples budget is exactly steps x batch_size.
+        drop_last = len(self.training) > self.batch_size
+        return DataLoader(self.training, batch_size=self.batch_size, shuffle=True, generator=generator, drop_last=drop_last,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
 
     def val_dataloader(self) -> DataLoader | list:

@@ -12,7 +12,10 @@ Each method gives a :class:`~ptypinn.io.reconstruction.Reconstruction` (:func:`o
 every one is scored, timed and drawn the same way.
 
 All are scored on the same region — the pixels the probe footprint illuminates at some test
-position — after alignment (metrics.align). Missing inputs are listed in the report, not fatal.
+position — after alignment (metrics.align: a shift bounded by the design's
+``metrics.max_shift_px``, a phase ramp and a complex gain). Each method's alignment is recorded
+in ``metrics.json`` / ``metrics.csv`` (component ``alignment``); a score that cannot be measured
+is empty there, with the reason. Missing inputs are listed in the report, not fatal.
 """
 
 from __future__ import annotations
@@ -30,9 +33,14 @@ from ptypinn.io.dataset import PtychoDataset, load_dataset
 from ptypinn.io.reconstruction import Reconstruction, ReconstructionInput, read_reconstruction
 from ptypinn.study.design import StudyDesign
 from ptypinn.pinn.inference import PtychoPINNReconstructor
-from ptypinn.study.layout import COMPARISON_MANIFEST, RECONSTRUCTION_FILE, TRAINING_MANIFEST, dose_label, job_folder
+from ptypinn.study.layout import (
+    COMPARISON_MANIFEST, RECONSTRUCTION_FILE, SIMULATION_MANIFEST, TRAINING_MANIFEST, dose_label,
+    job_folder,
+)
+from ptypinn.study.simulate import PHOTONS_NOTE
 from ptypinn.study.matrix import BASELINE, collect_datasets
-from ptypinn.analysis.metrics import align, region_box, score_aligned
+from ptypinn.analysis.metrics import region_box, region_summary, score
+from ptypinn.physics.forward import mean_counts
 from ptypinn.physics.scan import illuminated, probe_footprint
 from ptypinn.study.overlap import METRICS_FILE
 from ptypinn.io.progress import progress_bar
@@ -47,6 +55,19 @@ TIMING_COLUMNS = (
 )
 PINN_BASELINE = "PtychoPINN gs1"
 SUPERVISED = "supervised"
+SCORED_REGION_RULE = (
+    "Scores are taken after alignment (a sub-pixel shift bounded by {bound:g} px per axis, a "
+    "linear phase ramp and a complex gain, fitted jointly by least squares; nothing wraps around) "
+    "on the illuminated test region: the pixels where the probe intensity exceeds 1/e² of its "
+    "peak at some position of the scored (test) scan. SSIM is the mean of the SSIM map (7-px "
+    "window) over those pixels; PSNR (on the truth's data range there) and MAE use the same "
+    "pixels. MS-SSIM and FRC need a full rectangle: they are computed on the largest square lying "
+    "wholly inside the illuminated region. A value that cannot be measured is n/a, with the "
+    "reason: a square too small for two MS-SSIM scales or for FRC (16 px), an MS-SSIM scale "
+    "whose contrast-structure term is negative, an FRC below its threshold within the first 3 "
+    "rings (where chance correlation passes 0.5) or never below it up to Nyquist. FRC50 is in "
+    "cycles/pixel."
+)
 
 
 @dataclass
@@ -56,6 +77,8 @@ class Scored:
     curves: list[dict] = field(default_factory=list)
     timings: list[dict] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    regions: list[dict] = field(default_factory=list)
+    photons: list[dict] = field(default_factory=list)
 
 
 def scored_region(dataset: PtychoDataset) -> np.ndarray:
@@ -102,16 +125,40 @@ def _method_folder(method: str) -> str:
     return method.lower().replace(" ", "_").replace("(", "").replace(")", "")
 
 
-def _score_one(result: Scored, dose: float, view: str, method: str, recon: np.ndarray, truth: np.ndarray, region: np.ndarray, sigma: float) -> None:
-    aligned, _ = align(recon, truth, region)
-    scores, curves = score_aligned(aligned, truth, region, sigma)
-    for component, values in scores.items():
-        result.rows += [{"dose": dose, "view": view, "method": method, "component": component, "metric": metric, "value": value}
-                        for metric, value in values.items()]
-    result.panels.append(Panel(dose, view, method, np.where(region, aligned, 0)[region_box(region)]))
-    curve = curves["phase"]
-    result.curves.append({"dose": dose, "view": view, "method": method, "frequency": curve.frequency,
-                          "correlation": curve.correlation, "half_bit": curve.half_bit})
+def _score_one(result: Scored, dose: float, view: str, method: str, recon: np.ndarray,
+               truth: np.ndarray, region: np.ndarray, design: StudyDesign) -> None:
+    metrics = design.metrics
+    aligned, alignment, scores = score(recon, truth, region, metrics.max_shift_px,
+                                       metrics.ms_ssim_sigma)
+    key = {"dose": dose, "view": view, "method": method}
+    for component, values in scores.values.items():
+        reasons = scores.reasons[component]
+        result.rows += [{**key, "component": component, "metric": metric, "value": value,
+                         "reason": reasons.get(metric)} for metric, value in values.items()]
+    result.rows += [{**key, "component": "alignment", "metric": name, "value": value,
+                     "reason": None} for name, value in alignment.to_dict().items()]
+    shown = np.where(region, aligned, np.nan)[region_box(region)]
+    result.panels.append(Panel(dose, view, method, shown))
+    curve = scores.curves["phase"]
+    if curve is not None:
+        result.curves.append({**key, "frequency": curve.frequency,
+                              "correlation": curve.correlation, "half_bit": curve.half_bit})
+
+
+def describe(method: Method, view: str, rec: Reconstruction) -> tuple[str, str]:
+    """What a method was trained on, and which model it is and how much it trained (for the tables)."""
+    if not method.bundle:
+        return "none (test data only)", f"{rec.iterations} iterations on the test split itself, no training"
+    training = rec.metadata.get("training", {})
+    data = f"{BASELINE} (full scan)" if method.label == PINN_BASELINE else view
+    kind = "supervised" if method.label.startswith(SUPERVISED) else "physics loss"
+    dataset = training.get("dataset") or {}
+    seen = training.get("samples_seen")
+    amount = f"{seen:,} samples seen" if seen else f"{training.get('epochs', '?')} epochs"
+    trained = f"{data} train split, gs{rec.metadata.get('gridsize', '?')}, {kind}"
+    model = (f"{trained}: {dataset.get('count', '?')} training patterns, {amount}, "
+             f"{training.get('wall_time_s') or 0:.0f} s training")
+    return trained, model
 
 
 def obtain(
@@ -137,27 +184,77 @@ def compare_view(design: StudyDesign, dose: float, view: str, test_path: Path, p
         result.missing.append(f"dose {dose:g} {view}: the test data has no ground truth (objectGuess)")
         return
     region = scored_region(test)
-    sigma = design.metrics.ms_ssim_sigma
-    result.panels.append(Panel(dose, view, "ground truth", np.where(region, test.obj, 0)[region_box(region)]))
+    result.regions.append({"dose": dose, "view": view, **region_summary(region)})
+    scale = test.metadata.get("dose_scale")
+    if scale and view != BASELINE:  # the baseline test file is phase C's, listed from its manifest
+        measured = mean_counts(test.diffraction, scale)
+        result.photons.append({"dose": dose, "view": view, "split": "test", "patterns": test.count,
+                               "measured_photons_per_pattern": measured})
+    truth = np.where(region, test.obj, np.nan)[region_box(region)]
+    result.panels.append(Panel(dose, view, "ground truth", truth))
     for method in view_methods(design, phase_e_root, phase_f_root, dose, view):
         if not method.source.is_file():
             if method.required:
                 result.missing.append(f"dose {dose:g} {view}: {method.missing}")
             continue
         rec = obtain(method, test_path, test, dose, view, output_root)
-        _score_one(result, dose, view, method.label, rec.obj, test.obj, region, sigma)
-        if rec.wall_time_s > 0:
-            result.timings.append({
-                "dose": dose, "view": view, "method": method.label, "patterns": test.count,
-                "iterations": rec.iterations, "seconds": rec.wall_time_s,
-                "seconds_per_iteration": rec.seconds_per_iteration,
-                "patterns_per_s": test.count / rec.wall_time_s,
-            })
+        _score_one(result, dose, view, method.label, rec.obj, test.obj, region, design)
+        trained, model = describe(method, view, rec)
+        result.timings.append({
+            "dose": dose, "view": view, "method": method.label, "trained_on": trained, "model": model,
+            "patterns": test.count, "iterations": rec.iterations, "seconds": rec.wall_time_s,
+            "seconds_per_iteration": rec.seconds_per_iteration,
+            "patterns_per_s": test.count / rec.wall_time_s if rec.wall_time_s > 0 else None,
+        })
 
 
 def _overlap_rows(phase_d_root: Path) -> list[dict]:
     path = phase_d_root / METRICS_FILE
     return json.loads(path.read_text()) if path.is_file() else []
+
+
+ALIGNMENT_COLUMNS = ("shift_x_px", "shift_y_px", "ramp_x_rad_per_px", "ramp_y_rad_per_px",
+                     "gain_amplitude", "gain_phase_rad", "residual", "bound_hit")
+METHOD_COLUMNS = ("dose", "view", "method", "model")
+REGION_COLUMNS = ("dose", "view", "illuminated_px", "box_fraction", "square_side_px")
+METHODS_TEXT = (
+    "Every row's model: what it was trained on and how much (the time each took to reconstruct "
+    "the test split is under Reconstruction time). In the dense and sparse sections, PtychoPINN gs1 is the baseline model "
+    "(gridsize 1, trained on the full-scan training split) applied to that view's test data.\n\n"
+)
+REGION_TEXT = (
+    "Per view: illuminated test pixels, their share of the bounding box, and the side of the "
+    "largest square inside them (used by MS-SSIM and FRC).\n\n"
+)
+ALIGNMENT_TEXT = (
+    "What alignment removed from each reconstruction: shift (px), phase ramp (rad/px), gain, the "
+    "residual |truth − aligned|² over the region relative to the truth's variance there (0: a "
+    "perfect match, about 1: none of the truth's structure explained), and whether the shift "
+    "reached its bound (a reconstruction that does not match the truth).\n\n"
+)
+PHOTON_COLUMNS = ("dose", "view", "split", "patterns", "measured_photons_per_pattern",
+                  "ratio_to_dose")
+
+
+def _photon_rows(phase_c_root: Path) -> list[dict]:
+    """Measured mean photons per pattern of every phase C file (from its manifest)."""
+    path = phase_c_root / SIMULATION_MANIFEST
+    if not path.is_file():
+        return []
+    rows = []
+    for entry in json.loads(path.read_text()).get("doses", []):
+        measured = entry.get("measured_photons_per_pattern", {})
+        rows += [{"dose": entry["dose"], "view": f"{BASELINE} (phase C)", "split": split,
+                  "patterns": entry["counts"].get(split), "measured_photons_per_pattern": value}
+                 for split, value in measured.items() if split in ("train", "test")]
+    return rows
+
+
+def _photons_text(rows: list[dict]) -> str:
+    for row in rows:
+        row["ratio_to_dose"] = row["measured_photons_per_pattern"] / row["dose"]
+    return ("Nominal dose against the measured mean photons per pattern of each file: "
+            f"{PHOTONS_NOTE}.\n\n" + markdown_table(rows, PHOTON_COLUMNS))
 
 
 def _training_rows(phase_e_root: Path) -> list[dict]:
@@ -235,18 +332,31 @@ def run_comparison(design: StudyDesign, phase_c_root: str | Path, phase_d_root: 
     if overlap:
         figures.insert(0, overlap_figure(overlap, figures_dir / "overlap.png"))
     tables = {component: aggregate(result.rows, component) for component in ("phase", "amplitude")}
-    columns = ("dose", "view", "method", "ms_ssim", "ssim", "psnr", "frc50")
+    trained = {(t["dose"], t["view"], t["method"]): t["trained_on"] for t in result.timings}
+    for table in tables.values():
+        for record in table:
+            record["trained_on"] = trained.get((record["dose"], record["view"], record["method"]))
+    columns = ("dose", "view", "method", "trained_on", "ms_ssim", "ssim", "psnr", "frc50")
     write_json(output_root / "aggregate.json", tables)
     sections = [("Design", _design_table(design))]
     if overlap:
         table = markdown_table(overlap, OVERLAP_COLUMNS)
         sections.append(("Measured overlap (phase D)", f"{OVERLAP_TEXT}\n\n{table}"))
+    photons = _photon_rows(phase_c_root) + result.photons
+    if photons:
+        sections.append(("Photons per pattern (measured)", _photons_text(photons)))
+    alignment = aggregate(result.rows, "alignment", ALIGNMENT_COLUMNS)
     sections += [
-        ("Phase (emphasised)", "Scores after alignment (sub-pixel shift, global phase, phase ramp, amplitude scale) inside the "
-         "illuminated test region. PSNR is on the truth's data range in that region; FRC50 in cycles/pixel.\n\n" + markdown_table(tables["phase"], columns)),
+        ("Methods", METHODS_TEXT + markdown_table(result.timings, METHOD_COLUMNS)),
+        ("Phase (emphasised)", SCORED_REGION_RULE.format(bound=design.metrics.max_shift_px)
+         + "\n\n" + markdown_table(tables["phase"], columns)),
         ("Amplitude", markdown_table(tables["amplitude"], columns)),
-        ("Reconstruction time", "Iterations 0: one forward pass (network inference).\n\n"
+        ("Reconstruction time", "Iterations 0: one forward pass (network inference); for "
+         "\"PtychoPINN + refine\" the iterations are the refinement steps.\n\n"
          + markdown_table(result.timings, TIMING_COLUMNS)),
+        ("Scored region", REGION_TEXT + markdown_table(result.regions, REGION_COLUMNS)),
+        ("Alignment", ALIGNMENT_TEXT
+         + markdown_table(alignment, ("dose", "view", "method", *ALIGNMENT_COLUMNS))),
     ]
     training = _training_rows(phase_e_root)
     if training:
@@ -259,7 +369,8 @@ def run_comparison(design: StudyDesign, phase_c_root: str | Path, phase_d_root: 
     manifest = {
         "phase": "G", "ptypinn_version": __version__, "design": design.name,
         "metrics_csv": csv_path.name, "metrics_json": json_path.name, "report_html": report_html.name, "report_md": report_md.name,
-        "rows": len(result.rows), "timings": result.timings, "missing": remarks,
+        "rows": len(result.rows), "timings": result.timings, "regions": result.regions,
+        "missing": remarks,
     }
     write_json(output_root / COMPARISON_MANIFEST, manifest)
     return manifest

@@ -80,6 +80,11 @@ class Seeds(_Strict):
 
 class MetricsConfig(_Strict):
     ms_ssim_sigma: float = Field(1.0, gt=0, description="Gaussian pre-smoothing before MS-SSIM, px")
+    max_shift_px: float = Field(
+        3.0, ge=0, le=16,
+        description="bound of the shift alignment may apply (px, each axis); positions are known, "
+        "so a correct reconstruction is off by a pixel or two",
+    )
     emphasis: Literal["phase", "amplitude"] = "phase"
     report_amplitude: bool = True
 
@@ -113,6 +118,11 @@ class SimulationConfig(_Strict):
     object_size: int = Field(gt=0, description="side of the square default object, px")
     scan: ScanConfig
     probe: ProbeConfig = ProbeConfig()
+    guard_band: bool = Field(
+        True,
+        description="drop the positions whose probe footprint crosses the train/test split line, "
+        "so no training position illuminates a scored test pixel",
+    )
 
 
 class IterativeConfig(_Strict):

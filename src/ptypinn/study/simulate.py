@@ -7,7 +7,10 @@ Output layout::
     <root>/simulation_manifest.json
 
 Positions are the same at every dose; only the photon noise differs. With the same design and
-seed every file is byte-identical from one run to the next.
+seed every file is byte-identical from one run to the next. By default a guard band drops the
+positions whose probe footprint crosses the split line (:func:`split_by_y`), so no training
+position illuminates a pixel the comparison scores. The manifest records the measured mean
+photons per pattern of every file next to the nominal dose.
 """
 
 from __future__ import annotations
@@ -22,13 +25,15 @@ import torch
 from ptypinn import __version__
 from ptypinn.io.artifacts import file_record, sha256_file, write_json
 from ptypinn.io.dataset import DatasetError, PtychoDataset, read_npz, save_dataset
-from ptypinn.study.design import StudyDesign
+from ptypinn.study.design import DesignError, StudyDesign
 from ptypinn.study.layout import SIMULATION_MANIFEST, dose_label, split_path
 from ptypinn.physics.forward import (
-    dose_scale, exit_waves, far_field, fermat_scan, pattern_energies, poisson_observe, raster_scan,
+    dose_scale, exit_waves, far_field, fermat_scan, mean_counts, pattern_energies, poisson_observe,
+    raster_scan,
 )
 from ptypinn.io.progress import progress_bar
 from ptypinn.physics.samples import default_object
+from ptypinn.physics.scan import probe_footprint
 
 
 @dataclass(frozen=True)
@@ -104,13 +109,50 @@ def observe(amplitudes: np.ndarray, nphotons: float, seed: int) -> tuple[np.ndar
     return poisson_observe(amplitudes, scale, np.random.default_rng(noise_seed)), scale, noise_seed
 
 
-def split_by_y(dataset: PtychoDataset, boundary: float) -> tuple[PtychoDataset, PtychoDataset]:
-    """Train = positions with ``y < boundary``, test = the rest: no position is in both."""
-    lower = dataset.ycoords < boundary
-    rule = f"y < {boundary:g}"
-    train = dataset.subset(np.flatnonzero(lower), split="train", split_rule=rule)
-    test = dataset.subset(np.flatnonzero(~lower), split="test", split_rule=f"not {rule}")
-    return train, test
+PHOTONS_NOTE = (
+    "the dose scale is set once for the whole scan (a fixed beam), so the measured mean photons "
+    "per pattern of a split differs from the nominal dose by how much its part of the object "
+    "scatters"
+)
+
+
+def split_rule(boundary: float, guard_band: bool) -> str:
+    """The split of :func:`split_by_y` in words."""
+    if not guard_band:
+        return f"train: y < {boundary:g}; test: y >= {boundary:g}"
+    return (f"train: probe footprint entirely in rows < {boundary:g}; test: entirely in rows >= "
+            f"{boundary:g}; positions whose footprint crosses row {boundary:g} are dropped "
+            "(guard band)")
+
+
+def split_by_y(dataset: PtychoDataset, boundary: float,
+               guard_band: bool = False) -> tuple[PtychoDataset, PtychoDataset]:
+    """Train = positions with ``y < boundary``, test = the rest: no position is in both.
+
+    With ``guard_band``, a position is kept only when its whole probe footprint
+    (:func:`ptypinn.physics.scan.probe_footprint`, placed on the object as
+    :func:`ptypinn.study.overlap.illuminated` places it) lies on its own side: every pixel a
+    training footprint covers has ``row < boundary``, every pixel a test footprint covers has
+    ``row >= boundary``. The positions in between belong to neither split.
+    """
+    if guard_band:
+        mask, _ = probe_footprint(dataset.probe)
+        rows = np.flatnonzero(mask.any(axis=1)) - mask.shape[0] // 2
+        centre = np.rint(dataset.ycoords)
+        train, test = centre + rows[-1] < boundary, centre + rows[0] >= boundary
+        rule = f"probe footprint within rows < {boundary:g}"
+        other = f"probe footprint within rows >= {boundary:g}"
+    else:
+        train = dataset.ycoords < boundary
+        test = ~train
+        rule, other = f"y < {boundary:g}", f"not y < {boundary:g}"
+    dropped = int(dataset.count - train.sum() - test.sum())
+    return (
+        dataset.subset(np.flatnonzero(train), split="train", split_rule=rule,
+                       guard_band_dropped=dropped),
+        dataset.subset(np.flatnonzero(test), split="test", split_rule=other,
+                       guard_band_dropped=dropped),
+    )
 
 
 def run_simulation(
@@ -149,20 +191,33 @@ def run_simulation(
             },
         )
         files, counts = {}, {"total": full.count}
-        for part in split_by_y(full, boundary):
+        photons = {"total": mean_counts(diffraction, scale)}
+        parts = split_by_y(full, boundary, design.simulation.guard_band)
+        for part in parts:
             split = part.metadata["split"]
+            if part.count == 0:
+                raise DesignError(
+                    f"the {split} split holds no positions once the guard band drops those whose "
+                    "probe footprint crosses the split line; use a larger object or a smaller "
+                    "probe, or set simulation.guard_band: false"
+                )
             path = save_dataset(split_path(root, dose, split), part)
             files[split] = file_record(path, root)
             counts[split] = part.count
-        entries.append(
-            {"dose": float(dose), "folder": dose_label(dose), "dose_scale": scale, "noise_seed": noise_seed, "counts": counts, "files": files}
-        )
+            photons[split] = mean_counts(part.diffraction, scale)
+        counts["dropped_by_guard_band"] = parts[0].metadata["guard_band_dropped"]
+        entries.append({
+            "dose": float(dose), "folder": dose_label(dose), "dose_scale": scale,
+            "noise_seed": noise_seed,
+            "counts": counts, "measured_photons_per_pattern": photons, "files": files,
+        })
     manifest = {
         "phase": "C",
         "ptypinn_version": __version__,
         "design": design.to_dict(),
         "simulation_seed": seed,
-        "split_rule": f"train: y < {boundary:g}; test: y >= {boundary:g}",
+        "split_rule": split_rule(boundary, design.simulation.guard_band),
+        "photons_note": PHOTONS_NOTE,
         "source": source.provenance,
         "doses": entries,
     }

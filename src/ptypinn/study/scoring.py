@@ -1,0 +1,101 @@
+"""Score any reconstruction file against a dataset's ground truth (``ptypinn score``).
+
+The reconstruction is our reconstruction NPZ (PtychoPINN or iterative) or a ptychodus product
+(HDF5), so any tool's output is scored exactly as the study scores its own methods: on the
+truth's illuminated region (:func:`ptypinn.study.compare.scored_region`), after the bounded
+alignment of :func:`ptypinn.analysis.metrics.align`.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ptypinn.analysis.metrics import score
+from ptypinn.io.dataset import DatasetError, PtychoDataset
+from ptypinn.io.formats import FileFormat, format_of, read_file
+from ptypinn.io.hdf5 import FormatError
+from ptypinn.io.product import Product
+from ptypinn.physics.geometry import dataset_geometry
+from ptypinn.study.compare import SCORED_REGION_RULE, scored_region
+from ptypinn.study.design import MetricsConfig
+
+PIXEL_TOLERANCE = 1e-3  # relative difference of object pixel sizes treated as equal
+
+
+def load_reconstruction(path: str | os.PathLike, file_format: FileFormat | None = None) -> Product:
+    """The reconstruction in ``path`` (reconstruction NPZ or ptychodus product)."""
+    content = read_file(path, format_of(path, file_format))
+    if isinstance(content, PtychoDataset):
+        raise FormatError(f"{path} holds a dataset (diffraction patterns), not a reconstruction")
+    return content
+
+
+def load_truth(path: str | os.PathLike, file_format: FileFormat | None = None) -> PtychoDataset:
+    """The dataset in ``path`` (canonical NPZ or CXI); it must hold the true object."""
+    content = read_file(path, format_of(path, file_format))
+    if not isinstance(content, PtychoDataset):
+        raise FormatError(
+            f"{path} holds a reconstruction, not a dataset with its scan and true object"
+        )
+    if content.obj is None:
+        raise DatasetError(f"{path} has no objectGuess: there is no ground truth to score against")
+    return content
+
+
+def on_truth_grid(product: Product, truth: PtychoDataset) -> np.ndarray:
+    """The reconstructed object placed on the truth's object grid (zero where it does not reach).
+
+    Both grids are put in the world frame by their geometry; the reconstruction's pixel (0, 0)
+    lands on the nearest truth pixel (the sub-pixel rest is left to the alignment). The pixel
+    sizes must agree.
+    """
+    geometry = dataset_geometry(truth.metadata, truth.patch_size)
+    ours, theirs = np.asarray(geometry.object_pixel_size_m), np.asarray(product.pixel_size_m)
+    if not np.allclose(theirs, ours, rtol=PIXEL_TOLERANCE, atol=0):
+        raise FormatError(
+            f"the reconstruction's object pixel {tuple(theirs)} m differs from the truth's "
+            f"{tuple(ours)} m; resample it onto the truth's grid first"
+        )
+    corner = geometry.to_pixels(product.geometry().to_metres(np.zeros((1, 2))))[0]
+    col, row = (int(v) for v in np.rint(corner))
+    height, width = truth.obj.shape
+    placed = np.zeros((height, width), dtype=np.complex128)
+    rows = slice(max(row, 0), min(row + product.obj.shape[0], height))
+    cols = slice(max(col, 0), min(col + product.obj.shape[1], width))
+    if rows.start >= rows.stop or cols.start >= cols.stop:
+        raise FormatError("the reconstruction's object does not overlap the truth's object grid")
+    placed[rows, cols] = product.obj[
+        rows.start - row : rows.stop - row, cols.start - col : cols.stop - col
+    ]
+    return placed
+
+
+def score_file(
+    reconstruction: str | os.PathLike,
+    truth: str | os.PathLike,
+    metrics: MetricsConfig,
+    reconstruction_format: FileFormat | None = None,
+    truth_format: FileFormat | None = None,
+) -> dict:
+    """Every score of a reconstruction file against a truth file, the alignment applied and the
+    region used, in JSON types (an undefined score is ``None`` with its reason under
+    ``undefined``)."""
+    product = load_reconstruction(reconstruction, reconstruction_format)
+    dataset = load_truth(truth, truth_format)
+    region = scored_region(dataset)
+    _, alignment, scores = score(
+        on_truth_grid(product, dataset),
+        dataset.obj,
+        region,
+        metrics.max_shift_px,
+        metrics.ms_ssim_sigma,
+    )
+    return {
+        "reconstruction": str(reconstruction),
+        "truth": str(truth),
+        **scores.to_dict(),
+        "alignment": alignment.to_dict(),
+        "region_rule": SCORED_REGION_RULE.format(bound=metrics.max_shift_px),
+    }
