@@ -127,6 +127,8 @@ def _check_diffraction(diffraction: np.ndarray, problems: list[str]) -> None:
     finite = diffraction[np.isfinite(diffraction)]
     if finite.size and finite.min() < 0:
         problems.append(f"diffraction has negative values (min {finite.min():.3g}): amplitudes are >= 0")
+    elif finite.size and not finite.any():
+        problems.append("diffraction is zero everywhere: the patterns hold no signal")
 
 
 def _check_coords(arrays: Mapping[str, np.ndarray], count: int | None, problems: list[str]) -> None:
