@@ -68,7 +68,6 @@ def pinn_benchmark(dataset: PtychoDataset, bundle: Path) -> dict:
     return {
         "bundle": str(bundle),
         "gridsize": meta["architecture"]["gridsize"],
-        "training_wall_time_s": round(meta["wall_time_s"], 1),
         "training_epochs": len(meta["history"]),
         "patterns": dataset.count,
         "wall_time_s": round(result.wall_time_s, 3),

@@ -3,6 +3,7 @@
 For gridsize ≥ 2 the groups seeded at each position are thinned to those covering a new
 position; each passes through the generator and the overlap constraint, and every member's
 re-extracted patch is stitched.
+A reconstruction that holds NaN or infinite values is refused (:class:`NonFiniteError`).
 Patches are stitched with weights ``|P|²`` on the window the generator predicts, after their
 constant phase offsets (invisible to the far field) are made consistent (``stitch(synchronise=True)``).
 """
@@ -17,13 +18,16 @@ import numpy as np
 import torch
 
 from ptypinn.io.artifacts import write_npz
-from ptypinn.io.dataset import PtychoDataset, metadata_entry
+from ptypinn.io.dataset import DatasetError, PtychoDataset, metadata_entry
 from ptypinn.physics.grouping import group_coordinates, make_groups
 from ptypinn.study.layout import FIGURE_FILE, RECONSTRUCTION_FILE
 from ptypinn.pinn.model import PtychoPINN, centre_mask, overlap_constraint
 from ptypinn.io.progress import progress_bar
 from ptypinn.analysis.report import Panel, reconstruction_grid
+from ptypinn.physics.finite import require_finite
 from ptypinn.physics.stitch import stitch
+
+GRID_MARGIN = 4  # a stitching grid may span at most this many times the area of all patterns together
 
 
 @dataclass
@@ -39,11 +43,23 @@ class Reconstruction:
 
 
 def object_shape(dataset: PtychoDataset) -> tuple[int, int]:
-    """The grid to stitch on: the reference object's, or just large enough for every patch."""
+    """The grid to stitch on: the reference object's, or just large enough for every patch.
+
+    Without a reference object, positions so far apart that the grid would span more than
+    ``GRID_MARGIN`` times the area of all patterns together are refused: they are not object
+    pixels of one scan (and the grid would not fit in memory).
+    """
     if dataset.obj is not None:
         return tuple(dataset.obj.shape)
     reach = dataset.patch_size // 2 + 2
-    return int(np.ceil(dataset.ycoords.max())) + reach, int(np.ceil(dataset.xcoords.max())) + reach
+    shape = int(np.ceil(dataset.ycoords.max())) + reach, int(np.ceil(dataset.xcoords.max())) + reach
+    if shape[0] * shape[1] > GRID_MARGIN * dataset.count * dataset.patch_size**2:
+        raise DatasetError(
+            f"the positions reach ({dataset.xcoords.max():.6g}, {dataset.ycoords.max():.6g}) px: a {shape[0]} x {shape[1]} px grid, "
+            f"far more than {dataset.count} patterns of {dataset.patch_size}x{dataset.patch_size} px can cover; positions must be "
+            "object pixels of one scan (or give the data an objectGuess that sets the grid)"
+        )
+    return shape
 
 
 def stitch_weight(model: PtychoPINN) -> np.ndarray:
@@ -71,6 +87,9 @@ def predict_patches(model: PtychoPINN, dataset: PtychoDataset, neighbor_count: i
     may get several patches (the stitcher averages them).
     """
     model.eval()
+    size = model.probe.shape[-1]
+    if dataset.patch_size != size:
+        raise DatasetError(f"the model was trained on {size}x{size} patterns; this dataset holds {dataset.patch_size}x{dataset.patch_size}")
     positions = dataset.positions
     groups = make_groups(positions, model.gridsize, neighbor_count, n_groups=dataset.count, seed=seed)
     if model.gridsize > 1:
@@ -93,9 +112,11 @@ def reconstruct(model: PtychoPINN, dataset: PtychoDataset, neighbor_count: int =
                 synchronise: bool = True) -> Reconstruction:
     """Predict and stitch; ``synchronise`` first removes each patch's unobservable phase offset."""
     start = time.perf_counter()
+    shape = object_shape(dataset)
     patches, owners = predict_patches(model, dataset, neighbor_count, seed, batch_size)
     positions = dataset.positions[owners]
-    obj, weights = stitch(patches, positions, object_shape(dataset), stitch_weight(model), synchronise=synchronise)
+    obj, weights = stitch(patches, positions, shape, stitch_weight(model), synchronise=synchronise)
+    require_finite("the reconstructed object", obj)
     return Reconstruction(obj=obj, weights=weights, wall_time_s=time.perf_counter() - start, patterns=dataset.count)
 
 
