@@ -1,7 +1,11 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+from ptypinn.io.artifacts import file_record, write_json
 from ptypinn.study.design import make_design
+from ptypinn.study.layout import OVERLAP_MANIFEST, SIMULATION_MANIFEST, SPLITS
 
 
 @pytest.fixture
@@ -42,3 +46,34 @@ def small_dataset():
         scan_index=np.zeros(len(positions), dtype=np.int64),
         metadata={"nphotons": 1e4, "dose_scale": scale, "producer": "conftest"},
     )
+
+
+def record_phases(phase_c: Path, phase_d: Path, doses, views) -> None:
+    """Write the phase C and D manifests that list the split files already in the two folders,
+    as `simulate` and `overlap` would have."""
+    splits = lambda root, folder: {split: file_record(root / folder / f"{split}.npz", root) for split in SPLITS}  # noqa: E731
+    write_json(phase_c / SIMULATION_MANIFEST, {"phase": "C", "doses": [
+        {"dose": float(dose), "folder": f"dose_{dose}", "files": splits(phase_c, f"dose_{dose}")} for dose in doses]})
+    write_json(phase_d / OVERLAP_MANIFEST, {"phase": "D", "source_manifest": file_record(phase_c / SIMULATION_MANIFEST, phase_c), "doses": [
+        {"dose": float(dose), "folder": f"dose_{dose}", "views": [
+            {"view": view, "formed": True, "files": splits(phase_d, f"dose_{dose}/{view}")} for view in views]} for dose in doses],
+        "not_formed": []})
+
+
+@pytest.fixture
+def fake_phases(tmp_path):
+    """``make(doses, views)``: phase C and D folders of placeholder split files (not datasets)
+    with the manifests that list them, as `simulate` and `overlap` write them."""
+
+    def make(doses=(1000, 10000, 100000), views=("dense", "sparse")) -> tuple[Path, Path]:
+        phase_c, phase_d = tmp_path / "c", tmp_path / "d"
+        for dose in doses:
+            for split in SPLITS:
+                for root, folder in ((phase_c, f"dose_{dose}"), *((phase_d, f"dose_{dose}/{view}") for view in views)):
+                    path = root / folder / f"{split}.npz"
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_bytes(f"{folder}/{split}".encode())  # distinct bytes per file
+        record_phases(phase_c, phase_d, doses, views)
+        return phase_c, phase_d
+
+    return make

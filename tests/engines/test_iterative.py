@@ -30,6 +30,7 @@ from ptypinn.physics.forward import disk_probe, far_field, raster_scan
 from ptypinn.physics.samples import default_object
 from ptypinn.study.simulate import SimulationSource, clean_amplitudes
 
+from conftest import record_phases
 from test_cli import run_main
 
 
@@ -193,6 +194,7 @@ def _study(tmp_path, doses=(1000, 10000), views=("dense", "sparse")):
             save_dataset(phase_c / f"dose_{dose}" / f"{split}.npz", dataset)
             for view in views:
                 save_dataset(phase_d / f"dose_{dose}" / view / f"{split}.npz", dataset.subset(np.arange(0, dataset.count, 2)))
+    record_phases(phase_c, phase_d, doses, views)
     return phase_c, phase_d
 
 
@@ -224,6 +226,7 @@ def test_missing_views_are_skipped_and_recorded_in_a_dry_run_that_writes_nothing
 def test_matrix_writes_reconstructions_records_failures_and_the_manifest(tmp_path):
     phase_c, phase_d = _study(tmp_path, doses=(1000,), views=("dense",))
     (phase_d / "dose_1000" / "dense" / "test.npz").write_bytes(b"not an npz")
+    record_phases(phase_c, phase_d, (1000,), ("dense",))  # a broken file its manifest vouches for
     root = tmp_path / "f"
     manifest = run_iterative_matrix(phase_c, phase_d, root, views=["baseline", "dense"], splits=["test"], iterations=2)
     baseline, dense = manifest["jobs"]
@@ -247,7 +250,14 @@ def test_matrix_writes_reconstructions_records_failures_and_the_manifest(tmp_pat
         assert int(npz["iterations"]) == 2 and float(npz["wall_time_s"]) > 0
         metadata = json.loads(str(npz["metadata"]))
     assert metadata["engine"] == "cdtools" and metadata["split"] == "test" and metadata["nphotons"] == 1000.0
+    assert metadata["dataset_sha256"] == baseline["dataset_sha256"] == sha256_file(phase_c / "dose_1000" / "test.npz")
     assert not list(root.rglob("*.tmp"))
+
+    resumed = run_iterative_matrix(phase_c, phase_d, root, views=["baseline", "dense"], splits=["test"], iterations=2, resume=True)
+    assert [job["reused"] for job in resumed["jobs"]] == [True, False]  # the failed job runs again
+    (folder / "reconstruction.npz").unlink()
+    again = run_iterative_matrix(phase_c, phase_d, root, views=["baseline"], splits=["test"], iterations=2, resume=True)
+    assert again["jobs"][0]["reused"] is False and (folder / "reconstruction.npz").is_file()
 
 
 def test_cli_runs_the_matrix_and_fails_when_a_job_fails(tmp_path, monkeypatch, capsys):
@@ -258,6 +268,9 @@ def test_cli_runs_the_matrix_and_fails_when_a_job_fails(tmp_path, monkeypatch, c
     assert "dose 1000 dense/train: ok" in out.out
     (phase_c / "dose_1000" / "test.npz").write_bytes(b"broken")
     code, out = run_main(monkeypatch, capsys, *args, "--view", "baseline", "--split", "test", "--iterations", "1")
+    assert code == 2 and "test.npz changed since simulation_manifest.json was written" in out.err
+    record_phases(phase_c, phase_d, (1000,), ("dense",))  # now the manifest vouches for the broken file
+    code, out = run_main(monkeypatch, capsys, *args, "--view", "baseline", "--split", "test", "--iterations", "1")
     assert code == 1 and "1 of 1 jobs failed" in out.out
 
 
@@ -267,7 +280,7 @@ def test_cli_user_errors_exit_2_without_traceback(tmp_path, monkeypatch, capsys)
     cases = [
         (["--split", "validation"], "--split must be one of"),
         (["--iterations", "0"], "--iterations must be at least 1"),
-        (["--dose", "5"], "view 'baseline' at dose 5 is missing"),
+        (["--dose", "5"], "dose(s) [5.0] not in"),
         (["--engine", "epie"], "unknown engine 'epie'"),
     ]
     if ptychi_import_error() is not None:

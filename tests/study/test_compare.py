@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from ptypinn.io.artifacts import write_npz
+from ptypinn.io.artifacts import sha256_file, write_npz
 from ptypinn.study.compare import Scored, compare_view, run_comparison, scored_region
 from ptypinn.io.dataset import load_dataset
 from ptypinn.study.layout import split_path
@@ -17,9 +17,10 @@ def phase_c(tiny_design, tmp_path):
     return design, tmp_path / "c"
 
 
-def fake_iterative(root, obj, engine="exact"):
+def fake_iterative(root, test_path, engine="exact", dataset_sha256=None):
     """A phase F result that is the truth up to a global phase: it must score as perfect."""
-    meta = np.array(json.dumps({"engine": engine, "wall_time_s": 2.0}))
+    obj = load_dataset(test_path).obj
+    meta = np.array(json.dumps({"engine": engine, "wall_time_s": 2.0, "dataset_sha256": dataset_sha256 or sha256_file(test_path)}))
     write_npz(root / "dose_10000" / "baseline" / "test" / "reconstruction.npz", {"objectGuess": obj * np.exp(1j * 0.7), "metadata": meta})
 
 
@@ -35,7 +36,7 @@ def test_scored_region_is_the_illuminated_part_of_the_test_scan(phase_c):
 def test_a_perfect_reconstruction_scores_one_and_missing_models_are_reported(phase_c, tmp_path):
     design, root = phase_c
     test_path = split_path(root, 1e4, "test")
-    fake_iterative(tmp_path / "f", load_dataset(test_path).obj)
+    fake_iterative(tmp_path / "f", test_path)
     result = Scored()
     compare_view(design, 1e4, "baseline", test_path, tmp_path / "e", tmp_path / "f", tmp_path / "g", result)
     scores = {(r["component"], r["metric"]): r["value"] for r in result.rows if r["method"] == "iterative (exact)"}
@@ -44,10 +45,15 @@ def test_a_perfect_reconstruction_scores_one_and_missing_models_are_reported(pha
     assert any("no PtychoPINN gs1 model" in line for line in result.missing)
     assert result.timings[0]["seconds"] == 2.0
 
+    stale = Scored()  # a reconstruction of other test data
+    fake_iterative(tmp_path / "f2", test_path, dataset_sha256="0" * 64)
+    compare_view(design, 1e4, "baseline", test_path, tmp_path / "e", tmp_path / "f2", tmp_path / "g", stale)
+    assert stale.rows == [] and any("made from other test data" in line for line in stale.missing)
+
 
 def test_report_lists_tables_and_embeds_figures(phase_c, tmp_path):
     design, root = phase_c
-    fake_iterative(tmp_path / "f", load_dataset(split_path(root, 1e4, "test")).obj)
+    fake_iterative(tmp_path / "f", split_path(root, 1e4, "test"))
     manifest = run_comparison(design, root, tmp_path / "d", tmp_path / "e", tmp_path / "f", tmp_path / "g", notes=["a note"])
     html = (tmp_path / "g" / "report.html").read_text()
     assert "data:image/png;base64," in html and "iterative (exact)" in html and "a note" in html

@@ -213,3 +213,14 @@ def test_cli_overlap_reports_views_and_fails_on_a_missing_one(tiny_design, phase
     result = CliRunner().invoke(app, ["overlap", "--config", str(config), "--phase-c-root", str(phase_c), "--output-root", str(out), "--view", "dense", "--dose", "1000"])
     assert result.exit_code == 0, result.output
     assert "sparse" not in result.output
+
+
+def test_a_run_for_one_dose_removes_the_views_of_other_doses(tiny_design, tmp_path):
+    phase_c = tmp_path / "c"
+    run_simulation(tiny_design, phase_c, doses=[1000, 2000])
+    out = tmp_path / "d"
+    run_overlap(tiny_design, phase_c, out, views=["dense"])
+    assert split_path(out, 2000, "train", "dense").is_file()
+    manifest = run_overlap(tiny_design, phase_c, out, doses=[1000], views=["dense"])
+    assert [entry["dose"] for entry in manifest["doses"]] == [1000.0]
+    assert not (out / "dose_2000").exists() and split_path(out, 1000, "train", "dense").is_file()

@@ -9,6 +9,11 @@ For each dose and view, every method reconstructs the view's *test* split:
 
 All are scored on the same region — the pixels the probe footprint illuminates at some test
 position — after alignment (metrics.align). Missing inputs are listed in the report, not fatal.
+
+Nothing is used on trust: a PtychoPINN bundle must be the file ``training_manifest.json``
+records (SHA-256) and must have been trained on the current training split of its view (the
+dataset SHA-256 the bundle records); an iterative reconstruction must have been made from the
+current test split. Anything else is listed as not used.
 """
 
 from __future__ import annotations
@@ -20,11 +25,11 @@ from pathlib import Path
 import numpy as np
 
 from ptypinn import __version__
-from ptypinn.io.artifacts import write_json
-from ptypinn.io.dataset import PtychoDataset, load_dataset, read_metadata, read_npz
+from ptypinn.io.artifacts import sha256_file, write_json
+from ptypinn.io.dataset import DatasetError, PtychoDataset, load_dataset, read_metadata, read_npz
 from ptypinn.study.design import StudyDesign
 from ptypinn.pinn.inference import reconstruct, write_reconstruction
-from ptypinn.study.layout import COMPARISON_MANIFEST, RECONSTRUCTION_FILE, TRAINING_MANIFEST, dose_label, job_folder
+from ptypinn.study.layout import COMPARISON_MANIFEST, RECONSTRUCTION_FILE, TRAINING_MANIFEST, dose_label, job_folder, training_folder
 from ptypinn.study.matrix import BASELINE, collect_datasets
 from ptypinn.analysis.metrics import align, region_box, score_aligned
 from ptypinn.study.overlap import METRICS_FILE, illuminated, probe_footprint
@@ -53,14 +58,40 @@ def scored_region(dataset: PtychoDataset) -> np.ndarray:
     return illuminated(dataset.positions, mask, (0, height, 0, width))
 
 
-def pinn_methods(phase_e_root: Path, dose: float, view: str) -> list[tuple[str, Path]]:
-    """(method, bundle) pairs that reconstruct a view's test data."""
-    folder = phase_e_root / dose_label(dose)
-    candidates = [(PINN_BASELINE, folder / BASELINE / "gs1" / BUNDLE_NAME)]
-    if view != BASELINE:
-        candidates.insert(0, (PINN, folder / view / "gs2" / BUNDLE_NAME))
-    candidates.append((SUPERVISED, folder / view / SUPERVISED / BUNDLE_NAME))
+def trained_jobs(phase_e_root: Path) -> dict[tuple[str, str, int], dict]:
+    """Finished jobs of the training manifest by (dose folder, view, gridsize)."""
+    path = phase_e_root / TRAINING_MANIFEST
+    try:
+        jobs = json.loads(path.read_text(encoding="utf-8"))["jobs"] if path.is_file() else []
+        return {(dose_label(job["dose"]), job["view"], job["gridsize"]): job for job in jobs if job["status"] == "ok"}
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise DatasetError(f"{path} is not a readable training manifest: {error}") from None
+
+
+def pinn_methods(phase_e_root: Path, dose: float, view: str) -> list[tuple[str, Path, str, str | None]]:
+    """(method, bundle, view it trained on, SHA-256 the training manifest records) for every
+    model that reconstructs a view's test data; the supervised bundle is not in the manifest."""
+    jobs = trained_jobs(phase_e_root)
+    candidates = []
+    for method, source, gridsize in ((PINN, view, 2), (PINN_BASELINE, BASELINE, 1)):
+        if method == PINN and view == BASELINE:
+            continue
+        job = jobs.get((dose_label(dose), source, gridsize), {})
+        folder = training_folder(phase_e_root, dose, source, gridsize)
+        candidates.append((method, folder / job.get("bundle", BUNDLE_NAME), source, job.get("bundle_sha256")))
+    candidates.append((SUPERVISED, phase_e_root / dose_label(dose) / view / SUPERVISED / BUNDLE_NAME, view, None))
     return candidates
+
+
+def checked_bundle(bundle: Path, recorded_sha256: str | None, train_sha256: str | None) -> tuple:
+    """Model and metadata of a bundle that is the recorded file (when one is recorded) and was
+    trained on ``train_sha256``; :class:`DatasetError` says why not."""
+    if recorded_sha256 is not None and sha256_file(bundle) != recorded_sha256:
+        raise DatasetError(f"{bundle} is not the bundle {TRAINING_MANIFEST} records (its SHA-256 differs)")
+    model, meta = load_bundle(bundle)
+    if meta["dataset"]["sha256"] != train_sha256:
+        raise DatasetError(f"{bundle} was trained on other data than the current training split (its dataset SHA-256 differs)")
+    return model, meta
 
 
 def _method_folder(method: str) -> str:
@@ -89,7 +120,9 @@ def iterative_reconstruction(phase_f_root: Path, dose: float, view: str) -> tupl
 
 
 def compare_view(design: StudyDesign, dose: float, view: str, test_path: Path, phase_e_root: Path, phase_f_root: Path | None,
-                 output_root: Path, result: Scored) -> None:
+                 output_root: Path, result: Scored, train_sha256: dict[str, str] | None = None) -> None:
+    """Score every method on one view's test data; ``train_sha256`` maps each view of this dose
+    to the SHA-256 of its training split, which a bundle must have been trained on."""
     test = load_dataset(test_path)
     if test.obj is None:
         result.missing.append(f"dose {dose:g} {view}: the test data has no ground truth (objectGuess)")
@@ -97,12 +130,16 @@ def compare_view(design: StudyDesign, dose: float, view: str, test_path: Path, p
     region = scored_region(test)
     sigma = design.metrics.ms_ssim_sigma
     result.panels.append(Panel(dose, view, "ground truth", np.where(region, test.obj, 0)[region_box(region)]))
-    for method, bundle in pinn_methods(phase_e_root, dose, view):
-        if not bundle.is_file():
+    for method, bundle, source, recorded in pinn_methods(phase_e_root, dose, view):
+        if not bundle.is_file() or (recorded is None and method != SUPERVISED):
             if method != SUPERVISED:
-                result.missing.append(f"dose {dose:g} {view}: no {method} model ({bundle})")
+                result.missing.append(f"dose {dose:g} {view}: no {method} model in {phase_e_root / TRAINING_MANIFEST}")
             continue
-        model, meta = load_bundle(bundle)
+        try:
+            model, meta = checked_bundle(bundle, recorded, (train_sha256 or {}).get(source))
+        except DatasetError as error:
+            result.missing.append(f"dose {dose:g} {view}: {method} not used: {error}")
+            continue
         rec = reconstruct(model, test, meta["neighbor_count"], meta["grouping_seed"])
         write_reconstruction(output_root / dose_label(dose) / view / _method_folder(method), rec, test,
                              {"bundle": str(bundle), "data": str(test_path), "method": method}, title=f"{method}, dose {dose:g}, {view}")
@@ -116,6 +153,9 @@ def compare_view(design: StudyDesign, dose: float, view: str, test_path: Path, p
         result.missing.append(f"dose {dose:g} {view}: no iterative reconstruction of the test split")
         return
     method, obj, meta = found
+    if meta.get("dataset_sha256") != sha256_file(test_path):
+        result.missing.append(f"dose {dose:g} {view}: {method} not used: it was made from other test data (dataset SHA-256 differs)")
+        return
     _score_one(result, dose, view, method, obj, test.obj, region, sigma)
     seconds = meta.get("wall_time_s")
     if seconds:
@@ -160,7 +200,8 @@ def run_comparison(design: StudyDesign, phase_c_root: str | Path, phase_d_root: 
     result = Scored(missing=[f"dose {s.dose:g} {s.view}: {s.reason}" for s in skips])
     with progress_bar("comparison", len(entries)) as advance:
         for entry in entries:
-            compare_view(design, entry.dose, entry.view, entry.test, phase_e_root, phase_f_root, output_root, result)
+            trained_on = {e.view: e.train_sha256 for e in entries if e.dose == entry.dose}
+            compare_view(design, entry.dose, entry.view, entry.test, phase_e_root, phase_f_root, output_root, result, trained_on)
             advance(1)
     csv_path, json_path = write_tidy(result.rows, output_root)
     figures_dir = output_root / "figures"

@@ -8,11 +8,14 @@ dose) times the splits (train, test), narrowed by the dose/view/split filters. O
     <artifact-root>/reconstruction_manifest.json
 
 A job that fails is recorded in the manifest (status ``failed`` with the error) and the matrix
-goes on. A dry run plans the jobs and writes nothing.
+goes on; a reconstruction with NaN or infinite values is such a failure. A dry run plans the
+jobs and writes nothing. With ``resume``, a job whose earlier record used the same engine,
+settings and input data (SHA-256) and whose files are intact is kept, not run again.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -23,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ptypinn import __version__
-from ptypinn.io.artifacts import file_record, sha256_file, write_json, write_npz
+from ptypinn.io.artifacts import file_record, record_matches, sha256_file, write_json, write_npz
 from ptypinn.io.dataset import PtychoDataset, load_dataset, metadata_entry
 from ptypinn.study.design import DesignError
 from ptypinn.engines.iterative import DEFAULT_BATCH_SIZE, DEFAULT_ENGINE, DEFAULT_ITERATIONS, DEFAULT_LEARNING_RATE, ReconstructionInput, ReconstructionResult, reconstruct, require_engine
@@ -31,6 +34,7 @@ from ptypinn.study.layout import FIGURE_FILE, RECONSTRUCTION_FILE, RECONSTRUCTIO
 from ptypinn.study.matrix import BASELINE, DEFAULT_VIEWS, SkipEvent, collect_datasets, select
 from ptypinn.analysis.metrics import align, centre_box, region_box
 from ptypinn.analysis.report import Panel, reconstruction_grid
+from ptypinn.physics.finite import require_finite
 
 MIN_FIGURE_SIDE = 16  # px: the smallest rectangle of probe centres the figure aligns and crops to
 
@@ -44,6 +48,7 @@ class IterativeJob:
     split: str
     dataset: Path
     folder: Path
+    dataset_sha256: str = ""
 
     @property
     def label(self) -> str:
@@ -75,6 +80,7 @@ def plan_jobs(
             split=split,
             dataset=entry.train if split == "train" else entry.test,
             folder=job_folder(artifact_root, entry.dose, entry.view, split),
+            dataset_sha256=entry.train_sha256 if split == "train" else entry.test_sha256,
         )
         for entry in select(entries, doses=doses, views=views)
         for split in splits
@@ -138,7 +144,8 @@ def figure_panels(job: IterativeJob, dataset: PtychoDataset, result: Reconstruct
 
 def run_job(job: IterativeJob, artifact_root: Path, engine: str, iterations: int, **settings: object) -> dict:
     """Reconstruct one job and write its files; any failure is returned in the record, not raised."""
-    record: dict = {"dose": job.dose, "view": job.view, "split": job.split, "dataset": str(job.dataset), "status": "failed", "error": None}
+    record: dict = {"dose": job.dose, "view": job.view, "split": job.split, "dataset": str(job.dataset),
+                    "dataset_sha256": job.dataset_sha256, "status": "failed", "error": None, "reused": False}
     start = time.perf_counter()
     try:
         dataset = load_dataset(job.dataset)
@@ -147,6 +154,7 @@ def run_job(job: IterativeJob, artifact_root: Path, engine: str, iterations: int
         final_loss = float(result.losses[-1])
         if not math.isfinite(final_loss):
             raise FloatingPointError(f"the loss diverged (final value {final_loss})")
+        require_finite(f"the {engine} reconstruction", result.obj)
         npz, figure = write_reconstruction(job, dataset, result)
         record.update(
             status="ok",
@@ -159,6 +167,18 @@ def run_job(job: IterativeJob, artifact_root: Path, engine: str, iterations: int
         record["error"] = f"{type(error).__name__}: {error}"
     record["wall_time_s"] = time.perf_counter() - start
     return record
+
+
+def _reusable(root: Path, engine: str, iterations: int, settings: dict) -> dict[str, dict]:
+    """Finished records of an earlier manifest with the same engine and settings and intact files, by job label."""
+    try:
+        old = json.loads((root / RECONSTRUCTION_MANIFEST).read_text(encoding="utf-8"))
+        if (old["engine"], old["iterations"], old["settings"]) != (engine, iterations, settings):
+            return {}
+        return {f"{dose_label(r['dose'])}/{r['view']}/{r['split']}": r for r in old["jobs"]
+                if r["status"] == "ok" and all(record_matches(file, root) for file in r["files"].values())}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
 
 
 def run_iterative_matrix(
@@ -176,6 +196,7 @@ def run_iterative_matrix(
     learning_rate: float = DEFAULT_LEARNING_RATE,
     batch_size: int = DEFAULT_BATCH_SIZE,
     refine_probe: bool = False,
+    resume: bool = False,
 ) -> dict:
     """Phase F: reconstruct every selected job; returns the manifest (written unless ``dry_run``).
 
@@ -207,8 +228,13 @@ def run_iterative_matrix(
             for job in jobs
         ]
         return manifest
+    earlier = _reusable(root, engine, iterations, settings) if resume else {}
     for job in jobs:
-        manifest["jobs"].append(run_job(job, root, engine, iterations, **settings))
+        old = earlier.get(job.label)
+        if old is not None and old.get("dataset_sha256") == job.dataset_sha256:
+            manifest["jobs"].append({**old, "reused": True})
+        else:
+            manifest["jobs"].append(run_job(job, root, engine, iterations, **settings))
         manifest["failed_count"] = sum(record["status"] == "failed" for record in manifest["jobs"])
         write_json(root / RECONSTRUCTION_MANIFEST, manifest)  # after every job, so an interrupted run leaves a record
     write_json(root / RECONSTRUCTION_MANIFEST, manifest)

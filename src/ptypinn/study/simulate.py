@@ -7,7 +7,8 @@ Output layout::
     <root>/simulation_manifest.json
 
 Positions are the same at every dose; only the photon noise differs. With the same design and
-seed every file is byte-identical from one run to the next.
+seed every file is byte-identical from one run to the next. The folder always matches the
+manifest: split files an earlier run listed that this run does not write are removed.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ import numpy as np
 import torch
 
 from ptypinn import __version__
-from ptypinn.io.artifacts import file_record, sha256_file, write_json
+from ptypinn.io.artifacts import file_record, remove_files, sha256_file, write_json
 from ptypinn.io.dataset import DatasetError, PtychoDataset, read_npz, save_dataset
 from ptypinn.study.design import ProbeConfig, StudyDesign
 from ptypinn.study.layout import SIMULATION_MANIFEST, dose_label, split_path
+from ptypinn.study.matrix import listed_files
 from ptypinn.physics.forward import (
     airy_probe, disk_probe, dose_scale, exit_waves, far_field, fermat_scan, gaussian_probe, pattern_energies, poisson_observe, raster_scan,
 )
@@ -71,6 +73,8 @@ def source_from_npz(path: str | os.PathLike, design: StudyDesign) -> SimulationS
     obj = arrays["objectGuess"]
     if obj.ndim != 2 or not np.iscomplexobj(obj) or not np.all(np.isfinite(obj)):
         raise DatasetError(f"{path}: objectGuess must be a finite 2-D complex array, got {obj.dtype} {obj.shape}")
+    if not np.any(obj):
+        raise DatasetError(f"{path}: objectGuess is zero everywhere: it would diffract no photons")
     provenance = {"object": str(path), "object_file_sha256": sha256_file(path)}
     if "probeGuess" in arrays:
         probe = arrays["probeGuess"]
@@ -128,6 +132,7 @@ def run_simulation(
 ) -> dict:
     """Phase C: simulate every dose, split along y, write the files and the manifest."""
     root = Path(output_root)
+    earlier = listed_files(root / SIMULATION_MANIFEST)
     source = source if source is not None else default_source(design)
     doses = list(design.doses if doses is None else doses)
     positions = scan_positions(design, source.obj.shape)
@@ -177,4 +182,5 @@ def run_simulation(
         "doses": entries,
     }
     write_json(root / SIMULATION_MANIFEST, manifest)
+    remove_files(root, earlier - listed_files(root / SIMULATION_MANIFEST))
     return manifest
