@@ -159,7 +159,7 @@ def run_study(design: StudyDesign, output: str | Path, resume: bool = False, exe
     console = console or Console()
 
     def say(text: str) -> None:
-        console.print(text, markup=False, highlight=False)
+        console.print(text, markup=False, highlight=False, soft_wrap=True)
 
     state = _read_state(root, strict=resume)
     root.mkdir(parents=True, exist_ok=True)
