@@ -51,13 +51,46 @@ def small_dataset():
 def record_phases(phase_c: Path, phase_d: Path, doses, views) -> None:
     """Write the phase C and D manifests that list the split files already in the two folders,
     as `simulate` and `overlap` would have."""
-    splits = lambda root, folder: {split: file_record(root / folder / f"{split}.npz", root) for split in SPLITS}  # noqa: E731
-    write_json(phase_c / SIMULATION_MANIFEST, {"phase": "C", "doses": [
-        {"dose": float(dose), "folder": f"dose_{dose}", "files": splits(phase_c, f"dose_{dose}")} for dose in doses]})
-    write_json(phase_d / OVERLAP_MANIFEST, {"phase": "D", "source_manifest": file_record(phase_c / SIMULATION_MANIFEST, phase_c), "doses": [
-        {"dose": float(dose), "folder": f"dose_{dose}", "views": [
-            {"view": view, "formed": True, "files": splits(phase_d, f"dose_{dose}/{view}")} for view in views]} for dose in doses],
-        "not_formed": []})
+    splits = lambda root, folder: {
+        split: file_record(root / folder / f"{split}.npz", root) for split in SPLITS
+    }  # noqa: E731
+    write_json(
+        phase_c / SIMULATION_MANIFEST,
+        {
+            "phase": "C",
+            "doses": [
+                {
+                    "dose": float(dose),
+                    "folder": f"dose_{dose}",
+                    "files": splits(phase_c, f"dose_{dose}"),
+                }
+                for dose in doses
+            ],
+        },
+    )
+    write_json(
+        phase_d / OVERLAP_MANIFEST,
+        {
+            "phase": "D",
+            "source_manifest": file_record(phase_c / SIMULATION_MANIFEST, phase_c),
+            "doses": [
+                {
+                    "dose": float(dose),
+                    "folder": f"dose_{dose}",
+                    "views": [
+                        {
+                            "view": view,
+                            "formed": True,
+                            "files": splits(phase_d, f"dose_{dose}/{view}"),
+                        }
+                        for view in views
+                    ],
+                }
+                for dose in doses
+            ],
+            "not_formed": [],
+        },
+    )
 
 
 @pytest.fixture
@@ -69,7 +102,10 @@ def fake_phases(tmp_path):
         phase_c, phase_d = tmp_path / "c", tmp_path / "d"
         for dose in doses:
             for split in SPLITS:
-                for root, folder in ((phase_c, f"dose_{dose}"), *((phase_d, f"dose_{dose}/{view}") for view in views)):
+                for root, folder in (
+                    (phase_c, f"dose_{dose}"),
+                    *((phase_d, f"dose_{dose}/{view}") for view in views),
+                ):
                     path = root / folder / f"{split}.npz"
                     path.parent.mkdir(parents=True, exist_ok=True)
                     path.write_bytes(f"{folder}/{split}".encode())  # distinct bytes per file

@@ -43,11 +43,19 @@ app = typer.Typer(
 
 # Mistakes a user can make (bad design, dataset, file or option, missing engine, an output the
 # system refuses): one clear message, exit status 2, no traceback.
-USER_ERRORS = (DesignError, DatasetError, GroupingError, FormatError, EngineUnavailable, TrainerError, StudyStateError, OutputError, OSError)
-INTERRUPTED = "interrupted; finished work is kept (`study run`, `train-matrix` and `reconstruct-iterative` continue with --resume)"
+USER_ERRORS = (DesignError, DatasetError, GroupingError, FormatError, EngineUnavailable,
+               TrainerError, StudyStateError, OutputError, OSError)
+INTERRUPTED = (
+    "interrupted; finished work is kept "
+    "(`study run`, `train-matrix` and `reconstruct-iterative` continue with --resume)"
+)
 
 PRESET_HELP = "Design preset: 'full' (the study as stated) or 'smoke' (N=64, minutes on CPU)."
-ConfigOption = Annotated[Optional[Path], typer.Option(help="YAML design file listing only what it changes: its fields replace those of --preset.", dir_okay=False)]
+DRY_RUN_HELP = "Write each job's configuration and command to training_preview.json; train none."
+RESUME_TRAINING_HELP = "Keep jobs whose record (same data and settings) and bundle still match."
+RESUME_ITERATIVE_HELP = "Keep jobs whose record (same engine, settings, data) and files match."
+CONFIG_HELP = "YAML design file listing only what it changes: its fields replace --preset's."
+ConfigOption = Annotated[Optional[Path], typer.Option(help=CONFIG_HELP, dir_okay=False)]
 PresetOption = Annotated[str, typer.Option("--preset", help=PRESET_HELP)]
 
 # Trainer flags shared by `train` and `train-matrix` (hardware and logging, not science).
@@ -80,17 +88,21 @@ def say(text: str, err: bool = False) -> None:
 
 
 def fail(message: str, code: int) -> typer.Exit:
-    Console(stderr=True, soft_wrap=True, highlight=False).print(Text.assemble(("error: ", "bold red"), message))
+    Console(stderr=True, soft_wrap=True, highlight=False).print(
+        Text.assemble(("error: ", "bold red"), message)
+    )
     return typer.Exit(code)
 
 
 def _os_message(error: OSError) -> str:
-    names = " -> ".join(str(name) for name in (error.filename, error.filename2) if name is not None)
+    names = " -> ".join(
+        str(name) for name in (error.filename, error.filename2) if name is not None
+    )
     return f"{names}: {error.strerror}" if names and error.strerror else str(error)
 
 
 def guarded(command: Callable) -> Callable:
-    """Run a command, turning user errors, numerical failures and Ctrl-C into one message and an exit status."""
+    """Run a command; user errors, numerical failures and Ctrl-C become a message and a status."""
 
     @functools.wraps(command)
     def wrapper(*args: object, **kwargs: object) -> None:
@@ -101,7 +113,9 @@ def guarded(command: Callable) -> Callable:
         except NonFiniteError as error:
             raise fail(str(error), 1) from None
         except USER_ERRORS as error:
-            raise fail(_os_message(error) if isinstance(error, OSError) else str(error), 2) from None
+            raise fail(
+                _os_message(error) if isinstance(error, OSError) else str(error), 2
+            ) from None
 
     return wrapper
 
@@ -125,8 +139,15 @@ TRAINER_FLAGS = (
 def trainer_options(accelerator: str, devices: str, strategy: str, num_nodes: int, deterministic: bool, num_workers: int, logger: str) -> TrainerOptions:
     if logger not in ("csv", "tensorboard", "none"):
         raise DesignError(f"--logger must be csv, tensorboard or none, got {logger!r}")
-    options = TrainerOptions(accelerator=accelerator, devices=parse_devices(devices), strategy=strategy, num_nodes=num_nodes,
-                             deterministic=deterministic, num_workers=num_workers, logger=logger)
+    options = TrainerOptions(
+        accelerator=accelerator,
+        devices=parse_devices(devices),
+        strategy=strategy,
+        num_nodes=num_nodes,
+        deterministic=deterministic,
+        num_workers=num_workers,
+        logger=logger,
+    )
     check_available(options)
     return options
 
@@ -185,7 +206,9 @@ def simulate(
     manifest = run_simulation(design, output_root, source=source, doses=dose or None)
     for entry in manifest["doses"]:
         counts = entry["counts"]
-        say(f"dose {entry['dose']:g}: {counts['train']} train / {counts['test']} test patterns -> {output_root / entry['folder']}")
+        folder = output_root / entry["folder"]
+        patterns = f"{counts['train']} train / {counts['test']} test patterns"
+        say(f"dose {entry['dose']:g}: {patterns} -> {folder}")
     say(f"manifest: {output_root / 'simulation_manifest.json'}")
 
 
@@ -216,11 +239,13 @@ def overlap(
                 status = f"overlap target {item['target_fraction']:g}, measured {measured} (train/test)"
             else:
                 status = "NOT FORMED"
-            say(f"dose {entry['dose']:g} {item['view']} (S = {item['spacing_px']:.1f} px): kept {kept}; {status}")
+            view = f"dose {entry['dose']:g} {item['view']} (S = {item['spacing_px']:.1f} px)"
+            say(f"{view}: kept {kept}; {status}")
     say(f"manifest: {output_root / OVERLAP_MANIFEST}")
     if manifest["not_formed"]:
         for item in manifest["not_formed"]:
-            say(f"not formed: dose {item['dose']:g} view {item['view']!r} {item['split']}: {item['reason']}", err=True)
+            view = f"dose {item['dose']:g} view {item['view']!r} {item['split']}"
+            say(f"not formed: {view}: {item['reason']}", err=True)
         raise typer.Exit(code=1)
 
 @app.command()
@@ -244,8 +269,9 @@ def train(
     training = design.training.model_copy(update={"model": "supervised"}) if supervised else design.training
     spec = JobSpec(train_file, gridsize, design.neighbor_count, design.seeds.grouping, training, nphotons)
     result = train_model(spec, load_dataset(train_file), output, options)
-    say(f"final loss {result.final_loss:.6g} after {result.epochs} epochs ({result.wall_time_s:.1f} s)\n"
-        f"bundle: {result.bundle} (sha256 {result.sha256})")
+    say(f"final loss {result.final_loss:.6g} after {result.epochs} epochs "
+        f"({result.wall_time_s:.1f} s)")
+    say(f"bundle: {result.bundle} (sha256 {result.sha256})")
 
 
 @app.command("reconstruct-iterative")
@@ -260,7 +286,7 @@ def reconstruct_iterative(
     iterations: Annotated[int, typer.Option(help="Iterations (epochs over all patterns) per job.")] = DEFAULT_ITERATIONS,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the jobs and write nothing.")] = False,
     allow_missing_phase_d: Annotated[bool, typer.Option("--allow-missing-phase-d", help="Skip (and record) overlap views with no phase D data.")] = False,
-    resume: Annotated[bool, typer.Option(help="Keep jobs whose earlier record (same engine, settings and input data) and files still match.")] = False,
+    resume: Annotated[bool, typer.Option(help=RESUME_ITERATIVE_HELP)] = False,
 ) -> None:
     """Phase F: classical iterative reconstruction of every dose x view x split dataset."""
     from ptypinn.study.iterative import run_iterative_matrix
@@ -325,8 +351,9 @@ def reconstruct(
     if "geometry" in dataset.metadata:  # lets `ptypinn convert` place the object in metres (ptychodus product)
         provenance["geometry"] = dataset.metadata["geometry"]
     npz, png = write_reconstruction(output, result, dataset, provenance)
-    say(f"{dataset.count} patterns in {result.wall_time_s:.2f} s ({result.patterns_per_second:.0f} patterns/s)\n"
-        f"reconstruction: {npz}\nimage: {png}")
+    speed = f"{result.patterns_per_second:.0f} patterns/s"
+    say(f"{dataset.count} patterns in {result.wall_time_s:.2f} s ({speed})")
+    say(f"reconstruction: {npz}\nimage: {png}")
 
 
 @app.command("train-matrix")
@@ -338,9 +365,9 @@ def train_matrix(
     dose: Annotated[Optional[list[float]], typer.Option(help="Only this dose; repeat for several.")] = None,
     view: Annotated[Optional[list[str]], typer.Option(help="Only this view (baseline, dense, sparse); repeat for several.")] = None,
     gridsize: Annotated[Optional[list[int]], typer.Option(help="Only this gridsize; repeat for several.")] = None,
-    dry_run: Annotated[bool, typer.Option(help="Show each job's resolved configuration and command, written to training_preview.json; train nothing.")] = False,
+    dry_run: Annotated[bool, typer.Option(help=DRY_RUN_HELP)] = False,
     allow_missing_phase_d: Annotated[bool, typer.Option(help="Skip (and record) overlap views whose data is missing.")] = False,
-    resume: Annotated[bool, typer.Option(help="Keep jobs whose earlier record (same data and settings) and bundle still match.")] = False,
+    resume: Annotated[bool, typer.Option(help=RESUME_TRAINING_HELP)] = False,
     preset_name: PresetOption = "full",
     config: ConfigOption = None,
     max_epochs: EpochsOption = None,
@@ -353,10 +380,21 @@ def train_matrix(
     design = with_epochs(resolve_design(preset_name, config), max_epochs)
     check_views(design, view)
     manifest = run_training_matrix(
-        design, phase_c_root, phase_d_root, artifact_root, doses=dose, views=view, gridsizes=gridsize, allow_missing_phase_d=allow_missing_phase_d,
-        dry_run=dry_run, resume=resume, options=options, design_args=design_arguments(preset_name, config),
+        design,
+        phase_c_root,
+        phase_d_root,
+        artifact_root,
+        doses=dose,
+        views=view,
+        gridsizes=gridsize,
+        allow_missing_phase_d=allow_missing_phase_d,
+        dry_run=dry_run,
+        resume=resume,
+        options=options,
+        design_args=design_arguments(preset_name, config),
     )
-    say(f"jobs: {manifest['enumerated_count']} enumerated, {manifest['job_count']} after filters, {manifest['skipped_count']} views skipped")
+    counts = (manifest["enumerated_count"], manifest["job_count"], manifest["skipped_count"])
+    say("jobs: {} enumerated, {} after filters, {} views skipped".format(*counts))
     for event in manifest["skipped_views"]:
         say(f"  skipped dose {event['dose']:g} {event['view']}: {event['reason']}")
     for job in manifest["jobs"]:
@@ -369,7 +407,10 @@ def train_matrix(
         else:
             line += f"\n    {job['command']}"
         say(line)
-    say(f"{'preview' if dry_run else 'manifest'}: {artifact_root / (TRAINING_PREVIEW if dry_run else TRAINING_MANIFEST)}")
+    if dry_run:
+        say(f"preview: {artifact_root / TRAINING_PREVIEW}")
+    else:
+        say(f"manifest: {artifact_root / TRAINING_MANIFEST}")
     if manifest["failed_count"]:
         raise typer.Exit(1)
 
@@ -404,7 +445,8 @@ def study_run(
     say(f"study finished in {time.perf_counter() - start:.0f} s; report: {report_path(output)}")
 
 
-for _commands in (app, study_app):  # every command, including those added later, answers through guarded()
+# Every command, including those added later, answers through guarded().
+for _commands in (app, study_app):
     for _info in _commands.registered_commands:
         _info.callback = guarded(_info.callback)
 

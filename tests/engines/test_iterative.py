@@ -250,13 +250,24 @@ def test_matrix_writes_reconstructions_records_failures_and_the_manifest(tmp_pat
         assert int(npz["iterations"]) == 2 and float(npz["wall_time_s"]) > 0
         metadata = json.loads(str(npz["metadata"]))
     assert metadata["engine"] == "cdtools" and metadata["split"] == "test" and metadata["nphotons"] == 1000.0
-    assert metadata["dataset_sha256"] == baseline["dataset_sha256"] == sha256_file(phase_c / "dose_1000" / "test.npz")
+    test_sha256 = sha256_file(phase_c / "dose_1000" / "test.npz")
+    assert metadata["dataset_sha256"] == baseline["dataset_sha256"] == test_sha256
     assert not list(root.rglob("*.tmp"))
 
-    resumed = run_iterative_matrix(phase_c, phase_d, root, views=["baseline", "dense"], splits=["test"], iterations=2, resume=True)
+    resumed = run_iterative_matrix(
+        phase_c,
+        phase_d,
+        root,
+        views=["baseline", "dense"],
+        splits=["test"],
+        iterations=2,
+        resume=True,
+    )
     assert [job["reused"] for job in resumed["jobs"]] == [True, False]  # the failed job runs again
     (folder / "reconstruction.npz").unlink()
-    again = run_iterative_matrix(phase_c, phase_d, root, views=["baseline"], splits=["test"], iterations=2, resume=True)
+    again = run_iterative_matrix(
+        phase_c, phase_d, root, views=["baseline"], splits=["test"], iterations=2, resume=True
+    )
     assert again["jobs"][0]["reused"] is False and (folder / "reconstruction.npz").is_file()
 
 
@@ -267,10 +278,11 @@ def test_cli_runs_the_matrix_and_fails_when_a_job_fails(tmp_path, monkeypatch, c
     assert code == 0, out.err
     assert "dose 1000 dense/train: ok" in out.out
     (phase_c / "dose_1000" / "test.npz").write_bytes(b"broken")
-    code, out = run_main(monkeypatch, capsys, *args, "--view", "baseline", "--split", "test", "--iterations", "1")
+    baseline = ("--view", "baseline", "--split", "test", "--iterations", "1")
+    code, out = run_main(monkeypatch, capsys, *args, *baseline)
     assert code == 2 and "test.npz changed since simulation_manifest.json was written" in out.err
-    record_phases(phase_c, phase_d, (1000,), ("dense",))  # now the manifest vouches for the broken file
-    code, out = run_main(monkeypatch, capsys, *args, "--view", "baseline", "--split", "test", "--iterations", "1")
+    record_phases(phase_c, phase_d, (1000,), ("dense",))  # the manifest vouches for the bad file
+    code, out = run_main(monkeypatch, capsys, *args, *baseline)
     assert code == 1 and "1 of 1 jobs failed" in out.out
 
 

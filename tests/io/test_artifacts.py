@@ -2,7 +2,17 @@ import errno
 
 import pytest
 
-from ptypinn.io.artifacts import OutputError, atomic_path, clear_outputs, ensure_inside, file_record, record_matches, remove_files, sha256_file, tree_digest
+from ptypinn.io.artifacts import (
+    OutputError,
+    atomic_path,
+    clear_outputs,
+    ensure_inside,
+    file_record,
+    record_matches,
+    remove_files,
+    sha256_file,
+    tree_digest,
+)
 
 
 def test_a_write_the_system_refuses_names_the_target_and_leaves_nothing(tmp_path):
@@ -12,7 +22,9 @@ def test_a_write_the_system_refuses_names_the_target_and_leaves_nothing(tmp_path
     with pytest.raises(OutputError, match=f"cannot write {target}: No space left on device"):
         with atomic_path(target):
             raise OSError(errno.ENOSPC, "No space left on device")
-    assert target.read_text() == "old" and sorted(p.name for p in target.parent.iterdir()) == ["result.npz"]
+    assert target.read_text() == "old" and sorted(p.name for p in target.parent.iterdir()) == [
+        "result.npz"
+    ]
     (tmp_path / "file").write_text("")
     with pytest.raises(OutputError, match=f"cannot write {tmp_path / 'file' / 'x.json'}"):
         with atomic_path(tmp_path / "file" / "x.json") as tmp:
@@ -26,11 +38,16 @@ def test_links_out_of_the_output_folder_are_refused_and_never_followed(tmp_path)
     (outside / "keep.txt").write_text("precious")
     (root / "jobs" / "away").symlink_to(outside)
     (root / "jobs" / "log").symlink_to(outside / "keep.txt")
-    assert ensure_inside(root, root / "jobs" / "new" / "model.pt") == root / "jobs" / "new" / "model.pt"
+    assert (
+        ensure_inside(root, root / "jobs" / "new" / "model.pt")
+        == root / "jobs" / "new" / "model.pt"
+    )
     with pytest.raises(OutputError, match="leads it out of the output folder"):
         ensure_inside(root, root / "jobs" / "away" / "model.pt")
     clear_outputs(root / "jobs", ["log", "away", "absent"])
-    assert (outside / "keep.txt").read_text() == "precious" and list((root / "jobs").iterdir()) == []
+    assert (outside / "keep.txt").read_text() == "precious" and list(
+        (root / "jobs").iterdir()
+    ) == []
 
 
 def test_remove_files_prunes_emptied_folders_and_stops_at_links(tmp_path):

@@ -7,7 +7,11 @@ def test_redirected_output_gets_plain_lines_at_the_interval(capsys):
     for done in (1, 2, 3):
         ticker.update(done, detail=f"loss {done}")
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split(" (")[0] for line in lines] == ["training jobs: 1/3", "training jobs: 2/3", "training jobs: 3/3"]
+    assert [line.split(" (")[0] for line in lines] == [
+        "training jobs: 1/3",
+        "training jobs: 2/3",
+        "training jobs: 3/3",
+    ]
     assert lines[-1].endswith("s, loss 3)")
 
 

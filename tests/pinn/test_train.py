@@ -106,7 +106,10 @@ def test_training_lowers_the_loss_and_the_bundle_round_trips(tiny_data, tmp_path
 def test_same_seed_gives_the_same_losses_and_the_same_bundle_bytes(tiny_data, tmp_path):
     design, train, _ = tiny_data
     dataset = load_dataset(train)
-    runs = [train_model(spec_for(design, train, 1, epochs=2), dataset, tmp_path / str(i), QUIET) for i in range(2)]
+    runs = [
+        train_model(spec_for(design, train, 1, epochs=2), dataset, tmp_path / str(i), QUIET)
+        for i in range(2)
+    ]
     assert runs[0].history == runs[1].history
     assert runs[0].sha256 == runs[1].sha256 and runs[0].wall_time_s != runs[1].wall_time_s
 
@@ -114,7 +117,8 @@ def test_same_seed_gives_the_same_losses_and_the_same_bundle_bytes(tiny_data, tm
 def test_a_diverging_loss_fails_the_job_and_writes_no_bundle(tiny_data, tmp_path):
     design, train, _ = tiny_data
     dataset = load_dataset(train)
-    huge = dataclasses.replace(dataset, diffraction=dataset.diffraction * np.float32(1e30))  # the recorded dose scale stays
+    # The recorded dose scale stays, so the amplitudes reach 1e30 photons: the loss overflows.
+    huge = dataclasses.replace(dataset, diffraction=dataset.diffraction * np.float32(1e30))
     with pytest.raises(NonFiniteError, match="training diverged: the loss is (nan|inf)"):
         train_model(spec_for(design, train, 1, epochs=1), huge, tmp_path, QUIET)
     assert not (tmp_path / "model.pt").exists()
@@ -122,31 +126,49 @@ def test_a_diverging_loss_fails_the_job_and_writes_no_bundle(tiny_data, tmp_path
 
 def test_a_new_run_clears_the_old_bundle_logs_and_checkpoints(tiny_data, tmp_path):
     design, train, _ = tiny_data
-    stale = [tmp_path / "checkpoints" / "epoch=9-step=90.ckpt", tmp_path / "logs" / "metrics.csv", tmp_path / "model.pt"]
+    stale = [
+        tmp_path / "checkpoints" / "epoch=9-step=90.ckpt",
+        tmp_path / "logs" / "metrics.csv",
+        tmp_path / "model.pt",
+    ]
     for path in stale:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("from an earlier run")
     (tmp_path / "notes.txt").write_text("mine")
     train_model(spec_for(design, train, 1, epochs=1), load_dataset(train), tmp_path, QUIET)
-    assert not stale[0].exists() and not stale[1].exists() and stale[2].read_bytes() != b"from an earlier run"
+    assert (
+        not stale[0].exists()
+        and not stale[1].exists()
+        and stale[2].read_bytes() != b"from an earlier run"
+    )
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
 def test_only_supported_patch_sizes_train(small_dataset, tmp_path):
     design = make_design({})
-    with pytest.raises(DatasetError, match=r"\[64, 128, 256\] px patterns; this dataset holds 32x32"):
-        train_model(JobSpec(tmp_path / "x.npz", 1, 7, 1, design.training), small_dataset, tmp_path, QUIET)
+    with pytest.raises(
+        DatasetError, match=r"\[64, 128, 256\] px patterns; this dataset holds 32x32"
+    ):
+        train_model(
+            JobSpec(tmp_path / "x.npz", 1, 7, 1, design.training), small_dataset, tmp_path, QUIET
+        )
     assert not (tmp_path / "model.pt").exists()
 
 
 @pytest.fixture(scope="module")
 def bundle(tiny_data, tmp_path_factory):
     design, train, _ = tiny_data
-    return train_model(spec_for(design, train, 1, epochs=1), load_dataset(train), tmp_path_factory.mktemp("bundle"), QUIET).bundle
+    return train_model(
+        spec_for(design, train, 1, epochs=1),
+        load_dataset(train),
+        tmp_path_factory.mktemp("bundle"),
+        QUIET,
+    ).bundle
 
 
 def rewrite(bundle, path, edit, rehash=True):
-    """Save an edited copy of a bundle, with its checksum recomputed (a consistent file) or not (an altered one)."""
+    """Save an edited copy of a bundle, with its checksum recomputed (a consistent file) or not
+    (an altered one)."""
     from ptypinn.pinn.train import content_sha256
 
     payload = torch.load(bundle, weights_only=True)
@@ -165,7 +187,14 @@ def test_an_altered_bundle_is_refused(bundle, tmp_path):
     with pytest.raises(DatasetError, match="damaged or was altered"):
         load_bundle(rewrite(bundle, tmp_path / "nudged.pt", nudge, rehash=False))
     with pytest.raises(DatasetError, match="damaged or was altered"):
-        load_bundle(rewrite(bundle, tmp_path / "relabelled.pt", lambda p: p["dataset"].update(sha256="0" * 64), rehash=False))
+        load_bundle(
+            rewrite(
+                bundle,
+                tmp_path / "relabelled.pt",
+                lambda p: p["dataset"].update(sha256="0" * 64),
+                rehash=False,
+            )
+        )
 
 
 @pytest.mark.parametrize(
@@ -175,7 +204,10 @@ def test_an_altered_bundle_is_refused(bundle, tmp_path):
         (lambda p: p["architecture"].update(width=2), "size mismatch"),
         (lambda p: p["state_dict"].pop("log_scale"), "Missing key"),
         (lambda p: p["state_dict"]["log_scale"].fill_(float("nan")), "NaN or infinite weights"),
-        (lambda p: p.update(format="ptypinn.bundle/1"), "not a ptypinn model bundle of format ptypinn.bundle/2"),
+        (
+            lambda p: p.update(format="ptypinn.bundle/1"),
+            "not a ptypinn model bundle of format ptypinn.bundle/2",
+        ),
     ],
 )
 def test_inconsistent_bundles_are_refused_with_one_message(bundle, tmp_path, edit, phrase):
@@ -251,9 +283,11 @@ def test_augmentation_refuses_an_asymmetric_probe(tiny_data):
     GroupedPatterns(dataset, np.arange(dataset.count)[:, None], augment=True)  # the default disk probe is fine
 
 
-def test_inference_refuses_data_of_another_size_or_far_away_positions(bundle, small_dataset, tiny_data):
+def test_inference_refuses_data_of_another_size_or_far_away_positions(
+    bundle, small_dataset, tiny_data
+):
     model, meta = load_bundle(bundle)
-    with pytest.raises(DatasetError, match="trained on 64x64 patterns; this dataset holds 32x32"):
+    with pytest.raises(DatasetError, match="trained on 64x64 patterns; the data has 32x32"):
         reconstruct(model, small_dataset)
     test = load_dataset(tiny_data[2])
     far = dataclasses.replace(test, obj=None, xcoords=test.xcoords + 1e6)

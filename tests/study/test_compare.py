@@ -20,7 +20,8 @@ def phase_c(tiny_design, tmp_path):
 def fake_iterative(root, test_path, engine="exact", dataset_sha256=None):
     """A phase F result that is the truth up to a global phase: it must score as perfect."""
     obj = load_dataset(test_path).obj
-    meta = np.array(json.dumps({"engine": engine, "wall_time_s": 2.0, "dataset_sha256": dataset_sha256 or sha256_file(test_path)}))
+    digest = dataset_sha256 or sha256_file(test_path)
+    meta = np.array(json.dumps({"engine": engine, "wall_time_s": 2.0, "dataset_sha256": digest}))
     write_npz(root / "dose_10000" / "baseline" / "test" / "reconstruction.npz", {"objectGuess": obj * np.exp(1j * 0.7), "metadata": meta})
 
 
@@ -47,7 +48,9 @@ def test_a_perfect_reconstruction_scores_one_and_missing_models_are_reported(pha
 
     stale = Scored()  # a reconstruction of other test data
     fake_iterative(tmp_path / "f2", test_path, dataset_sha256="0" * 64)
-    compare_view(design, 1e4, "baseline", test_path, tmp_path / "e", tmp_path / "f2", tmp_path / "g", stale)
+    compare_view(
+        design, 1e4, "baseline", test_path, tmp_path / "e", tmp_path / "f2", tmp_path / "g", stale
+    )
     assert stale.rows == [] and any("made from other test data" in line for line in stale.missing)
 
 

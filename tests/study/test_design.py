@@ -81,9 +81,15 @@ def test_a_design_file_lists_only_what_it_changes(tmp_path):
     path = tmp_path / "d.yaml"
     path.write_text("simulation: {scan: {step_px: 10}}\n")
     full = load_design(path)
-    assert full.simulation.scan.step_px == 10 and full.simulation.object_size == preset("full").simulation.object_size
+    assert (
+        full.simulation.scan.step_px == 10
+        and full.simulation.object_size == preset("full").simulation.object_size
+    )
     smoke = load_design(path, base="smoke")
-    assert smoke.patch_size == 64 and smoke.simulation.object_size == preset("smoke").simulation.object_size
+    assert (
+        smoke.patch_size == 64
+        and smoke.simulation.object_size == preset("smoke").simulation.object_size
+    )
     assert smoke.simulation.scan.jitter_px == preset("smoke").simulation.scan.jitter_px
     empty = tmp_path / "empty.yaml"
     empty.write_text("")

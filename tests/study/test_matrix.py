@@ -34,7 +34,10 @@ def test_doses_come_from_the_manifest_not_from_folders(fake_phases):
 def test_a_file_changed_since_its_phase_wrote_it_is_an_error(fake_phases):
     phase_c, phase_d = fake_phases(doses=(1000,))
     (phase_c / "dose_1000" / "train.npz").write_bytes(b"flipped")
-    with pytest.raises(DatasetError, match=r"view 'baseline' at dose 1000: .*train\.npz changed since simulation_manifest.json"):
+    with pytest.raises(
+        DatasetError,
+        match=r"view 'baseline' at dose 1000: .*train\.npz changed since simulation_manifest.json",
+    ):
         collect_datasets(phase_c, phase_d)
     phase_c, phase_d = fake_phases(doses=(1000,))
     (phase_d / "dose_1000" / "dense" / "test.npz").write_bytes(b"flipped")
@@ -54,10 +57,14 @@ def test_phase_d_made_from_another_phase_c_is_stale(fake_phases):
 def test_missing_view_is_an_error_naming_view_and_file(fake_phases):
     phase_c, phase_d = fake_phases()
     (phase_d / "dose_1000" / "sparse" / "train.npz").unlink()
-    with pytest.raises(MissingDatasetError, match=r"view 'sparse' at dose 1000: missing phase D data: .*sparse/train\.npz"):
+    with pytest.raises(
+        MissingDatasetError,
+        match=r"view 'sparse' at dose 1000: missing phase D data: .*sparse/train\.npz",
+    ):
         collect_datasets(phase_c, phase_d)
     phase_c, phase_d = fake_phases(views=("dense",))
-    with pytest.raises(MissingDatasetError, match=r"view 'sparse' at dose 1000: .*overlap_manifest.json has no view 'sparse'"):
+    unlisted = r"view 'sparse' at dose 1000: .*overlap_manifest.json has no view 'sparse'"
+    with pytest.raises(MissingDatasetError, match=unlisted):
         collect_datasets(phase_c, phase_d)
 
 
@@ -73,7 +80,9 @@ def test_a_view_phase_d_could_not_form_is_skipped_with_its_reason(fake_phases):
     phase_c, phase_d = fake_phases(doses=(1000,))
     manifest = json.loads((phase_d / OVERLAP_MANIFEST).read_text())
     manifest["doses"][0]["views"][1] = {"view": "sparse", "formed": False}
-    manifest["not_formed"] = [{"dose": 1000.0, "view": "sparse", "split": "train", "reason": "kept 3 of 40 positions"}]
+    manifest["not_formed"] = [
+        {"dose": 1000.0, "view": "sparse", "split": "train", "reason": "kept 3 of 40 positions"}
+    ]
     write_json(phase_d / OVERLAP_MANIFEST, manifest)
     _, skips = collect_datasets(phase_c, phase_d, allow_missing_phase_d=True)
     assert [s.reason for s in skips] == ["view not formed in phase D: kept 3 of 40 positions"]
@@ -93,7 +102,9 @@ def test_missing_phase_c_manifest_is_reported(tmp_path):
 
 def test_a_dose_the_manifest_lacks_is_named(fake_phases):
     phase_c, phase_d = fake_phases()
-    with pytest.raises(DatasetError, match=r"dose\(s\) \[5.0\] not in .*it holds \[1000.0, 10000.0, 100000.0\]"):
+    with pytest.raises(
+        DatasetError, match=r"dose\(s\) \[5.0\] not in .*it holds \[1000.0, 10000.0, 100000.0\]"
+    ):
         collect_datasets(phase_c, phase_d, doses=[5])
 
 

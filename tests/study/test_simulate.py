@@ -85,10 +85,12 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tiny_design, tmp_path):
 
 
 def test_a_new_run_removes_the_doses_an_earlier_run_wrote(tiny_design, tmp_path):
-    """The folder matches the manifest: no dose folder of an earlier design is left to be picked up."""
+    """The folder matches the manifest: no dose folder of an earlier design is left behind."""
     run_simulation(tiny_design, tmp_path, doses=[1000, 2000])
     (tmp_path / "notes.txt").write_text("mine")
     manifest = run_simulation(tiny_design, tmp_path, doses=[1000])
     assert [entry["dose"] for entry in manifest["doses"]] == [1000.0]
-    assert not (tmp_path / "dose_2000").exists() and (tmp_path / "dose_1000" / "train.npz").is_file()
+    assert (
+        not (tmp_path / "dose_2000").exists() and (tmp_path / "dose_1000" / "train.npz").is_file()
+    )
     assert (tmp_path / "notes.txt").read_text() == "mine"

@@ -69,7 +69,10 @@ def test_study_runs_end_to_end_and_resume_skips_finished_steps(micro_design, tmp
     run_study(longer, tmp_path, resume=True, console=console)
     text = console.export_text()
     assert "train: phase_e/dose_10000/dense/gs2/model.pt differs from its record" in text
-    assert "iterative: phase_f/dose_10000/baseline/test/reconstruction.npz differs from its record" in text
+    assert (
+        "iterative: phase_f/dose_10000/baseline/test/reconstruction.npz differs from its record"
+        in text
+    )
     assert "simulate: unchanged, skipped" in text and "compare: done" in text
     jobs = json.loads((tmp_path / "phase_e" / TRAINING_MANIFEST).read_text())["jobs"]
     assert [(job["view"], job["reused"]) for job in jobs] == [("baseline", True), ("dense", False)]
@@ -89,20 +92,38 @@ def test_study_runs_end_to_end_and_resume_skips_finished_steps(micro_design, tmp
 @pytest.mark.slow
 def test_an_interrupted_study_resumes_where_it_stopped(micro_design, tmp_path):
     """Ctrl-C during training: one message, status 130; --resume keeps the finished jobs."""
-    design = micro_design.model_copy(update={"training": micro_design.training.model_copy(update={"epochs": 4})})
+    design = micro_design.model_copy(
+        update={"training": micro_design.training.model_copy(update={"epochs": 4})}
+    )
     config = design.save(tmp_path / "design.yaml")
-    command = [sys.executable, "-m", "ptypinn", "study", "run", "--config", str(config), "--output", str(tmp_path / "s")]
+    command = [
+        sys.executable,
+        "-m",
+        "ptypinn",
+        "study",
+        "run",
+        "--config",
+        str(config),
+        "--output",
+        str(tmp_path / "s"),
+    ]
     manifest = tmp_path / "s" / "phase_e" / TRAINING_MANIFEST
     with open(tmp_path / "first.log", "w") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 600
         while not (manifest.is_file() and json.loads(manifest.read_text())["jobs"]):
-            assert process.poll() is None and time.monotonic() < deadline, "training never finished a job"
+            assert process.poll() is None and time.monotonic() < deadline, (
+                "training never finished a job"
+            )
             time.sleep(0.2)
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=300)
     assert process.returncode == 130, stderr
-    assert stderr.count("error:") == 1 and "interrupted; finished work is kept" in stderr and "Traceback" not in stderr
+    assert (
+        stderr.count("error:") == 1
+        and "interrupted; finished work is kept" in stderr
+        and "Traceback" not in stderr
+    )
     finished = json.loads(manifest.read_text())["jobs"]
     assert [job["status"] for job in finished] == ["ok"]
     state = json.loads((tmp_path / "s" / STATE_FILE).read_text())["steps"]
@@ -110,7 +131,10 @@ def test_an_interrupted_study_resumes_where_it_stopped(micro_design, tmp_path):
 
     done = subprocess.run([*command, "--resume"], capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr
-    assert "simulate: unchanged, skipped" in done.stdout and "overlap: unchanged, skipped" in done.stdout
+    assert (
+        "simulate: unchanged, skipped" in done.stdout
+        and "overlap: unchanged, skipped" in done.stdout
+    )
     assert "train: interrupted last time; continuing" in done.stdout
     jobs = json.loads(manifest.read_text())["jobs"]
     assert jobs[0]["reused"] and jobs[0]["bundle_sha256"] == finished[0]["bundle_sha256"]

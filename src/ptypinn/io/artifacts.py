@@ -113,7 +113,7 @@ def file_record(path: str | os.PathLike, root: str | os.PathLike) -> dict[str, o
 
 
 def record_matches(record: Mapping[str, object], root: str | os.PathLike) -> bool:
-    """Whether the file a :func:`file_record` names (under ``root``) still has its recorded bytes."""
+    """Whether the file a :func:`file_record` names (under ``root``) has its recorded bytes."""
     path = Path(root) / str(record["path"])
     return path.is_file() and not path.is_symlink() and sha256_file(path) == record["sha256"]
 
@@ -122,7 +122,9 @@ def ensure_inside(root: str | os.PathLike, path: str | os.PathLike) -> Path:
     """``path``, after checking that it stays inside ``root`` once symbolic links are resolved."""
     root, path = Path(root), Path(path)
     if not path.resolve().is_relative_to(root.resolve()):
-        raise OutputError(f"refusing to write {path}: a symbolic link leads it out of the output folder {root}")
+        raise OutputError(
+            f"refusing to write {path}: a symbolic link leads it out of the output folder {root}"
+        )
     return path
 
 
@@ -135,13 +137,13 @@ def _remove(path: Path) -> None:
 
 
 def clear_outputs(folder: str | os.PathLike, names: Iterable[str]) -> None:
-    """Remove the entries ``names`` of ``folder`` left by an earlier run, so a new run starts clean."""
+    """Remove the entries ``names`` an earlier run left in ``folder``: a new run starts clean."""
     for name in names:
         _remove(Path(folder) / name)
 
 
 def remove_files(root: str | os.PathLike, paths: Iterable[str]) -> None:
-    """Delete files (paths relative to ``root``) and then every folder under ``root`` they leave empty."""
+    """Delete files (paths relative to ``root``), then the folders under ``root`` left empty."""
     root = Path(root)
     for relative in paths:
         path = root / relative
@@ -149,13 +151,18 @@ def remove_files(root: str | os.PathLike, paths: Iterable[str]) -> None:
             continue  # a link higher up leads outside: never delete there
         _remove(path)
         for parent in path.parents:
-            if parent == root or not parent.is_relative_to(root) or not parent.is_dir() or any(parent.iterdir()):
+            if (
+                parent == root
+                or not parent.is_relative_to(root)
+                or not parent.is_dir()
+                or any(parent.iterdir())
+            ):
                 break
             parent.rmdir()
 
 
 def tree_digest(folder: str | os.PathLike) -> dict[str, str]:
-    """SHA-256 of every regular file under ``folder`` (links are not followed), by relative path."""
+    """SHA-256 of every regular file under ``folder`` (links not followed), by relative path."""
     folder = Path(folder)
     if not folder.is_dir():
         return {}

@@ -111,7 +111,9 @@ def open_hdf5(path: str | os.PathLike, kind: str) -> Iterator[HDF5Reader]:
         with h5py.File(path, "r") as file:
             yield HDF5Reader(file, path)
     except OSError as error:  # how h5py reports unreadable blocks
-        raise FormatError(f"{path} is damaged or truncated, so it cannot be read as a {kind} file: {error}") from None
+        raise FormatError(
+            f"{path} is damaged or truncated, so it cannot be read as a {kind} file: {error}"
+        ) from None
 
 
 @contextlib.contextmanager

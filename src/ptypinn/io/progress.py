@@ -1,4 +1,4 @@
-"""Progress for long work: a rich bar on a terminal, periodic plain lines when output is redirected."""
+"""Progress for long work: a rich bar on a terminal, periodic plain lines in a log file."""
 
 from __future__ import annotations
 
@@ -28,7 +28,10 @@ class Ticker:
         finished = done >= self.total
         if now - self.last >= self.interval or (finished and self.printed):
             suffix = f", {detail}" if detail else ""
-            print(f"{self.description}: {done}/{self.total} ({now - self.start:.0f} s{suffix})", flush=True)
+            print(
+                f"{self.description}: {done}/{self.total} ({now - self.start:.0f} s{suffix})",
+                flush=True,
+            )
             self.last, self.printed = now, True
 
 

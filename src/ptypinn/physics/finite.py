@@ -10,7 +10,7 @@ class NonFiniteError(ArithmeticError):
 
 
 def require_finite(what: str, array: np.ndarray) -> np.ndarray:
-    """``array``, after checking it holds no NaN or infinite value (``what`` names it in the error)."""
+    """``array``, after checking it holds no NaN or infinite value (``what`` names it)."""
     bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
     if bad:
         raise NonFiniteError(f"{what} contains {bad} NaN or infinite values of {np.size(array)}")

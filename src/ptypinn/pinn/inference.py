@@ -27,7 +27,9 @@ from ptypinn.analysis.report import Panel, reconstruction_grid
 from ptypinn.physics.finite import require_finite
 from ptypinn.physics.stitch import stitch
 
-GRID_MARGIN = 4  # a stitching grid may span at most this many times the area of all patterns together
+GRID_MARGIN = (
+    4  # a stitching grid may span at most this many times the area of all patterns together
+)
 
 
 @dataclass
@@ -52,12 +54,17 @@ def object_shape(dataset: PtychoDataset) -> tuple[int, int]:
     if dataset.obj is not None:
         return tuple(dataset.obj.shape)
     reach = dataset.patch_size // 2 + 2
-    shape = int(np.ceil(dataset.ycoords.max())) + reach, int(np.ceil(dataset.xcoords.max())) + reach
-    if shape[0] * shape[1] > GRID_MARGIN * dataset.count * dataset.patch_size**2:
+    shape = (
+        int(np.ceil(dataset.ycoords.max())) + reach,
+        int(np.ceil(dataset.xcoords.max())) + reach,
+    )
+    size = dataset.patch_size
+    if shape[0] * shape[1] > GRID_MARGIN * dataset.count * size**2:
+        reach = f"({dataset.xcoords.max():.6g}, {dataset.ycoords.max():.6g}) px"
         raise DatasetError(
-            f"the positions reach ({dataset.xcoords.max():.6g}, {dataset.ycoords.max():.6g}) px: a {shape[0]} x {shape[1]} px grid, "
-            f"far more than {dataset.count} patterns of {dataset.patch_size}x{dataset.patch_size} px can cover; positions must be "
-            "object pixels of one scan (or give the data an objectGuess that sets the grid)"
+            f"the positions reach {reach}: a {shape[0]} x {shape[1]} px grid, far more than "
+            f"{dataset.count} patterns of {size}x{size} px can cover; positions must be object "
+            "pixels of one scan (or give the data an objectGuess that sets the grid)"
         )
     return shape
 
@@ -89,7 +96,8 @@ def predict_patches(model: PtychoPINN, dataset: PtychoDataset, neighbor_count: i
     model.eval()
     size = model.probe.shape[-1]
     if dataset.patch_size != size:
-        raise DatasetError(f"the model was trained on {size}x{size} patterns; this dataset holds {dataset.patch_size}x{dataset.patch_size}")
+        held = f"{dataset.patch_size}x{dataset.patch_size}"
+        raise DatasetError(f"the model was trained on {size}x{size} patterns; the data has {held}")
     positions = dataset.positions
     groups = make_groups(positions, model.gridsize, neighbor_count, n_groups=dataset.count, seed=seed)
     if model.gridsize > 1:

@@ -31,27 +31,36 @@ class TrainerOptions:
 
 
 def parse_devices(text: str) -> int | str:
-    """``--devices`` as Lightning takes it: a count (``2``), a list of indices (``0,1``) or ``auto``."""
+    """``--devices`` as Lightning takes it: a count (``2``), indices (``0,1``) or ``auto``."""
     text = text.strip()
     if text.isdigit():
         return int(text)
     if text in ("auto", "-1") or re.fullmatch(r"\d+(,\d+)*,?", text):
         return text
-    raise TrainerError(f"--devices must be a count, a list of device indices such as '0,1', or 'auto'; got {text!r}")
+    raise TrainerError(
+        f"--devices must be a count, device indices such as '0,1', or 'auto'; got {text!r}"
+    )
 
 
 def check_available(options: TrainerOptions) -> None:
     """Refuse, before any work, an accelerator this machine does not have."""
     if options.accelerator not in ACCELERATORS:
-        raise TrainerError(f"--accelerator must be one of {', '.join(ACCELERATORS)}; got {options.accelerator!r}")
+        raise TrainerError(
+            f"--accelerator must be one of {', '.join(ACCELERATORS)}; got {options.accelerator!r}"
+        )
     import torch
 
     if options.accelerator in ("gpu", "cuda"):
         count = torch.cuda.device_count()
         if count == 0:
-            raise TrainerError(f"--accelerator {options.accelerator}: this machine has no CUDA GPU that torch "
-                               f"{torch.__version__} can use; use --accelerator cpu")
+            raise TrainerError(
+                f"--accelerator {options.accelerator}: this machine has no CUDA GPU that torch "
+                f"{torch.__version__} can use; use --accelerator cpu"
+            )
         if isinstance(options.devices, int) and options.devices > count:
-            raise TrainerError(f"--devices {options.devices}: this machine has {count} CUDA GPU(s)")
+            raise TrainerError(
+                f"--devices {options.devices}: this machine has {count} CUDA GPU(s)"
+            )
     if options.accelerator == "mps" and not torch.backends.mps.is_available():
-        raise TrainerError("--accelerator mps: Apple's Metal backend is not available here; use --accelerator cpu")
+        raise TrainerError("--accelerator mps: Apple's Metal backend is not available here; "
+                           "use --accelerator cpu")

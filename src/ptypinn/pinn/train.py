@@ -216,8 +216,10 @@ class PtychoModule(L.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         loss = self.loss(batch)
         if not torch.isfinite(loss):
-            raise NonFiniteError(f"training diverged: the loss is {float(loss)} at epoch {self.current_epoch + 1}, "
-                                 f"batch {batch_idx + 1}; no model bundle was written")
+            raise NonFiniteError(
+                f"training diverged: the loss is {float(loss)} at epoch {self.current_epoch + 1}, "
+                f"batch {batch_idx + 1}; no model bundle was written"
+            )
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=batch[0].shape[0])
         return loss
 
@@ -259,7 +261,9 @@ class PlainProgress(L.Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         loss = trainer.callback_metrics.get("train_loss")
-        self.ticker.update(trainer.current_epoch + 1, "" if loss is None else f"train_loss {float(loss):.6g}")
+        self.ticker.update(
+            trainer.current_epoch + 1, "" if loss is None else f"train_loss {float(loss):.6g}"
+        )
 
 
 @contextlib.contextmanager
@@ -307,7 +311,8 @@ def check_patch_size(dataset: PtychoDataset) -> None:
 
 
 def train_model(spec: JobSpec, dataset: PtychoDataset, output_dir: str | Path, options: TrainerOptions = TrainerOptions()) -> TrainingResult:
-    """Train one job and write ``<output_dir>/model.pt``; Lightning logs and checkpoints go beside it.
+    """Train one job and write ``<output_dir>/model.pt``; Lightning logs and checkpoints go
+    beside it.
 
     The bundle, logs and checkpoints of an earlier run in ``output_dir`` are removed first, so
     an interrupted run never mixes with an old one.
@@ -335,14 +340,23 @@ def train_model(spec: JobSpec, dataset: PtychoDataset, output_dir: str | Path, o
     with _quiet_lightning(not options.progress):
         try:
             trainer = L.Trainer(
-                accelerator=options.accelerator, devices=options.devices, strategy=options.strategy, num_nodes=options.num_nodes,
-                deterministic=options.deterministic, max_epochs=config.epochs, logger=_logger(options, output_dir),
-                callbacks=callbacks, enable_checkpointing=options.checkpoints, enable_progress_bar=options.progress and terminal,
-                enable_model_summary=False, default_root_dir=output_dir, log_every_n_steps=1,
+                accelerator=options.accelerator,
+                devices=options.devices,
+                strategy=options.strategy,
+                num_nodes=options.num_nodes,
+                deterministic=options.deterministic,
+                max_epochs=config.epochs,
+                logger=_logger(options, output_dir),
+                callbacks=callbacks,
+                enable_checkpointing=options.checkpoints,
+                enable_progress_bar=options.progress and terminal,
+                enable_model_summary=False,
+                default_root_dir=output_dir,
+                log_every_n_steps=1,
                 limit_val_batches=1.0 if data.validation is not None else 0,
             )
         except (MisconfigurationException, ValueError) as error:
-            raise TrainerError(f"Lightning cannot run with these trainer options: {error}") from None
+            raise TrainerError(f"Lightning cannot run with these options: {error}") from None
         start = time.perf_counter()
         with _keyboard_interrupt(trainer):
             trainer.fit(module, datamodule=data)
@@ -358,9 +372,14 @@ def train_model(spec: JobSpec, dataset: PtychoDataset, output_dir: str | Path, o
 
 
 def content_sha256(payload: dict) -> str:
-    """SHA-256 of a bundle's contents: its metadata (as sorted JSON) and every weight's name, type, shape and bytes."""
-    digest = hashlib.sha256(json.dumps({k: v for k, v in payload.items() if k not in ("state_dict", "content_sha256")},
-                                       sort_keys=True).encode())
+    """SHA-256 of a bundle's contents: its metadata (as sorted JSON) and every weight's name,
+    type, shape and bytes."""
+    digest = hashlib.sha256(
+        json.dumps(
+            {k: v for k, v in payload.items() if k not in ("state_dict", "content_sha256")},
+            sort_keys=True,
+        ).encode()
+    )
     for key in sorted(payload["state_dict"]):
         array = payload["state_dict"][key].detach().cpu().contiguous().numpy()
         digest.update(f"{key}|{array.dtype}|{array.shape}|".encode())
@@ -368,7 +387,14 @@ def content_sha256(payload: dict) -> str:
     return digest.hexdigest()
 
 
-def save_bundle(path: Path, model: PtychoPINN, spec: JobSpec, dataset: PtychoDataset, history: list[float], initial_scale: float) -> Path:
+def save_bundle(
+    path: Path,
+    model: PtychoPINN,
+    spec: JobSpec,
+    dataset: PtychoDataset,
+    history: list[float],
+    initial_scale: float,
+) -> Path:
     """One file with everything needed to run the model again: weights, configuration, scales,
     provenance and a checksum of all of it. Nothing in it depends on the clock, so the same
     training gives the same bytes."""
@@ -387,7 +413,8 @@ def save_bundle(path: Path, model: PtychoPINN, spec: JobSpec, dataset: PtychoDat
         "state_dict": {key: value.detach().cpu() for key, value in model.state_dict().items()},
     }
     payload["content_sha256"] = content_sha256(payload)
-    buffer = io.BytesIO()  # torch names the archive inside after the file: save to memory to keep it fixed
+    # torch names the archive inside after the file: save to memory to keep that name fixed
+    buffer = io.BytesIO()
     torch.save(payload, buffer)
     with atomic_path(path) as tmp:
         tmp.write_bytes(buffer.getvalue())
@@ -405,20 +432,35 @@ def load_bundle(path: str | Path) -> tuple[PtychoPINN, dict]:
         raise DatasetError(f"{path} is not a ptypinn model bundle: {error}") from None
     if not isinstance(payload, dict) or payload.get("format") != BUNDLE_FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else None
-        raise DatasetError(f"{path} is not a ptypinn model bundle of format {BUNDLE_FORMAT} (found {found!r}); "
-                           "train it again with this version")
+        raise DatasetError(
+            f"{path} is not a ptypinn model bundle of format {BUNDLE_FORMAT} (found {found!r}); "
+            "train it again with this version"
+        )
     try:
         intact = payload["content_sha256"] == content_sha256(payload)
         arch, state = payload["architecture"], payload["state_dict"]
-        model = PtychoPINN(arch["patch_size"], arch["gridsize"], state["probe"], 1.0, 1.0, width=arch["width"])
+        model = PtychoPINN(
+            arch["patch_size"], arch["gridsize"], state["probe"], 1.0, 1.0, width=arch["width"]
+        )
         if intact:
             model.load_state_dict(state)
     except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as error:
-        problem = f"missing entry {error}" if isinstance(error, KeyError) else " ".join(str(error).split())[:300]
+        problem = (
+            f"missing entry {error}"
+            if isinstance(error, KeyError)
+            else " ".join(str(error).split())[:300]
+        )
         raise DatasetError(f"{path} is not a valid ptypinn model bundle: {problem}") from None
     if not intact:
-        raise DatasetError(f"{path} is damaged or was altered: its contents no longer match the SHA-256 recorded when it was written")
-    if not all(bool(torch.isfinite(value).all()) for value in state.values() if value.is_floating_point() or value.is_complex()):
+        raise DatasetError(
+            f"{path} is damaged or was altered: its contents no longer match the SHA-256 "
+            "recorded when it was written"
+        )
+    if not all(
+        bool(torch.isfinite(value).all())
+        for value in state.values()
+        if value.is_floating_point() or value.is_complex()
+    ):
         raise DatasetError(f"{path} holds NaN or infinite weights")
     model.eval()
     return model, {key: value for key, value in payload.items() if key != "state_dict"}

@@ -29,7 +29,10 @@ from ptypinn.io.artifacts import sha256_file, write_json
 from ptypinn.io.dataset import DatasetError, PtychoDataset, load_dataset, read_metadata, read_npz
 from ptypinn.study.design import StudyDesign
 from ptypinn.pinn.inference import reconstruct, write_reconstruction
-from ptypinn.study.layout import COMPARISON_MANIFEST, RECONSTRUCTION_FILE, TRAINING_MANIFEST, dose_label, job_folder, training_folder
+from ptypinn.study.layout import (
+    COMPARISON_MANIFEST, RECONSTRUCTION_FILE, TRAINING_MANIFEST, dose_label, job_folder,
+    training_folder,
+)
 from ptypinn.study.matrix import BASELINE, collect_datasets
 from ptypinn.analysis.metrics import align, region_box, score_aligned
 from ptypinn.study.overlap import METRICS_FILE, illuminated, probe_footprint
@@ -63,12 +66,18 @@ def trained_jobs(phase_e_root: Path) -> dict[tuple[str, str, int], dict]:
     path = phase_e_root / TRAINING_MANIFEST
     try:
         jobs = json.loads(path.read_text(encoding="utf-8"))["jobs"] if path.is_file() else []
-        return {(dose_label(job["dose"]), job["view"], job["gridsize"]): job for job in jobs if job["status"] == "ok"}
+        return {
+            (dose_label(job["dose"]), job["view"], job["gridsize"]): job
+            for job in jobs
+            if job["status"] == "ok"
+        }
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise DatasetError(f"{path} is not a readable training manifest: {error}") from None
 
 
-def pinn_methods(phase_e_root: Path, dose: float, view: str) -> list[tuple[str, Path, str, str | None]]:
+def pinn_methods(
+    phase_e_root: Path, dose: float, view: str
+) -> list[tuple[str, Path, str, str | None]]:
     """(method, bundle, view it trained on, SHA-256 the training manifest records) for every
     model that reconstructs a view's test data; the supervised bundle is not in the manifest."""
     jobs = trained_jobs(phase_e_root)
@@ -78,8 +87,11 @@ def pinn_methods(phase_e_root: Path, dose: float, view: str) -> list[tuple[str, 
             continue
         job = jobs.get((dose_label(dose), source, gridsize), {})
         folder = training_folder(phase_e_root, dose, source, gridsize)
-        candidates.append((method, folder / job.get("bundle", BUNDLE_NAME), source, job.get("bundle_sha256")))
-    candidates.append((SUPERVISED, phase_e_root / dose_label(dose) / view / SUPERVISED / BUNDLE_NAME, view, None))
+        candidates.append(
+            (method, folder / job.get("bundle", BUNDLE_NAME), source, job.get("bundle_sha256"))
+        )
+    supervised = phase_e_root / dose_label(dose) / view / SUPERVISED / BUNDLE_NAME
+    candidates.append((SUPERVISED, supervised, view, None))
     return candidates
 
 
@@ -87,10 +99,15 @@ def checked_bundle(bundle: Path, recorded_sha256: str | None, train_sha256: str 
     """Model and metadata of a bundle that is the recorded file (when one is recorded) and was
     trained on ``train_sha256``; :class:`DatasetError` says why not."""
     if recorded_sha256 is not None and sha256_file(bundle) != recorded_sha256:
-        raise DatasetError(f"{bundle} is not the bundle {TRAINING_MANIFEST} records (its SHA-256 differs)")
+        raise DatasetError(
+            f"{bundle} is not the bundle {TRAINING_MANIFEST} records (its SHA-256 differs)"
+        )
     model, meta = load_bundle(bundle)
     if meta["dataset"]["sha256"] != train_sha256:
-        raise DatasetError(f"{bundle} was trained on other data than the current training split (its dataset SHA-256 differs)")
+        raise DatasetError(
+            f"{bundle} was trained on other data than the current training split "
+            "(its dataset SHA-256 differs)"
+        )
     return model, meta
 
 
@@ -119,8 +136,17 @@ def iterative_reconstruction(phase_f_root: Path, dose: float, view: str) -> tupl
     return f"iterative ({meta.get('engine', 'engine')})", arrays["objectGuess"], meta
 
 
-def compare_view(design: StudyDesign, dose: float, view: str, test_path: Path, phase_e_root: Path, phase_f_root: Path | None,
-                 output_root: Path, result: Scored, train_sha256: dict[str, str] | None = None) -> None:
+def compare_view(
+    design: StudyDesign,
+    dose: float,
+    view: str,
+    test_path: Path,
+    phase_e_root: Path,
+    phase_f_root: Path | None,
+    output_root: Path,
+    result: Scored,
+    train_sha256: dict[str, str] | None = None,
+) -> None:
     """Score every method on one view's test data; ``train_sha256`` maps each view of this dose
     to the SHA-256 of its training split, which a bundle must have been trained on."""
     test = load_dataset(test_path)
@@ -133,7 +159,8 @@ def compare_view(design: StudyDesign, dose: float, view: str, test_path: Path, p
     for method, bundle, source, recorded in pinn_methods(phase_e_root, dose, view):
         if not bundle.is_file() or (recorded is None and method != SUPERVISED):
             if method != SUPERVISED:
-                result.missing.append(f"dose {dose:g} {view}: no {method} model in {phase_e_root / TRAINING_MANIFEST}")
+                manifest = phase_e_root / TRAINING_MANIFEST
+                result.missing.append(f"dose {dose:g} {view}: no {method} model in {manifest}")
             continue
         try:
             model, meta = checked_bundle(bundle, recorded, (train_sha256 or {}).get(source))
@@ -154,7 +181,10 @@ def compare_view(design: StudyDesign, dose: float, view: str, test_path: Path, p
         return
     method, obj, meta = found
     if meta.get("dataset_sha256") != sha256_file(test_path):
-        result.missing.append(f"dose {dose:g} {view}: {method} not used: it was made from other test data (dataset SHA-256 differs)")
+        result.missing.append(
+            f"dose {dose:g} {view}: {method} not used: it was made from other test data "
+            "(dataset SHA-256 differs)"
+        )
         return
     _score_one(result, dose, view, method, obj, test.obj, region, sigma)
     seconds = meta.get("wall_time_s")
@@ -201,7 +231,8 @@ def run_comparison(design: StudyDesign, phase_c_root: str | Path, phase_d_root: 
     with progress_bar("comparison", len(entries)) as advance:
         for entry in entries:
             trained_on = {e.view: e.train_sha256 for e in entries if e.dose == entry.dose}
-            compare_view(design, entry.dose, entry.view, entry.test, phase_e_root, phase_f_root, output_root, result, trained_on)
+            compare_view(design, entry.dose, entry.view, entry.test, phase_e_root, phase_f_root,
+                         output_root, result, trained_on)
             advance(1)
     csv_path, json_path = write_tidy(result.rows, output_root)
     figures_dir = output_root / "figures"

@@ -240,15 +240,19 @@ def preset(name: str) -> StudyDesign:
 
 
 def merged(base: dict, changes: dict) -> dict:
-    """``base`` with ``changes`` laid over it: mappings merge key by key, anything else is replaced."""
+    """``base`` with ``changes`` laid over it: mappings merge key by key, the rest is replaced."""
     out = dict(base)
     for key, value in changes.items():
-        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        out[key] = (
+            merged(out[key], value)
+            if isinstance(value, dict) and isinstance(out.get(key), dict)
+            else value
+        )
     return out
 
 
 def load_design(path: str | os.PathLike, base: str = "full") -> StudyDesign:
-    """Read a design from YAML; every field it leaves out (nested ones too) keeps preset ``base``'s value."""
+    """Read a design from YAML; each field it leaves out (nested too) keeps preset ``base``'s."""
     path = Path(path)
     try:
         values = yaml.safe_load(path.read_text(encoding="utf-8"))

@@ -144,8 +144,16 @@ def figure_panels(job: IterativeJob, dataset: PtychoDataset, result: Reconstruct
 
 def run_job(job: IterativeJob, artifact_root: Path, engine: str, iterations: int, **settings: object) -> dict:
     """Reconstruct one job and write its files; any failure is returned in the record, not raised."""
-    record: dict = {"dose": job.dose, "view": job.view, "split": job.split, "dataset": str(job.dataset),
-                    "dataset_sha256": job.dataset_sha256, "status": "failed", "error": None, "reused": False}
+    record: dict = {
+        "dose": job.dose,
+        "view": job.view,
+        "split": job.split,
+        "dataset": str(job.dataset),
+        "dataset_sha256": job.dataset_sha256,
+        "status": "failed",
+        "error": None,
+        "reused": False,
+    }
     start = time.perf_counter()
     try:
         dataset = load_dataset(job.dataset)
@@ -170,13 +178,18 @@ def run_job(job: IterativeJob, artifact_root: Path, engine: str, iterations: int
 
 
 def _reusable(root: Path, engine: str, iterations: int, settings: dict) -> dict[str, dict]:
-    """Finished records of an earlier manifest with the same engine and settings and intact files, by job label."""
+    """Finished records of an earlier manifest with the same engine and settings and intact
+    files, by job label."""
     try:
         old = json.loads((root / RECONSTRUCTION_MANIFEST).read_text(encoding="utf-8"))
         if (old["engine"], old["iterations"], old["settings"]) != (engine, iterations, settings):
             return {}
-        return {f"{dose_label(r['dose'])}/{r['view']}/{r['split']}": r for r in old["jobs"]
-                if r["status"] == "ok" and all(record_matches(file, root) for file in r["files"].values())}
+        return {
+            f"{dose_label(r['dose'])}/{r['view']}/{r['split']}": r
+            for r in old["jobs"]
+            if r["status"] == "ok"
+            and all(record_matches(file, root) for file in r["files"].values())
+        }
     except (OSError, ValueError, KeyError, TypeError):
         return {}
 

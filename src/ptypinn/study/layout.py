@@ -30,7 +30,7 @@ def split_path(root: str | Path, dose: float, split: str, view: str | None = Non
 
 
 def training_folder(root: str | Path, dose: float, view: str, gridsize: int) -> Path:
-    """``<root>/dose_<int>/<view>/gs<gridsize>``: where one training job writes its bundle and logs."""
+    """``<root>/dose_<int>/<view>/gs<gridsize>``: where a training job writes bundle and logs."""
     return Path(root) / dose_label(dose) / view / f"gs{gridsize}"
 
 

@@ -72,22 +72,31 @@ class SkipEvent:
 
 
 def phase_c_entries(phase_c_root: str | Path, doses: Sequence[float] | None = None) -> list[dict]:
-    """The dose entries of the phase C manifest (those of ``doses`` only, in that order, when given)."""
+    """The dose entries of the phase C manifest (only those of ``doses``, in order, if given)."""
     path = Path(phase_c_root) / SIMULATION_MANIFEST
     try:
         entries = json.loads(path.read_text(encoding="utf-8"))["doses"]
-        if not all({"path", "sha256"} <= set(entry["files"][split]) for entry in entries for split in SPLITS):
+        if not all(
+            {"path", "sha256"} <= set(entry["files"][split])
+            for entry in entries
+            for split in SPLITS
+        ):
             raise ValueError("a dose entry lacks a train or test file record")
         found = {dose_label(entry["dose"]): entry for entry in entries}
     except FileNotFoundError:
-        raise MissingDatasetError(f"no phase C manifest at {path}; run `ptypinn simulate` first") from None
+        raise MissingDatasetError(
+            f"no phase C manifest at {path}; run `ptypinn simulate` first"
+        ) from None
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise DatasetError(f"{path} is not a readable phase C manifest: {error}") from None
     if doses is None:
         return entries
     missing = [d for d in doses if dose_label(d) not in found]
     if missing:
-        raise DatasetError(f"dose(s) {[float(d) for d in missing]} not in {path}; it holds {[entry['dose'] for entry in entries]}")
+        raise DatasetError(
+            f"dose(s) {[float(d) for d in missing]} not in {path}; "
+            f"it holds {[entry['dose'] for entry in entries]}"
+        )
     return [found[dose_label(d)] for d in doses]
 
 
@@ -97,7 +106,12 @@ def listed_files(manifest: Path) -> set[str]:
     try:
         doses = json.loads(Path(manifest).read_text(encoding="utf-8"))["doses"]
         records = [record for entry in doses for record in entry.get("files", {}).values()]
-        records += [record for entry in doses for item in entry.get("views", []) for record in item.get("files", {}).values()]
+        records += [
+            record
+            for entry in doses
+            for item in entry.get("views", [])
+            for record in item.get("files", {}).values()
+        ]
         return {record["path"] for record in records}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return set()
@@ -109,11 +123,16 @@ def verified_file(root: Path, record: dict, manifest: str) -> Path:
     if not path.is_file():
         raise MissingDatasetError(f"{path} is listed in {manifest} but missing")
     if sha256_file(path) != record["sha256"]:
-        raise DatasetError(f"{path} changed since {manifest} was written (its SHA-256 differs); run that phase again")
+        raise DatasetError(
+            f"{path} changed since {manifest} was written (its SHA-256 differs); "
+            "run that phase again"
+        )
     return path
 
 
-def _phase_d_views(phase_d_root: Path, phase_c_root: Path) -> tuple[dict[tuple[str, str], dict], list[dict], str | None]:
+def _phase_d_views(
+    phase_d_root: Path, phase_c_root: Path
+) -> tuple[dict[tuple[str, str], dict], list[dict], str | None]:
     """The view entries of the phase D manifest by (dose folder, view), its not-formed list, and
     a reason none can be used (no manifest, or one made from another phase C), if any."""
     path = phase_d_root / OVERLAP_MANIFEST
@@ -121,12 +140,21 @@ def _phase_d_views(phase_d_root: Path, phase_c_root: Path) -> tuple[dict[tuple[s
         return {}, [], f"{MISSING}: no {OVERLAP_MANIFEST} in {phase_d_root}"
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
-        views = {(dose_label(entry["dose"]), item["view"]): item for entry in manifest["doses"] for item in entry["views"]}
+        views = {
+            (dose_label(entry["dose"]), item["view"]): item
+            for entry in manifest["doses"]
+            for item in entry["views"]
+        }
         source = manifest["source_manifest"]["sha256"]
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise DatasetError(f"{path} is not a readable phase D manifest: {error}") from None
     if source != sha256_file(phase_c_root / SIMULATION_MANIFEST):
-        return {}, [], f"phase D data is stale: {path} was made from another phase C run; run `ptypinn overlap` again"
+        return (
+            {},
+            [],
+            f"phase D data is stale: {path} was made from another phase C run; "
+            "run `ptypinn overlap` again",
+        )
     return views, manifest.get("not_formed", []), None
 
 
@@ -145,32 +173,59 @@ def collect_datasets(
     phase_c_root, phase_d_root = Path(phase_c_root), Path(phase_d_root)
     entries: list[DatasetEntry] = []
     skips: list[SkipEvent] = []
-    found, not_formed, unusable = _phase_d_views(phase_d_root, phase_c_root) if views else ({}, [], None)
+    found, not_formed, unusable = (
+        _phase_d_views(phase_d_root, phase_c_root) if views else ({}, [], None)
+    )
     manifest = phase_d_root / OVERLAP_MANIFEST
     for dose_entry in phase_c_entries(phase_c_root, doses):
         dose, files = float(dose_entry["dose"]), dose_entry["files"]
         try:
-            train, test = (verified_file(phase_c_root, files[split], SIMULATION_MANIFEST) for split in SPLITS)
+            train, test = (
+                verified_file(phase_c_root, files[split], SIMULATION_MANIFEST) for split in SPLITS
+            )
         except DatasetError as error:
             raise type(error)(f"view {BASELINE!r} at dose {dose:g}: {error}") from None
-        entries.append(DatasetEntry(dose, BASELINE, train, test, files["train"]["sha256"], files["test"]["sha256"]))
+        entries.append(
+            DatasetEntry(
+                dose, BASELINE, train, test, files["train"]["sha256"], files["test"]["sha256"]
+            )
+        )
         for view in views:
             item = found.get((dose_label(dose), view))
             reason = unusable
             if reason is None and item is None:
                 reason = f"{MISSING}: {manifest} has no view {view!r} at dose {dose:g}"
             elif reason is None and not item.get("formed"):
-                why = [event["reason"] for event in not_formed if event["view"] == view and dose_label(event["dose"]) == dose_label(dose)]
+                why = [
+                    event["reason"]
+                    for event in not_formed
+                    if event["view"] == view and dose_label(event["dose"]) == dose_label(dose)
+                ]
                 reason = f"view not formed in phase D: {why[0] if why else 'too few positions'}"
             if reason is None:
                 try:
-                    train, test = (verified_file(phase_d_root, item["files"][split], OVERLAP_MANIFEST) for split in SPLITS)
-                    entries.append(DatasetEntry(dose, view, train, test, item["files"]["train"]["sha256"], item["files"]["test"]["sha256"]))
+                    train, test = (
+                        verified_file(phase_d_root, item["files"][split], OVERLAP_MANIFEST)
+                        for split in SPLITS
+                    )
+                    entries.append(
+                        DatasetEntry(
+                            dose,
+                            view,
+                            train,
+                            test,
+                            item["files"]["train"]["sha256"],
+                            item["files"]["test"]["sha256"],
+                        )
+                    )
                     continue
                 except MissingDatasetError as error:
                     reason = f"{MISSING}: {error}"
             if not allow_missing_phase_d:
-                raise MissingDatasetError(f"view {view!r} at dose {dose:g}: {reason} (pass --allow-missing-phase-d to skip missing views)")
+                raise MissingDatasetError(
+                    f"view {view!r} at dose {dose:g}: {reason} "
+                    "(pass --allow-missing-phase-d to skip missing views)"
+                )
             skips.append(SkipEvent(dose=dose, view=view, reason=reason))
     return entries, skips
 

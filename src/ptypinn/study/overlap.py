@@ -38,8 +38,15 @@ from ptypinn import __version__
 from ptypinn.io.artifacts import file_record, remove_files, sha256_file, write_json
 from ptypinn.io.dataset import DatasetError, PtychoDataset, load_dataset, save_dataset
 from ptypinn.study.design import DesignError, StudyDesign
-from ptypinn.study.layout import OVERLAP_MANIFEST, SIMULATION_MANIFEST, SPLITS, dose_label, split_path
+from ptypinn.study.layout import (
+    OVERLAP_MANIFEST,
+    SIMULATION_MANIFEST,
+    SPLITS,
+    dose_label,
+    split_path,
+)
 from ptypinn.study.matrix import BASELINE, listed_files, phase_c_entries
+
 METRICS_FILE = "metrics.json"
 COVERAGE_REGION = (
     "bounding box of the probe footprint placed at every position of the split's full phase C scan "

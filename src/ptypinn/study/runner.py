@@ -34,7 +34,10 @@ from rich.console import Console
 from ptypinn import __version__
 from ptypinn.io.artifacts import remove_files, sha256_file, tree_digest, write_json
 from ptypinn.study.design import StudyDesign
-from ptypinn.study.layout import COMPARISON_MANIFEST, OVERLAP_MANIFEST, RECONSTRUCTION_MANIFEST, SIMULATION_MANIFEST, TRAINING_MANIFEST
+from ptypinn.study.layout import (
+    COMPARISON_MANIFEST, OVERLAP_MANIFEST, RECONSTRUCTION_MANIFEST, SIMULATION_MANIFEST,
+    TRAINING_MANIFEST,
+)
 from ptypinn.pinn.runtime import TrainerOptions
 
 STATE_FILE = "study_state.json"
@@ -55,39 +58,59 @@ class Step:
     run: Callable[[StudyDesign, Path, Executor | None, bool], list[str]]
 
 
-def _simulate(design: StudyDesign, root: Path, executor: Executor | None, resume: bool) -> list[str]:
+def _simulate(
+    design: StudyDesign, root: Path, executor: Executor | None, resume: bool
+) -> list[str]:
     from ptypinn.study.simulate import run_simulation
 
     run_simulation(design, root / "phase_c")
     return []
 
 
-def _overlap(design: StudyDesign, root: Path, executor: Executor | None, resume: bool) -> list[str]:
+def _overlap(
+    design: StudyDesign, root: Path, executor: Executor | None, resume: bool
+) -> list[str]:
     from ptypinn.study.overlap import run_overlap
 
     manifest = run_overlap(design, root / "phase_c", root / "phase_d")
     return [f"view {item['view']} at dose {item['dose']:g} ({item['split']}) not formed: {item['reason']}" for item in manifest.get("not_formed", [])]
 
 
-def _train(design: StudyDesign, root: Path, executor: Executor | None, resume: bool) -> list[str]:
+def _train(
+    design: StudyDesign, root: Path, executor: Executor | None, resume: bool
+) -> list[str]:
     from ptypinn.study.training import run_training_matrix
 
     options = TrainerOptions(logger="csv", checkpoints=False, progress=False)
-    manifest = run_training_matrix(design, root / "phase_c", root / "phase_d", root / "phase_e", allow_missing_phase_d=True, resume=resume,
-                                   options=options, executor=executor, design_args=["--config", str(root / DESIGN_FILE)])
+    manifest = run_training_matrix(
+        design, root / "phase_c", root / "phase_d", root / "phase_e", allow_missing_phase_d=True,
+        resume=resume, options=options, executor=executor,
+        design_args=["--config", str(root / DESIGN_FILE)],
+    )
     return [f"training {job['view']} at dose {job['dose']:g} failed: {job['error']}" for job in manifest["jobs"] if job["status"] == "failed"]
 
 
-def _iterative(design: StudyDesign, root: Path, executor: Executor | None, resume: bool) -> list[str]:
+def _iterative(
+    design: StudyDesign, root: Path, executor: Executor | None, resume: bool
+) -> list[str]:
     from ptypinn.study.iterative import run_iterative_matrix
 
-    manifest = run_iterative_matrix(root / "phase_c", root / "phase_d", root / "phase_f", splits=list(design.iterative.splits),
-                                    engine=design.iterative.engine, iterations=design.iterative.iterations, allow_missing_phase_d=True,
-                                    resume=resume)
+    manifest = run_iterative_matrix(
+        root / "phase_c",
+        root / "phase_d",
+        root / "phase_f",
+        splits=list(design.iterative.splits),
+        engine=design.iterative.engine,
+        iterations=design.iterative.iterations,
+        allow_missing_phase_d=True,
+        resume=resume,
+    )
     return [f"iterative {job['view']} at dose {job['dose']:g} failed: {job.get('error')}" for job in manifest["jobs"] if job["status"] == "failed"]
 
 
-def _compare(design: StudyDesign, root: Path, executor: Executor | None, resume: bool) -> list[str]:
+def _compare(
+    design: StudyDesign, root: Path, executor: Executor | None, resume: bool
+) -> list[str]:
     from ptypinn.study.compare import run_comparison
 
     state = _read_state(root, strict=False)
@@ -118,7 +141,7 @@ def step_key(step: Step, design: StudyDesign, root: Path) -> str:
 
 
 def _read_state(root: Path, strict: bool) -> dict:
-    """The study state (an empty one if there is none); an unreadable file is an error when ``strict``."""
+    """The study state (empty if there is none); an unreadable file is an error when ``strict``."""
     path = root / STATE_FILE
     if not path.is_file():
         return {"steps": {}}
@@ -128,7 +151,9 @@ def _read_state(root: Path, strict: bool) -> dict:
             raise ValueError("it holds no table of steps")
     except (OSError, ValueError) as error:
         if strict:
-            raise StudyStateError(f"{path} cannot be read ({error}); delete it to run the whole study again") from None
+            raise StudyStateError(
+                f"{path} cannot be read ({error}); delete it to run the whole study again"
+            ) from None
         return {"steps": {}}
     return state
 
@@ -176,12 +201,14 @@ def run_study(design: StudyDesign, output: str | Path, resume: bool = False, exe
             if changed is None:
                 say(f"{tag}: unchanged, skipped")
                 continue
-            say(f"{tag}: {changed} differs from its record (changed or missing); running the step again")
+            say(f"{tag}: {changed} differs from its record (changed or missing); "
+                "running the step again")
         elif again:
             say(f"{tag}: interrupted last time; continuing, finished jobs are kept")
         elif previous.get("outputs"):
             remove_files(folder, previous["outputs"])
-            say(f"{tag}: starting clean (removed {len(previous['outputs'])} files of an earlier run)")
+            removed = len(previous["outputs"])
+            say(f"{tag}: starting clean (removed {removed} files of an earlier run)")
         state["steps"][step.name] = {"key": key, "started": _now()}
         write_json(root / STATE_FILE, state)
         say(f"{tag} ...")
@@ -189,8 +216,12 @@ def run_study(design: StudyDesign, output: str | Path, resume: bool = False, exe
         notes = step.run(design, root, executor, again)
         seconds = time.perf_counter() - start
         state["steps"][step.name] = {
-            "key": key, "manifest_sha256": sha256_file(folder / step.manifest), "seconds": round(seconds, 2), "notes": notes,
-            "finished": _now(), "outputs": tree_digest(folder),
+            "key": key,
+            "manifest_sha256": sha256_file(folder / step.manifest),
+            "seconds": round(seconds, 2),
+            "notes": notes,
+            "finished": _now(),
+            "outputs": tree_digest(folder),
         }
         write_json(root / STATE_FILE, state)
         say(f"{tag}: done in {seconds:.1f} s" + "".join(f"\n    note: {n}" for n in notes))

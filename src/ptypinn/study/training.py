@@ -42,7 +42,10 @@ SKIP_SUMMARY = "skip_summary.json"
 TRAINING_PREVIEW = "training_preview.json"
 LOG_NAME = "train.log"
 # What makes two jobs the same science: a finished job with the same values needs no retraining.
-JOB_KEY_FIELDS = ("dose", "view", "gridsize", "nphotons", "neighbor_count", "grouping_seed", "training", "train_sha256")
+JOB_KEY_FIELDS = (
+    "dose", "view", "gridsize", "nphotons", "neighbor_count", "grouping_seed", "training",
+    "train_sha256",
+)
 
 Runner = Callable[[dict], dict]
 
@@ -83,7 +86,8 @@ def build_training_jobs(
     jobs = []
     for entry in entries:
         folder = training_folder(artifact_root, entry.dose, entry.view, entry.gridsize)
-        jobs.append(TrainingJob(entry.dose, entry.view, entry.gridsize, entry.train, entry.test, folder, folder / LOG_NAME, entry.train_sha256))
+        jobs.append(TrainingJob(entry.dose, entry.view, entry.gridsize, entry.train, entry.test,
+                                folder, folder / LOG_NAME, entry.train_sha256))
     return jobs, skips
 
 
@@ -136,24 +140,42 @@ def _now() -> str:
 
 def job_key(config: dict) -> str:
     """SHA-256 of the science of a resolved job (not where or on what hardware it runs)."""
-    return hashlib.sha256(json.dumps({field: config[field] for field in JOB_KEY_FIELDS}, sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(
+        json.dumps({field: config[field] for field in JOB_KEY_FIELDS}, sort_keys=True).encode()
+    ).hexdigest()
 
 
 def _record(job: TrainingJob, config: dict, command: str, status: str) -> dict:
     return {
-        "dose": job.dose, "view": job.view, "gridsize": job.gridsize, "train_path": str(job.train_path),
-        "train_sha256": job.train_sha256, "test_path": str(job.test_path), "artifact_dir": str(job.artifact_dir),
-        "log_path": str(job.log_path), "command": command, "key": job_key(config), "status": status, "reused": False,
-        "final_loss": None, "epochs": None, "bundle": None, "bundle_sha256": None, "bundle_bytes": None, "error": None,
+        "dose": job.dose,
+        "view": job.view,
+        "gridsize": job.gridsize,
+        "train_path": str(job.train_path),
+        "train_sha256": job.train_sha256,
+        "test_path": str(job.test_path),
+        "artifact_dir": str(job.artifact_dir),
+        "log_path": str(job.log_path),
+        "command": command,
+        "key": job_key(config),
+        "status": status,
+        "reused": False,
+        "final_loss": None,
+        "epochs": None,
+        "bundle": None,
+        "bundle_sha256": None,
+        "bundle_bytes": None,
+        "error": None,
     }
 
 
-def run_training_job(job: TrainingJob, config: dict, runner: Runner = lightning_runner, command: str = "") -> dict:
+def run_training_job(
+    job: TrainingJob, config: dict, runner: Runner = lightning_runner, command: str = ""
+) -> dict:
     """Clear the job's folder of an earlier run, then run it; failures are returned, not raised."""
     job.artifact_dir.mkdir(parents=True, exist_ok=True)
     clear_outputs(job.artifact_dir, (*JOB_OUTPUTS, LOG_NAME))
     entry = _record(job, config, command, "failed")
-    with job.log_path.open("x", encoding="utf-8") as log:  # "x": a fresh file, never through a link
+    with job.log_path.open("x", encoding="utf-8") as log:  # "x": a new file, never through a link
         log.write(f"# ptypinn training job {job.cell}\n# started {_now()}\n# command: {command}\n")
         log.flush()
         try:
@@ -174,7 +196,11 @@ def _previous_records(path: Path) -> dict[str, dict]:
     """Finished job records of an earlier manifest, by matrix cell (none if it cannot be read)."""
     try:
         jobs = json.loads(path.read_text(encoding="utf-8"))["jobs"]
-        return {f"{dose_label(job['dose'])}/{job['view']}/gs{job['gridsize']}": job for job in jobs if job["status"] == "ok"}
+        return {
+            f"{dose_label(job['dose'])}/{job['view']}/gs{job['gridsize']}": job
+            for job in jobs
+            if job["status"] == "ok"
+        }
     except (OSError, ValueError, KeyError, TypeError):
         return {}
 
@@ -184,15 +210,30 @@ def _still_valid(record: dict | None, job: TrainingJob, config: dict) -> bool:
     if record is None or record.get("key") != job_key(config) or not record.get("bundle"):
         return False
     bundle = job.artifact_dir / record["bundle"]
-    return bundle.is_file() and not bundle.is_symlink() and sha256_file(bundle) == record.get("bundle_sha256")
+    return (
+        bundle.is_file()
+        and not bundle.is_symlink()
+        and sha256_file(bundle) == record.get("bundle_sha256")
+    )
 
 
-def _no_match(jobs: list[TrainingJob], doses: Sequence[float] | None, views: Sequence[str] | None, gridsizes: Sequence[int] | None) -> DesignError:
-    given = ", ".join(f"--{name} {' '.join(f'{v:g}' if isinstance(v, float) else str(v) for v in values)}"
-                      for name, values in (("dose", doses), ("view", views), ("gridsize", gridsizes)) if values)
+def _no_match(
+    jobs: list[TrainingJob],
+    doses: Sequence[float] | None,
+    views: Sequence[str] | None,
+    gridsizes: Sequence[int] | None,
+) -> DesignError:
+    given = ", ".join(
+        f"--{name} {' '.join(f'{v:g}' if isinstance(v, float) else str(v) for v in values)}"
+        for name, values in (("dose", doses), ("view", views), ("gridsize", gridsizes))
+        if values
+    )
     held = sorted({f"{job.dose:g}" for job in jobs}, key=float)
-    return DesignError(f"no training job matches {given}; the matrix has doses {', '.join(held)}, "
-                       f"views {', '.join(dict.fromkeys(job.view for job in jobs))}, gridsizes {sorted({job.gridsize for job in jobs})}")
+    return DesignError(
+        f"no training job matches {given}; the matrix has doses {', '.join(held)}, "
+        f"views {', '.join(dict.fromkeys(job.view for job in jobs))}, "
+        f"gridsizes {sorted({job.gridsize for job in jobs})}"
+    )
 
 
 def run_training_matrix(
@@ -245,16 +286,26 @@ def run_training_matrix(
         "skipped_count": len(skipped),
     }
     if dry_run:
-        manifest["jobs"] = [{**_record(job, configs[job.cell], commands[job.cell], "dry-run"), "config": configs[job.cell]}
-                            for job in jobs if job.cell in chosen]
+        manifest["jobs"] = [
+            {
+                **_record(job, configs[job.cell], commands[job.cell], "dry-run"),
+                "config": configs[job.cell],
+            }
+            for job in jobs
+            if job.cell in chosen
+        ]
         write_json(artifact_root / TRAINING_PREVIEW, manifest)
         return manifest
     for job in jobs:
         if job.cell in chosen:
             ensure_inside(artifact_root, job.artifact_dir)
     previous = _previous_records(artifact_root / TRAINING_MANIFEST)
-    records = {job.cell: {**previous[job.cell], "reused": True} for job in jobs
-               if (job.cell not in chosen or resume) and _still_valid(previous.get(job.cell), job, configs[job.cell])}
+    records = {
+        job.cell: {**previous[job.cell], "reused": True}
+        for job in jobs
+        if (job.cell not in chosen or resume)
+        and _still_valid(previous.get(job.cell), job, configs[job.cell])
+    }
     pending = [job for job in jobs if job.cell in chosen and job.cell not in records]
 
     def save() -> None:
