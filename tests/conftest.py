@@ -1,7 +1,11 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
+from helpers import record_phases
 
 from ptypinn.study.design import make_design
+from ptypinn.study.layout import SPLITS
 
 # The study's two views with the original study's spacing rule, for tiny scans.
 PATCH_LINEAR_VIEWS = [
@@ -59,3 +63,25 @@ def small_dataset():
         scan_index=np.zeros(len(positions), dtype=np.int64),
         metadata={"nphotons": 1e4, "dose_scale": scale, "producer": "conftest"},
     )
+
+
+@pytest.fixture
+def fake_phases(tmp_path):
+    """``make(doses, views)``: phase C and D folders of placeholder split files (not datasets)
+    with the manifests that list them, as `simulate` and `overlap` write them."""
+
+    def make(doses=(1000, 10000, 100000), views=("dense", "sparse")) -> tuple[Path, Path]:
+        phase_c, phase_d = tmp_path / "c", tmp_path / "d"
+        for dose in doses:
+            for split in SPLITS:
+                for root, folder in (
+                    (phase_c, f"dose_{dose}"),
+                    *((phase_d, f"dose_{dose}/{view}") for view in views),
+                ):
+                    path = root / folder / f"{split}.npz"
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_bytes(f"{folder}/{split}".encode())  # distinct bytes per file
+        record_phases(phase_c, phase_d, doses, views)
+        return phase_c, phase_d
+
+    return make

@@ -1,11 +1,18 @@
-"""The ``ptypinn`` command line."""
+"""The ``ptypinn`` command line.
+
+Every command runs through :func:`guarded`, the one place that turns failures into exit
+statuses: a user mistake (bad design, dataset, file, option, or an output the system refuses to
+write) is one message and status 2; a numerical failure (NaN) is one message and status 1;
+Ctrl-C is one message and status 130; anything else is an internal error and keeps its
+traceback. Text that comes from users (paths, names, values) is never read as Rich markup.
+"""
 
 from __future__ import annotations
 
 import functools
 import inspect
 import json
-import sys
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,15 +20,19 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from ptypinn import __version__
+from ptypinn.io.artifacts import OutputError
 from ptypinn.io.dataset import DatasetError, PtychoDataset
 from ptypinn.study.design import DesignError, StudyDesign, load_design, preset, with_iterative
 from ptypinn.io.formats import FileFormat, convert_file
+from ptypinn.physics.finite import NonFiniteError
 from ptypinn.physics.grouping import GroupingError
 from ptypinn.io.hdf5 import FormatError
-from ptypinn.pinn.runtime import TrainerOptions
-from ptypinn.engines.api import ENGINES
+from ptypinn.pinn.runtime import TrainerError, TrainerOptions, check_available, parse_devices
+from ptypinn.engines.api import ENGINES, EngineUnavailable
+from ptypinn.study.runner import StudyStateError
 
 app = typer.Typer(
     name="ptypinn",
@@ -31,12 +42,21 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-# Mistakes a user can make (bad design, bad dataset, unreadable file): one clear message, no
-# traceback.
-USER_ERRORS = (DesignError, DatasetError, GroupingError, FormatError)
+# Mistakes a user can make (bad design, dataset, file or option, missing engine, an output the
+# system refuses): one clear message, exit status 2, no traceback.
+USER_ERRORS = (DesignError, DatasetError, GroupingError, FormatError, EngineUnavailable,
+               TrainerError, StudyStateError, OutputError, OSError)
+INTERRUPTED = (
+    "interrupted; finished work is kept "
+    "(`study run`, `train-matrix` and `reconstruct-iterative` continue with --resume)"
+)
 
 PRESET_HELP = "Design preset: 'full' (the study as stated) or 'smoke' (N=64, minutes on CPU)."
-ConfigOption = Annotated[Optional[Path], typer.Option(help="YAML design file; overrides --preset.", dir_okay=False)]
+DRY_RUN_HELP = "Write each job's configuration and command to training_preview.json; train none."
+RESUME_TRAINING_HELP = "Keep jobs whose record (same data and settings) and bundle still match."
+RESUME_ITERATIVE_HELP = "Keep jobs whose record (same engine, settings, data) and files match."
+CONFIG_HELP = "YAML design file listing only what it changes: its fields replace --preset's."
+ConfigOption = Annotated[Optional[Path], typer.Option(help=CONFIG_HELP, dir_okay=False)]
 PresetOption = Annotated[str, typer.Option("--preset", help=PRESET_HELP)]
 
 # Trainer flags shared by `train` and `train-matrix` (hardware and logging, not science).
@@ -64,8 +84,47 @@ def _root(
     """Physics-informed neural-network ptychography and the dose x overlap study."""
 
 
+def say(text: str, err: bool = False) -> None:
+    """Print plain text: paths and names are never read as markup."""
+    typer.echo(text, err=err)
+
+
+def fail(message: str, code: int) -> typer.Exit:
+    Console(stderr=True, soft_wrap=True, highlight=False).print(
+        Text.assemble(("error: ", "bold red"), message)
+    )
+    return typer.Exit(code)
+
+
+def _os_message(error: OSError) -> str:
+    names = " -> ".join(
+        str(name) for name in (error.filename, error.filename2) if name is not None
+    )
+    return f"{names}: {error.strerror}" if names and error.strerror else str(error)
+
+
+def guarded(command: Callable) -> Callable:
+    """Run a command; user errors, numerical failures and Ctrl-C become a message and a status."""
+
+    @functools.wraps(command)
+    def wrapper(*args: object, **kwargs: object) -> None:
+        try:
+            command(*args, **kwargs)
+        except KeyboardInterrupt:
+            raise fail(INTERRUPTED, 130) from None
+        except NonFiniteError as error:
+            raise fail(str(error), 1) from None
+        except USER_ERRORS as error:
+            raise fail(
+                _os_message(error) if isinstance(error, OSError) else str(error), 2
+            ) from None
+
+    return wrapper
+
+
 def resolve_design(preset_name: str, config: Path | None) -> StudyDesign:
-    return load_design(config) if config is not None else preset(preset_name)
+    """The preset, with the fields of the design file (if any) laid over it."""
+    return load_design(config, base=preset_name) if config is not None else preset(preset_name)
 
 
 TRAINER_FLAGS = (
@@ -86,9 +145,18 @@ def trainer_options(accelerator: str, devices: str, strategy: str, num_nodes: in
         raise DesignError(f"--logger must be csv, tensorboard or none, got {logger!r}")
     if precision not in ("32-true", "bf16-mixed"):
         raise DesignError(f"--precision must be 32-true or bf16-mixed, got {precision!r}")
-    count = int(devices) if devices.isdigit() else devices
-    return TrainerOptions(accelerator=accelerator, devices=count, strategy=strategy, num_nodes=num_nodes,
-                          deterministic=deterministic, num_workers=num_workers, logger=logger, precision=precision)
+    options = TrainerOptions(
+        accelerator=accelerator,
+        devices=parse_devices(devices),
+        strategy=strategy,
+        num_nodes=num_nodes,
+        deterministic=deterministic,
+        num_workers=num_workers,
+        logger=logger,
+        precision=precision,
+    )
+    check_available(options)
+    return options
 
 
 def with_trainer_flags(command: Callable) -> Callable:
@@ -138,16 +206,17 @@ def simulate(
 
     design = resolve_design(preset_name, config)
     if dose:
-        bad = [d for d in dose if not d > 0]
+        bad = [d for d in dose if not (d > 0 and math.isfinite(d))]
         if bad:
-            raise DesignError(f"--dose must be positive, got {bad}")
+            raise DesignError(f"--dose must be positive and finite, got {bad}")
     source = source_from_npz(object_file, design) if object_file is not None else None
     manifest = run_simulation(design, output_root, source=source, doses=dose or None)
-    console = Console()
     for entry in manifest["doses"]:
         counts = entry["counts"]
-        console.print(f"dose {entry['dose']:g}: {counts['train']} train / {counts['test']} test patterns -> {output_root / entry['folder']}")
-    console.print(f"manifest: {output_root / 'simulation_manifest.json'}")
+        folder = output_root / entry["folder"]
+        patterns = f"{counts['train']} train / {counts['test']} test patterns"
+        say(f"dose {entry['dose']:g}: {patterns} -> {folder}")
+    say(f"manifest: {output_root / 'simulation_manifest.json'}")
 
 
 @app.command()
@@ -166,11 +235,11 @@ def overlap(
     targets) and the mean over the K nearest neighbours, train/test.
     Exits with status 1, after writing everything else, when a view keeps too few positions to be formed.
     """
-    from ptypinn.study.overlap import OVERLAP_MANIFEST, run_overlap
+    from ptypinn.study.layout import OVERLAP_MANIFEST
+    from ptypinn.study.overlap import run_overlap
 
     design = resolve_design(preset_name, config)
     manifest = run_overlap(design, phase_c_root, output_root, doses=dose or None, views=view or None)
-    console = Console(soft_wrap=True)
     for entry in manifest["doses"]:
         for item in entry["views"]:
             counts = item["counts"]
@@ -182,14 +251,15 @@ def overlap(
                           f"nearest-neighbour {nearest}, "
                           f"mean of K={manifest['neighbor_count']} nearest {knn} (train/test)")
             else:
-                status = "[bold red]not formed[/]"
+                status = "NOT FORMED"
             rule = (f"{item['rule']}, D = {item['probe_diameter_px']:.1f} px, "
                     f"S = {item['spacing_px']:.1f} px")
-            console.print(f"dose {entry['dose']:g} {item['view']} ({rule}): kept {kept}; {status}")
-    console.print(f"manifest: {output_root / OVERLAP_MANIFEST}")
+            say(f"dose {entry['dose']:g} {item['view']} ({rule}): kept {kept}; {status}")
+    say(f"manifest: {output_root / OVERLAP_MANIFEST}")
     if manifest["not_formed"]:
         for item in manifest["not_formed"]:
-            Console(stderr=True).print(f"not formed: dose {item['dose']:g} view {item['view']!r} {item['split']}: {item['reason']}", highlight=False)
+            view = f"dose {item['dose']:g} view {item['view']!r} {item['split']}"
+            say(f"not formed: {view}: {item['reason']}", err=True)
         raise typer.Exit(code=1)
 
 @app.command()
@@ -213,8 +283,9 @@ def train(
     training = design.training.model_copy(update={"model": "supervised"}) if supervised else design.training
     spec = JobSpec(train_file, gridsize, design.neighbor_count, design.seeds.grouping, training, nphotons)
     result = train_model(spec, load_dataset(train_file), output, options)
-    Console().print(f"final loss {result.final_loss:.6g} after {result.epochs} epochs ({result.wall_time_s:.1f} s)\n"
-                    f"bundle: {result.bundle} (sha256 {result.sha256})")
+    say(f"final loss {result.final_loss:.6g} after {result.epochs} epochs "
+        f"({result.wall_time_s:.1f} s)")
+    say(f"bundle: {result.bundle} (sha256 {result.sha256})")
 
 
 @app.command("reconstruct-iterative")
@@ -238,6 +309,7 @@ def reconstruct_iterative(
     config: ConfigOption = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the jobs and write nothing.")] = False,
     allow_missing_phase_d: Annotated[bool, typer.Option("--allow-missing-phase-d", help="Skip (and record) overlap views with no phase D data.")] = False,
+    resume: Annotated[bool, typer.Option(help=RESUME_ITERATIVE_HELP)] = False,
 ) -> None:
     """Phase F: iterative reconstruction of every dose x view x split dataset with every engine.
 
@@ -256,18 +328,19 @@ def reconstruct_iterative(
         splits=split,
         dry_run=dry_run,
         allow_missing_phase_d=allow_missing_phase_d,
+        resume=resume,
     )
-    console = Console()
     for job in manifest["jobs"]:
         detail = job["error"] or (f"final loss {job['final_loss']:.3g}, {job['wall_time_s']:.1f} s" if job["status"] == "ok" else job.get("output", ""))
         where = f"dose {job['dose']:g} {job['view']}/{job['split']} {job['engine']}"
-        console.print(f"{where}: {job['status']} {detail}", highlight=False)
+        reused = " (kept from an earlier run)" if job.get("reused") else ""
+        say(f"{where}: {job['status']} {detail}{reused}")
     for skip in manifest["skipped_views"]:
-        console.print(f"skipped dose {skip['dose']:g} {skip['view']}: {skip['reason']}", highlight=False)
+        say(f"skipped dose {skip['dose']:g} {skip['view']}: {skip['reason']}")
     if not dry_run:
-        console.print(f"manifest: {artifact_root / 'reconstruction_manifest.json'}")
+        say(f"manifest: {artifact_root / 'reconstruction_manifest.json'}")
     if manifest["failed_count"]:
-        console.print(f"[bold red]{manifest['failed_count']} of {len(manifest['jobs'])} jobs failed[/]")
+        say(f"{manifest['failed_count']} of {len(manifest['jobs'])} jobs failed")
         raise typer.Exit(1)
 
 
@@ -284,7 +357,7 @@ def convert(
     """Convert between canonical/reconstruction NPZ, CXI 1.6 and ptychodus product HDF5 files."""
     content = convert_file(source, target, from_format, to_format)
     what = f"dataset, {content.count} patterns" if isinstance(content, PtychoDataset) else f"reconstruction, {len(content.positions_m)} positions"
-    typer.echo(f"{source} -> {target} ({what})")
+    say(f"{source} -> {target} ({what})")
 
 
 @app.command()
@@ -341,7 +414,8 @@ def reconstruct(
     timing = f"{dataset.count} patterns in {rec.wall_time_s:.2f} s ({rate:.0f} patterns/s)"
     if refine:
         timing += f", including {refine} refinement steps (loss {rec.losses[0]:.6g} -> {rec.losses[-1]:.6g})"
-    Console().print(f"{timing}\nreconstruction: {npz}\nimage: {png}", highlight=False)
+    say(timing)
+    say(f"reconstruction: {npz}\nimage: {png}")
 
 
 @app.command("train-matrix")
@@ -353,8 +427,9 @@ def train_matrix(
     dose: Annotated[Optional[list[float]], typer.Option(help="Only this dose; repeat for several.")] = None,
     view: Annotated[Optional[list[str]], typer.Option(help="Only this view (baseline, dense, sparse); repeat for several.")] = None,
     gridsize: Annotated[Optional[list[int]], typer.Option(help="Only this gridsize; repeat for several.")] = None,
-    dry_run: Annotated[bool, typer.Option(help="Show each job's resolved configuration and command; train nothing.")] = False,
+    dry_run: Annotated[bool, typer.Option(help=DRY_RUN_HELP)] = False,
     allow_missing_phase_d: Annotated[bool, typer.Option(help="Skip (and record) overlap views whose data is missing.")] = False,
+    resume: Annotated[bool, typer.Option(help=RESUME_TRAINING_HELP)] = False,
     preset_name: PresetOption = "full",
     config: ConfigOption = None,
     max_epochs: EpochsOption = None,
@@ -362,29 +437,42 @@ def train_matrix(
 ) -> None:
     """Phase E: train every (dose, view) job of the study matrix and write training_manifest.json."""
     from ptypinn.study.layout import TRAINING_MANIFEST, model_folder
-    from ptypinn.study.training import run_training_matrix
+    from ptypinn.study.training import TRAINING_PREVIEW, run_training_matrix
 
     design = with_epochs(resolve_design(preset_name, config), max_epochs)
     check_views(design, view)
     manifest = run_training_matrix(
-        design, phase_c_root, phase_d_root, artifact_root, doses=dose, views=view, gridsizes=gridsize,
-        allow_missing_phase_d=allow_missing_phase_d, dry_run=dry_run, options=options, design_args=design_arguments(preset_name, config),
+        design,
+        phase_c_root,
+        phase_d_root,
+        artifact_root,
+        doses=dose,
+        views=view,
+        gridsizes=gridsize,
+        allow_missing_phase_d=allow_missing_phase_d,
+        dry_run=dry_run,
+        resume=resume,
+        options=options,
+        design_args=design_arguments(preset_name, config),
     )
-    console = Console()
-    console.print(f"jobs: {manifest['enumerated_count']} enumerated, {manifest['job_count']} after filters, "
-                  f"{manifest['skipped_count']} views skipped")
+    counts = (manifest["enumerated_count"], manifest["job_count"], manifest["skipped_count"])
+    say("jobs: {} enumerated, {} after filters, {} views skipped".format(*counts))
     for event in manifest["skipped_views"]:
-        console.print(f"  skipped dose {event['dose']:g} {event['view']}: {event['reason']}")
+        say(f"  skipped dose {event['dose']:g} {event['view']}: {event['reason']}")
     for job in manifest["jobs"]:
         line = f"  dose {job['dose']:g} {job['view']} {model_folder(job['method'], job['gridsize'])}: {job['status']}"
         if job["status"] == "ok":
             line += f", final loss {job['final_loss']:.6g}, bundle {job['artifact_dir']}/{job['bundle']}"
+            line += " (kept from an earlier run)" if job["reused"] else ""
         elif job["status"] == "failed":
             line += f" ({job['error']}; log {job['log_path']})"
         else:
             line += f"\n    {job['command']}"
-        console.print(line, highlight=False)
-    console.print(f"manifest: {artifact_root / TRAINING_MANIFEST}")
+        say(line)
+    if dry_run:
+        say(f"preview: {artifact_root / TRAINING_PREVIEW}")
+    else:
+        say(f"manifest: {artifact_root / TRAINING_MANIFEST}")
     if manifest["failed_count"]:
         raise typer.Exit(1)
 
@@ -405,7 +493,7 @@ def study_run(
     from ptypinn.study.runner import report_path, run_study
 
     design = resolve_design(preset_name, config)
-    console = Console()
+    console = Console(soft_wrap=True)
     start = time.perf_counter()
     if dask_scheduler is None:
         run_study(design, output, resume=resume, console=console)
@@ -416,16 +504,14 @@ def study_run(
             raise DesignError("--dask-scheduler needs Dask: pip install 'dask[distributed]'") from None
         with Client(dask_scheduler) as client:
             run_study(design, output, resume=resume, executor=client.get_executor(), console=console)
-    console.print(f"study finished in {time.perf_counter() - start:.0f} s; report: {report_path(output)}", highlight=False)
+    say(f"study finished in {time.perf_counter() - start:.0f} s; report: {report_path(output)}")
 
 
-def _run(application: typer.Typer) -> None:
-    try:
-        application()
-    except USER_ERRORS as error:
-        Console(stderr=True).print(f"[bold red]error:[/] {error}", highlight=False)
-        sys.exit(2)
+# Every command, including those added later, answers through guarded().
+for _commands in (app, study_app):
+    for _info in _commands.registered_commands:
+        _info.callback = guarded(_info.callback)
 
 
 def main() -> None:
-    _run(app)
+    app()

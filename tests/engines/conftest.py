@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from helpers import ENGINE_BUDGET as BUDGET
 
 from ptypinn.engines.api import ENGINE_OPTIONS
 from ptypinn.io.reconstruction import ReconstructionInput
@@ -32,7 +33,6 @@ def noiseless():
     return simulate(jitter=1.0)
 
 
-BUDGET = 60  # iterations each engine gets on the noiseless test case
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import BUDGET
+from helpers import ENGINE_BUDGET as BUDGET
 
 from ptypinn.analysis.metrics import amplitude_phase_ssim, centre_box
 from ptypinn.engines import torchvision_shim

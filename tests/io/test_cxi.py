@@ -185,6 +185,14 @@ def test_bad_cxi_files_give_specific_errors(foreign_scan, tmp_path, options, mes
     assert str(path) in str(error.value) and message in str(error.value)
 
 
+def test_a_truncated_file_is_reported_as_damaged(foreign_scan, tmp_path):
+    path = write_foreign_cxi(tmp_path / "scan.cxi", foreign_scan)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(FormatError, match="damaged or truncated"):
+        read_cxi(path)
+
+
 def test_not_hdf5_or_missing_file(tmp_path):
     (tmp_path / "text.cxi").write_text("not hdf5")
     with pytest.raises(FormatError, match="is not an HDF5 file"):

@@ -44,6 +44,7 @@ def broken(**changes):
         (broken(diffraction=np.ones((6, 8, 8), np.complex64)), "diffraction is complex"),
         (broken(diffraction=np.full((6, 8, 8), np.nan, np.float32)), "diffraction contains 384 NaN"),
         (broken(diffraction=-np.ones((6, 8, 8), np.float32)), "negative values"),
+        (broken(diffraction=np.zeros((6, 8, 8), np.float32)), "diffraction is zero everywhere"),
         (broken(diffraction=np.ones((6, 8, 9), np.float32)), "shape (n, N, N)"),
         (broken(xcoords=np.zeros(5)), "xcoords has 5 entries but diffraction has 6 patterns"),
         (broken(ycoords=np.zeros(6, np.float32)), "ycoords must be float64"),

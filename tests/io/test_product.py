@@ -149,6 +149,15 @@ def _drop_probe(f):
     del f["probe"]
 
 
+def _poison(name):
+    def edit(f):
+        values = f[name][()]
+        values.flat[0] = np.nan
+        f[name][...] = values
+
+    return edit
+
+
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
@@ -158,6 +167,8 @@ def _drop_probe(f):
         (_replace("probe_position_y_m", np.zeros(4)), "probe_position_x_m (9,) and probe_position_y_m (4,)"),
         (_set_attribute("/probe", "pixel_width_m", 1e-6), "at /probe: probe pixel"),
         (_replace("loss_epochs", [1, 2]), "at /loss_epochs: 2 loss epochs for 3 loss values"),
+        (_poison("object"), "at /object: object contains 1 NaN or infinite values"),
+        (_poison("probe"), "at /probe: probe contains 1 NaN or infinite values"),
     ],
 )
 def test_bad_product_files_give_specific_errors(reconstruction, tmp_path, edit, message):

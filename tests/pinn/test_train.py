@@ -21,6 +21,8 @@ from ptypinn.physics.stitch import stitch, synchronise_phases
 from ptypinn.pinn.runtime import TrainerOptions
 from ptypinn.pinn.config import TrainingConfig
 from ptypinn.pinn.train import JobSpec, intensity_scale, learning_rate_factor, load_bundle, train_model
+from ptypinn.physics.finite import NonFiniteError
+from ptypinn.study.design import make_design
 
 QUIET = TrainerOptions(logger="none", checkpoints=False, progress=False)
 
@@ -127,11 +129,116 @@ def test_training_lowers_the_loss_and_the_bundle_round_trips(tiny_data, tmp_path
     assert back.metadata["bundle"] == str(result.bundle)
 
 
-def test_same_seed_gives_the_same_losses(tiny_data, tmp_path):
+def test_same_seed_gives_the_same_losses_and_the_same_bundle_bytes(tiny_data, tmp_path):
     design, train, _ = tiny_data
     dataset = load_dataset(train)
-    runs = [train_model(spec_for(design, train, 1, epochs=2), dataset, tmp_path / str(i), QUIET).history for i in range(2)]
-    assert runs[0] == runs[1]
+    runs = [
+        train_model(spec_for(design, train, 1, epochs=2), dataset, tmp_path / str(i), QUIET)
+        for i in range(2)
+    ]
+    assert runs[0].history == runs[1].history
+    assert runs[0].sha256 == runs[1].sha256 and runs[0].wall_time_s != runs[1].wall_time_s
+
+
+def test_a_diverging_loss_fails_the_job_and_writes_no_bundle(tiny_data, tmp_path):
+    design, train, _ = tiny_data
+    dataset = load_dataset(train)
+    # The recorded dose scale stays, so the amplitudes reach 1e30 photons: the loss overflows.
+    huge = dataclasses.replace(dataset, diffraction=dataset.diffraction * np.float32(1e30))
+    with pytest.raises(NonFiniteError, match="training diverged: the loss is (nan|inf)"):
+        train_model(spec_for(design, train, 1, epochs=1), huge, tmp_path, QUIET)
+    assert not (tmp_path / "model.pt").exists()
+
+
+def test_a_new_run_clears_the_old_bundle_logs_and_checkpoints(tiny_data, tmp_path):
+    design, train, _ = tiny_data
+    stale = [
+        tmp_path / "checkpoints" / "epoch=9-step=90.ckpt",
+        tmp_path / "logs" / "metrics.csv",
+        tmp_path / "model.pt",
+    ]
+    for path in stale:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("from an earlier run")
+    (tmp_path / "notes.txt").write_text("mine")
+    train_model(spec_for(design, train, 1, epochs=1), load_dataset(train), tmp_path, QUIET)
+    assert (
+        not stale[0].exists()
+        and not stale[1].exists()
+        and stale[2].read_bytes() != b"from an earlier run"
+    )
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_only_supported_patch_sizes_train(small_dataset, tmp_path):
+    design = make_design({})
+    with pytest.raises(
+        DatasetError, match=r"\[64, 128, 256\] px patterns; this dataset holds 32x32"
+    ):
+        train_model(
+            JobSpec(tmp_path / "x.npz", 1, 7, 1, design.training), small_dataset, tmp_path, QUIET
+        )
+    assert not (tmp_path / "model.pt").exists()
+
+
+@pytest.fixture(scope="module")
+def bundle(tiny_data, tmp_path_factory):
+    design, train, _ = tiny_data
+    return train_model(
+        spec_for(design, train, 1, epochs=1),
+        load_dataset(train),
+        tmp_path_factory.mktemp("bundle"),
+        QUIET,
+    ).bundle
+
+
+def rewrite(bundle, path, edit, rehash=True):
+    """Save an edited copy of a bundle, with its checksum recomputed (a consistent file) or not
+    (an altered one)."""
+    from ptypinn.pinn.train import content_sha256
+
+    payload = torch.load(bundle, weights_only=True)
+    edit(payload)
+    if rehash:
+        payload["content_sha256"] = content_sha256(payload)
+    torch.save(payload, path)
+    return path
+
+
+def test_an_altered_bundle_is_refused(bundle, tmp_path):
+    def nudge(payload):
+        weight = next(key for key, value in payload["state_dict"].items() if value.ndim == 4)
+        payload["state_dict"][weight][0, 0, 0, 0] += 0.5
+
+    with pytest.raises(DatasetError, match="damaged or was altered"):
+        load_bundle(rewrite(bundle, tmp_path / "nudged.pt", nudge, rehash=False))
+    with pytest.raises(DatasetError, match="damaged or was altered"):
+        load_bundle(
+            rewrite(
+                bundle,
+                tmp_path / "relabelled.pt",
+                lambda p: p["dataset"].update(sha256="0" * 64),
+                rehash=False,
+            )
+        )
+
+
+@pytest.mark.parametrize(
+    ("edit", "phrase"),
+    [
+        (lambda p: p.pop("architecture"), "missing entry 'architecture'"),
+        (lambda p: p["architecture"].update(width=2), "size mismatch"),
+        (lambda p: p["state_dict"].pop("log_scale"), "Missing key"),
+        (lambda p: p["state_dict"]["log_scale"].fill_(float("nan")), "NaN or infinite weights"),
+        (
+            lambda p: p.update(format="ptypinn.bundle/1"),
+            "not a ptypinn model bundle of format ptypinn.bundle/2",
+        ),
+    ],
+)
+def test_inconsistent_bundles_are_refused_with_one_message(bundle, tmp_path, edit, phrase):
+    with pytest.raises(DatasetError, match=phrase):
+        load_bundle(rewrite(bundle, tmp_path / "odd.pt", edit))
 
 
 def test_a_samples_budget_sets_the_number_of_optimiser_steps(tiny_data, tmp_path):
@@ -237,3 +344,22 @@ def test_augmentation_refuses_an_asymmetric_probe(tiny_data):
     with pytest.raises(DatasetError, match="augment needs a probe"):
         GroupedPatterns(lopsided, np.arange(dataset.count)[:, None], augment=True)
     GroupedPatterns(dataset, np.arange(dataset.count)[:, None], augment=True)  # the default disk probe is fine
+
+
+def test_inference_refuses_data_of_another_size_or_far_away_positions(
+    bundle, small_dataset, tiny_data
+):
+    reconstructor = PtychoPINNReconstructor.from_bundle(bundle)
+    with pytest.raises(DatasetError, match="trained on 64x64 patterns; the data has 32x32"):
+        reconstructor.reconstruct(ReconstructionInput.from_dataset(small_dataset))
+    test = load_dataset(tiny_data[2])
+    far = dataclasses.replace(test, obj=None, xcoords=test.xcoords + 1e6)
+    with pytest.raises(DatasetError, match="positions must be object pixels"):
+        reconstructor.reconstruct(ReconstructionInput.from_dataset(far))
+
+
+def test_a_reconstruction_with_nan_is_refused(bundle, tiny_data):
+    test = load_dataset(tiny_data[2])
+    overflowing = dataclasses.replace(test, diffraction=test.diffraction * np.float32(1e38))
+    with pytest.raises(NonFiniteError, match="the reconstructed object contains"):
+        PtychoPINNReconstructor.from_bundle(bundle).reconstruct(ReconstructionInput.from_dataset(overflowing))

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from ptypinn.io.reconstruction import Reconstruction, write_reconstruction
+from ptypinn.io.artifacts import sha256_file
 from ptypinn.study.compare import Scored, compare_view, run_comparison, scored_region
 from ptypinn.io.dataset import load_dataset
 from ptypinn.study.layout import split_path
@@ -17,11 +18,13 @@ def phase_c(tiny_design, tmp_path):
     return design, tmp_path / "c"
 
 
-def fake_iterative(root, test, engine="cdtools"):
+def fake_iterative(root, test_path, engine="cdtools", dataset_sha256=None):
     """A phase F result that is the truth up to a global phase: it must score as perfect."""
+    test = load_dataset(test_path)
     obj = (test.obj * np.exp(1j * 0.7)).astype(np.complex64)
+    metadata = {"dataset_sha256": dataset_sha256 or sha256_file(test_path)}
     rec = Reconstruction(engine, obj, test.probe, test.positions, test.geometry, np.ones(4),
-                         iterations=4, wall_time_s=2.0)
+                         iterations=4, wall_time_s=2.0, metadata=metadata)
     folder = root / "dose_10000" / "baseline" / "test" / engine
     write_reconstruction(folder / "reconstruction.npz", rec)
 
@@ -38,7 +41,7 @@ def test_scored_region_is_the_illuminated_part_of_the_test_scan(phase_c):
 def test_a_perfect_reconstruction_scores_one_and_missing_models_are_reported(phase_c, tmp_path):
     design, root = phase_c
     test_path = split_path(root, 1e4, "test")
-    fake_iterative(tmp_path / "f", load_dataset(test_path))
+    fake_iterative(tmp_path / "f", test_path)
     result = Scored()
     compare_view(design, 1e4, "baseline", test_path, tmp_path / "e", tmp_path / "f", tmp_path / "g", result)
     rows = [r for r in result.rows if r["method"] == "CDTools"]
@@ -50,12 +53,18 @@ def test_a_perfect_reconstruction_scores_one_and_missing_models_are_reported(pha
     assert result.timings[0]["seconds"] == 2.0
     assert result.timings[0]["seconds_per_iteration"] == 0.5
 
+    stale = Scored()  # a reconstruction of other test data
+    fake_iterative(tmp_path / "f2", test_path, dataset_sha256="0" * 64)
+    compare_view(
+        design, 1e4, "baseline", test_path, tmp_path / "e", tmp_path / "f2", tmp_path / "g", stale
+    )
+    assert stale.rows == [] and any("made from other test data" in line for line in stale.missing)
+
 
 def test_report_lists_tables_and_embeds_figures(phase_c, tmp_path):
     design, root = phase_c
-    test = load_dataset(split_path(root, 1e4, "test"))
     for engine in ("cdtools", "ptychi"):
-        fake_iterative(tmp_path / "f", test, engine)
+        fake_iterative(tmp_path / "f", split_path(root, 1e4, "test"), engine)
     manifest = run_comparison(design, root, tmp_path / "d", tmp_path / "e", tmp_path / "f", tmp_path / "g", notes=["a note"])
     html = (tmp_path / "g" / "report.html").read_text()
     assert "data:image/png;base64," in html and "a note" in html

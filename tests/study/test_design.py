@@ -62,6 +62,10 @@ def test_partial_yaml_takes_defaults(tmp_path):
         ({"doses": []}, "doses", "at least one dose"),
         ({"doses": [1000, -5]}, "doses", "positive"),
         ({"doses": [1000, 1000]}, "doses", "distinct"),
+        ({"doses": [float("inf")]}, "doses", "finite"),
+        ({"doses": [float("nan")]}, "doses", "[nan]"),
+        ({"seeds": {"simulation": -1}}, "seeds.simulation", "greater than or equal to 0"),
+        ({"training": {"seed": -3}}, "training.seed", "greater than or equal to 0"),
         ({"patch_size": 100}, "patch_size", "N must be one of (64, 128, 256)"),
         ({"gridsizes": [0]}, "gridsizes", ">= 1"),
         ({"colour": "red"}, "colour", "Extra inputs are not permitted"),
@@ -128,6 +132,41 @@ def test_bad_design_files_are_reported(tmp_path):
     listing.write_text("- 1\n- 2\n")
     with pytest.raises(DesignError, match="mapping"):
         load_design(listing)
+
+
+def test_a_design_file_lists_only_what_it_changes(tmp_path):
+    """Fields left out, nested ones too, keep the base preset's values."""
+    path = tmp_path / "d.yaml"
+    path.write_text("simulation: {scan: {step_px: 7}}\n")
+    full = load_design(path)
+    assert (
+        full.simulation.scan.step_px == 7
+        and full.simulation.object_size == preset("full").simulation.object_size
+    )
+    smoke = load_design(path, base="smoke")
+    assert (
+        smoke.patch_size == 64
+        and smoke.simulation.object_size == preset("smoke").simulation.object_size
+    )
+    assert smoke.simulation.scan.jitter_px == preset("smoke").simulation.scan.jitter_px
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    assert load_design(empty, base="smoke") == preset("smoke")
+
+
+@pytest.mark.parametrize("text", ["doses: [1e400]\n", "doses: [.inf]\n"])
+def test_infinite_doses_in_a_file_are_refused(tmp_path, text):
+    path = tmp_path / "d.yaml"
+    path.write_text(text)
+    with pytest.raises(DesignError, match="doses: .*finite"):
+        load_design(path)
+
+
+def test_a_file_that_is_not_utf8_is_refused(tmp_path):
+    path = tmp_path / "d.yaml"
+    path.write_bytes(b"name: caf\xe9\n")
+    with pytest.raises(DesignError, match="not UTF-8 text"):
+        load_design(path)
 
 
 def test_unknown_preset():

@@ -15,6 +15,7 @@ from ptypinn.physics.samples import default_object
 from ptypinn.study.design import IterativeConfig
 from ptypinn.study.iterative import plan_jobs, run_iterative_matrix
 from ptypinn.study.simulate import SimulationSource, clean_amplitudes
+from helpers import record_phases
 from test_cli import run_main
 
 ENGINES = ("cdtools", "ptychi")
@@ -47,6 +48,7 @@ def _study(tmp_path, doses=(1000, 10000), views=("dense", "sparse")):
                     phase_d / f"dose_{dose}" / view / f"{split}.npz",
                     dataset.subset(np.arange(0, dataset.count, 2)),
                 )
+    record_phases(phase_c, phase_d, doses, views)
     return phase_c, phase_d
 
 
@@ -103,6 +105,7 @@ def test_missing_views_are_skipped_and_recorded_in_a_dry_run_that_writes_nothing
 def test_matrix_writes_each_engines_reconstruction_records_failures_and_the_manifest(tmp_path):
     phase_c, phase_d = _study(tmp_path, doses=(1000,), views=("dense",))
     (phase_d / "dose_1000" / "dense" / "test.npz").write_bytes(b"not an npz")
+    record_phases(phase_c, phase_d, (1000,), ("dense",))  # a broken file its manifest vouches for
     root = tmp_path / "f"
     manifest = run_iterative_matrix(
         phase_c, phase_d, root, QUICK, views=["baseline", "dense"], splits=["test"]
@@ -144,7 +147,16 @@ def test_matrix_writes_each_engines_reconstruction_records_failures_and_the_mani
         )
         assert rec.metadata["split"] == "test" and rec.metadata["nphotons"] == 1000.0
         assert rec.metadata["options"]["iterations"] == 2
+        assert rec.metadata["dataset_sha256"] == job["dataset_sha256"] == sha256_file(phase_c / "dose_1000" / "test.npz")
     assert not list(root.rglob("*.tmp"))
+
+    resumed = run_iterative_matrix(
+        phase_c, phase_d, root, QUICK, views=["baseline", "dense"], splits=["test"], resume=True
+    )
+    assert [job["reused"] for job in resumed["jobs"]] == [True, True, False, False]  # failed jobs run again
+    (root / "dose_1000" / "baseline" / "test" / "cdtools" / "reconstruction.npz").unlink()
+    again = run_iterative_matrix(phase_c, phase_d, root, QUICK, views=["baseline"], splits=["test"], resume=True)
+    assert [job["reused"] for job in again["jobs"]] == [False, True]  # only the damaged job runs
 
 
 def test_an_engine_that_cannot_run_fails_its_jobs_and_the_others_still_run(tmp_path, monkeypatch):
@@ -188,19 +200,11 @@ def test_cli_runs_the_matrix_and_fails_when_a_job_fails(tmp_path, monkeypatch, c
         "ptychi": 1,
     }
     (phase_c / "dose_1000" / "test.npz").write_bytes(b"broken")
-    code, out = run_main(
-        monkeypatch,
-        capsys,
-        *args,
-        "--view",
-        "baseline",
-        "--split",
-        "test",
-        "--iterations",
-        "1",
-        "--engine",
-        "ptychi",
-    )
+    baseline = ("--view", "baseline", "--split", "test", "--iterations", "1", "--engine", "ptychi")
+    code, out = run_main(monkeypatch, capsys, *args, *baseline)
+    assert code == 2 and "test.npz changed since simulation_manifest.json was written" in out.err
+    record_phases(phase_c, phase_d, (1000,), ("dense",))  # the manifest vouches for the bad file
+    code, out = run_main(monkeypatch, capsys, *args, *baseline)
     assert code == 1 and "1 of 1 jobs failed" in out.out
 
 
@@ -212,7 +216,7 @@ def test_cli_runs_the_matrix_and_fails_when_a_job_fails(tmp_path, monkeypatch, c
             ["--iterations", "0"],
             "iterative.cdtools.iterations: Input should be greater than or equal to 1",
         ),
-        (["--dose", "5"], "view 'baseline' at dose 5 is missing"),
+        (["--dose", "5"], "dose(s) [5.0] not in"),
         (["--engine", "epie"], "iterative.engines.0: Input should be 'cdtools' or 'ptychi'"),
     ],
 )

@@ -1,27 +1,16 @@
-from pathlib import Path
+import json
+import shutil
 
 import pytest
 
-from ptypinn.study.matrix import MissingDatasetError, collect_datasets, discover_doses, select, training_gridsizes
+from ptypinn.io.artifacts import write_json
+from ptypinn.io.dataset import DatasetError
+from ptypinn.study.layout import OVERLAP_MANIFEST, SIMULATION_MANIFEST
+from ptypinn.study.matrix import MissingDatasetError, collect_datasets, select, training_gridsizes
 
 
-def _touch(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"")
-
-
-def _study(tmp_path: Path, doses=(1000, 10000, 100000), views=("dense", "sparse")) -> tuple[Path, Path]:
-    phase_c, phase_d = tmp_path / "c", tmp_path / "d"
-    for dose in doses:
-        for split in ("train", "test"):
-            _touch(phase_c / f"dose_{dose}" / f"{split}.npz")
-            for view in views:
-                _touch(phase_d / f"dose_{dose}" / view / f"{split}.npz")
-    return phase_c, phase_d
-
-
-def test_full_matrix_has_baseline_dense_sparse_per_dose(tmp_path):
-    phase_c, phase_d = _study(tmp_path)
+def test_full_matrix_has_baseline_dense_sparse_per_dose(fake_phases):
+    phase_c, phase_d = fake_phases()
     entries, skips = collect_datasets(phase_c, phase_d)
     assert skips == []
     assert [(e.dose, e.view) for e in entries] == [
@@ -30,42 +19,97 @@ def test_full_matrix_has_baseline_dense_sparse_per_dose(tmp_path):
     dense = entries[1]
     assert dense.train == phase_d / "dose_1000" / "dense" / "train.npz"
     assert entries[0].test == phase_c / "dose_1000" / "test.npz"
+    assert len(dense.train_sha256) == 64 and dense.train_sha256 != entries[0].train_sha256
 
 
-def test_doses_are_discovered_in_numeric_order(tmp_path):
-    phase_c, _ = _study(tmp_path, doses=(100000, 1000, 10000))
-    (phase_c / "dose_notes").mkdir()
-    assert discover_doses(phase_c) == [1e3, 1e4, 1e5]
+def test_doses_come_from_the_manifest_not_from_folders(fake_phases):
+    """Folders an earlier design left behind are not part of the study."""
+    phase_c, phase_d = fake_phases(doses=(1000,))
+    for root in (phase_c, phase_d):
+        shutil.copytree(root / "dose_1000", root / "dose_10000")
+    entries, _ = collect_datasets(phase_c, phase_d)
+    assert {e.dose for e in entries} == {1e3}
 
 
-def test_missing_view_is_an_error_naming_view_and_file(tmp_path):
-    phase_c, phase_d = _study(tmp_path, views=("dense",))
-    with pytest.raises(MissingDatasetError, match=r"view 'sparse' at dose 1000 is missing .*sparse/train\.npz"):
+def test_a_file_changed_since_its_phase_wrote_it_is_an_error(fake_phases):
+    phase_c, phase_d = fake_phases(doses=(1000,))
+    (phase_c / "dose_1000" / "train.npz").write_bytes(b"flipped")
+    with pytest.raises(
+        DatasetError,
+        match=r"view 'baseline' at dose 1000: .*train\.npz changed since simulation_manifest.json",
+    ):
+        collect_datasets(phase_c, phase_d)
+    phase_c, phase_d = fake_phases(doses=(1000,))
+    (phase_d / "dose_1000" / "dense" / "test.npz").write_bytes(b"flipped")
+    with pytest.raises(DatasetError, match=r"dense/test\.npz changed since overlap_manifest.json"):
+        collect_datasets(phase_c, phase_d, allow_missing_phase_d=True)
+
+
+def test_phase_d_made_from_another_phase_c_is_stale(fake_phases):
+    phase_c, phase_d = fake_phases(doses=(1000,))
+    manifest = json.loads((phase_c / SIMULATION_MANIFEST).read_text())
+    write_json(phase_c / SIMULATION_MANIFEST, {**manifest, "note": "simulated again"})
+    entries, skips = collect_datasets(phase_c, phase_d, allow_missing_phase_d=True)
+    assert [e.view for e in entries] == ["baseline"]
+    assert all("phase D data is stale" in s.reason for s in skips) and len(skips) == 2
+
+
+def test_missing_view_is_an_error_naming_view_and_file(fake_phases):
+    phase_c, phase_d = fake_phases()
+    (phase_d / "dose_1000" / "sparse" / "train.npz").unlink()
+    with pytest.raises(
+        MissingDatasetError,
+        match=r"view 'sparse' at dose 1000: missing phase D data: .*sparse/train\.npz",
+    ):
+        collect_datasets(phase_c, phase_d)
+    phase_c, phase_d = fake_phases(views=("dense",))
+    unlisted = r"view 'sparse' at dose 1000: .*overlap_manifest.json has no view 'sparse'"
+    with pytest.raises(MissingDatasetError, match=unlisted):
         collect_datasets(phase_c, phase_d)
 
 
-def test_allowing_missing_views_skips_and_records_them(tmp_path):
-    phase_c, phase_d = _study(tmp_path, views=("dense",))
+def test_allowing_missing_views_skips_and_records_them(fake_phases):
+    phase_c, phase_d = fake_phases(views=("dense",))
     entries, skips = collect_datasets(phase_c, phase_d, allow_missing_phase_d=True)
     assert len(entries) == 6 and {e.view for e in entries} == {"baseline", "dense"}
     assert [(s.dose, s.view) for s in skips] == [(1e3, "sparse"), (1e4, "sparse"), (1e5, "sparse")]
     assert "missing phase D data" in skips[0].to_dict()["reason"]
 
 
-def test_missing_baseline_is_always_an_error(tmp_path):
-    phase_c, phase_d = _study(tmp_path)
+def test_a_view_phase_d_could_not_form_is_skipped_with_its_reason(fake_phases):
+    phase_c, phase_d = fake_phases(doses=(1000,))
+    manifest = json.loads((phase_d / OVERLAP_MANIFEST).read_text())
+    manifest["doses"][0]["views"][1] = {"view": "sparse", "formed": False}
+    manifest["not_formed"] = [
+        {"dose": 1000.0, "view": "sparse", "split": "train", "reason": "kept 3 of 40 positions"}
+    ]
+    write_json(phase_d / OVERLAP_MANIFEST, manifest)
+    _, skips = collect_datasets(phase_c, phase_d, allow_missing_phase_d=True)
+    assert [s.reason for s in skips] == ["view not formed in phase D: kept 3 of 40 positions"]
+
+
+def test_missing_baseline_is_always_an_error(fake_phases):
+    phase_c, phase_d = fake_phases()
     (phase_c / "dose_10000" / "test.npz").unlink()
     with pytest.raises(MissingDatasetError, match="view 'baseline' at dose 10000"):
         collect_datasets(phase_c, phase_d, allow_missing_phase_d=True)
 
 
-def test_missing_phase_c_root_is_reported(tmp_path):
+def test_missing_phase_c_manifest_is_reported(tmp_path):
     with pytest.raises(MissingDatasetError, match="run `ptypinn simulate` first"):
         collect_datasets(tmp_path / "nowhere", tmp_path)
 
 
-def test_filters_combine(tmp_path):
-    entries, _ = collect_datasets(*_study(tmp_path))
+def test_a_dose_the_manifest_lacks_is_named(fake_phases):
+    phase_c, phase_d = fake_phases()
+    with pytest.raises(
+        DatasetError, match=r"dose\(s\) \[5.0\] not in .*it holds \[1000.0, 10000.0, 100000.0\]"
+    ):
+        collect_datasets(phase_c, phase_d, doses=[5])
+
+
+def test_filters_combine(fake_phases):
+    entries, _ = collect_datasets(*fake_phases())
     assert len(select(entries, doses=[1e4])) == 3
     assert len(select(entries, views=["dense", "sparse"])) == 6
     assert [(e.dose, e.view) for e in select(entries, doses=[1e3, 1e5], views=["dense"])] == [(1e3, "dense"), (1e5, "dense")]

@@ -231,3 +231,14 @@ def test_preset_views_have_their_overlap_and_enough_positions(name, minimum):
         measured = measure_overlap(kept, probe, (size, size), design.neighbor_count)
         assert measured["count"] >= minimum, (view, split, measured)
         assert abs(measured["nearest_overlap"] - design.view(view).fraction) <= 0.1, (view, split, measured)
+
+
+def test_a_run_for_one_dose_removes_the_views_of_other_doses(tiny_design, tmp_path):
+    phase_c = tmp_path / "c"
+    run_simulation(tiny_design, phase_c, doses=[1000, 2000])
+    out = tmp_path / "d"
+    run_overlap(tiny_design, phase_c, out, views=["dense"])
+    assert split_path(out, 2000, "train", "dense").is_file()
+    manifest = run_overlap(tiny_design, phase_c, out, doses=[1000], views=["dense"])
+    assert [entry["dose"] for entry in manifest["doses"]] == [1000.0]
+    assert not (out / "dose_2000").exists() and split_path(out, 1000, "train", "dense").is_file()

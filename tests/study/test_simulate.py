@@ -111,3 +111,15 @@ def test_guard_band_keeps_training_light_off_scored_test_pixels(tiny_design, tmp
         assert "guard band" in manifest["split_rule"]
     else:  # without it, training positions light part of the scored test region
         assert (lit_by_training & scored).sum() > 0.05 * scored.sum() and dropped == 0
+
+
+def test_a_new_run_removes_the_doses_an_earlier_run_wrote(tiny_design, tmp_path):
+    """The folder matches the manifest: no dose folder of an earlier design is left behind."""
+    run_simulation(tiny_design, tmp_path, doses=[1000, 2000])
+    (tmp_path / "notes.txt").write_text("mine")
+    manifest = run_simulation(tiny_design, tmp_path, doses=[1000])
+    assert [entry["dose"] for entry in manifest["doses"]] == [1000.0]
+    assert (
+        not (tmp_path / "dose_2000").exists() and (tmp_path / "dose_1000" / "train.npz").is_file()
+    )
+    assert (tmp_path / "notes.txt").read_text() == "mine"

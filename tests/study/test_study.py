@@ -1,9 +1,14 @@
 import json
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 from rich.console import Console
 
 from ptypinn.study.design import make_design
+from ptypinn.study.layout import TRAINING_MANIFEST
 from ptypinn.study.runner import STATE_FILE, report_path, run_study
 
 
@@ -53,3 +58,86 @@ def test_study_runs_end_to_end_and_resume_skips_finished_steps(micro_design, tmp
         assert f"{step}: unchanged, skipped" in text
     assert "train: done" in text and "compare: done" in text
     assert json.loads((tmp_path / STATE_FILE).read_text())["steps"]["train"]["key"] == third["steps"]["train"]["key"]
+
+    # Files that no longer match their record: only the steps (and jobs) that own them run again.
+    bundle = tmp_path / "phase_e" / "dose_10000" / "dense" / "gs2" / "model.pt"
+    data = bytearray(bundle.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    bundle.write_bytes(bytes(data))
+    (tmp_path / "phase_f" / "dose_10000" / "baseline" / "test" / "cdtools" / "reconstruction.npz").unlink()
+    (tmp_path / "phase_g" / "metrics.json").write_text("")
+    console = Console(record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+    run_study(longer, tmp_path, resume=True, console=console)
+    text = console.export_text()
+    assert "train: phase_e/dose_10000/dense/gs2/model.pt differs from its record" in text
+    assert (
+        "iterative: phase_f/dose_10000/baseline/test/cdtools/reconstruction.npz differs from its record"
+        in text
+    )
+    assert "simulate: unchanged, skipped" in text and "compare: done" in text
+    jobs = json.loads((tmp_path / "phase_e" / TRAINING_MANIFEST).read_text())["jobs"]
+    assert [(job["view"], job["reused"]) for job in jobs] == [("baseline", True), ("dense", False)]
+    assert json.loads((tmp_path / "phase_g" / "metrics.json").read_text())
+
+    # A new design in the old folder starts clean: nothing of the first design is left to mix in.
+    other = longer.model_copy(update={"doses": (1e3,)})
+    console = Console(record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+    run_study(other, tmp_path, resume=True, console=console)
+    assert "simulate: starting clean" in console.export_text()
+    for phase in ("phase_c", "phase_d", "phase_e", "phase_f", "phase_g"):
+        assert not list((tmp_path / phase).rglob("dose_10000*")), phase
+    rows = json.loads((tmp_path / "phase_g" / "metrics.json").read_text())
+    assert {row["dose"] for row in rows} == {1e3}
+
+
+@pytest.mark.slow
+def test_an_interrupted_study_resumes_where_it_stopped(micro_design, tmp_path):
+    """Ctrl-C during training: one message, status 130; --resume keeps the finished jobs."""
+    design = micro_design.model_copy(
+        update={"training": micro_design.training.model_copy(update={"epochs": 4})}
+    )
+    config = design.save(tmp_path / "design.yaml")
+    command = [
+        sys.executable,
+        "-m",
+        "ptypinn",
+        "study",
+        "run",
+        "--config",
+        str(config),
+        "--output",
+        str(tmp_path / "s"),
+    ]
+    manifest = tmp_path / "s" / "phase_e" / TRAINING_MANIFEST
+    with open(tmp_path / "first.log", "w") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 600
+        while not (manifest.is_file() and json.loads(manifest.read_text())["jobs"]):
+            assert process.poll() is None and time.monotonic() < deadline, (
+                "training never finished a job"
+            )
+            time.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 130, stderr
+    assert (
+        stderr.count("error:") == 1
+        and "interrupted; finished work is kept" in stderr
+        and "Traceback" not in stderr
+    )
+    finished = json.loads(manifest.read_text())["jobs"]
+    assert [job["status"] for job in finished] == ["ok"]
+    state = json.loads((tmp_path / "s" / STATE_FILE).read_text())["steps"]
+    assert "finished" in state["overlap"] and "finished" not in state["train"]
+
+    done = subprocess.run([*command, "--resume"], capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr
+    assert (
+        "simulate: unchanged, skipped" in done.stdout
+        and "overlap: unchanged, skipped" in done.stdout
+    )
+    assert "train: interrupted last time; continuing" in done.stdout
+    jobs = json.loads(manifest.read_text())["jobs"]
+    assert jobs[0]["reused"] and jobs[0]["bundle_sha256"] == finished[0]["bundle_sha256"]
+    assert [job["reused"] for job in jobs[1:]] == [False] * (len(jobs) - 1) and len(jobs) >= 2
+    assert report_path(tmp_path / "s").is_file()

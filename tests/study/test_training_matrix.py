@@ -5,30 +5,21 @@ from pathlib import Path
 
 import pytest
 
-from ptypinn.io.artifacts import sha256_file
-from ptypinn.study.design import make_design
+from ptypinn.io.artifacts import OutputError, sha256_file
+from ptypinn.study.design import DesignError, make_design
 from ptypinn.study.matrix import MissingDatasetError
 from ptypinn.study.layout import TRAINING_MANIFEST
-from ptypinn.study.training import SKIP_SUMMARY, JobConfig, JobOutcome, build_training_jobs, run_training_matrix
+from ptypinn.study.training import (
+    SKIP_SUMMARY, TRAINING_PREVIEW, JobConfig, JobOutcome, build_training_jobs, run_training_matrix,
+)
 from ptypinn.pinn.runtime import TrainerOptions
 
 DOSES = (1000, 10000, 100000)
 
 
-def _touch(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"")
-
-
 @pytest.fixture
-def roots(tmp_path):
-    phase_c, phase_d = tmp_path / "c", tmp_path / "d"
-    for dose in DOSES:
-        for split in ("train", "test"):
-            _touch(phase_c / f"dose_{dose}" / f"{split}.npz")
-            for view in ("dense", "sparse"):
-                _touch(phase_d / f"dose_{dose}" / view / f"{split}.npz")
-    return phase_c, phase_d, tmp_path / "e"
+def roots(fake_phases, tmp_path):
+    return (*fake_phases(DOSES), tmp_path / "e")
 
 
 def drop_sparse(phase_d: Path) -> None:
@@ -40,10 +31,12 @@ def drop_sparse(phase_d: Path) -> None:
 class Recorder:
     """A runner that records what it was given and writes a stand-in bundle."""
 
-    def __init__(self, fail_view: str | None = None):
-        self.configs, self.fail_view = [], fail_view
+    def __init__(self, fail_view: str | None = None, interrupt_after: int | None = None):
+        self.configs, self.fail_view, self.interrupt_after = [], fail_view, interrupt_after
 
     def __call__(self, config: JobConfig) -> JobOutcome:
+        if len(self.configs) == self.interrupt_after:
+            raise KeyboardInterrupt
         self.configs.append(config)
         if config.job.view == self.fail_view:
             raise RuntimeError("out of memory")
@@ -131,7 +124,117 @@ def test_dry_run_previews_without_running(roots):
     job = manifest["jobs"][0]
     assert job["status"] == "dry-run" and job["config"]["dose"] == 1e3 and job["config"]["method"] == "pinn"
     assert job["command"].startswith("ptypinn train --train") and "--gridsize 1" in job["command"]
-    assert "dry run" in Path(job["log_path"]).read_text()
+    assert sorted(path.name for path in artifacts.rglob("*")) == [
+        TRAINING_PREVIEW
+    ]  # no folder, no log, no manifest
+
+
+def test_a_dry_run_never_touches_the_records_of_a_real_run(roots):
+    phase_c, phase_d, artifacts = roots
+    run_training_matrix(make_design({}), phase_c, phase_d, artifacts, runner=Recorder())
+    before = {path: path.read_bytes() for path in artifacts.rglob("*") if path.is_file()}
+    preview = run_training_matrix(
+        make_design({}), phase_c, phase_d, artifacts, dry_run=True, runner=Recorder(), doses=[1e4]
+    )
+    assert {
+        path: path.read_bytes()
+        for path in artifacts.rglob("*")
+        if path.is_file() and path.name != TRAINING_PREVIEW
+    } == before
+    assert json.loads((artifacts / TRAINING_PREVIEW).read_text())["jobs"] == json.loads(
+        json.dumps(preview["jobs"])
+    )
+    for dry_run in (True, False):
+        with pytest.raises(
+            DesignError,
+            match="no training job matches --dose 5; the matrix has doses 1000, 10000, 100000",
+        ):
+            run_training_matrix(
+                make_design({}),
+                phase_c,
+                phase_d,
+                artifacts,
+                dry_run=dry_run,
+                runner=Recorder(),
+                doses=[5.0],
+            )
+    assert {
+        path: path.read_bytes()
+        for path in artifacts.rglob("*")
+        if path.is_file() and path.name != TRAINING_PREVIEW
+    } == before
+
+
+def test_a_filtered_run_keeps_the_records_of_the_other_jobs(roots):
+    phase_c, phase_d, artifacts = roots
+    run_training_matrix(make_design({}), phase_c, phase_d, artifacts, runner=Recorder())
+    again = Recorder()
+    manifest = run_training_matrix(
+        make_design({}), phase_c, phase_d, artifacts, runner=again, doses=[1e4]
+    )
+    assert {c.job.dose for c in again.configs} == {1e4} and len(again.configs) == 3
+    assert len(manifest["jobs"]) == 9 and manifest["job_count"] == 3
+    assert [job["reused"] for job in manifest["jobs"]] == [
+        dose != 1e4 for dose in (1e3, 1e4, 1e5) for _ in range(3)
+    ]
+
+
+def test_resume_trains_only_jobs_without_a_matching_record(roots):
+    phase_c, phase_d, artifacts = roots
+    with pytest.raises(KeyboardInterrupt):
+        run_training_matrix(
+            make_design({}), phase_c, phase_d, artifacts, runner=Recorder(interrupt_after=4)
+        )
+    on_disk = json.loads((artifacts / TRAINING_MANIFEST).read_text())
+    assert [job["status"] for job in on_disk["jobs"]] == ["ok"] * 4  # written after every job
+    (artifacts / "dose_1000" / "dense" / "gs2" / "model.pt").write_bytes(b"flipped")
+    resumed = Recorder()
+    manifest = run_training_matrix(
+        make_design({}), phase_c, phase_d, artifacts, runner=resumed, resume=True
+    )
+    assert [(c.job.dose, c.job.view) for c in resumed.configs] == [
+        (1e3, "dense"),
+        (1e4, "dense"),
+        (1e4, "sparse"),
+    ] + [(1e5, view) for view in ("baseline", "dense", "sparse")]
+    assert [job["reused"] for job in manifest["jobs"]][:4] == [True, False, True, True]
+    longer = make_design({"training": {"epochs": 51}})
+    changed = Recorder()
+    run_training_matrix(longer, phase_c, phase_d, artifacts, runner=changed, resume=True)
+    assert len(changed.configs) == 9  # other settings: nothing matches
+
+
+def test_a_symlinked_log_is_replaced_not_followed(roots, tmp_path):
+    phase_c, phase_d, artifacts = roots
+    outside = tmp_path / "outside.txt"
+    outside.write_text("precious")
+    folder = artifacts / "dose_1000" / "baseline" / "gs1"
+    folder.mkdir(parents=True)
+    (folder / "train.log").symlink_to(outside)
+    run_training_matrix(
+        make_design({}),
+        phase_c,
+        phase_d,
+        artifacts,
+        runner=Recorder(),
+        doses=[1e3],
+        views=["baseline"],
+    )
+    assert outside.read_text() == "precious"
+    assert (
+        not (folder / "train.log").is_symlink()
+        and "ptypinn training job" in (folder / "train.log").read_text()
+    )
+
+
+def test_a_job_folder_linked_out_of_the_artifact_root_is_refused(roots, tmp_path):
+    phase_c, phase_d, artifacts = roots
+    (tmp_path / "elsewhere").mkdir()
+    (artifacts / "dose_1000").mkdir(parents=True)
+    (artifacts / "dose_1000" / "baseline").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(OutputError, match="leads it out of the output folder"):
+        run_training_matrix(make_design({}), phase_c, phase_d, artifacts, runner=Recorder())
+    assert list((tmp_path / "elsewhere").iterdir()) == []
 
 
 def test_a_failed_job_is_logged_and_the_others_still_run(roots):

@@ -37,6 +37,9 @@ LEGACY_HINTS = {
 }
 
 
+GRID_MARGIN = 4  # an object grid may span at most this many times the area of all patterns together
+
+
 class DatasetError(ValueError):
     """A dataset that breaks the contract; the message lists every problem found."""
 
@@ -69,10 +72,24 @@ class PtychoDataset:
     @property
     def object_shape(self) -> tuple[int, int]:
         """The object grid every method reconstructs on: ``objectGuess``'s, else the one rule
-        of :func:`ptypinn.physics.geometry.object_grid_shape`."""
+        of :func:`ptypinn.physics.geometry.object_grid_shape`.
+
+        Without a reference object, positions so far apart that the grid would span more than
+        ``GRID_MARGIN`` times the area of all patterns together are refused: they are not object
+        pixels of one scan (and the grid would not fit in memory).
+        """
         if self.obj is not None:
             return int(self.obj.shape[0]), int(self.obj.shape[1])
-        return object_grid_shape(self.positions, self.patch_size)
+        shape = object_grid_shape(self.positions, self.patch_size)
+        size = self.patch_size
+        if shape[0] * shape[1] > GRID_MARGIN * self.count * size**2:
+            reach = f"({self.xcoords.max():.6g}, {self.ycoords.max():.6g}) px"
+            raise DatasetError(
+                f"the positions reach {reach}: a {shape[0]} x {shape[1]} px grid, far more than "
+                f"{self.count} patterns of {size}x{size} px can cover; positions must be object "
+                "pixels of one scan (or give the data an objectGuess that sets the grid)"
+            )
+        return shape
 
     @property
     def geometry(self) -> Geometry:
@@ -141,6 +158,8 @@ def _check_diffraction(diffraction: np.ndarray, problems: list[str]) -> None:
     finite = diffraction[np.isfinite(diffraction)]
     if finite.size and finite.min() < 0:
         problems.append(f"diffraction has negative values (min {finite.min():.3g}): amplitudes are >= 0")
+    elif finite.size and not finite.any():
+        problems.append("diffraction is zero everywhere: the patterns hold no signal")
 
 
 def _check_coords(arrays: Mapping[str, np.ndarray], count: int | None, problems: list[str]) -> None:

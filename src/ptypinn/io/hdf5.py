@@ -83,6 +83,13 @@ class HDF5Reader:
             raise self.error(f"{what} must be a {'positive' if positive else 'finite'} number, got {number}", at)
         return number
 
+    def finite(self, array: np.ndarray, at: str, what: str) -> np.ndarray:
+        """``array``, after checking it holds no NaN or infinite value."""
+        bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+        if bad:
+            raise self.error(f"{what} contains {bad} NaN or infinite values", at)
+        return array
+
     def text(self, name: str) -> str | None:
         """A string dataset (bytes decoded as UTF-8), or ``None`` if absent."""
         value = self.optional_array(name)
@@ -91,14 +98,22 @@ class HDF5Reader:
 
 @contextlib.contextmanager
 def open_hdf5(path: str | os.PathLike, kind: str) -> Iterator[HDF5Reader]:
-    """Open ``path`` read-only; ``kind`` (e.g. ``"CXI"``) names the expected format in errors."""
+    """Open ``path`` read-only; ``kind`` (e.g. ``"CXI"``) names the expected format in errors.
+
+    A file that HDF5 cannot read through (truncated, damaged) is a :class:`FormatError` too.
+    """
     path = Path(path)
     if not path.is_file():
         raise FormatError(f"no such file: {path}")
     if not h5py.is_hdf5(path):
         raise FormatError(f"{path} is not an HDF5 file, so it cannot be a {kind} file")
-    with h5py.File(path, "r") as file:
-        yield HDF5Reader(file, path)
+    try:
+        with h5py.File(path, "r") as file:
+            yield HDF5Reader(file, path)
+    except OSError as error:  # how h5py reports unreadable blocks
+        raise FormatError(
+            f"{path} is damaged or truncated, so it cannot be read as a {kind} file: {error}"
+        ) from None
 
 
 @contextlib.contextmanager

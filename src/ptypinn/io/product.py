@@ -160,10 +160,11 @@ def read_product(path: str | os.PathLike) -> Product:
     with open_hdf5(path, "ptychodus product") as h5:
         distance = h5.attribute("/", DISTANCE_KEY, what="detector-object distance (m)")
         energy = h5.attribute("/", *ENERGY_KEYS, what="photon energy (eV)")
-        obj = _single_layer(h5, h5.array("object", what="object"))
+        obj = h5.finite(_single_layer(h5, h5.array("object", what="object")), "/object", "object")
         pixel = tuple(h5.attribute("/object", f"pixel_{side}_m", what=f"object pixel {side} (m)") for side in ("width", "height"))
         center = tuple(h5.attribute("/object", f"center_{axis}_m", what=f"object centre {axis} (m)", positive=False) for axis in "xy")
         probe, dropped = _first_mode(h5, "/probe", h5.array("probe", what="probe"))
+        h5.finite(probe, "/probe", "probe")
         probe_pixel = tuple(
             h5.attribute("/probe", f"pixel_{side}_m", what=f"probe pixel {side} (m)", default=default)
             for side, default in zip(("width", "height"), pixel)

@@ -47,7 +47,10 @@ class TrainingConfig(_Strict):
     trainable_scale: bool = Field(True, description="learn the log intensity scale (initialised from the dose)")
     validation_fraction: float = Field(0.05, ge=0, lt=0.5, description="share of groups held out for validation loss")
     early_stopping_patience: int = Field(0, ge=0, description="epochs without validation improvement before stopping; 0 = never")
-    seed: int = 42
+    seed: int = Field(42, ge=0)
+    refine_steps: int = Field(
+        0, ge=0, description="test-time refinement steps of the comparison's 'PtychoPINN + refine' rows (0: none)"
+    )
 
     @model_validator(mode="after")
     def _some_loss(self) -> TrainingConfig:

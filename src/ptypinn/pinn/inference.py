@@ -9,7 +9,8 @@ For gridsize ≥ 2 the groups seeded at each position are thinned to those cover
 position; each passes through the generator and the overlap constraint, and every member's
 re-extracted patch is stitched. Patches are stitched with weights ``|P|²`` on the window the
 generator predicts, after their constant phase offsets (invisible to the far field) are made
-consistent (``stitch(synchronise=True)``).
+consistent (``stitch(synchronise=True)``). A reconstruction that holds NaN or infinite values is
+refused (:class:`~ptypinn.physics.finite.NonFiniteError`).
 
 Test-time refinement (``refine_steps`` > 0, "PtychoPINN + refine"): before inference a copy of
 the trained network is fine-tuned for that many optimiser steps on the input's own diffraction
@@ -31,14 +32,20 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch.utils.data import DataLoader, TensorDataset
 
+from ptypinn.io.dataset import DatasetError
 from ptypinn.io.reconstruction import Reconstruction, ReconstructionInput
 from ptypinn.physics.grouping import group_coordinates, make_groups
+from ptypinn.physics.finite import require_finite
 from ptypinn.physics.stitch import stitch
 from ptypinn.pinn.model import PtychoPINN, centre_mask, overlap_constraint, physics_loss
 from ptypinn.pinn.train import load_bundle
 
 METHOD = "ptychopinn"
 LOSS = "test-time refinement: mean physics loss (Poisson NLL of the counts) of each pass over the data"
+
+GRID_MARGIN = (
+    4  # a stitching grid may span at most this many times the area of all patterns together
+)
 
 
 class PtychoPINNOptions(BaseModel):
@@ -91,6 +98,10 @@ def predict_patches(
     """
     model.eval()
     count = len(positions)
+    size = model.probe.shape[-1]
+    if diffraction.shape[-1] != size:
+        held = f"{diffraction.shape[-1]}x{diffraction.shape[-1]}"
+        raise DatasetError(f"the model was trained on {size}x{size} patterns; the data has {held}")
     groups = make_groups(positions, model.gridsize, neighbor_count, n_groups=count, seed=seed)
     if model.gridsize > 1:
         groups = covering_groups(groups, count)
@@ -211,6 +222,7 @@ class PtychoPINNReconstructor:
             stitch_weight(model),
             synchronise=options.synchronise,
         )
+        require_finite("the reconstructed object", obj)
         wall_time = time.perf_counter() - start
         return Reconstruction(
             method=METHOD,
@@ -229,7 +241,6 @@ class PtychoPINNReconstructor:
                     "dataset": bundle.get("dataset"),
                     "epochs": len(bundle.get("history", [])),
                     "samples_seen": bundle.get("samples_seen"),
-                    "wall_time_s": bundle.get("wall_time_s"),
                 },
                 "loss": LOSS,
                 "patterns_per_s": inp.count / wall_time if wall_time > 0 else None,

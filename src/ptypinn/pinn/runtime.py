@@ -4,8 +4,15 @@ Lightning."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
+
+ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "auto")
+
+
+class TrainerError(ValueError):
+    """Trainer options this machine cannot honour: an unknown accelerator, devices it lacks."""
 
 
 @dataclass(frozen=True)
@@ -22,3 +29,39 @@ class TrainerOptions:
     logger: Literal["csv", "tensorboard", "none"] = "csv"
     checkpoints: bool = True
     progress: bool = True
+
+
+def parse_devices(text: str) -> int | str:
+    """``--devices`` as Lightning takes it: a count (``2``), indices (``0,1``) or ``auto``."""
+    text = text.strip()
+    if text.isdigit():
+        return int(text)
+    if text in ("auto", "-1") or re.fullmatch(r"\d+(,\d+)*,?", text):
+        return text
+    raise TrainerError(
+        f"--devices must be a count, device indices such as '0,1', or 'auto'; got {text!r}"
+    )
+
+
+def check_available(options: TrainerOptions) -> None:
+    """Refuse, before any work, an accelerator this machine does not have."""
+    if options.accelerator not in ACCELERATORS:
+        raise TrainerError(
+            f"--accelerator must be one of {', '.join(ACCELERATORS)}; got {options.accelerator!r}"
+        )
+    import torch
+
+    if options.accelerator in ("gpu", "cuda"):
+        count = torch.cuda.device_count()
+        if count == 0:
+            raise TrainerError(
+                f"--accelerator {options.accelerator}: this machine has no CUDA GPU that torch "
+                f"{torch.__version__} can use; use --accelerator cpu"
+            )
+        if isinstance(options.devices, int) and options.devices > count:
+            raise TrainerError(
+                f"--devices {options.devices}: this machine has {count} CUDA GPU(s)"
+            )
+    if options.accelerator == "mps" and not torch.backends.mps.is_available():
+        raise TrainerError("--accelerator mps: Apple's Metal backend is not available here; "
+                           "use --accelerator cpu")

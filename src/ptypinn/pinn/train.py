@@ -8,13 +8,22 @@ Scales (see physics.py for the data convention):
 
 Multi-GPU and multi-node runs use Lightning's own strategies (``--strategy ddp --devices 4
 --num-nodes 2``); nothing here is specific to them.
+
+A loss that turns NaN or infinite stops training with :class:`NonFiniteError` and no bundle is
+written. A bundle records a SHA-256 of its own contents (weights and metadata) and is refused
+when they no longer match, so a damaged or swapped file is never used silently.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import io
+import json
 import logging
 import math
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -25,19 +34,25 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
+from rich.console import Console
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from ptypinn import __version__
-from ptypinn.io.artifacts import atomic_path, sha256_file
+from ptypinn.io.artifacts import atomic_path, clear_outputs, sha256_file
 from ptypinn.io.dataset import DatasetError, PtychoDataset
 from ptypinn.pinn.config import TrainingConfig
 from ptypinn.physics.grouping import group_coordinates, make_groups
-from ptypinn.pinn.runtime import TrainerOptions
+from ptypinn.io.progress import Ticker
+from ptypinn.pinn.generators import ENCODER_LADDERS
+from ptypinn.pinn.runtime import TrainerError, TrainerOptions
 from ptypinn.pinn.model import PtychoPINN, centre_mask, physics_loss
+from ptypinn.physics.finite import NonFiniteError
 from ptypinn.physics.forward import dose_scale, extract_patches, pattern_energies
 
-BUNDLE_FORMAT = "ptypinn.bundle/1"
+BUNDLE_FORMAT = "ptypinn.bundle/2"
 BUNDLE_NAME = "model.pt"
+JOB_OUTPUTS = (BUNDLE_NAME, "logs", "checkpoints")  # what a training run writes in its folder
 
 
 @dataclass(frozen=True)
@@ -221,6 +236,11 @@ class PtychoModule(L.LightningModule):
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         loss = self.loss(batch)
+        if not torch.isfinite(loss):
+            raise NonFiniteError(
+                f"training diverged: the loss is {float(loss)} at epoch {self.current_epoch + 1}, "
+                f"batch {batch_idx + 1}; no model bundle was written"
+            )
         self.samples_seen += batch[0].shape[0]
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=batch[0].shape[0])
         return loss
@@ -264,6 +284,36 @@ def _logger(options: TrainerOptions, output_dir: Path) -> CSVLogger | TensorBoar
     return False
 
 
+class PlainProgress(L.Callback):
+    """Plain epoch lines (:class:`ptypinn.io.progress.Ticker`) for output redirected to a log."""
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        epochs = math.ceil(trainer.estimated_stepping_batches / max(1, trainer.num_training_batches))
+        self.ticker = Ticker("training epochs", epochs)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        loss = trainer.callback_metrics.get("train_loss")
+        self.ticker.update(
+            trainer.current_epoch + 1, "" if loss is None else f"train_loss {float(loss):.6g}"
+        )
+
+
+@contextlib.contextmanager
+def _keyboard_interrupt(trainer: L.Trainer) -> Iterator[None]:
+    """Let Ctrl-C stop training as a KeyboardInterrupt: Lightning answers it by ignoring SIGINT
+    from then on and calling ``sys.exit(1)``, which would read as a silent failure."""
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        yield
+    except SystemExit:
+        if trainer.interrupted:
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        if handler is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, handler)
+
+
 @contextlib.contextmanager
 def _quiet_lightning(quiet: bool) -> Iterator[None]:
     """Hold back Lightning's informational chatter (hardware summary, tips) for unattended runs."""
@@ -288,26 +338,41 @@ def build_model(spec: JobSpec, dataset: PtychoDataset) -> tuple[PtychoPINN, floa
 
 
 def _trainer(config: TrainingConfig, options: TrainerOptions, logger: CSVLogger | TensorBoardLogger | bool,
-             callbacks: list[L.Callback], root: Path | None, validate: bool) -> L.Trainer:
-    """A Lightning trainer for the budget (epochs, or steps from a samples budget) and the hardware options."""
-    with _quiet_lightning(not options.progress):
+             callbacks: list[L.Callback], root: Path | None, validate: bool, progress_bar: bool) -> L.Trainer:
+    """A Lightning trainer for the budget (epochs, or steps from a samples budget) and the hardware options;
+    options Lightning refuses are a :class:`TrainerError`."""
+    try:
         return L.Trainer(
             accelerator=options.accelerator, devices=options.devices, strategy=options.strategy, num_nodes=options.num_nodes,
             deterministic=options.deterministic, precision=options.precision,
             max_epochs=-1 if config.samples else config.epochs, max_steps=config.max_steps() or -1, logger=logger,
-            callbacks=callbacks, enable_checkpointing=options.checkpoints, enable_progress_bar=options.progress,
+            callbacks=callbacks, enable_checkpointing=options.checkpoints, enable_progress_bar=progress_bar,
             enable_model_summary=False, default_root_dir=root, log_every_n_steps=1, limit_val_batches=1.0 if validate else 0,
         )
+    except (MisconfigurationException, ValueError) as error:
+        raise TrainerError(f"Lightning cannot run with these options: {error}") from None
+
+
+def check_patch_size(dataset: PtychoDataset) -> None:
+    if dataset.patch_size not in ENCODER_LADDERS:
+        raise DatasetError(f"PtychoPINN works on {sorted(ENCODER_LADDERS)} px patterns; "
+                           f"this dataset holds {dataset.patch_size}x{dataset.patch_size}")
 
 
 def train_model(spec: JobSpec, dataset: PtychoDataset, output_dir: str | Path, options: TrainerOptions = TrainerOptions(),
                 callbacks: Sequence[L.Callback] = ()) -> TrainingResult:
-    """Train one job and write ``<output_dir>/model.pt``; Lightning logs and checkpoints go beside it.
+    """Train one job and write ``<output_dir>/model.pt``; Lightning logs and checkpoints go
+    beside it.
 
-    ``callbacks`` are extra Lightning callbacks (a benchmark's milestone evaluations, for example).
+    The bundle, logs and checkpoints of an earlier run in ``output_dir`` are removed first, so
+    an interrupted run never mixes with an old one. ``callbacks`` are extra Lightning callbacks
+    (a benchmark's milestone evaluations, for example).
     """
     output_dir = Path(output_dir)
     config = spec.training
+    check_patch_size(dataset)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    clear_outputs(output_dir, JOB_OUTPUTS)
     L.seed_everything(config.seed, workers=True, verbose=False)
     groups = build_groups(dataset, spec.gridsize, spec.neighbor_count, spec.grouping_seed, config.groups_per_position)
     patterns = GroupedPatterns(dataset, groups, with_truth=config.model == "supervised", augment=config.augment)
@@ -320,14 +385,19 @@ def train_model(spec: JobSpec, dataset: PtychoDataset, output_dir: str | Path, o
         callbacks.append(EarlyStopping(monitor=monitor, patience=config.early_stopping_patience))
     if options.checkpoints:
         callbacks.append(ModelCheckpoint(dirpath=output_dir / "checkpoints", monitor=monitor, save_last=True))
-    trainer = _trainer(config, options, _logger(options, output_dir), callbacks, output_dir, data.validation is not None)
-    start = time.perf_counter()
+    terminal = Console().is_terminal
+    if not terminal:
+        callbacks.append(PlainProgress())
     with _quiet_lightning(not options.progress):
-        trainer.fit(module, datamodule=data)
+        trainer = _trainer(config, options, _logger(options, output_dir), callbacks, output_dir,
+                           data.validation is not None, options.progress and terminal)
+        start = time.perf_counter()
+        with _keyboard_interrupt(trainer):
+            trainer.fit(module, datamodule=data)
     wall = time.perf_counter() - start
     bundle_path = output_dir / BUNDLE_NAME
     if trainer.is_global_zero:
-        save_bundle(bundle_path, model, spec, dataset, module, wall, scale)
+        save_bundle(bundle_path, model, spec, dataset, module, scale)
     return TrainingResult(
         bundle=bundle_path, sha256=sha256_file(bundle_path), bytes=bundle_path.stat().st_size,
         final_loss=module.history[-1], epochs=len(module.history), history=module.history,
@@ -335,9 +405,33 @@ def train_model(spec: JobSpec, dataset: PtychoDataset, output_dir: str | Path, o
     )
 
 
-def save_bundle(path: Path, model: PtychoPINN, spec: JobSpec, dataset: PtychoDataset, module: PtychoModule, wall: float,
-                initial_scale: float) -> Path:
-    """One file with everything needed to run the model again: weights, configuration, scales, provenance."""
+def content_sha256(payload: dict) -> str:
+    """SHA-256 of a bundle's contents: its metadata (as sorted JSON) and every weight's name,
+    type, shape and bytes."""
+    digest = hashlib.sha256(
+        json.dumps(
+            {k: v for k, v in payload.items() if k not in ("state_dict", "content_sha256")},
+            sort_keys=True,
+        ).encode()
+    )
+    for key in sorted(payload["state_dict"]):
+        array = payload["state_dict"][key].detach().cpu().contiguous().numpy()
+        digest.update(f"{key}|{array.dtype}|{array.shape}|".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def save_bundle(
+    path: Path,
+    model: PtychoPINN,
+    spec: JobSpec,
+    dataset: PtychoDataset,
+    module: PtychoModule,
+    initial_scale: float,
+) -> Path:
+    """One file with everything needed to run the model again: weights, configuration, scales,
+    provenance and a checksum of all of it. Nothing in it depends on the clock, so the same
+    training gives the same bytes."""
     payload = {
         "format": BUNDLE_FORMAT,
         "ptypinn_version": __version__,
@@ -352,11 +446,14 @@ def save_bundle(path: Path, model: PtychoPINN, spec: JobSpec, dataset: PtychoDat
                     "nphotons": spec.nphotons if spec.nphotons is not None else dataset.metadata.get("nphotons")},
         "history": [float(v) for v in module.history],
         "samples_seen": module.samples_seen,
-        "wall_time_s": wall,
         "state_dict": {key: value.detach().cpu() for key, value in model.state_dict().items()},
     }
+    payload["content_sha256"] = content_sha256(payload)
+    # torch names the archive inside after the file: save to memory to keep that name fixed
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
     with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+        tmp.write_bytes(buffer.getvalue())
     return path
 
 
@@ -370,11 +467,37 @@ def load_bundle(path: str | Path) -> tuple[PtychoPINN, dict]:
     except Exception as error:  # torch raises several unrelated types for a file that is not a bundle
         raise DatasetError(f"{path} is not a ptypinn model bundle: {error}") from None
     if not isinstance(payload, dict) or payload.get("format") != BUNDLE_FORMAT:
-        raise DatasetError(f"{path} is not a ptypinn model bundle (expected format {BUNDLE_FORMAT})")
-    arch = payload["architecture"]
-    state = payload["state_dict"]
-    model = PtychoPINN(arch["patch_size"], arch["gridsize"], state["probe"], 1.0, 1.0, width=arch["width"],
-                       generator=arch.get("generator", "cnn"))
-    model.load_state_dict(state)
+        found = payload.get("format") if isinstance(payload, dict) else None
+        raise DatasetError(
+            f"{path} is not a ptypinn model bundle of format {BUNDLE_FORMAT} (found {found!r}); "
+            "train it again with this version"
+        )
+    try:
+        intact = payload["content_sha256"] == content_sha256(payload)
+        arch, state = payload["architecture"], payload["state_dict"]
+        model = PtychoPINN(
+            arch["patch_size"], arch["gridsize"], state["probe"], 1.0, 1.0, width=arch["width"],
+            generator=arch.get("generator", "cnn"),
+        )
+        if intact:
+            model.load_state_dict(state)
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as error:
+        problem = (
+            f"missing entry {error}"
+            if isinstance(error, KeyError)
+            else " ".join(str(error).split())[:300]
+        )
+        raise DatasetError(f"{path} is not a valid ptypinn model bundle: {problem}") from None
+    if not intact:
+        raise DatasetError(
+            f"{path} is damaged or was altered: its contents no longer match the SHA-256 "
+            "recorded when it was written"
+        )
+    if not all(
+        bool(torch.isfinite(value).all())
+        for value in state.values()
+        if value.is_floating_point() or value.is_complex()
+    ):
+        raise DatasetError(f"{path} holds NaN or infinite weights")
     model.eval()
     return model, {key: value for key, value in payload.items() if key != "state_dict"}

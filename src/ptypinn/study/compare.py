@@ -2,9 +2,10 @@
 
 For each dose and view, every method reconstructs the view's *test* split:
 
-* ``PtychoPINN gs2`` — the bundle trained on that overlap view (gridsize 2);
-* ``PtychoPINN gs1`` — the baseline bundle (gridsize 1, full scan), run on the same test data;
-* ``supervised`` — a supervised bundle, when one was trained for the view;
+* every model phase E trained on the view (``PtychoPINN gs2``, and ``supervised gs2`` when the
+  design's methods list it), then every model trained on the full scan (the baseline,
+  ``PtychoPINN gs1``), run on the same test data; with ``training.refine_steps`` each PtychoPINN
+  model also appears as ``… + refine``, fine-tuned on the test diffraction first (no ground truth);
 * every iterative engine of the design (``iterative.engines``), each its own method: its phase F
   reconstruction of the same test split.
 
@@ -16,6 +17,11 @@ position — after alignment (metrics.align: a shift bounded by the design's
 ``metrics.max_shift_px``, a phase ramp and a complex gain). Each method's alignment is recorded
 in ``metrics.json`` / ``metrics.csv`` (component ``alignment``); a score that cannot be measured
 is empty there, with the reason. Missing inputs are listed in the report, not fatal.
+
+Nothing is used on trust: a PtychoPINN bundle must be the file ``training_manifest.json``
+records (SHA-256) and must have been trained on the current training split of its view (the
+dataset SHA-256 the bundle records); an iterative reconstruction must have been made from the
+current test split. Anything else is listed as not used.
 """
 
 from __future__ import annotations
@@ -27,34 +33,32 @@ from pathlib import Path
 import numpy as np
 
 from ptypinn import __version__
-from ptypinn.io.artifacts import write_json
+from ptypinn.io.artifacts import sha256_file, write_json
 from ptypinn.engines.api import ENGINE_LABELS
-from ptypinn.io.dataset import PtychoDataset, load_dataset
+from ptypinn.io.dataset import DatasetError, PtychoDataset, load_dataset
 from ptypinn.io.reconstruction import Reconstruction, ReconstructionInput, read_reconstruction
 from ptypinn.study.design import StudyDesign
-from ptypinn.pinn.inference import PtychoPINNReconstructor
+from ptypinn.pinn.inference import PtychoPINNOptions, PtychoPINNReconstructor
 from ptypinn.study.layout import (
     COMPARISON_MANIFEST, RECONSTRUCTION_FILE, SIMULATION_MANIFEST, TRAINING_MANIFEST, dose_label,
-    job_folder,
+    job_folder, training_folder,
 )
 from ptypinn.study.simulate import PHOTONS_NOTE
-from ptypinn.study.matrix import BASELINE, collect_datasets
+from ptypinn.study.training import JobRecord
+from ptypinn.study.matrix import BASELINE, collect_datasets, training_gridsizes
 from ptypinn.analysis.metrics import region_box, region_summary, score
 from ptypinn.physics.forward import mean_counts
 from ptypinn.physics.scan import illuminated, probe_footprint
 from ptypinn.study.overlap import METRICS_FILE
 from ptypinn.io.progress import progress_bar
 from ptypinn.analysis.report import Panel, aggregate, frc_curves, markdown_table, metric_vs_dose, overlap_figure, reconstruction_grid, write_report, write_tidy
-from ptypinn.pinn.train import BUNDLE_NAME
+from ptypinn.pinn.train import BUNDLE_NAME, load_bundle
 from ptypinn.study.outputs import save_reconstruction
 
-PINN = "PtychoPINN gs2"
 TIMING_COLUMNS = (
     "dose", "view", "method", "patterns", "iterations", "seconds", "seconds_per_iteration",
     "patterns_per_s",
 )
-PINN_BASELINE = "PtychoPINN gs1"
-SUPERVISED = "supervised"
 SCORED_REGION_RULE = (
     "Scores are taken after alignment (a sub-pixel shift bounded by {bound:g} px per axis, a "
     "linear phase ramp and a complex gain, fitted jointly by least squares; nothing wraps around) "
@@ -91,12 +95,18 @@ def scored_region(dataset: PtychoDataset) -> np.ndarray:
 @dataclass(frozen=True)
 class Method:
     """A method that reconstructs a view's test data: a trained bundle run here (``bundle``), or
-    a phase F engine's reconstruction file. ``required``: report it when missing."""
+    a phase F engine's reconstruction file. ``required``: report it when missing. A bundle's
+    ``recorded_sha256`` is the one the training manifest records, ``trained_view`` the view whose
+    training split it learned from, ``refine_steps`` its test-time refinement."""
 
     label: str
     source: Path
     bundle: bool
     required: bool = True
+    recorded_sha256: str | None = None
+    trained_view: str = ""
+    training_seconds: float | None = None
+    refine_steps: int = 0
 
     @property
     def missing(self) -> str:
@@ -104,21 +114,66 @@ class Method:
         return f"no {self.label} {what} ({self.source})"
 
 
+def model_label(method: str, gridsize: int) -> str:
+    """``PtychoPINN gs2``, ``supervised gs1``."""
+    return f"PtychoPINN gs{gridsize}" if method == "pinn" else f"{method} gs{gridsize}"
+
+
+def trained_jobs(phase_e_root: Path) -> dict[str, JobRecord]:
+    """Finished jobs of the training manifest by matrix cell."""
+    path = phase_e_root / TRAINING_MANIFEST
+    try:
+        jobs = json.loads(path.read_text(encoding="utf-8"))["jobs"] if path.is_file() else []
+        records = [JobRecord.from_dict(job) for job in jobs]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise DatasetError(f"{path} is not a readable training manifest: {error}") from None
+    return {record.cell: record for record in records if record.status == "ok"}
+
+
 def view_methods(
     design: StudyDesign, phase_e_root: Path, phase_f_root: Path | None, dose: float, view: str
 ) -> list[Method]:
-    """Every method that reconstructs a view's test data, in report order."""
-    folder = phase_e_root / dose_label(dose)
-    methods = [Method(PINN_BASELINE, folder / BASELINE / "gs1" / BUNDLE_NAME, bundle=True)]
-    if view != BASELINE:
-        methods.insert(0, Method(PINN, folder / view / "gs2" / BUNDLE_NAME, bundle=True))
-    supervised = folder / view / SUPERVISED / BUNDLE_NAME
-    methods.append(Method(SUPERVISED, supervised, bundle=True, required=False))
+    """Every method that reconstructs a view's test data, in report order: the models trained on
+    the view, then those trained on the full scan (the baseline), each also with test-time
+    refinement when the design asks for it, then every iterative engine."""
+    jobs = trained_jobs(phase_e_root)
+    methods = []
+    sources = (view,) if view == BASELINE else (view, BASELINE)
+    for method in design.methods:
+        for source in sources:
+            for gridsize in training_gridsizes(source, design.gridsizes):
+                folder = training_folder(phase_e_root, dose, source, gridsize, method)
+                record = next((r for r in jobs.values() if r.dose == dose and r.view == source
+                               and r.gridsize == gridsize and r.method == method), None)
+                bundle = folder / (record.bundle if record and record.bundle else BUNDLE_NAME)
+                found = Method(model_label(method, gridsize), bundle, bundle=True,
+                               recorded_sha256=record.bundle_sha256 if record else None, trained_view=source,
+                               training_seconds=record.wall_time_s if record else None)
+                methods.append(found)
+                if method == "pinn" and design.training.refine_steps:
+                    methods.append(replace(found, label=f"{found.label} + refine",
+                                           refine_steps=design.training.refine_steps))
     if phase_f_root is not None:
         for engine in design.iterative.engines:
             path = job_folder(phase_f_root, dose, view, "test", engine) / RECONSTRUCTION_FILE
             methods.append(Method(ENGINE_LABELS[engine], path, bundle=False))
     return methods
+
+
+def checked_bundle(bundle: Path, recorded_sha256: str | None, train_sha256: str | None) -> tuple:
+    """Model and metadata of a bundle that is the recorded file (when one is recorded) and was
+    trained on ``train_sha256``; :class:`DatasetError` says why not."""
+    if recorded_sha256 is not None and sha256_file(bundle) != recorded_sha256:
+        raise DatasetError(
+            f"{bundle} is not the bundle {TRAINING_MANIFEST} records (its SHA-256 differs)"
+        )
+    model, meta = load_bundle(bundle)
+    if meta["dataset"]["sha256"] != train_sha256:
+        raise DatasetError(
+            f"{bundle} was trained on other data than the current training split "
+            "(its dataset SHA-256 differs)"
+        )
+    return model, meta
 
 
 def _method_folder(method: str) -> str:
@@ -150,26 +205,34 @@ def describe(method: Method, view: str, rec: Reconstruction) -> tuple[str, str]:
     if not method.bundle:
         return "none (test data only)", f"{rec.iterations} iterations on the test split itself, no training"
     training = rec.metadata.get("training", {})
-    data = f"{BASELINE} (full scan)" if method.label == PINN_BASELINE else view
-    kind = "supervised" if method.label.startswith(SUPERVISED) else "physics loss"
+    data = f"{BASELINE} (full scan)" if method.trained_view == BASELINE else view
+    kind = "supervised" if method.label.startswith("supervised") else "physics loss"
     dataset = training.get("dataset") or {}
     seen = training.get("samples_seen")
     amount = f"{seen:,} samples seen" if seen else f"{training.get('epochs', '?')} epochs"
     trained = f"{data} train split, gs{rec.metadata.get('gridsize', '?')}, {kind}"
     model = (f"{trained}: {dataset.get('count', '?')} training patterns, {amount}, "
-             f"{training.get('wall_time_s') or 0:.0f} s training")
+             f"{method.training_seconds or 0:.0f} s training")
     return trained, model
 
 
 def obtain(
-    method: Method, test_path: Path, test: PtychoDataset, dose: float, view: str, output_root: Path
+    method: Method, test_path: Path, test: PtychoDataset, dose: float, view: str, output_root: Path,
+    train_sha256: str | None,
 ) -> Reconstruction:
-    """``method``'s reconstruction of ``test``: a bundle reconstructs it here (and its files are
-    written under ``output_root``), a phase F reconstruction is read."""
+    """``method``'s reconstruction of ``test``: a bundle (checked against the training manifest
+    and the ``train_sha256`` it must have learned from) reconstructs it here, and its files are
+    written under ``output_root``; a phase F reconstruction (made from this test file) is read.
+    :class:`DatasetError` says why a method cannot be used."""
     if not method.bundle:
-        return read_reconstruction(method.source)
-    inp = ReconstructionInput.from_dataset(test)
-    rec = PtychoPINNReconstructor.from_bundle(method.source).reconstruct(inp)
+        rec = read_reconstruction(method.source)
+        if rec.metadata.get("dataset_sha256") != sha256_file(test_path):
+            raise DatasetError("it was made from other test data (dataset SHA-256 differs)")
+        return rec
+    model, meta = checked_bundle(method.source, method.recorded_sha256, train_sha256)
+    reconstructor = PtychoPINNReconstructor(model, {**meta, "path": str(method.source)},
+                                            PtychoPINNOptions(refine_steps=method.refine_steps))
+    rec = reconstructor.reconstruct(ReconstructionInput.from_dataset(test))
     rec = replace(rec, metadata={**rec.metadata, "data": str(test_path), "label": method.label})
     folder = output_root / dose_label(dose) / view / _method_folder(method.label)
     title = f"{method.label}, dose {dose:g}, {view}"
@@ -177,8 +240,19 @@ def obtain(
     return rec
 
 
-def compare_view(design: StudyDesign, dose: float, view: str, test_path: Path, phase_e_root: Path, phase_f_root: Path | None,
-                 output_root: Path, result: Scored) -> None:
+def compare_view(
+    design: StudyDesign,
+    dose: float,
+    view: str,
+    test_path: Path,
+    phase_e_root: Path,
+    phase_f_root: Path | None,
+    output_root: Path,
+    result: Scored,
+    train_sha256: dict[str, str] | None = None,
+) -> None:
+    """Score every method on one view's test data; ``train_sha256`` maps each view of this dose
+    to the SHA-256 of its training split, which a bundle must have been trained on."""
     test = load_dataset(test_path)
     if test.obj is None:
         result.missing.append(f"dose {dose:g} {view}: the test data has no ground truth (objectGuess)")
@@ -193,11 +267,15 @@ def compare_view(design: StudyDesign, dose: float, view: str, test_path: Path, p
     truth = np.where(region, test.obj, np.nan)[region_box(region)]
     result.panels.append(Panel(dose, view, "ground truth", truth))
     for method in view_methods(design, phase_e_root, phase_f_root, dose, view):
-        if not method.source.is_file():
+        if not method.source.is_file() or (method.bundle and method.recorded_sha256 is None):
             if method.required:
                 result.missing.append(f"dose {dose:g} {view}: {method.missing}")
             continue
-        rec = obtain(method, test_path, test, dose, view, output_root)
+        try:
+            rec = obtain(method, test_path, test, dose, view, output_root, (train_sha256 or {}).get(method.trained_view))
+        except DatasetError as error:
+            result.missing.append(f"dose {dose:g} {view}: {method.label} not used: {error}")
+            continue
         _score_one(result, dose, view, method.label, rec.obj, test.obj, region, design)
         trained, model = describe(method, view, rec)
         result.timings.append({
@@ -314,7 +392,9 @@ def run_comparison(design: StudyDesign, phase_c_root: str | Path, phase_d_root: 
     result = Scored(missing=[f"dose {s.dose:g} {s.view}: {s.reason}" for s in skips])
     with progress_bar("comparison", len(entries)) as advance:
         for entry in entries:
-            compare_view(design, entry.dose, entry.view, entry.test, phase_e_root, phase_f_root, output_root, result)
+            trained_on = {e.view: e.train_sha256 for e in entries if e.dose == entry.dose}
+            compare_view(design, entry.dose, entry.view, entry.test, phase_e_root, phase_f_root,
+                         output_root, result, trained_on)
             advance(1)
     csv_path, json_path = write_tidy(result.rows, output_root)
     figures_dir = output_root / "figures"

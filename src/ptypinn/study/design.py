@@ -2,7 +2,8 @@
 
 Defaults are the design stated in DESIGN.md. ``preset("smoke")`` shrinks it so the whole study
 runs on two CPU cores in minutes; ``preset("full")`` is the design as stated. A design round-trips
-through YAML (:meth:`StudyDesign.save`, :func:`load_design`).
+through YAML (:meth:`StudyDesign.save`, :func:`load_design`); a design file lists only what it
+changes, and its fields (nested ones too) are laid over a base preset.
 
 Each overlap view thins the base scan to a minimum spacing chosen by its rule
 (:meth:`OverlapView.spacing`): ``disc_overlap`` (default) solves ``f(d) = target`` for the probe
@@ -13,6 +14,7 @@ base scan's step cannot reach its target and the design is refused.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -73,9 +75,9 @@ class OverlapView(_Strict):
 
 
 class Seeds(_Strict):
-    simulation: int = 42
-    grouping: int = 123
-    subsampling: int = 456
+    simulation: int = Field(42, ge=0)
+    grouping: int = Field(123, ge=0)
+    subsampling: int = Field(456, ge=0)
 
 
 class MetricsConfig(_Strict):
@@ -179,6 +181,9 @@ class StudyDesign(_Strict):
         bad = [d for d in value if not d > 0]
         if bad:
             raise ValueError(f"doses must be positive photon counts per pattern, got {bad}")
+        infinite = [d for d in value if not math.isfinite(d)]
+        if infinite:
+            raise ValueError(f"doses must be finite photon counts per pattern, got {infinite}")
         if len({round(d) for d in value}) != len(value):
             raise ValueError(f"doses must be distinct whole photon counts, got {list(value)}")
         return value
@@ -331,17 +336,31 @@ def preset(name: str) -> StudyDesign:
     return make_design(PRESETS[name])
 
 
-def load_design(path: str | os.PathLike) -> StudyDesign:
-    """Read a design from YAML; fields left out take their defaults."""
+def merged(base: dict, changes: dict) -> dict:
+    """``base`` with ``changes`` laid over it: mappings merge key by key, the rest is replaced."""
+    out = dict(base)
+    for key, value in changes.items():
+        out[key] = (
+            merged(out[key], value)
+            if isinstance(value, dict) and isinstance(out.get(key), dict)
+            else value
+        )
+    return out
+
+
+def load_design(path: str | os.PathLike, base: str = "full") -> StudyDesign:
+    """Read a design from YAML; each field it leaves out (nested too) keeps preset ``base``'s."""
     path = Path(path)
     try:
         values = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise DesignError(f"cannot read design file {path}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise DesignError(f"design file {path} is not UTF-8 text") from None
     except yaml.YAMLError as error:
         raise DesignError(f"design file {path} is not valid YAML: {error}") from None
     if values is None:
         values = {}
     if not isinstance(values, dict):
         raise DesignError(f"design file {path} must hold a mapping of fields, got {type(values).__name__}")
-    return make_design(values)
+    return make_design(merged(preset(base).to_dict(), values))

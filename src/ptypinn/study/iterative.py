@@ -9,13 +9,16 @@ narrowed by the dose/view/split filters. Output layout::
     <artifact-root>/reconstruction_manifest.json
 
 A job that fails is recorded in the manifest (status ``failed`` with the error) and the matrix
-goes on. An engine that cannot run here (its library is missing or cannot be imported) fails
-each of its jobs with that reason, without stopping the other engines. A dry run plans the jobs
-and writes nothing.
+goes on; a reconstruction with NaN or infinite values is such a failure. An engine that cannot
+run here (its library is missing or cannot be imported) fails each of its jobs with that reason,
+without stopping the other engines. A dry run plans the jobs and writes nothing. With ``resume``,
+a job whose earlier record used the same engine, options and input data (SHA-256) and whose
+files are intact is kept, not run again.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -26,7 +29,7 @@ from pathlib import Path
 from ptypinn import __version__
 from ptypinn.engines.api import EngineUnavailable, Reconstructor
 from ptypinn.engines.registry import iterative_reconstructor
-from ptypinn.io.artifacts import file_record, sha256_file, write_json
+from ptypinn.io.artifacts import file_record, record_matches, sha256_file, write_json
 from ptypinn.io.dataset import load_dataset
 from ptypinn.io.progress import progress_bar
 from ptypinn.io.reconstruction import ReconstructionInput
@@ -34,6 +37,7 @@ from ptypinn.study.design import DesignError, IterativeConfig
 from ptypinn.study.layout import RECONSTRUCTION_MANIFEST, SPLITS, dose_label, job_folder
 from ptypinn.study.matrix import BASELINE, DEFAULT_VIEWS, SkipEvent, collect_datasets, select
 from ptypinn.study.outputs import save_reconstruction
+from ptypinn.physics.finite import require_finite
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class IterativeJob:
     engine: str
     dataset: Path
     folder: Path
+    dataset_sha256: str = ""
 
     @property
     def label(self) -> str:
@@ -58,7 +63,9 @@ class IterativeJob:
             "split": self.split,
             "engine": self.engine,
             "dataset": str(self.dataset),
+            "dataset_sha256": self.dataset_sha256,
             "output": str(self.folder),
+            "reused": False,
         }
 
 
@@ -96,6 +103,7 @@ def plan_jobs(
             engine=engine,
             dataset=entry.train if split == "train" else entry.test,
             folder=job_folder(artifact_root, entry.dose, entry.view, split, engine),
+            dataset_sha256=entry.train_sha256 if split == "train" else entry.test_sha256,
         )
         for entry in select(entries, doses=doses, views=views)
         for split in splits
@@ -119,6 +127,7 @@ def run_job(
         final_loss = float(rec.losses[-1])
         if not math.isfinite(final_loss):
             raise FloatingPointError(f"the loss diverged (final value {final_loss})")
+        require_finite(f"the {job.engine} reconstruction", rec.obj)
         provenance = {
             "ptypinn_version": __version__,
             "producer": "ptypinn reconstruct-iterative",
@@ -149,6 +158,22 @@ def run_job(
     return record
 
 
+def _reusable(root: Path, config: IterativeConfig) -> dict[str, dict]:
+    """Finished records of an earlier manifest whose engine ran with the same options and whose
+    files are intact, by job label."""
+    try:
+        old = json.loads((root / RECONSTRUCTION_MANIFEST).read_text(encoding="utf-8"))
+        return {
+            f"{dose_label(r['dose'])}/{r['view']}/{r['split']}/{r['engine']}": r
+            for r in old["jobs"]
+            if r["status"] == "ok"
+            and old["engines"].get(r["engine"]) == config.options(r["engine"]).model_dump(mode="json")
+            and all(record_matches(file, root) for file in r["files"].values())
+        }
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
 def run_iterative_matrix(
     phase_c_root: str | os.PathLike,
     phase_d_root: str | os.PathLike,
@@ -159,6 +184,7 @@ def run_iterative_matrix(
     splits: Sequence[str] | None = None,
     dry_run: bool = False,
     allow_missing_phase_d: bool = False,
+    resume: bool = False,
 ) -> dict:
     """Phase F: reconstruct every selected job; returns the manifest (written unless ``dry_run``).
 
@@ -200,8 +226,12 @@ def run_iterative_matrix(
             engines[engine] = iterative_reconstructor(engine, config.options(engine))
         except EngineUnavailable as error:
             manifest["unavailable_engines"][engine] = str(error)
+    earlier = _reusable(root, config) if resume else {}
     for job in jobs:
-        if job.engine in engines:
+        old = earlier.get(job.label)
+        if old is not None and old.get("dataset_sha256") == job.dataset_sha256:
+            record = {**old, "reused": True}
+        elif job.engine in engines:
             record = run_job(job, root, engines[job.engine], config.options(job.engine).iterations)
         else:
             reason = manifest["unavailable_engines"][job.engine]

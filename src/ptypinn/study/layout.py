@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 SIMULATION_MANIFEST = "simulation_manifest.json"
+OVERLAP_MANIFEST = "overlap_manifest.json"
 RECONSTRUCTION_MANIFEST = "reconstruction_manifest.json"
 TRAINING_MANIFEST = "training_manifest.json"
 COMPARISON_MANIFEST = "comparison_manifest.json"
@@ -26,6 +27,12 @@ def split_path(root: str | Path, dose: float, split: str, view: str | None = Non
     if view is not None:
         folder = folder / view
     return folder / f"{split}.npz"
+
+
+def training_folder(root: str | Path, dose: float, view: str, gridsize: int, method: str = "pinn") -> Path:
+    """``<root>/dose_<int>/<view>/<model>``: where a training job writes bundle and logs
+    (``<model>`` is :func:`model_folder`: ``gs2``, ``supervised_gs1``)."""
+    return Path(root) / dose_label(dose) / view / model_folder(method, gridsize)
 
 
 def job_folder(

@@ -9,23 +9,28 @@ The design's ``gridsizes`` decide which models train on which dataset
 (:func:`training_gridsizes`): the baseline at gridsize 1, every overlap view at each listed
 gridsize above 1.
 
-:func:`collect_datasets` enumerates them from the phase C and D roots. It only looks at paths:
-it creates nothing. A missing dataset is an error naming the view and the file, unless missing
-phase D views are allowed, in which case the view is skipped and a :class:`SkipEvent` records why.
+:func:`collect_datasets` reads them from the phase C and D manifests, never from folder names,
+so files left by an earlier design are never picked up, and checks every file against the
+SHA-256 its manifest records: a file changed since its phase wrote it is an error. It creates
+nothing. A missing dataset is an error naming the view and the file, unless missing phase D
+views are allowed, in which case the view is skipped and a :class:`SkipEvent` records why.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar
 
+from ptypinn.io.artifacts import sha256_file
 from ptypinn.io.dataset import DatasetError
-from ptypinn.study.layout import dose_label, split_path
+from ptypinn.study.layout import OVERLAP_MANIFEST, SIMULATION_MANIFEST, SPLITS, dose_label
 
 BASELINE = "baseline"
 DEFAULT_VIEWS = ("dense", "sparse")
+MISSING = "missing phase D data"
 
 
 class MissingDatasetError(DatasetError):
@@ -42,12 +47,14 @@ def training_gridsizes(view: str, gridsizes: Sequence[int]) -> tuple[int, ...]:
 
 @dataclass(frozen=True)
 class DatasetEntry:
-    """The train and test files of one dose and view."""
+    """The train and test files of one dose and view, with the SHA-256 their manifest records."""
 
     dose: float
     view: str
     train: Path
     test: Path
+    train_sha256: str = ""
+    test_sha256: str = ""
 
     @property
     def label(self) -> str:
@@ -66,23 +73,91 @@ class SkipEvent:
         return {"dose": self.dose, "view": self.view, "reason": self.reason}
 
 
-def discover_doses(phase_c_root: str | Path) -> list[float]:
-    """Doses with a ``dose_<int>`` folder under the phase C root, ascending."""
-    root = Path(phase_c_root)
-    if not root.is_dir():
-        raise MissingDatasetError(f"phase C root {root} does not exist; run `ptypinn simulate` first")
-    doses = sorted(
-        float(folder.name.removeprefix("dose_"))
-        for folder in root.glob("dose_*")
-        if folder.is_dir() and folder.name.removeprefix("dose_").isdigit()
-    )
-    if not doses:
-        raise MissingDatasetError(f"phase C root {root} holds no dose_<int> folders; run `ptypinn simulate` first")
-    return doses
+def phase_c_entries(phase_c_root: str | Path, doses: Sequence[float] | None = None) -> list[dict]:
+    """The dose entries of the phase C manifest (only those of ``doses``, in order, if given)."""
+    path = Path(phase_c_root) / SIMULATION_MANIFEST
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8"))["doses"]
+        if not all(
+            {"path", "sha256"} <= set(entry["files"][split])
+            for entry in entries
+            for split in SPLITS
+        ):
+            raise ValueError("a dose entry lacks a train or test file record")
+        found = {dose_label(entry["dose"]): entry for entry in entries}
+    except FileNotFoundError:
+        raise MissingDatasetError(
+            f"no phase C manifest at {path}; run `ptypinn simulate` first"
+        ) from None
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise DatasetError(f"{path} is not a readable phase C manifest: {error}") from None
+    if doses is None:
+        return entries
+    missing = [d for d in doses if dose_label(d) not in found]
+    if missing:
+        raise DatasetError(
+            f"dose(s) {[float(d) for d in missing]} not in {path}; "
+            f"it holds {[entry['dose'] for entry in entries]}"
+        )
+    return [found[dose_label(d)] for d in doses]
 
 
-def _missing(paths: Iterable[Path]) -> list[Path]:
-    return [path for path in paths if not path.is_file()]
+def listed_files(manifest: Path) -> set[str]:
+    """Paths (relative to its folder) of the split files a phase C or D manifest lists; none
+    when there is no readable manifest."""
+    try:
+        doses = json.loads(Path(manifest).read_text(encoding="utf-8"))["doses"]
+        records = [record for entry in doses for record in entry.get("files", {}).values()]
+        records += [
+            record
+            for entry in doses
+            for item in entry.get("views", [])
+            for record in item.get("files", {}).values()
+        ]
+        return {record["path"] for record in records}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return set()
+
+
+def verified_file(root: Path, record: dict, manifest: str) -> Path:
+    """The file a manifest record names (relative to ``root``), checked against its SHA-256."""
+    path = root / record["path"]
+    if not path.is_file():
+        raise MissingDatasetError(f"{path} is listed in {manifest} but missing")
+    if sha256_file(path) != record["sha256"]:
+        raise DatasetError(
+            f"{path} changed since {manifest} was written (its SHA-256 differs); "
+            "run that phase again"
+        )
+    return path
+
+
+def _phase_d_views(
+    phase_d_root: Path, phase_c_root: Path
+) -> tuple[dict[tuple[str, str], dict], list[dict], str | None]:
+    """The view entries of the phase D manifest by (dose folder, view), its not-formed list, and
+    a reason none can be used (no manifest, or one made from another phase C), if any."""
+    path = phase_d_root / OVERLAP_MANIFEST
+    if not path.is_file():
+        return {}, [], f"{MISSING}: no {OVERLAP_MANIFEST} in {phase_d_root}"
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        views = {
+            (dose_label(entry["dose"]), item["view"]): item
+            for entry in manifest["doses"]
+            for item in entry["views"]
+        }
+        source = manifest["source_manifest"]["sha256"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise DatasetError(f"{path} is not a readable phase D manifest: {error}") from None
+    if source != sha256_file(phase_c_root / SIMULATION_MANIFEST):
+        return (
+            {},
+            [],
+            f"phase D data is stale: {path} was made from another phase C run; "
+            "run `ptypinn overlap` again",
+        )
+    return views, manifest.get("not_formed", []), None
 
 
 def collect_datasets(
@@ -92,27 +167,68 @@ def collect_datasets(
     allow_missing_phase_d: bool = False,
     doses: Sequence[float] | None = None,
 ) -> tuple[list[DatasetEntry], list[SkipEvent]]:
-    """Every (dose, view) dataset pair, in dose order then baseline-first view order.
+    """Every (dose, view) dataset pair, in the phase C manifest's dose order, baseline first.
 
-    ``doses`` defaults to those found under ``phase_c_root``. A missing baseline file is always
-    an error; a missing overlap view is an error unless ``allow_missing_phase_d``.
+    ``doses`` defaults to every dose of the phase C manifest. A missing or changed baseline file
+    is always an error; a missing overlap view is an error unless ``allow_missing_phase_d``.
     """
-    doses = discover_doses(phase_c_root) if doses is None else [float(d) for d in doses]
+    phase_c_root, phase_d_root = Path(phase_c_root), Path(phase_d_root)
     entries: list[DatasetEntry] = []
     skips: list[SkipEvent] = []
-    for dose in doses:
-        for view in (BASELINE, *views):
-            root, folder = (phase_c_root, None) if view == BASELINE else (phase_d_root, view)
-            train, test = (split_path(root, dose, split, folder) for split in ("train", "test"))
-            missing = _missing((train, test))
-            if not missing:
-                entries.append(DatasetEntry(dose=dose, view=view, train=train, test=test))
-                continue
-            names = ", ".join(str(path) for path in missing)
-            if view == BASELINE or not allow_missing_phase_d:
-                hint = "" if view == BASELINE else " (pass --allow-missing-phase-d to skip missing views)"
-                raise MissingDatasetError(f"view {view!r} at dose {dose:g} is missing {names}{hint}")
-            skips.append(SkipEvent(dose=dose, view=view, reason=f"missing phase D data: {names}"))
+    found, not_formed, unusable = (
+        _phase_d_views(phase_d_root, phase_c_root) if views else ({}, [], None)
+    )
+    manifest = phase_d_root / OVERLAP_MANIFEST
+    for dose_entry in phase_c_entries(phase_c_root, doses):
+        dose, files = float(dose_entry["dose"]), dose_entry["files"]
+        try:
+            train, test = (
+                verified_file(phase_c_root, files[split], SIMULATION_MANIFEST) for split in SPLITS
+            )
+        except DatasetError as error:
+            raise type(error)(f"view {BASELINE!r} at dose {dose:g}: {error}") from None
+        entries.append(
+            DatasetEntry(
+                dose, BASELINE, train, test, files["train"]["sha256"], files["test"]["sha256"]
+            )
+        )
+        for view in views:
+            item = found.get((dose_label(dose), view))
+            reason = unusable
+            if reason is None and item is None:
+                reason = f"{MISSING}: {manifest} has no view {view!r} at dose {dose:g}"
+            elif reason is None and not item.get("formed"):
+                why = [
+                    event["reason"]
+                    for event in not_formed
+                    if event["view"] == view and dose_label(event["dose"]) == dose_label(dose)
+                ]
+                reason = f"view not formed in phase D: {why[0] if why else 'too few positions'}"
+            if reason is None:
+                try:
+                    train, test = (
+                        verified_file(phase_d_root, item["files"][split], OVERLAP_MANIFEST)
+                        for split in SPLITS
+                    )
+                    entries.append(
+                        DatasetEntry(
+                            dose,
+                            view,
+                            train,
+                            test,
+                            item["files"]["train"]["sha256"],
+                            item["files"]["test"]["sha256"],
+                        )
+                    )
+                    continue
+                except MissingDatasetError as error:
+                    reason = f"{MISSING}: {error}"
+            if not allow_missing_phase_d:
+                raise MissingDatasetError(
+                    f"view {view!r} at dose {dose:g}: {reason} "
+                    "(pass --allow-missing-phase-d to skip missing views)"
+                )
+            skips.append(SkipEvent(dose=dose, view=view, reason=reason))
     return entries, skips
 
 

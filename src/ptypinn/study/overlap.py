@@ -22,23 +22,29 @@ Output layout of :func:`run_overlap`::
 A view is only written when both of its splits keep at least :func:`min_view_positions`
 positions; otherwise neither split is written and the manifest lists it under ``not_formed``.
 A view whose spacing lies below the base scan step is refused (:class:`DesignError`).
+The folder always matches the manifest: files an earlier run listed that this run does not
+write (other doses, other views) are removed.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 from ptypinn import __version__
-from ptypinn.io.artifacts import file_record, sha256_file, write_json
+from ptypinn.io.artifacts import file_record, remove_files, sha256_file, write_json
 from ptypinn.io.dataset import DatasetError, PtychoDataset, load_dataset, save_dataset
 from ptypinn.physics.scan import measure_overlap, probe_footprint, scan_window, select_min_spacing
 from ptypinn.study.design import DesignError, StudyDesign
-from ptypinn.study.layout import SIMULATION_MANIFEST, SPLITS, dose_label, split_path
-from ptypinn.study.matrix import BASELINE
+from ptypinn.study.layout import (
+    OVERLAP_MANIFEST,
+    SIMULATION_MANIFEST,
+    SPLITS,
+    dose_label,
+    split_path,
+)
+from ptypinn.study.matrix import BASELINE, listed_files, phase_c_entries
 
-OVERLAP_MANIFEST = "overlap_manifest.json"
 METRICS_FILE = "metrics.json"
 COVERAGE_REGION = (
     "bounding box of the probe footprint placed at every position of the split's full phase C "
@@ -63,26 +69,6 @@ OVERLAP_MEASURES = {
 def min_view_positions(design: StudyDesign) -> int:
     """Fewest positions a view split must keep: ``C`` of the design's largest gridsize."""
     return max(design.gridsizes) ** 2
-
-
-def _phase_c_doses(phase_c_root: Path, doses: list[float] | None) -> list[dict]:
-    """The dose entries of the phase C manifest (those of ``doses`` only, in that order, when given)."""
-    path = phase_c_root / SIMULATION_MANIFEST
-    try:
-        entries = json.loads(path.read_text(encoding="utf-8"))["doses"]
-        if not all({"path", "sha256"} <= set(entry["files"][split]) for entry in entries for split in SPLITS):
-            raise ValueError("a dose entry lacks a train or test file record")
-        found = {dose_label(entry["dose"]): entry for entry in entries}
-    except FileNotFoundError:
-        raise DatasetError(f"no phase C manifest at {path}; run `ptypinn simulate` first") from None
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise DatasetError(f"{path} is not a readable phase C manifest: {error}") from None
-    if doses is None:
-        return entries
-    missing = [d for d in doses if dose_label(d) not in found]
-    if missing:
-        raise DatasetError(f"dose(s) {missing} not in {path}; it holds {[entry['dose'] for entry in entries]}")
-    return [found[dose_label(d)] for d in doses]
 
 
 def _object_shape(dataset: PtychoDataset) -> tuple[int, int] | None:
@@ -200,7 +186,8 @@ def run_overlap(
         raise DesignError(f"unknown view(s) {unknown}; the design has {[view.name for view in design.views]}")
     entries, not_formed, metrics = [], [], []
     no_rule = {"rule": None, "target_fraction": None, "spacing_px": None}
-    for dose_entry in _phase_c_doses(source_root, doses):
+    earlier = listed_files(root / OVERLAP_MANIFEST)
+    for dose_entry in phase_c_entries(source_root, doses):
         dose = float(dose_entry["dose"])
         sources = {
             split: _load_source(source_root, dose_entry["files"][split], design) for split in SPLITS
@@ -250,4 +237,5 @@ def run_overlap(
     }
     write_json(root / METRICS_FILE, metrics)
     write_json(root / OVERLAP_MANIFEST, manifest)
+    remove_files(root, earlier - listed_files(root / OVERLAP_MANIFEST))
     return manifest

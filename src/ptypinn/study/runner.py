@@ -3,9 +3,17 @@
 Each step writes its outputs under ``<output>/<phase folder>`` and ends with a manifest. Its *key*
 is a hash of the step name, the package version, the design fields it uses and the bytes of the
 manifests it reads, so a changed training setting re-runs training and the comparison but not the
-simulation. ``study_state.json`` records every finished step's key and the hash of the manifest it
-wrote; with ``resume`` a step is skipped when both still match, and any change upstream (a new
-design, a phase re-run by hand) re-runs everything downstream of it.
+simulation. ``study_state.json`` records every step's key, whether it finished, and the SHA-256
+of every file it wrote.
+
+* With ``resume``, a finished step is skipped when its key is unchanged and every file it wrote
+  still has its recorded bytes. A file that changed or is gone makes the step run again, and
+  the message names it; a step that was interrupted runs again too. Either way the training and
+  iterative steps keep every job whose record, inputs and files still match (resume per job).
+* A step that runs for a new key (a changed design or new inputs), and every step without
+  ``resume``, *starts clean*: the files it wrote before are removed first, so nothing from an
+  earlier design mixes into the new study. Files put into the phase folders by hand are left
+  alone, and never read: every phase finds its inputs through manifests, not folder names.
 
 Independent training jobs can be sent to a Dask cluster (``executor``); see docs/scaling.md.
 """
@@ -24,14 +32,20 @@ from pathlib import Path
 from rich.console import Console
 
 from ptypinn import __version__
-from ptypinn.io.artifacts import sha256_file, write_json
+from ptypinn.io.artifacts import remove_files, sha256_file, tree_digest, write_json
 from ptypinn.study.design import StudyDesign
-from ptypinn.study.layout import COMPARISON_MANIFEST, RECONSTRUCTION_MANIFEST, SIMULATION_MANIFEST, TRAINING_MANIFEST
-from ptypinn.study.overlap import OVERLAP_MANIFEST
+from ptypinn.study.layout import (
+    COMPARISON_MANIFEST, OVERLAP_MANIFEST, RECONSTRUCTION_MANIFEST, SIMULATION_MANIFEST,
+    TRAINING_MANIFEST,
+)
 from ptypinn.pinn.runtime import TrainerOptions
 
 STATE_FILE = "study_state.json"
 DESIGN_FILE = "design.yaml"
+
+
+class StudyStateError(ValueError):
+    """A ``study_state.json`` that cannot be read, so the study cannot be resumed from it."""
 
 
 @dataclass(frozen=True)
@@ -41,48 +55,61 @@ class Step:
     manifest: str
     reads: tuple[str, ...]
     uses: tuple[str, ...]
-    run: Callable[[StudyDesign, Path, Executor | None], list[str]]
+    run: Callable[[StudyDesign, Path, Executor | None, bool], list[str]]
 
 
-def _simulate(design: StudyDesign, root: Path, executor: Executor | None) -> list[str]:
+def _simulate(
+    design: StudyDesign, root: Path, executor: Executor | None, resume: bool
+) -> list[str]:
     from ptypinn.study.simulate import run_simulation
 
     run_simulation(design, root / "phase_c")
     return []
 
 
-def _overlap(design: StudyDesign, root: Path, executor: Executor | None) -> list[str]:
+def _overlap(
+    design: StudyDesign, root: Path, executor: Executor | None, resume: bool
+) -> list[str]:
     from ptypinn.study.overlap import run_overlap
 
     manifest = run_overlap(design, root / "phase_c", root / "phase_d")
     return [f"view {item['view']} at dose {item['dose']:g} ({item['split']}) not formed: {item['reason']}" for item in manifest.get("not_formed", [])]
 
 
-def _train(design: StudyDesign, root: Path, executor: Executor | None) -> list[str]:
+def _train(
+    design: StudyDesign, root: Path, executor: Executor | None, resume: bool
+) -> list[str]:
     from ptypinn.study.training import run_training_matrix
 
     options = TrainerOptions(logger="csv", checkpoints=False, progress=False)
-    manifest = run_training_matrix(design, root / "phase_c", root / "phase_d", root / "phase_e", allow_missing_phase_d=True,
-                                   options=options, executor=executor, design_args=["--config", str(root / DESIGN_FILE)])
+    manifest = run_training_matrix(
+        design, root / "phase_c", root / "phase_d", root / "phase_e", allow_missing_phase_d=True,
+        resume=resume, options=options, executor=executor,
+        design_args=["--config", str(root / DESIGN_FILE)],
+    )
     return [f"training {job['view']} at dose {job['dose']:g} failed: {job['error']}" for job in manifest["jobs"] if job["status"] == "failed"]
 
 
-def _iterative(design: StudyDesign, root: Path, executor: Executor | None) -> list[str]:
+def _iterative(
+    design: StudyDesign, root: Path, executor: Executor | None, resume: bool
+) -> list[str]:
     from ptypinn.study.iterative import run_iterative_matrix
 
     manifest = run_iterative_matrix(
         root / "phase_c", root / "phase_d", root / "phase_f", design.iterative,
-        splits=list(design.iterative.splits), allow_missing_phase_d=True,
+        splits=list(design.iterative.splits), allow_missing_phase_d=True, resume=resume,
     )
     failed = [job for job in manifest["jobs"] if job["status"] == "failed"]
     return [f"iterative {job['engine']} {job['view']} at dose {job['dose']:g} failed: "
             f"{job.get('error')}" for job in failed]
 
 
-def _compare(design: StudyDesign, root: Path, executor: Executor | None) -> list[str]:
+def _compare(
+    design: StudyDesign, root: Path, executor: Executor | None, resume: bool
+) -> list[str]:
     from ptypinn.study.compare import run_comparison
 
-    state = _read_state(root)
+    state = _read_state(root, strict=False)
     notes = [note for step in state.get("steps", {}).values() for note in step.get("notes", [])]
     run_comparison(design, root / "phase_c", root / "phase_d", root / "phase_e", root / "phase_f", root / "phase_g", notes)
     return []
@@ -93,10 +120,10 @@ PHASE_D = "phase_d/" + OVERLAP_MANIFEST
 STEPS = (
     Step("simulate", "phase_c", SIMULATION_MANIFEST, (), ("doses", "patch_size", "seeds", "simulation"), _simulate),
     Step("overlap", "phase_d", OVERLAP_MANIFEST, (PHASE_C,), ("views", "gridsizes", "neighbor_count", "seeds"), _overlap),
-    Step("train", "phase_e", TRAINING_MANIFEST, (PHASE_C, PHASE_D), ("views", "neighbor_count", "seeds", "training"), _train),
+    Step("train", "phase_e", TRAINING_MANIFEST, (PHASE_C, PHASE_D), ("views", "gridsizes", "methods", "neighbor_count", "seeds", "training"), _train),
     Step("iterative", "phase_f", RECONSTRUCTION_MANIFEST, (PHASE_C, PHASE_D), ("views", "iterative"), _iterative),
     Step("compare", "phase_g", COMPARISON_MANIFEST,
-         (PHASE_D, "phase_e/" + TRAINING_MANIFEST, "phase_f/" + RECONSTRUCTION_MANIFEST), ("name", "views", "metrics"), _compare),
+         (PHASE_D, "phase_e/" + TRAINING_MANIFEST, "phase_f/" + RECONSTRUCTION_MANIFEST), ("name", "views", "metrics", "gridsizes", "methods", "training", "iterative"), _compare),
 )
 
 
@@ -109,13 +136,41 @@ def step_key(step: Step, design: StudyDesign, root: Path) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def _read_state(root: Path) -> dict:
+def _read_state(root: Path, strict: bool) -> dict:
+    """The study state (empty if there is none); an unreadable file is an error when ``strict``."""
     path = root / STATE_FILE
-    return json.loads(path.read_text()) if path.is_file() else {"steps": {}}
+    if not path.is_file():
+        return {"steps": {}}
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(state, dict) or not isinstance(state.get("steps"), dict):
+            raise ValueError("it holds no table of steps")
+    except (OSError, ValueError) as error:
+        if strict:
+            raise StudyStateError(
+                f"{path} cannot be read ({error}); delete it to run the whole study again"
+            ) from None
+        return {"steps": {}}
+    return state
 
 
 def report_path(root: Path) -> Path:
     return Path(root) / "phase_g" / "report.html"
+
+
+def _first_changed(folder: Path, outputs: dict[str, str] | None) -> str | None:
+    """The first file a step wrote that no longer has its recorded bytes (``None`` if all do)."""
+    if not outputs:
+        return f"{folder.name}/ (no record of its files)"
+    for relative, digest in outputs.items():
+        path = folder / relative
+        if not path.is_file() or path.is_symlink() or sha256_file(path) != digest:
+            return f"{folder.name}/{relative}"
+    return None
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def run_study(design: StudyDesign, output: str | Path, resume: bool = False, executor: Executor | None = None,
@@ -123,26 +178,48 @@ def run_study(design: StudyDesign, output: str | Path, resume: bool = False, exe
     """Run (or resume) every step; returns the study state written to ``study_state.json``."""
     root = Path(output)
     console = console or Console()
+
+    def say(text: str) -> None:
+        console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+    state = _read_state(root, strict=resume)
     root.mkdir(parents=True, exist_ok=True)
     design.save(root / DESIGN_FILE)
-    state = _read_state(root) if resume else {"steps": {}}
     state.update({"design": design.name, "ptypinn_version": __version__})
     for number, step in enumerate(STEPS, start=1):
+        tag = f"[{number}/{len(STEPS)}] {step.name}"
         key = step_key(step, design, root)
         previous = state["steps"].get(step.name, {})
-        manifest = root / step.folder / step.manifest
-        if resume and previous.get("key") == key and manifest.is_file() and sha256_file(manifest) == previous.get("manifest_sha256"):
-            console.print(f"[{number}/{len(STEPS)}] {step.name}: unchanged, skipped")
-            continue
-        console.print(f"[{number}/{len(STEPS)}] {step.name} ...")
+        folder = root / step.folder
+        again = resume and previous.get("key") == key
+        if again and previous.get("finished"):
+            changed = _first_changed(folder, previous.get("outputs"))
+            if changed is None:
+                say(f"{tag}: unchanged, skipped")
+                continue
+            say(f"{tag}: {changed} differs from its record (changed or missing); "
+                "running the step again")
+        elif again:
+            say(f"{tag}: interrupted last time; continuing, finished jobs are kept")
+        elif previous.get("outputs"):
+            remove_files(folder, previous["outputs"])
+            removed = len(previous["outputs"])
+            say(f"{tag}: starting clean (removed {removed} files of an earlier run)")
+        state["steps"][step.name] = {"key": key, "started": _now()}
+        write_json(root / STATE_FILE, state)
+        say(f"{tag} ...")
         start = time.perf_counter()
-        notes = step.run(design, root, executor)
+        notes = step.run(design, root, executor, again)
         seconds = time.perf_counter() - start
         state["steps"][step.name] = {
-            "key": key, "manifest_sha256": sha256_file(manifest), "seconds": round(seconds, 2), "notes": notes,
-            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "key": key,
+            "manifest_sha256": sha256_file(folder / step.manifest),
+            "seconds": round(seconds, 2),
+            "notes": notes,
+            "finished": _now(),
+            "outputs": tree_digest(folder),
         }
         write_json(root / STATE_FILE, state)
-        console.print(f"[{number}/{len(STEPS)}] {step.name}: done in {seconds:.1f} s" + "".join(f"\n    note: {n}" for n in notes))
+        say(f"{tag}: done in {seconds:.1f} s" + "".join(f"\n    note: {n}" for n in notes))
     write_json(root / STATE_FILE, state)
     return state

@@ -11,6 +11,8 @@ seed every file is byte-identical from one run to the next. By default a guard b
 positions whose probe footprint crosses the split line (:func:`split_by_y`), so no training
 position illuminates a pixel the comparison scores. The manifest records the measured mean
 photons per pattern of every file next to the nominal dose.
+The folder always matches the manifest: split files an earlier run listed that this run does
+not write are removed.
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ import numpy as np
 import torch
 
 from ptypinn import __version__
-from ptypinn.io.artifacts import file_record, sha256_file, write_json
+from ptypinn.io.artifacts import file_record, remove_files, sha256_file, write_json
 from ptypinn.io.dataset import DatasetError, PtychoDataset, read_npz, save_dataset
 from ptypinn.study.design import DesignError, StudyDesign
 from ptypinn.study.layout import SIMULATION_MANIFEST, dose_label, split_path
+from ptypinn.study.matrix import listed_files
 from ptypinn.physics.forward import (
     dose_scale, exit_waves, far_field, fermat_scan, mean_counts, pattern_energies, poisson_observe,
     raster_scan,
@@ -66,6 +69,8 @@ def source_from_npz(path: str | os.PathLike, design: StudyDesign) -> SimulationS
     obj = arrays["objectGuess"]
     if obj.ndim != 2 or not np.iscomplexobj(obj) or not np.all(np.isfinite(obj)):
         raise DatasetError(f"{path}: objectGuess must be a finite 2-D complex array, got {obj.dtype} {obj.shape}")
+    if not np.any(obj):
+        raise DatasetError(f"{path}: objectGuess is zero everywhere: it would diffract no photons")
     provenance = {"object": str(path), "object_file_sha256": sha256_file(path)}
     if "probeGuess" in arrays:
         probe = arrays["probeGuess"]
@@ -160,6 +165,7 @@ def run_simulation(
 ) -> dict:
     """Phase C: simulate every dose, split along y, write the files and the manifest."""
     root = Path(output_root)
+    earlier = listed_files(root / SIMULATION_MANIFEST)
     source = source if source is not None else default_source(design)
     doses = list(design.doses if doses is None else doses)
     positions = scan_positions(design, source.obj.shape)
@@ -222,4 +228,5 @@ def run_simulation(
         "doses": entries,
     }
     write_json(root / SIMULATION_MANIFEST, manifest)
+    remove_files(root, earlier - listed_files(root / SIMULATION_MANIFEST))
     return manifest

@@ -1,17 +1,28 @@
 """Phase E: the training matrix — one PtychoPINN job per dose and view.
 
-* :func:`build_training_jobs` turns the phase C/D roots into :class:`TrainingJob` records
-  (pure: it reads paths, creates nothing);
-* :func:`run_training_job` prepares one job's folder and log and either previews it (dry run)
-  or hands the fully resolved configuration to a runner — by default the Lightning trainer;
-* :func:`run_training_matrix` runs every job, never letting one failure stop the others, and
-  writes ``training_manifest.json`` and ``skip_summary.json``.
+* :func:`build_training_jobs` turns the phase C/D manifests into :class:`TrainingJob` records
+  (pure: it reads manifests and checks file hashes, creates nothing);
+* :func:`run_training_job` clears the job's folder of an earlier run's bundle, logs and
+  checkpoints (a link is removed, never followed), writes ``train.log`` and hands the fully
+  resolved configuration to a runner — by default the Lightning trainer;
+* :func:`run_training_matrix` runs the selected jobs, never letting one failure stop the others,
+  and writes ``training_manifest.json`` after every job, and ``skip_summary.json``.
 
-The command line is ``ptypinn train-matrix`` (also ``python -m ptypinn train-matrix``).
+Records are never lost to a later run: the manifest keeps the finished jobs a filter leaves out
+(as long as their training data, settings and bundle still match the record); with ``resume``
+such a job is not trained again either; a dry run writes its preview to
+``training_preview.json`` beside the manifest and touches nothing else. A filter that selects
+no job is an error. Job folders must stay inside the artifact root (no symbolic link out).
+
+The design decides the jobs: one per dataset, gridsize (:func:`training_gridsizes`) and method
+(``design.methods``: the physics-loss PINN and/or the supervised baseline). The command line is
+``ptypinn train-matrix`` (also ``python -m ptypinn train-matrix``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shlex
 import traceback
 from collections.abc import Callable, Sequence
@@ -21,18 +32,20 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
-from ptypinn.io.artifacts import sha256_file, write_json
+from ptypinn.io.artifacts import clear_outputs, ensure_inside, sha256_file, write_json
 from ptypinn.io.dataset import load_dataset
 from ptypinn.pinn.config import Method, TrainingConfig
-from ptypinn.study.design import StudyDesign
-from ptypinn.study.layout import TRAINING_MANIFEST, dose_label, model_folder
+from ptypinn.study.design import DesignError, StudyDesign
+from ptypinn.study.layout import TRAINING_MANIFEST, dose_label, model_folder, training_folder
 from ptypinn.study.matrix import DEFAULT_VIEWS, SkipEvent, collect_datasets, select, training_gridsizes
 from ptypinn.io.progress import progress_bar
 from ptypinn.pinn.runtime import TrainerOptions
-from ptypinn.pinn.train import BUNDLE_NAME, JobSpec, train_model
+from ptypinn.pinn.train import JOB_OUTPUTS, JobSpec, train_model
 
 SKIP_SUMMARY = "skip_summary.json"
+TRAINING_PREVIEW = "training_preview.json"
 LOG_NAME = "train.log"
+
 
 @dataclass(frozen=True)
 class TrainingJob:
@@ -46,10 +59,15 @@ class TrainingJob:
     test_path: Path
     artifact_dir: Path
     log_path: Path
+    train_sha256: str = ""
 
     @property
-    def label(self) -> str:
-        return f"{dose_label(self.dose)}/{self.view}/{model_folder(self.method, self.gridsize)}"
+    def cell(self) -> str:
+        return cell_label(self.dose, self.view, self.gridsize, self.method)
+
+
+def cell_label(dose: float, view: str, gridsize: int, method: str) -> str:
+    return f"{dose_label(dose)}/{view}/{model_folder(method, gridsize)}"
 
 
 @dataclass(frozen=True)
@@ -64,6 +82,16 @@ class JobConfig:
 
     def spec(self) -> JobSpec:
         return JobSpec(self.job.train_path, self.job.gridsize, self.neighbor_count, self.grouping_seed, self.training)
+
+    def key(self) -> str:
+        """SHA-256 of the science of the job (not where or on what hardware it runs): a finished
+        job with the same key needs no retraining."""
+        science = {
+            "dose": self.job.dose, "view": self.job.view, "gridsize": self.job.gridsize, "method": self.job.method,
+            "neighbor_count": self.neighbor_count, "grouping_seed": self.grouping_seed,
+            "training": self.training.model_dump(mode="json"), "train_sha256": self.job.train_sha256,
+        }
+        return hashlib.sha256(json.dumps(science, sort_keys=True).encode()).hexdigest()
 
     def to_dict(self) -> dict[str, object]:
         """Plain JSON values (the dry-run preview)."""
@@ -95,11 +123,14 @@ class JobRecord:
     gridsize: int
     method: str
     train_path: str
+    train_sha256: str
     test_path: str
     artifact_dir: str
     log_path: str
     command: str
+    key: str
     status: Literal["ok", "failed", "dry-run"]
+    reused: bool = False
     final_loss: float | None = None
     epochs: int | None = None
     wall_time_s: float | None = None
@@ -109,10 +140,15 @@ class JobRecord:
     error: str | None = None
     config: dict | None = None
 
+    @property
+    def cell(self) -> str:
+        return cell_label(self.dose, self.view, self.gridsize, self.method)
+
     @classmethod
     def from_dict(cls, values: dict) -> JobRecord:
+        """A record read back from a manifest (fields it does not know are ignored)."""
         names = {f.name for f in fields(cls)}
-        return cls(**{key: value for key, value in values.items() if key in names})
+        return cls(**{"method": "pinn", **{key: value for key, value in values.items() if key in names}})
 
     def to_dict(self) -> dict[str, object]:
         entry = asdict(self)
@@ -142,9 +178,9 @@ def build_training_jobs(
     for entry in entries:
         for gridsize in training_gridsizes(entry.view, gridsizes):
             for method in methods:
-                folder = Path(artifact_root) / dose_label(entry.dose) / entry.view / model_folder(method, gridsize)
+                folder = training_folder(artifact_root, entry.dose, entry.view, gridsize, method)
                 jobs.append(TrainingJob(entry.dose, entry.view, gridsize, method, entry.train, entry.test,
-                                        folder, folder / LOG_NAME))
+                                        folder, folder / LOG_NAME, entry.train_sha256))
     return jobs, skips
 
 
@@ -180,34 +216,71 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def run_training_job(
-    config: JobConfig, runner: Runner = lightning_runner, dry_run: bool = False, command: str = ""
-) -> JobRecord:
-    """Prepare the job's folder and log, then preview (dry run) or run it; failures are returned, not raised."""
+def _record(config: JobConfig, command: str, status: Literal["ok", "failed", "dry-run"]) -> JobRecord:
+    job = config.job
+    return JobRecord(
+        dose=job.dose, view=job.view, gridsize=job.gridsize, method=job.method, train_path=str(job.train_path),
+        train_sha256=job.train_sha256, test_path=str(job.test_path), artifact_dir=str(job.artifact_dir),
+        log_path=str(job.log_path), command=command, key=config.key(), status=status,
+    )
+
+
+def run_training_job(config: JobConfig, runner: Runner = lightning_runner, command: str = "") -> JobRecord:
+    """Clear the job's folder of an earlier run, then run it; failures are returned, not raised."""
     job = config.job
     job.artifact_dir.mkdir(parents=True, exist_ok=True)
-    job.log_path.parent.mkdir(parents=True, exist_ok=True)
-    record = JobRecord(
-        dose=job.dose, view=job.view, gridsize=job.gridsize, method=job.method, train_path=str(job.train_path),
-        test_path=str(job.test_path), artifact_dir=str(job.artifact_dir), log_path=str(job.log_path),
-        command=command, status="dry-run",
-    )
-    with job.log_path.open("w", encoding="utf-8") as log:
-        log.write(f"# ptypinn training job {job.label}\n# started {_now()}\n# command: {command}\n")
-        if dry_run:
-            log.write("# dry run: nothing trained\n")
-            return replace(record, config=config.to_dict())
+    clear_outputs(job.artifact_dir, (*JOB_OUTPUTS, LOG_NAME))
+    record = _record(config, command, "failed")
+    with job.log_path.open("x", encoding="utf-8") as log:  # "x": a new file, never through a link
+        log.write(f"# ptypinn training job {job.cell}\n# started {_now()}\n# command: {command}\n")
+        log.flush()
         try:
             outcome = runner(config)
         except Exception as error:  # a failed job is recorded and the matrix goes on
             log.write(traceback.format_exc())
-            return replace(record, status="failed", error=f"{type(error).__name__}: {error}")
+            return replace(record, error=f"{type(error).__name__}: {error}")
         bundle = Path(outcome.bundle)
         log.write(f"# finished {_now()}: final loss {outcome.final_loss:.6g} after {outcome.epochs} epochs\n")
     return replace(
         record, status="ok", final_loss=float(outcome.final_loss), epochs=int(outcome.epochs),
         wall_time_s=outcome.wall_time_s, bundle=bundle.relative_to(job.artifact_dir).as_posix(),
         bundle_sha256=sha256_file(bundle), bundle_bytes=bundle.stat().st_size,
+    )
+
+
+def _previous_records(path: Path) -> dict[str, JobRecord]:
+    """Finished job records of an earlier manifest, by matrix cell (none if it cannot be read)."""
+    try:
+        records = [JobRecord.from_dict(job) for job in json.loads(path.read_text(encoding="utf-8"))["jobs"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    return {record.cell: record for record in records if record.status == "ok"}
+
+
+def _still_valid(record: JobRecord | None, config: JobConfig) -> bool:
+    """Whether an earlier record still describes this job: same science, same bundle bytes."""
+    if record is None or record.key != config.key() or not record.bundle:
+        return False
+    bundle = config.job.artifact_dir / record.bundle
+    return bundle.is_file() and not bundle.is_symlink() and sha256_file(bundle) == record.bundle_sha256
+
+
+def _no_match(
+    jobs: list[TrainingJob],
+    doses: Sequence[float] | None,
+    views: Sequence[str] | None,
+    gridsizes: Sequence[int] | None,
+) -> DesignError:
+    given = ", ".join(
+        f"--{name} {' '.join(f'{v:g}' if isinstance(v, float) else str(v) for v in values)}"
+        for name, values in (("dose", doses), ("view", views), ("gridsize", gridsizes))
+        if values
+    )
+    held = sorted({f"{job.dose:g}" for job in jobs}, key=float)
+    return DesignError(
+        f"no training job matches {given}; the matrix has doses {', '.join(held)}, "
+        f"views {', '.join(dict.fromkeys(job.view for job in jobs))}, "
+        f"gridsizes {sorted({job.gridsize for job in jobs})}"
     )
 
 
@@ -222,6 +295,7 @@ def run_training_matrix(
     gridsizes: Sequence[int] | None = None,
     allow_missing_phase_d: bool = False,
     dry_run: bool = False,
+    resume: bool = False,
     options: TrainerOptions = TrainerOptions(),
     runner: Runner = lightning_runner,
     design_args: Sequence[str] = (),
@@ -229,27 +303,20 @@ def run_training_matrix(
 ) -> dict:
     """Run (or preview) the filtered matrix and write the manifest and skip summary.
 
-    With an ``executor`` (any ``concurrent.futures.Executor``, e.g. a Dask client's), the jobs
-    are submitted to it all at once and their results collected in matrix order.
+    With ``resume``, a selected job whose earlier record still matches (:func:`_still_valid`) is
+    kept instead of trained again. With an ``executor`` (any ``concurrent.futures.Executor``,
+    e.g. a Dask client's), the jobs are submitted to it all at once and their results collected
+    in matrix order.
     """
     artifact_root = Path(artifact_root)
     design_views = [view.name for view in design.views]
     jobs, skips = build_training_jobs(phase_c_root, phase_d_root, artifact_root, design_views, allow_missing_phase_d,
                                       design.gridsizes, design.methods)
-    chosen = [job for job in select(jobs, doses, views) if not gridsizes or job.gridsize in gridsizes]
-    configs = [resolve_config(job, design, options) for job in chosen]
-    arguments = [(config, runner, dry_run, command_for(config, design_args)) for config in configs]
-    results = []
-    with progress_bar("training jobs", len(chosen)) as advance:
-        if executor is None:
-            for args in arguments:
-                results.append(run_training_job(*args))
-                advance(1)
-        else:
-            futures = [executor.submit(run_training_job, *args) for args in arguments]
-            for future in futures:
-                results.append(future.result())
-                advance(1)
+    chosen = {job.cell for job in select(jobs, doses, views) if not gridsizes or job.gridsize in gridsizes}
+    if not chosen:
+        raise _no_match(jobs, doses, views, gridsizes)
+    configs = {job.cell: resolve_config(job, design, options) for job in jobs}
+    commands = {cell: command_for(config, design_args) for cell, config in configs.items()}
     skipped = [event.to_dict() for event in skips]
     manifest = {
         "phase": "E",
@@ -262,11 +329,47 @@ def run_training_matrix(
         "dry_run": dry_run,
         "enumerated_count": len(jobs),
         "job_count": len(chosen),
-        "jobs": [record.to_dict() for record in results],
-        "failed_count": sum(record.status == "failed" for record in results),
+        "jobs": [],
+        "failed_count": 0,
         "skipped_views": skipped,
         "skipped_count": len(skipped),
     }
-    write_json(artifact_root / TRAINING_MANIFEST, manifest)
+    if dry_run:
+        manifest["jobs"] = [
+            replace(_record(configs[job.cell], commands[job.cell], "dry-run"), config=configs[job.cell].to_dict()).to_dict()
+            for job in jobs
+            if job.cell in chosen
+        ]
+        write_json(artifact_root / TRAINING_PREVIEW, manifest)
+        return manifest
+    for job in jobs:
+        if job.cell in chosen:
+            ensure_inside(artifact_root, job.artifact_dir)
+    previous = _previous_records(artifact_root / TRAINING_MANIFEST)
+    records = {
+        job.cell: replace(previous[job.cell], reused=True)
+        for job in jobs
+        if (job.cell not in chosen or resume) and _still_valid(previous.get(job.cell), configs[job.cell])
+    }
+    pending = [job for job in jobs if job.cell in chosen and job.cell not in records]
+
+    def save() -> None:
+        kept = [records[job.cell] for job in jobs if job.cell in records]
+        manifest["jobs"] = [record.to_dict() for record in kept]
+        manifest["failed_count"] = sum(record.status == "failed" for record in kept)
+        write_json(artifact_root / TRAINING_MANIFEST, manifest)
+
+    save()
+    arguments = [(configs[job.cell], runner, commands[job.cell]) for job in pending]
+    with progress_bar("training jobs", len(pending)) as advance:
+        if executor is None:
+            results = (run_training_job(*args) for args in arguments)
+        else:
+            futures = [executor.submit(run_training_job, *args) for args in arguments]
+            results = (future.result() for future in futures)
+        for job, record in zip(pending, results):
+            records[job.cell] = record
+            save()  # after every job, so an interrupted run keeps what it finished
+            advance(1)
     write_json(artifact_root / SKIP_SUMMARY, {"timestamp": manifest["timestamp"], "skipped_views": skipped, "skipped_count": len(skipped)})
     return manifest
