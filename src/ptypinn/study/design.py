@@ -323,7 +323,7 @@ PRESETS = {
         "name": "smoke",
         "patch_size": 64,
         "simulation": {"object_size": 384, "scan": {"step_px": 5.0, "jitter_px": 1.0}},
-        "training": {"width": 1, "epochs": 3, "groups_per_position": 4.0, "augment": True},
+        "training": {"width": 1, "epochs": 3, "groups_per_position": 4.0, "augment": True, "refine_steps": 50},
         "iterative": {"cdtools": {"iterations": 30}, "ptychi": {"iterations": 30}},
     },
 }
