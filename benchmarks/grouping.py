@@ -39,8 +39,12 @@ def measure(count: int, repeats: int) -> dict:
     return {
         "positions": count,
         "one_per_position_s": best_time(lambda: make_groups(positions, 2, 7), repeats),
-        "oversampled_2x_s": best_time(lambda: make_groups(positions, 2, 7, n_groups=2 * count), repeats),
-        "select_min_spacing_19px_s": best_time(lambda: select_min_spacing(positions, 19.2, seed=456), repeats),
+        "oversampled_2x_s": best_time(
+            lambda: make_groups(positions, 2, 7, n_groups=2 * count), repeats
+        ),
+        "select_min_spacing_19px_s": best_time(
+            lambda: select_min_spacing(positions, 19.2, seed=456), repeats
+        ),
     }
 
 
@@ -54,7 +58,12 @@ def main() -> None:
         json.dumps(
             {
                 "benchmark": "grouping",
-                "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__},
+                "machine": {
+                    "cpus": os.cpu_count(),
+                    "python": platform.python_version(),
+                    "numpy": np.__version__,
+                    "scipy": scipy.__version__,
+                },
                 "gridsize": 2,
                 "neighbor_count": 7,
                 "results": results,

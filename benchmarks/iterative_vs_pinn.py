@@ -84,9 +84,7 @@ def summary(rec: Reconstruction, dataset: PtychoDataset) -> dict:
 def train_bundle(train_path: Path, gridsize: int, folder: Path, epochs: int | None) -> Path:
     design = preset("smoke")
     training = (
-        design.training
-        if epochs is None
-        else design.training.model_copy(update={"epochs": epochs})
+        design.training if epochs is None else design.training.model_copy(update={"epochs": epochs})
     )
     spec = JobSpec(train_path, gridsize, design.neighbor_count, design.seeds.grouping, training)
     options = TrainerOptions(logger="none", checkpoints=False, progress=False)

@@ -46,44 +46,73 @@ from ptypinn.study.overlap import run_overlap  # noqa: E402
 from ptypinn.study.simulate import run_simulation  # noqa: E402
 
 
-def quality(model: torch.nn.Module, dataset: PtychoDataset, neighbor_count: int, seed: int) -> dict[str, float | None]:
+def quality(
+    model: torch.nn.Module, dataset: PtychoDataset, neighbor_count: int, seed: int
+) -> dict[str, float | None]:
     grouping = {"neighbor_count": neighbor_count, "grouping_seed": seed}
-    rec = PtychoPINNReconstructor(model, grouping).reconstruct(ReconstructionInput.from_dataset(dataset))
+    rec = PtychoPINNReconstructor(model, grouping).reconstruct(
+        ReconstructionInput.from_dataset(dataset)
+    )
     scores = score(rec.obj, dataset.obj, scored_region(dataset))
-    return {"phase_ssim": scores["phase"]["ssim"], "amplitude_ssim": scores["amplitude"]["ssim"],
-            "phase_frc50": scores["phase"]["frc50"], "inference_patterns_per_s": round(dataset.count / rec.wall_time_s, 1)}
+    return {
+        "phase_ssim": scores["phase"]["ssim"],
+        "amplitude_ssim": scores["amplitude"]["ssim"],
+        "phase_frc50": scores["phase"]["frc50"],
+        "inference_patterns_per_s": round(dataset.count / rec.wall_time_s, 1),
+    }
 
 
 class Milestones(L.Callback):
     """Score the model on both splits each time the samples seen pass a milestone."""
 
-    def __init__(self, milestones: list[int], test: PtychoDataset, train: PtychoDataset, neighbor_count: int, seed: int):
+    def __init__(
+        self,
+        milestones: list[int],
+        test: PtychoDataset,
+        train: PtychoDataset,
+        neighbor_count: int,
+        seed: int,
+    ):
         self.pending, self.test, self.train = sorted(milestones), test, train
         self.neighbor_count, self.seed = neighbor_count, seed
         self.points: list[dict] = []
         self.training_seconds = 0.0
         self.started = 0.0
 
-    def on_train_batch_start(self, trainer: L.Trainer, module: PtychoModule, batch: object, batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: L.Trainer, module: PtychoModule, batch: object, batch_idx: int
+    ) -> None:
         self.started = time.perf_counter()
 
-    def on_train_batch_end(self, trainer: L.Trainer, module: PtychoModule, outputs: object, batch: object, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        module: PtychoModule,
+        outputs: object,
+        batch: object,
+        batch_idx: int,
+    ) -> None:
         self.training_seconds += time.perf_counter() - self.started
         if self.pending and module.samples_seen >= self.pending[0]:
             self.evaluate(trainer, module)
 
     def on_train_end(self, trainer: L.Trainer, module: PtychoModule) -> None:
-        if self.pending:  # the budget ended a few samples short of the last milestone (partial batches)
+        if (
+            self.pending
+        ):  # the budget ended a few samples short of the last milestone (partial batches)
             self.evaluate(trainer, module)
 
     def evaluate(self, trainer: L.Trainer, module: PtychoModule) -> None:
         self.pending.pop(0)
         model = module.model
-        point = {"samples_seen": module.samples_seen, "steps": trainer.global_step,
-                 "training_seconds": round(self.training_seconds, 1),
-                 "samples_per_s": round(module.samples_seen / self.training_seconds, 1),
-                 "test": quality(model, self.test, self.neighbor_count, self.seed),
-                 "train": quality(model, self.train, self.neighbor_count, self.seed)}
+        point = {
+            "samples_seen": module.samples_seen,
+            "steps": trainer.global_step,
+            "training_seconds": round(self.training_seconds, 1),
+            "samples_per_s": round(module.samples_seen / self.training_seconds, 1),
+            "test": quality(model, self.test, self.neighbor_count, self.seed),
+            "train": quality(model, self.train, self.neighbor_count, self.seed),
+        }
         model.train()
         self.points.append(point)
         print(json.dumps(point), flush=True)
@@ -94,9 +123,13 @@ def cdtools_reference(test: PtychoDataset, iterations: int) -> dict[str, float |
     start = time.perf_counter()
     result = engine.reconstruct(ReconstructionInput.from_dataset(test))
     scores = score(result.obj, test.obj, scored_region(test))
-    return {"iterations": iterations, "seconds": round(time.perf_counter() - start, 1),
-            "phase_ssim": scores["phase"]["ssim"], "amplitude_ssim": scores["amplitude"]["ssim"],
-            "phase_frc50": scores["phase"]["frc50"]}
+    return {
+        "iterations": iterations,
+        "seconds": round(time.perf_counter() - start, 1),
+        "phase_ssim": scores["phase"]["ssim"],
+        "amplitude_ssim": scores["amplitude"]["ssim"],
+        "phase_frc50": scores["phase"]["frc50"],
+    }
 
 
 def plot(result: dict, path: Path) -> None:
@@ -104,33 +137,54 @@ def plot(result: dict, path: Path) -> None:
     for ax, split in zip(axes, ("test", "train")):
         for run in result["runs"]:
             samples = [p["samples_seen"] for p in run["points"]]
-            ax.plot(samples, [p[split]["phase_ssim"] for p in run["points"]], marker="o", label=f"PtychoPINN gs{run['gridsize']}")
+            ax.plot(
+                samples,
+                [p[split]["phase_ssim"] for p in run["points"]],
+                marker="o",
+                label=f"PtychoPINN gs{run['gridsize']}",
+            )
         if result.get("cdtools"):
-            ax.axhline(result["cdtools"]["phase_ssim"], color="black", linestyle="--",
-                       label=f"CDTools, {result['cdtools']['iterations']} iterations (test split)")
+            ax.axhline(
+                result["cdtools"]["phase_ssim"],
+                color="black",
+                linestyle="--",
+                label=f"CDTools, {result['cdtools']['iterations']} iterations (test split)",
+            )
         ax.set_xscale("log")
         ax.set_xlabel("samples seen")
-        ax.set_title(f"{split} split ({'unseen upper half' if split == 'test' else 'the half it trained on'})")
+        ax.set_title(
+            f"{split} split ({'unseen upper half' if split == 'test' else 'the half it trained on'})"
+        )
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("phase SSIM (illuminated region)")
     axes[0].legend(fontsize=8)
-    figure.suptitle(f"PtychoPINN learning curve: {result['view']} view, dose {result['dose']:g}, N = {result['N']}")
+    figure.suptitle(
+        f"PtychoPINN learning curve: {result['view']} view, dose {result['dose']:g}, N = {result['N']}"
+    )
     figure.tight_layout()
     figure.savefig(path, dpi=120)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--view", default="baseline", help="'baseline' (full scan) or an overlap view")
+    parser.add_argument(
+        "--view", default="baseline", help="'baseline' (full scan) or an overlap view"
+    )
     parser.add_argument("--dose", type=float, default=1e4)
-    parser.add_argument("--milestones", default="1e4,3e4,1e5", help="samples seen at which to score")
+    parser.add_argument(
+        "--milestones", default="1e4,3e4,1e5", help="samples seen at which to score"
+    )
     parser.add_argument("--gridsizes", default="1,2")
-    parser.add_argument("--generator", default=None, help="generator architecture (default: the preset's)")
+    parser.add_argument(
+        "--generator", default=None, help="generator architecture (default: the preset's)"
+    )
     parser.add_argument("--width", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--learning-rate", type=float, default=None)
     parser.add_argument("--precision", default="32-true")
-    parser.add_argument("--step", type=float, default=None, help="base scan step, px (default: the preset's)")
+    parser.add_argument(
+        "--step", type=float, default=None, help="base scan step, px (default: the preset's)"
+    )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--cdtools-iterations", type=int, default=100, help="0 skips the reference")
     parser.add_argument("--json", type=Path, default=None)
@@ -141,42 +195,71 @@ def main() -> None:
     design = preset("smoke")
     simulation = design.simulation
     if args.step is not None:
-        simulation = simulation.model_copy(update={"scan": simulation.scan.model_copy(update={"step_px": args.step})})
+        simulation = simulation.model_copy(
+            update={"scan": simulation.scan.model_copy(update={"step_px": args.step})}
+        )
     milestones = [int(float(m)) for m in args.milestones.split(",")]
-    changes = {"samples": max(milestones), "validation_fraction": 0.0, "early_stopping_patience": 0, "seed": args.seed,
-               "schedule": "constant"}
+    changes = {
+        "samples": max(milestones),
+        "validation_fraction": 0.0,
+        "early_stopping_patience": 0,
+        "seed": args.seed,
+        "schedule": "constant",
+    }
     for key in ("generator", "width", "batch_size", "learning_rate"):
         if getattr(args, key) is not None:
             changes[key] = getattr(args, key)
     training = design.training.model_copy(update=changes)
-    design = design.model_copy(update={"doses": (args.dose,), "simulation": simulation, "training": training})
+    design = design.model_copy(
+        update={"doses": (args.dose,), "simulation": simulation, "training": training}
+    )
 
     work = args.work or Path(tempfile.mkdtemp(prefix="ptypinn-curve-"))
     run_simulation(design, work / "c")
     run_overlap(design, work / "c", work / "d")
     root, folder = (work / "c", None) if args.view == "baseline" else (work / "d", args.view)
-    train_path, test_path = split_path(root, args.dose, "train", folder), split_path(root, args.dose, "test", folder)
+    train_path, test_path = (
+        split_path(root, args.dose, "train", folder),
+        split_path(root, args.dose, "test", folder),
+    )
     train, test = load_dataset(train_path), load_dataset(test_path)
-    options = TrainerOptions(logger="none", checkpoints=False, progress=False, precision=args.precision)
+    options = TrainerOptions(
+        logger="none", checkpoints=False, progress=False, precision=args.precision
+    )
     started = time.perf_counter()
     result: dict = {
-        "benchmark": "pinn_learning_curve", "view": args.view, "dose": args.dose, "N": design.patch_size,
-        "base_step_px": design.simulation.scan.step_px, "train_patterns": train.count, "test_patterns": test.count,
-        "training": training.model_dump(mode="json"), "precision": args.precision, "runs": [],
+        "benchmark": "pinn_learning_curve",
+        "view": args.view,
+        "dose": args.dose,
+        "N": design.patch_size,
+        "base_step_px": design.simulation.scan.step_px,
+        "train_patterns": train.count,
+        "test_patterns": test.count,
+        "training": training.model_dump(mode="json"),
+        "precision": args.precision,
+        "runs": [],
     }
-    result["cdtools"] = cdtools_reference(test, args.cdtools_iterations) if args.cdtools_iterations else None
+    result["cdtools"] = (
+        cdtools_reference(test, args.cdtools_iterations) if args.cdtools_iterations else None
+    )
     print(json.dumps({"cdtools": result["cdtools"]}), flush=True)
     for gridsize in (int(g) for g in args.gridsizes.split(",")):
         tracker = Milestones(milestones, test, train, design.neighbor_count, design.seeds.grouping)
         spec = JobSpec(train_path, gridsize, design.neighbor_count, design.seeds.grouping, training)
         trained = train_model(spec, train, work / f"gs{gridsize}", options, callbacks=[tracker])
-        result["runs"].append({"gridsize": gridsize, "final_loss": trained.final_loss, "points": tracker.points})
-    result.update({
-        "wall_seconds": round(time.perf_counter() - started, 1),
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
-        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(), "torch": torch.__version__,
-    })
+        result["runs"].append(
+            {"gridsize": gridsize, "final_loss": trained.final_loss, "points": tracker.points}
+        )
+    result.update(
+        {
+            "wall_seconds": round(time.perf_counter() - started, 1),
+            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "torch_threads": torch.get_num_threads(),
+            "cpu_count": os.cpu_count(),
+            "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+            "torch": torch.__version__,
+        }
+    )
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:

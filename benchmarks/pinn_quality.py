@@ -22,43 +22,64 @@ from pathlib import Path
 
 import torch
 
-from ptypinn.study.compare import scored_region
+from ptypinn.analysis.metrics import score
 from ptypinn.io.dataset import load_dataset
-from ptypinn.study.design import preset
 from ptypinn.io.reconstruction import ReconstructionInput
 from ptypinn.pinn.inference import PtychoPINNReconstructor
-from ptypinn.study.layout import split_path
-from ptypinn.analysis.metrics import score
-from ptypinn.study.overlap import run_overlap
-from ptypinn.study.simulate import run_simulation
 from ptypinn.pinn.runtime import TrainerOptions
 from ptypinn.pinn.train import JobSpec, train_model
+from ptypinn.study.compare import scored_region
+from ptypinn.study.design import preset
+from ptypinn.study.layout import split_path
+from ptypinn.study.overlap import run_overlap
+from ptypinn.study.simulate import run_simulation
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--view", default="dense", help="overlap view to train and test on, or 'baseline' (full scan)")
+    parser.add_argument(
+        "--view",
+        default="dense",
+        help="overlap view to train and test on, or 'baseline' (full scan)",
+    )
     parser.add_argument("--dose", type=float, default=1e4)
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--width", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--groups-per-position", type=float, default=1.0)
-    parser.add_argument("--augment", action="store_true", help="random flips/transposes of the training groups")
+    parser.add_argument(
+        "--augment", action="store_true", help="random flips/transposes of the training groups"
+    )
     parser.add_argument("--gridsizes", default="1,2")
-    parser.add_argument("--work", type=Path, default=None, help="folder for the data and models (default: a temporary one)")
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=None,
+        help="folder for the data and models (default: a temporary one)",
+    )
     args = parser.parse_args()
 
     design = preset("smoke").model_copy(update={"doses": (args.dose,)})
-    training = design.training.model_copy(update={
-        "epochs": args.epochs, "width": args.width, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
-        "groups_per_position": args.groups_per_position, "validation_fraction": 0.0, "augment": args.augment,
-    })
+    training = design.training.model_copy(
+        update={
+            "epochs": args.epochs,
+            "width": args.width,
+            "batch_size": args.batch_size,
+            "learning_rate": args.learning_rate,
+            "groups_per_position": args.groups_per_position,
+            "validation_fraction": 0.0,
+            "augment": args.augment,
+        }
+    )
     work = args.work or Path(tempfile.mkdtemp(prefix="ptypinn-bench-"))
     run_simulation(design, work / "c")
     run_overlap(design, work / "c", work / "d")
     root, folder = (work / "c", None) if args.view == "baseline" else (work / "d", args.view)
-    train_path, test_path = split_path(root, args.dose, "train", folder), split_path(root, args.dose, "test", folder)
+    train_path, test_path = (
+        split_path(root, args.dose, "train", folder),
+        split_path(root, args.dose, "test", folder),
+    )
     train, test = load_dataset(train_path), load_dataset(test_path)
     region = scored_region(test)
     options = TrainerOptions(logger="none", checkpoints=False, progress=False)
@@ -72,28 +93,38 @@ def main() -> None:
         scores = score(rec.obj, test.obj, region)
         seen = pinn.reconstruct(ReconstructionInput.from_dataset(train))
         in_sample = score(seen.obj, train.obj, scored_region(train))
-        results.append({
-            "gridsize": gridsize,
-            "train_seconds": round(trained.wall_time_s, 1),
-            "epochs": trained.epochs,
-            "final_loss": trained.final_loss,
-            "phase_ssim": scores["phase"]["ssim"],
-            "amplitude_ssim": scores["amplitude"]["ssim"],
-            "phase_frc50": scores["phase"]["frc50"],
-            "train_split_phase_ssim": in_sample["phase"]["ssim"],
-            "train_split_amplitude_ssim": in_sample["amplitude"]["ssim"],
-            "inference_patterns_per_s": round(test.count / rec.wall_time_s, 1),
-            "test_patterns": test.count,
-        })
-    print(json.dumps({
-        "benchmark": "pinn_quality",
-        "view": args.view, "dose": args.dose, "N": design.patch_size, "train_patterns": train.count,
-        "training": training.model_dump(mode="json"),
-        "results": results,
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "torch_threads": torch.get_num_threads(),
-        "machine": platform.machine(),
-    }, indent=2))
+        results.append(
+            {
+                "gridsize": gridsize,
+                "train_seconds": round(trained.wall_time_s, 1),
+                "epochs": trained.epochs,
+                "final_loss": trained.final_loss,
+                "phase_ssim": scores["phase"]["ssim"],
+                "amplitude_ssim": scores["amplitude"]["ssim"],
+                "phase_frc50": scores["phase"]["frc50"],
+                "train_split_phase_ssim": in_sample["phase"]["ssim"],
+                "train_split_amplitude_ssim": in_sample["amplitude"]["ssim"],
+                "inference_patterns_per_s": round(test.count / rec.wall_time_s, 1),
+                "test_patterns": test.count,
+            }
+        )
+    print(
+        json.dumps(
+            {
+                "benchmark": "pinn_quality",
+                "view": args.view,
+                "dose": args.dose,
+                "N": design.patch_size,
+                "train_patterns": train.count,
+                "training": training.model_dump(mode="json"),
+                "results": results,
+                "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                "torch_threads": torch.get_num_threads(),
+                "machine": platform.machine(),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -22,7 +22,10 @@ from ptypinn.study.simulate import clean_amplitudes, default_source, observe, sc
 
 def measure(patch_size: int, object_size: int, step: float, repeats: int) -> dict:
     design = make_design(
-        {"patch_size": patch_size, "simulation": {"object_size": object_size, "scan": {"step_px": step, "jitter_px": 1.0}}}
+        {
+            "patch_size": patch_size,
+            "simulation": {"object_size": object_size, "scan": {"step_px": step, "jitter_px": 1.0}},
+        }
     )
     source = default_source(design)
     positions = scan_positions(design, source.obj.shape)
@@ -54,7 +57,13 @@ def main() -> None:
         json.dumps(
             {
                 "benchmark": "simulation_throughput",
-                "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__},
+                "machine": {
+                    "cpus": os.cpu_count(),
+                    "torch_threads": torch.get_num_threads(),
+                    "python": platform.python_version(),
+                    "torch": torch.__version__,
+                    "numpy": np.__version__,
+                },
                 "results": results,
                 "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             },

@@ -40,8 +40,14 @@ def synthetic(n: int, count: int = 256) -> PtychoDataset:
     side = int(np.sqrt(count))
     grid = np.stack(np.meshgrid(np.arange(side), np.arange(side)), -1).reshape(-1, 2) * 6.0 + n
     diffraction = rng.random((len(grid), n, n), dtype=np.float32) * 0.1
-    return PtychoDataset(diffraction=diffraction, xcoords=grid[:, 0], ycoords=grid[:, 1],
-                         probe=disk_probe(n, n / 2).astype(np.complex64), obj=None, metadata={"dose_scale": INTENSITY})
+    return PtychoDataset(
+        diffraction=diffraction,
+        xcoords=grid[:, 0],
+        ycoords=grid[:, 1],
+        probe=disk_probe(n, n / 2).astype(np.complex64),
+        obj=None,
+        metadata={"dose_scale": INTENSITY},
+    )
 
 
 def timed(step: Callable[[], None], steps: int) -> float:
@@ -52,7 +58,9 @@ def timed(step: Callable[[], None], steps: int) -> float:
     return (time.perf_counter() - start) / steps
 
 
-def step_function(model: PtychoPINN, batch: tuple[torch.Tensor, ...], precision: str) -> Callable[[], None]:
+def step_function(
+    model: PtychoPINN, batch: tuple[torch.Tensor, ...], precision: str
+) -> Callable[[], None]:
     module = PtychoModule(model, INTENSITY, TrainingConfig())
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     autocast = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
@@ -70,9 +78,18 @@ def step_function(model: PtychoPINN, batch: tuple[torch.Tensor, ...], precision:
 def parts(n: int, gridsize: int, batch_size: int, steps: int) -> dict[str, float]:
     """Seconds per step of each part (forward + backward), fp32, batch ``batch_size``."""
     channels = gridsize**2
-    model = PtychoPINN(n, gridsize, torch.from_numpy(disk_probe(n, n / 2).astype(np.complex64)), INTENSITY, 1.0, width=1)
+    model = PtychoPINN(
+        n,
+        gridsize,
+        torch.from_numpy(disk_probe(n, n / 2).astype(np.complex64)),
+        INTENSITY,
+        1.0,
+        width=1,
+    )
     x = torch.rand(batch_size, channels, n, n) * 0.1
-    offsets = torch.randn(batch_size, channels, 2) * 4 if gridsize > 1 else torch.zeros(batch_size, 1, 2)
+    offsets = (
+        torch.randn(batch_size, channels, 2) * 4 if gridsize > 1 else torch.zeros(batch_size, 1, 2)
+    )
     patches = model.predict_patches(x).detach().requires_grad_(True)
     constrained = overlap_constraint(patches, offsets).detach().requires_grad_(True)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -90,14 +107,23 @@ def parts(n: int, gridsize: int, batch_size: int, steps: int) -> dict[str, float
 
     dataset = synthetic(n)
     groups = build_groups(dataset, gridsize, 7, 0, 1.0)
-    loader = torch.utils.data.DataLoader(GroupedPatterns(dataset, groups, augment=True), batch_size=batch_size, shuffle=True)
+    loader = torch.utils.data.DataLoader(
+        GroupedPatterns(dataset, groups, augment=True), batch_size=batch_size, shuffle=True
+    )
 
     def loading() -> None:
         next(iter(loader))
 
-    return {name: timed(fn, steps) for name, fn in
-            (("generator", generator), ("overlap_constraint", constraint), ("far_field_and_loss", physics),
-             ("adam_update", optimizer.step), ("data_loading", loading))}
+    return {
+        name: timed(fn, steps)
+        for name, fn in (
+            ("generator", generator),
+            ("overlap_constraint", constraint),
+            ("far_field_and_loss", physics),
+            ("adam_update", optimizer.step),
+            ("data_loading", loading),
+        )
+    }
 
 
 def variants(n: int, gridsize: int) -> dict[str, dict]:
@@ -120,8 +146,12 @@ def build(n: int, gridsize: int, setting: dict) -> Callable[[], None]:
     model = PtychoPINN(n, gridsize, probe, INTENSITY, 1.0, width=1, generator=setting["generator"])
     if setting["compile"]:
         model.generator = torch.compile(model.generator)
-    batch = (torch.rand(setting["batch"], channels, n, n) * 0.1,
-             torch.randn(setting["batch"], channels, 2) * 4 if gridsize > 1 else torch.zeros(setting["batch"], 1, 2))
+    batch = (
+        torch.rand(setting["batch"], channels, n, n) * 0.1,
+        torch.randn(setting["batch"], channels, 2) * 4
+        if gridsize > 1
+        else torch.zeros(setting["batch"], 1, 2),
+    )
     return step_function(model, batch, setting["precision"])
 
 
@@ -145,22 +175,38 @@ def main() -> None:
             for _ in range(args.rounds):
                 for name, step in steps.items():
                     seconds[name].append(timed(step, args.steps))
-            rows = {name: {"seconds_per_step": statistics.median(values),
-                           "samples_per_s": settings[name]["batch"] / statistics.median(values)}
-                    for name, values in seconds.items()}
+            rows = {
+                name: {
+                    "seconds_per_step": statistics.median(values),
+                    "samples_per_s": settings[name]["batch"] / statistics.median(values),
+                }
+                for name, values in seconds.items()
+            }
             reference = rows["reference (cnn, fp32, batch 16)"]["samples_per_s"]
             for row in rows.values():
                 row["speed_vs_reference"] = round(row["samples_per_s"] / reference, 2)
                 row["samples_per_s"] = round(row["samples_per_s"], 1)
                 row["seconds_per_step"] = round(row["seconds_per_step"], 4)
-            entry = {"N": n, "gridsize": gridsize, "parts_fp32_batch16_s": {k: round(v, 4) for k, v in parts(n, gridsize, 16, args.steps).items()},
-                     "variants": rows}
+            entry = {
+                "N": n,
+                "gridsize": gridsize,
+                "parts_fp32_batch16_s": {
+                    k: round(v, 4) for k, v in parts(n, gridsize, 16, args.steps).items()
+                },
+                "variants": rows,
+            }
             print(json.dumps(entry), flush=True)
             results.append(entry)
     report = {
-        "benchmark": "train_step", "results": results, "rounds": args.rounds, "steps_per_timing": args.steps,
-        "wall_seconds": round(time.perf_counter() - started, 1), "torch_threads": torch.get_num_threads(),
-        "cpu_count": os.cpu_count(), "machine": platform.machine(), "torch": torch.__version__,
+        "benchmark": "train_step",
+        "results": results,
+        "rounds": args.rounds,
+        "steps_per_timing": args.steps,
+        "wall_seconds": round(time.perf_counter() - started, 1),
+        "torch_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "machine": platform.machine(),
+        "torch": torch.__version__,
         "load_average_at_end": os.getloadavg(),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }

@@ -2,10 +2,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import record_phases
 
 from ptypinn.study.design import make_design
 from ptypinn.study.layout import SPLITS
+
+from helpers import record_phases
 
 # The study's two views with the original study's spacing rule, for tiny scans.
 PATCH_LINEAR_VIEWS = [
@@ -29,8 +30,14 @@ def tiny_design():
     band: on a 128 px object the band would leave too few positions to form the overlap views these
     tests use (the guard band has its own tests).
     """
-    simulation = {"object_size": 128, "scan": {"step_px": 12.0, "jitter_px": 1.0}, "guard_band": False}
-    return make_design({"name": "tiny", "patch_size": 64, "simulation": simulation, "views": PATCH_LINEAR_VIEWS})
+    simulation = {
+        "object_size": 128,
+        "scan": {"step_px": 12.0, "jitter_px": 1.0},
+        "guard_band": False,
+    }
+    return make_design(
+        {"name": "tiny", "patch_size": 64, "simulation": simulation, "views": PATCH_LINEAR_VIEWS}
+    )
 
 
 @pytest.fixture
@@ -44,15 +51,26 @@ def small_dataset():
     import torch
 
     from ptypinn.io.dataset import PtychoDataset
-    from ptypinn.physics.forward import disk_probe, dose_scale, exit_waves, far_field, poisson_observe, raster_scan
+    from ptypinn.physics.forward import (
+        disk_probe,
+        dose_scale,
+        exit_waves,
+        far_field,
+        poisson_observe,
+        raster_scan,
+    )
 
     rng = np.random.default_rng(1)
     size, shape = 32, (72, 80)
-    obj = (rng.uniform(0.5, 1.0, shape) * np.exp(1j * rng.uniform(-1, 1, shape))).astype(np.complex64)
+    obj = (rng.uniform(0.5, 1.0, shape) * np.exp(1j * rng.uniform(-1, 1, shape))).astype(
+        np.complex64
+    )
     probe = disk_probe(size, 16)
     positions = raster_scan(shape, size, 9.0, jitter=1.0, rng=rng)
     with torch.no_grad():
-        clean = far_field(exit_waves(torch.from_numpy(obj), torch.from_numpy(probe), torch.from_numpy(positions))).numpy()
+        clean = far_field(
+            exit_waves(torch.from_numpy(obj), torch.from_numpy(probe), torch.from_numpy(positions))
+        ).numpy()
     scale = dose_scale(np.sum(clean.astype(np.float64) ** 2, axis=(1, 2)), 1e4)
     return PtychoDataset(
         diffraction=poisson_observe(clean, scale, rng),

@@ -10,7 +10,16 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "ptypinn"
 
 # A wing may import its own modules and those of lower levels only.
-LEVELS = {"physics": 0, "io": 1, "analysis": 2, "pinn": 2, "engines": 3, "study": 4, "cli": 5, "__main__": 6}
+LEVELS = {
+    "physics": 0,
+    "io": 1,
+    "analysis": 2,
+    "pinn": 2,
+    "engines": 3,
+    "study": 4,
+    "cli": 5,
+    "__main__": 6,
+}
 PLOTTING = "ptypinn.analysis.report"
 MAY_PLOT = {"study", "cli"}
 
@@ -33,7 +42,9 @@ def imports(path: Path) -> set[str]:
     return {name for name in found if name in modules and name != "ptypinn"}
 
 
-GRAPH = {module_name(path): imports(path) for path in PACKAGE.rglob("*.py") if path.name != "__init__.py"}
+GRAPH = {
+    module_name(path): imports(path) for path in PACKAGE.rglob("*.py") if path.name != "__init__.py"
+}
 
 
 def wing(module: str) -> str:
@@ -43,8 +54,12 @@ def wing(module: str) -> str:
 @pytest.mark.parametrize("module", sorted(GRAPH))
 def test_imports_go_only_downward(module):
     level = LEVELS[wing(module)]
-    upward = sorted(other for other in GRAPH[module] if LEVELS[wing(other)] > level
-                    or (LEVELS[wing(other)] == level and wing(other) != wing(module)))
+    upward = sorted(
+        other
+        for other in GRAPH[module]
+        if LEVELS[wing(other)] > level
+        or (LEVELS[wing(other)] == level and wing(other) != wing(module))
+    )
     assert upward == [], f"{module} imports from its own level or above: {upward}"
     if wing(module) not in MAY_PLOT:
         assert PLOTTING not in GRAPH[module], f"{module} imports plotting ({PLOTTING})"
@@ -57,7 +72,7 @@ def test_no_import_cycles():
         state[module] = "open"
         for other in sorted(GRAPH.get(module, ())):
             if state.get(other) == "open":
-                cycle = [*path[path.index(other):], other] if other in path else [module, other]
+                cycle = [*path[path.index(other) :], other] if other in path else [module, other]
                 pytest.fail("import cycle: " + " -> ".join(cycle))
             if other not in state:
                 visit(other, [*path, other])

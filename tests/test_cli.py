@@ -13,7 +13,9 @@ runner = CliRunner()
 
 def test_simulate_writes_a_valid_dataset_in_the_default_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    result = runner.invoke(app, ["simulate", "--preset", "smoke", "--dose", "1000"])  # full: 11k patterns of 128²
+    result = runner.invoke(
+        app, ["simulate", "--preset", "smoke", "--dose", "1000"]
+    )  # full: 11k patterns of 128²
     assert result.exit_code == 0, result.output
     design = preset("smoke")
     for dose in (1000,):
@@ -26,7 +28,20 @@ def test_simulate_writes_a_valid_dataset_in_the_default_folder(tmp_path, monkeyp
 def test_simulate_from_an_object_file(tmp_path):
     obj = (np.ones((160, 160)) * np.exp(0.5j)).astype(np.complex64)
     np.savez(tmp_path / "obj.npz", objectGuess=obj)
-    result = runner.invoke(app, ["simulate", "--preset", "smoke", "--dose", "2000", "--object", str(tmp_path / "obj.npz"), "--output-root", str(tmp_path / "out")])
+    result = runner.invoke(
+        app,
+        [
+            "simulate",
+            "--preset",
+            "smoke",
+            "--dose",
+            "2000",
+            "--object",
+            str(tmp_path / "obj.npz"),
+            "--output-root",
+            str(tmp_path / "out"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     dataset = load_dataset(tmp_path / "out/dose_2000/train.npz")
     np.testing.assert_array_equal(dataset.obj, obj)
@@ -47,16 +62,36 @@ def run_main(monkeypatch, capsys, *args):
 def test_user_errors_are_one_message_without_traceback(tmp_path, monkeypatch, capsys):
     config = tmp_path / "design.yaml"
     config.write_text("patch_size: 100\n")
-    code, out = run_main(monkeypatch, capsys, "simulate", "--config", str(config), "--output-root", str(tmp_path / "o"))
+    code, out = run_main(
+        monkeypatch,
+        capsys,
+        "simulate",
+        "--config",
+        str(config),
+        "--output-root",
+        str(tmp_path / "o"),
+    )
     assert code == 2
     assert "patch_size: N must be one of (64, 128, 256)" in out.err
     assert "Traceback" not in out.err + out.out
     assert not (tmp_path / "o").exists()
 
-    code, out = run_main(monkeypatch, capsys, "simulate", "--preset", "smoke", "--object", str(tmp_path / "nope.npz"))
+    code, out = run_main(
+        monkeypatch, capsys, "simulate", "--preset", "smoke", "--object", str(tmp_path / "nope.npz")
+    )
     assert code == 2 and "no such file" in out.err
 
-    code, out = run_main(monkeypatch, capsys, "simulate", "--preset", "smoke", "--dose", "-5", "--output-root", str(tmp_path / "o"))
+    code, out = run_main(
+        monkeypatch,
+        capsys,
+        "simulate",
+        "--preset",
+        "smoke",
+        "--dose",
+        "-5",
+        "--output-root",
+        str(tmp_path / "o"),
+    )
     assert code == 2 and "--dose must be positive" in out.err
 
 
@@ -67,13 +102,42 @@ def test_version(monkeypatch, capsys):
 
 @pytest.mark.slow
 def test_train_then_reconstruct_with_test_time_refinement(tmp_path):
-    sim = runner.invoke(app, ["simulate", "--preset", "smoke", "--dose", "10000", "--output-root", str(tmp_path / "c")])
+    sim = runner.invoke(
+        app,
+        ["simulate", "--preset", "smoke", "--dose", "10000", "--output-root", str(tmp_path / "c")],
+    )
     assert sim.exit_code == 0, sim.output
-    train = runner.invoke(app, ["train", "--preset", "smoke", "--train", str(tmp_path / "c/dose_10000/train.npz"),
-                                "--output", str(tmp_path / "e"), "--max-epochs", "1", "--logger", "none"])
+    train = runner.invoke(
+        app,
+        [
+            "train",
+            "--preset",
+            "smoke",
+            "--train",
+            str(tmp_path / "c/dose_10000/train.npz"),
+            "--output",
+            str(tmp_path / "e"),
+            "--max-epochs",
+            "1",
+            "--logger",
+            "none",
+        ],
+    )
     assert train.exit_code == 0, train.output
-    rec = runner.invoke(app, ["reconstruct", "--bundle", str(tmp_path / "e/model.pt"), "--data",
-                              str(tmp_path / "c/dose_10000/test.npz"), "--output", str(tmp_path / "r"), "--refine", "2"])
+    rec = runner.invoke(
+        app,
+        [
+            "reconstruct",
+            "--bundle",
+            str(tmp_path / "e/model.pt"),
+            "--data",
+            str(tmp_path / "c/dose_10000/test.npz"),
+            "--output",
+            str(tmp_path / "r"),
+            "--refine",
+            "2",
+        ],
+    )
     assert rec.exit_code == 0, rec.output
     assert "including 2 refinement steps" in rec.output
     arrays = np.load(tmp_path / "r/reconstruction.npz", allow_pickle=False)
@@ -87,10 +151,16 @@ def test_score_prints_scores_alignment_and_region_and_refuses_bad_files(
     from ptypinn.io.dataset import metadata_entry, save_dataset
 
     truth = save_dataset(tmp_path / "truth.npz", small_dataset)
-    recon = write_npz(tmp_path / "recon.npz", {
-        "objectGuess": (small_dataset.obj * np.exp(-0.4j)).astype(np.complex64),
-        "probeGuess": small_dataset.probe, "xcoords": small_dataset.xcoords,
-        "ycoords": small_dataset.ycoords, "metadata": metadata_entry({})})
+    recon = write_npz(
+        tmp_path / "recon.npz",
+        {
+            "objectGuess": (small_dataset.obj * np.exp(-0.4j)).astype(np.complex64),
+            "probeGuess": small_dataset.probe,
+            "xcoords": small_dataset.xcoords,
+            "ycoords": small_dataset.ycoords,
+            "metadata": metadata_entry({}),
+        },
+    )
     arguments = ("score", str(recon), "--truth", str(truth), "--max-shift", "2")
     code, out = run_main(monkeypatch, capsys, *arguments)
     assert code == 0, out.err

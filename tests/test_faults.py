@@ -586,8 +586,6 @@ def test_train_matrix_previews_and_empty_filters_leave_the_records_alone(study, 
         for path in (tmp_path / "e").rglob("*")
         if path.is_file() and path.name != TRAINING_PREVIEW
     } == records
-    assert (
-        json.loads((tmp_path / "e" / TRAINING_MANIFEST).read_text())["jobs"][0]["status"] == "ok"
-    )
+    assert json.loads((tmp_path / "e" / TRAINING_MANIFEST).read_text())["jobs"][0]["status"] == "ok"
     result = invoke(*args, "--resume")
     assert result.exit_code == 0 and "(kept from an earlier run)" in result.stdout

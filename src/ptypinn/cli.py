@@ -16,22 +16,22 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.text import Text
 
 from ptypinn import __version__
+from ptypinn.engines.api import ENGINES, EngineUnavailable
 from ptypinn.io.artifacts import OutputError
 from ptypinn.io.dataset import DatasetError, PtychoDataset
-from ptypinn.study.design import DesignError, StudyDesign, load_design, preset, with_iterative
 from ptypinn.io.formats import FileFormat, convert_file
+from ptypinn.io.hdf5 import FormatError
 from ptypinn.physics.finite import NonFiniteError
 from ptypinn.physics.grouping import GroupingError
-from ptypinn.io.hdf5 import FormatError
 from ptypinn.pinn.runtime import TrainerError, TrainerOptions, check_available, parse_devices
-from ptypinn.engines.api import ENGINES, EngineUnavailable
+from ptypinn.study.design import DesignError, StudyDesign, load_design, preset, with_iterative
 from ptypinn.study.runner import StudyStateError
 
 app = typer.Typer(
@@ -44,8 +44,17 @@ app = typer.Typer(
 
 # Mistakes a user can make (bad design, dataset, file or option, missing engine, an output the
 # system refuses): one clear message, exit status 2, no traceback.
-USER_ERRORS = (DesignError, DatasetError, GroupingError, FormatError, EngineUnavailable,
-               TrainerError, StudyStateError, OutputError, OSError)
+USER_ERRORS = (
+    DesignError,
+    DatasetError,
+    GroupingError,
+    FormatError,
+    EngineUnavailable,
+    TrainerError,
+    StudyStateError,
+    OutputError,
+    OSError,
+)
 INTERRUPTED = (
     "interrupted; finished work is kept "
     "(`study run`, `train-matrix` and `reconstruct-iterative` continue with --resume)"
@@ -56,19 +65,31 @@ DRY_RUN_HELP = "Write each job's configuration and command to training_preview.j
 RESUME_TRAINING_HELP = "Keep jobs whose record (same data and settings) and bundle still match."
 RESUME_ITERATIVE_HELP = "Keep jobs whose record (same engine, settings, data) and files match."
 CONFIG_HELP = "YAML design file listing only what it changes: its fields replace --preset's."
-ConfigOption = Annotated[Optional[Path], typer.Option(help=CONFIG_HELP, dir_okay=False)]
+ConfigOption = Annotated[Path | None, typer.Option(help=CONFIG_HELP, dir_okay=False)]
 PresetOption = Annotated[str, typer.Option("--preset", help=PRESET_HELP)]
 
 # Trainer flags shared by `train` and `train-matrix` (hardware and logging, not science).
-AcceleratorOption = Annotated[str, typer.Option(help="Lightning accelerator: cpu, gpu, mps or auto.")]
-DevicesOption = Annotated[str, typer.Option(help="Devices per node: a count, a list such as '0,1', or auto.")]
-StrategyOption = Annotated[str, typer.Option(help="Lightning strategy, e.g. auto or ddp (multi-GPU / multi-node).")]
+AcceleratorOption = Annotated[
+    str, typer.Option(help="Lightning accelerator: cpu, gpu, mps or auto.")
+]
+DevicesOption = Annotated[
+    str, typer.Option(help="Devices per node: a count, a list such as '0,1', or auto.")
+]
+StrategyOption = Annotated[
+    str, typer.Option(help="Lightning strategy, e.g. auto or ddp (multi-GPU / multi-node).")
+]
 NodesOption = Annotated[int, typer.Option(help="Number of nodes for multi-node DDP.", min=1)]
-DeterministicOption = Annotated[bool, typer.Option(help="Deterministic algorithms (bit-reproducible on CPU).")]
+DeterministicOption = Annotated[
+    bool, typer.Option(help="Deterministic algorithms (bit-reproducible on CPU).")
+]
 WorkersOption = Annotated[int, typer.Option(help="DataLoader worker processes.", min=0)]
 LoggerOption = Annotated[str, typer.Option(help="Training log format: csv, tensorboard or none.")]
-PrecisionOption = Annotated[str, typer.Option(help="Arithmetic: 32-true, or bf16-mixed (faster on CPU and GPU).")]
-EpochsOption = Annotated[Optional[int], typer.Option(help="Epochs (default: the design's training.epochs).", min=1)]
+PrecisionOption = Annotated[
+    str, typer.Option(help="Arithmetic: 32-true, or bf16-mixed (faster on CPU and GPU).")
+]
+EpochsOption = Annotated[
+    int | None, typer.Option(help="Epochs (default: the design's training.epochs).", min=1)
+]
 
 
 def _print_version(value: bool) -> None:
@@ -79,7 +100,12 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.", is_eager=True, callback=_print_version)] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", is_eager=True, callback=_print_version
+        ),
+    ] = False,
 ) -> None:
     """Physics-informed neural-network ptychography and the dose x overlap study."""
 
@@ -97,9 +123,7 @@ def fail(message: str, code: int) -> typer.Exit:
 
 
 def _os_message(error: OSError) -> str:
-    names = " -> ".join(
-        str(name) for name in (error.filename, error.filename2) if name is not None
-    )
+    names = " -> ".join(str(name) for name in (error.filename, error.filename2) if name is not None)
     return f"{names}: {error.strerror}" if names and error.strerror else str(error)
 
 
@@ -139,8 +163,16 @@ TRAINER_FLAGS = (
 )
 
 
-def trainer_options(accelerator: str, devices: str, strategy: str, num_nodes: int, deterministic: bool, num_workers: int, logger: str,
-                    precision: str) -> TrainerOptions:
+def trainer_options(
+    accelerator: str,
+    devices: str,
+    strategy: str,
+    num_nodes: int,
+    deterministic: bool,
+    num_workers: int,
+    logger: str,
+    precision: str,
+) -> TrainerOptions:
     if logger not in ("csv", "tensorboard", "none"):
         raise DesignError(f"--logger must be csv, tensorboard or none, got {logger!r}")
     if precision not in ("32-true", "bf16-mixed"):
@@ -162,10 +194,16 @@ def trainer_options(accelerator: str, devices: str, strategy: str, num_nodes: in
 def with_trainer_flags(command: Callable) -> Callable:
     """Give a command the shared trainer flags (--accelerator ... --logger) in place of its
     ``options`` parameter, which then receives them as one :class:`TrainerOptions`."""
-    signature = inspect.signature(command, eval_str=True)  # Typer reads annotations from the signature
+    signature = inspect.signature(
+        command, eval_str=True
+    )  # Typer reads annotations from the signature
     kept = [p for p in signature.parameters.values() if p.name != "options"]
-    flags = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
-             for name, annotation, default in TRAINER_FLAGS]
+    flags = [
+        inspect.Parameter(
+            name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
+        )
+        for name, annotation, default in TRAINER_FLAGS
+    ]
 
     @functools.wraps(command)
     def wrapper(**kwargs: object) -> None:
@@ -179,14 +217,18 @@ def with_trainer_flags(command: Callable) -> Callable:
 def with_epochs(design: StudyDesign, epochs: int | None) -> StudyDesign:
     if epochs is None:
         return design
-    return design.model_copy(update={"training": design.training.model_copy(update={"epochs": epochs})})
+    return design.model_copy(
+        update={"training": design.training.model_copy(update={"epochs": epochs})}
+    )
 
 
 def check_views(design: StudyDesign, views: list[str] | None) -> None:
     known = ["baseline", *(v.name for v in design.views)]
     unknown = [v for v in views or [] if v not in known]
     if unknown:
-        raise DesignError(f"--view {unknown[0]!r} is not a view of design {design.name!r}; choose from {known}")
+        raise DesignError(
+            f"--view {unknown[0]!r} is not a view of design {design.name!r}; choose from {known}"
+        )
 
 
 def design_arguments(preset_name: str, config: Path | None) -> list[str]:
@@ -197,9 +239,23 @@ def design_arguments(preset_name: str, config: Path | None) -> list[str]:
 def simulate(
     preset_name: PresetOption = "full",
     config: ConfigOption = None,
-    output_root: Annotated[Path, typer.Option(help="Folder for dose_<int>/{train,test}.npz and the manifest.")] = Path("ptypinn-sim"),
-    dose: Annotated[Optional[list[float]], typer.Option(help="Dose (photons per pattern) to simulate; repeat for several. Default: the design's doses.")] = None,
-    object_file: Annotated[Optional[Path], typer.Option("--object", help="NPZ with objectGuess (and optionally probeGuess) to use instead of the embedded default.", dir_okay=False)] = None,
+    output_root: Annotated[
+        Path, typer.Option(help="Folder for dose_<int>/{train,test}.npz and the manifest.")
+    ] = Path("ptypinn-sim"),
+    dose: Annotated[
+        list[float] | None,
+        typer.Option(
+            help="Dose (photons per pattern) to simulate; repeat for several. Default: the design's doses."
+        ),
+    ] = None,
+    object_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--object",
+            help="NPZ with objectGuess (and optionally probeGuess) to use instead of the embedded default.",
+            dir_okay=False,
+        ),
+    ] = None,
 ) -> None:
     """Phase C: simulate diffraction at each dose, split train/test along y, write NPZ files and a manifest."""
     from ptypinn.study.simulate import run_simulation, source_from_npz
@@ -221,12 +277,30 @@ def simulate(
 
 @app.command()
 def overlap(
-    phase_c_root: Annotated[Path, typer.Option(help="Phase C folder (simulation_manifest.json, dose_<int>/{train,test}.npz).", file_okay=False)],
-    output_root: Annotated[Path, typer.Option(help="Folder for dose_<int>/<view>/{train,test}.npz, the manifest and metrics.json.", file_okay=False)],
+    phase_c_root: Annotated[
+        Path,
+        typer.Option(
+            help="Phase C folder (simulation_manifest.json, dose_<int>/{train,test}.npz).",
+            file_okay=False,
+        ),
+    ],
+    output_root: Annotated[
+        Path,
+        typer.Option(
+            help="Folder for dose_<int>/<view>/{train,test}.npz, the manifest and metrics.json.",
+            file_okay=False,
+        ),
+    ],
     preset_name: Annotated[str, typer.Option("--preset", help=PRESET_HELP)] = "full",
     config: ConfigOption = None,
-    dose: Annotated[Optional[list[float]], typer.Option(help="Dose to process; repeat for several. Default: every dose of phase C.")] = None,
-    view: Annotated[Optional[list[str]], typer.Option(help="View to form; repeat for several. Default: every view of the design.")] = None,
+    dose: Annotated[
+        list[float] | None,
+        typer.Option(help="Dose to process; repeat for several. Default: every dose of phase C."),
+    ] = None,
+    view: Annotated[
+        list[str] | None,
+        typer.Option(help="View to form; repeat for several. Default: every view of the design."),
+    ] = None,
 ) -> None:
     """Phase D: thin each dose's scan to every overlap view's minimum spacing, write the subsets and measure their overlap.
 
@@ -239,21 +313,31 @@ def overlap(
     from ptypinn.study.overlap import run_overlap
 
     design = resolve_design(preset_name, config)
-    manifest = run_overlap(design, phase_c_root, output_root, doses=dose or None, views=view or None)
+    manifest = run_overlap(
+        design, phase_c_root, output_root, doses=dose or None, views=view or None
+    )
     for entry in manifest["doses"]:
         for item in entry["views"]:
             counts = item["counts"]
-            kept = ", ".join(f"{c['kept']}/{c['kept'] + c['rejected']} {split}" for split, c in counts.items())
+            kept = ", ".join(
+                f"{c['kept']}/{c['kept'] + c['rejected']} {split}" for split, c in counts.items()
+            )
             if item["formed"]:
-                nearest, knn = ("/".join(f"{v:.3f}" for v in item[key].values())
-                                for key in ("nearest_overlap", "knn_overlap"))
-                status = (f"overlap target {item['target_fraction']:g}, "
-                          f"nearest-neighbour {nearest}, "
-                          f"mean of K={manifest['neighbor_count']} nearest {knn} (train/test)")
+                nearest, knn = (
+                    "/".join(f"{v:.3f}" for v in item[key].values())
+                    for key in ("nearest_overlap", "knn_overlap")
+                )
+                status = (
+                    f"overlap target {item['target_fraction']:g}, "
+                    f"nearest-neighbour {nearest}, "
+                    f"mean of K={manifest['neighbor_count']} nearest {knn} (train/test)"
+                )
             else:
                 status = "NOT FORMED"
-            rule = (f"{item['rule']}, D = {item['probe_diameter_px']:.1f} px, "
-                    f"S = {item['spacing_px']:.1f} px")
+            rule = (
+                f"{item['rule']}, D = {item['probe_diameter_px']:.1f} px, "
+                f"S = {item['spacing_px']:.1f} px"
+            )
             say(f"dose {entry['dose']:g} {item['view']} ({rule}): kept {kept}; {status}")
     say(f"manifest: {output_root / OVERLAP_MANIFEST}")
     if manifest["not_formed"]:
@@ -262,14 +346,26 @@ def overlap(
             say(f"not formed: {view}: {item['reason']}", err=True)
         raise typer.Exit(code=1)
 
+
 @app.command()
 @with_trainer_flags
 def train(
-    train_file: Annotated[Path, typer.Option("--train", help="Training NPZ (canonical format).", dir_okay=False)],
+    train_file: Annotated[
+        Path, typer.Option("--train", help="Training NPZ (canonical format).", dir_okay=False)
+    ],
     output: Annotated[Path, typer.Option(help="Job folder: model.pt, logs, checkpoints.")],
-    gridsize: Annotated[int, typer.Option(help="Patterns per group side: C = gridsize^2.", min=1)] = 1,
-    nphotons: Annotated[Optional[float], typer.Option(help="Photons per pattern (default: the dataset metadata).")] = None,
-    supervised: Annotated[bool, typer.Option(help="Train the supervised baseline (MAE against objectGuess patches) instead of the PINN.")] = False,
+    gridsize: Annotated[
+        int, typer.Option(help="Patterns per group side: C = gridsize^2.", min=1)
+    ] = 1,
+    nphotons: Annotated[
+        float | None, typer.Option(help="Photons per pattern (default: the dataset metadata).")
+    ] = None,
+    supervised: Annotated[
+        bool,
+        typer.Option(
+            help="Train the supervised baseline (MAE against objectGuess patches) instead of the PINN."
+        ),
+    ] = False,
     preset_name: PresetOption = "full",
     config: ConfigOption = None,
     max_epochs: EpochsOption = None,
@@ -280,35 +376,78 @@ def train(
     from ptypinn.pinn.train import JobSpec, train_model
 
     design = with_epochs(resolve_design(preset_name, config), max_epochs)
-    training = design.training.model_copy(update={"model": "supervised"}) if supervised else design.training
-    spec = JobSpec(train_file, gridsize, design.neighbor_count, design.seeds.grouping, training, nphotons)
+    training = (
+        design.training.model_copy(update={"model": "supervised"})
+        if supervised
+        else design.training
+    )
+    spec = JobSpec(
+        train_file, gridsize, design.neighbor_count, design.seeds.grouping, training, nphotons
+    )
     result = train_model(spec, load_dataset(train_file), output, options)
-    say(f"final loss {result.final_loss:.6g} after {result.epochs} epochs "
-        f"({result.wall_time_s:.1f} s)")
+    say(
+        f"final loss {result.final_loss:.6g} after {result.epochs} epochs "
+        f"({result.wall_time_s:.1f} s)"
+    )
     say(f"bundle: {result.bundle} (sha256 {result.sha256})")
 
 
 @app.command("reconstruct-iterative")
 def reconstruct_iterative(
-    phase_c_root: Annotated[Path, typer.Option(help="Phase C folder (dose_<int>/{train,test}.npz).", file_okay=False)],
-    phase_d_root: Annotated[Path, typer.Option(help="Phase D folder (dose_<int>/<view>/{train,test}.npz).", file_okay=False)],
-    artifact_root: Annotated[Path, typer.Option(
-        help="Folder for dose_<int>/<view>/<split>/<engine>/reconstruction.{npz,png} "
-        "and the manifest.",
-        file_okay=False)],
-    dose: Annotated[Optional[list[float]], typer.Option(help="Dose to reconstruct; repeat for several. Default: every dose of phase C.")] = None,
-    view: Annotated[Optional[list[str]], typer.Option(help="View (baseline, dense, sparse); repeat for several. Default: all.")] = None,
-    split: Annotated[Optional[list[str]], typer.Option(help="Split (train, test); repeat for several. Default: both.")] = None,
-    engine: Annotated[Optional[list[str]], typer.Option(
-        help=f"Engine ({', '.join(ENGINES)}); repeat for several. "
-        "Default: the design's iterative.engines.")] = None,
-    iterations: Annotated[Optional[int], typer.Option(
-        help="Iterations (epochs over all patterns) per job, for every engine. "
-        "Default: the design's iterative.<engine>.iterations.")] = None,
+    phase_c_root: Annotated[
+        Path, typer.Option(help="Phase C folder (dose_<int>/{train,test}.npz).", file_okay=False)
+    ],
+    phase_d_root: Annotated[
+        Path,
+        typer.Option(help="Phase D folder (dose_<int>/<view>/{train,test}.npz).", file_okay=False),
+    ],
+    artifact_root: Annotated[
+        Path,
+        typer.Option(
+            help="Folder for dose_<int>/<view>/<split>/<engine>/reconstruction.{npz,png} "
+            "and the manifest.",
+            file_okay=False,
+        ),
+    ],
+    dose: Annotated[
+        list[float] | None,
+        typer.Option(
+            help="Dose to reconstruct; repeat for several. Default: every dose of phase C."
+        ),
+    ] = None,
+    view: Annotated[
+        list[str] | None,
+        typer.Option(help="View (baseline, dense, sparse); repeat for several. Default: all."),
+    ] = None,
+    split: Annotated[
+        list[str] | None,
+        typer.Option(help="Split (train, test); repeat for several. Default: both."),
+    ] = None,
+    engine: Annotated[
+        list[str] | None,
+        typer.Option(
+            help=f"Engine ({', '.join(ENGINES)}); repeat for several. "
+            "Default: the design's iterative.engines."
+        ),
+    ] = None,
+    iterations: Annotated[
+        int | None,
+        typer.Option(
+            help="Iterations (epochs over all patterns) per job, for every engine. "
+            "Default: the design's iterative.<engine>.iterations."
+        ),
+    ] = None,
     preset_name: PresetOption = "full",
     config: ConfigOption = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the jobs and write nothing.")] = False,
-    allow_missing_phase_d: Annotated[bool, typer.Option("--allow-missing-phase-d", help="Skip (and record) overlap views with no phase D data.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List the jobs and write nothing.")
+    ] = False,
+    allow_missing_phase_d: Annotated[
+        bool,
+        typer.Option(
+            "--allow-missing-phase-d", help="Skip (and record) overlap views with no phase D data."
+        ),
+    ] = False,
     resume: Annotated[bool, typer.Option(help=RESUME_ITERATIVE_HELP)] = False,
 ) -> None:
     """Phase F: iterative reconstruction of every dose x view x split dataset with every engine.
@@ -331,7 +470,11 @@ def reconstruct_iterative(
         resume=resume,
     )
     for job in manifest["jobs"]:
-        detail = job["error"] or (f"final loss {job['final_loss']:.3g}, {job['wall_time_s']:.1f} s" if job["status"] == "ok" else job.get("output", ""))
+        detail = job["error"] or (
+            f"final loss {job['final_loss']:.3g}, {job['wall_time_s']:.1f} s"
+            if job["status"] == "ok"
+            else job.get("output", "")
+        )
         where = f"dose {job['dose']:g} {job['view']}/{job['split']} {job['engine']}"
         reused = " (kept from an earlier run)" if job.get("reused") else ""
         say(f"{where}: {job['status']} {detail}{reused}")
@@ -350,29 +493,53 @@ FORMAT_HELP = "Format of {}: npz, cxi or product (ptychodus HDF5). Default: from
 @app.command()
 def convert(
     source: Annotated[Path, typer.Argument(help="File to read.", dir_okay=False)],
-    target: Annotated[Path, typer.Argument(help="File to write (replaced atomically).", dir_okay=False)],
-    from_format: Annotated[Optional[FileFormat], typer.Option("--from", help=FORMAT_HELP.format("SOURCE"))] = None,
-    to_format: Annotated[Optional[FileFormat], typer.Option("--to", help=FORMAT_HELP.format("TARGET"))] = None,
+    target: Annotated[
+        Path, typer.Argument(help="File to write (replaced atomically).", dir_okay=False)
+    ],
+    from_format: Annotated[
+        FileFormat | None, typer.Option("--from", help=FORMAT_HELP.format("SOURCE"))
+    ] = None,
+    to_format: Annotated[
+        FileFormat | None, typer.Option("--to", help=FORMAT_HELP.format("TARGET"))
+    ] = None,
 ) -> None:
     """Convert between canonical/reconstruction NPZ, CXI 1.6 and ptychodus product HDF5 files."""
     content = convert_file(source, target, from_format, to_format)
-    what = f"dataset, {content.count} patterns" if isinstance(content, PtychoDataset) else f"reconstruction, {len(content.positions_m)} positions"
+    what = (
+        f"dataset, {content.count} patterns"
+        if isinstance(content, PtychoDataset)
+        else f"reconstruction, {len(content.positions_m)} positions"
+    )
     say(f"{source} -> {target} ({what})")
 
 
 @app.command()
 def score(
-    reconstruction: Annotated[Path, typer.Argument(
-        help="Reconstruction to score: our reconstruction NPZ or a ptychodus product (.h5).",
-        dir_okay=False)],
-    truth: Annotated[Path, typer.Option(
-        help="Dataset with the scan and the true object (objectGuess): canonical NPZ or CXI.",
-        dir_okay=False)],
-    from_format: Annotated[Optional[FileFormat], typer.Option(
-        "--from", help=FORMAT_HELP.format("RECONSTRUCTION"))] = None,
-    max_shift: Annotated[Optional[float], typer.Option(
-        help="Bound of the alignment shift, px per axis (default: the design's "
-        "metrics.max_shift_px).", min=0)] = None,
+    reconstruction: Annotated[
+        Path,
+        typer.Argument(
+            help="Reconstruction to score: our reconstruction NPZ or a ptychodus product (.h5).",
+            dir_okay=False,
+        ),
+    ],
+    truth: Annotated[
+        Path,
+        typer.Option(
+            help="Dataset with the scan and the true object (objectGuess): canonical NPZ or CXI.",
+            dir_okay=False,
+        ),
+    ],
+    from_format: Annotated[
+        FileFormat | None, typer.Option("--from", help=FORMAT_HELP.format("RECONSTRUCTION"))
+    ] = None,
+    max_shift: Annotated[
+        float | None,
+        typer.Option(
+            help="Bound of the alignment shift, px per axis (default: the design's "
+            "metrics.max_shift_px).",
+            min=0,
+        ),
+    ] = None,
     preset_name: PresetOption = "full",
     config: ConfigOption = None,
 ) -> None:
@@ -389,12 +556,26 @@ def score(
 
 @app.command()
 def reconstruct(
-    bundle: Annotated[Path, typer.Option(help="Model bundle (model.pt) written by `ptypinn train`.", dir_okay=False)],
-    data: Annotated[Path, typer.Option(help="NPZ whose diffraction to reconstruct (usually the test split).", dir_okay=False)],
-    output: Annotated[Path, typer.Option(help="Folder for reconstruction.npz and reconstruction.png.")],
-    refine: Annotated[int, typer.Option(
-        help="Test-time refinement: optimiser steps on this data's diffraction (physics loss, no ground truth) first.",
-        min=0)] = 0,
+    bundle: Annotated[
+        Path,
+        typer.Option(help="Model bundle (model.pt) written by `ptypinn train`.", dir_okay=False),
+    ],
+    data: Annotated[
+        Path,
+        typer.Option(
+            help="NPZ whose diffraction to reconstruct (usually the test split).", dir_okay=False
+        ),
+    ],
+    output: Annotated[
+        Path, typer.Option(help="Folder for reconstruction.npz and reconstruction.png.")
+    ],
+    refine: Annotated[
+        int,
+        typer.Option(
+            help="Test-time refinement: optimiser steps on this data's diffraction (physics loss, no ground truth) first.",
+            min=0,
+        ),
+    ] = 0,
 ) -> None:
     """Reconstruct a dataset with a trained bundle: predict every patch and stitch them."""
     from dataclasses import replace
@@ -406,10 +587,14 @@ def reconstruct(
 
     dataset = load_dataset(data)
     inp = ReconstructionInput.from_dataset(dataset)
-    reconstructor = PtychoPINNReconstructor.from_bundle(bundle, PtychoPINNOptions(refine_steps=refine))
+    reconstructor = PtychoPINNReconstructor.from_bundle(
+        bundle, PtychoPINNOptions(refine_steps=refine)
+    )
     rec = reconstructor.reconstruct(inp)
     rec = replace(rec, metadata={**rec.metadata, "data": str(data)})
-    npz, png = save_reconstruction(output, rec, dataset.obj, label="PtychoPINN + refine" if refine else "PtychoPINN")
+    npz, png = save_reconstruction(
+        output, rec, dataset.obj, label="PtychoPINN + refine" if refine else "PtychoPINN"
+    )
     rate = dataset.count / rec.wall_time_s
     timing = f"{dataset.count} patterns in {rec.wall_time_s:.2f} s ({rate:.0f} patterns/s)"
     if refine:
@@ -422,13 +607,24 @@ def reconstruct(
 @with_trainer_flags
 def train_matrix(
     phase_c_root: Annotated[Path, typer.Option(help="Phase C root (dose_<int>/{train,test}.npz).")],
-    phase_d_root: Annotated[Path, typer.Option(help="Phase D root (dose_<int>/<view>/{train,test}.npz).")],
+    phase_d_root: Annotated[
+        Path, typer.Option(help="Phase D root (dose_<int>/<view>/{train,test}.npz).")
+    ],
     artifact_root: Annotated[Path, typer.Option(help="Where job folders and the manifests go.")],
-    dose: Annotated[Optional[list[float]], typer.Option(help="Only this dose; repeat for several.")] = None,
-    view: Annotated[Optional[list[str]], typer.Option(help="Only this view (baseline, dense, sparse); repeat for several.")] = None,
-    gridsize: Annotated[Optional[list[int]], typer.Option(help="Only this gridsize; repeat for several.")] = None,
+    dose: Annotated[
+        list[float] | None, typer.Option(help="Only this dose; repeat for several.")
+    ] = None,
+    view: Annotated[
+        list[str] | None,
+        typer.Option(help="Only this view (baseline, dense, sparse); repeat for several."),
+    ] = None,
+    gridsize: Annotated[
+        list[int] | None, typer.Option(help="Only this gridsize; repeat for several.")
+    ] = None,
     dry_run: Annotated[bool, typer.Option(help=DRY_RUN_HELP)] = False,
-    allow_missing_phase_d: Annotated[bool, typer.Option(help="Skip (and record) overlap views whose data is missing.")] = False,
+    allow_missing_phase_d: Annotated[
+        bool, typer.Option(help="Skip (and record) overlap views whose data is missing.")
+    ] = False,
     resume: Annotated[bool, typer.Option(help=RESUME_TRAINING_HELP)] = False,
     preset_name: PresetOption = "full",
     config: ConfigOption = None,
@@ -485,9 +681,21 @@ app.add_typer(study_app, name="study")
 def study_run(
     preset_name: Annotated[str, typer.Option("--preset", help=PRESET_HELP)] = "smoke",
     config: ConfigOption = None,
-    output: Annotated[Path, typer.Option(help="Study folder: phase_c ... phase_g, design.yaml, study_state.json.")] = Path("study-output"),
-    resume: Annotated[bool, typer.Option(help="Skip steps whose inputs and design are unchanged since they last finished.")] = False,
-    dask_scheduler: Annotated[Optional[str], typer.Option(help="Address of a running Dask scheduler (tcp://host:8786) to send training jobs to.")] = None,
+    output: Annotated[
+        Path, typer.Option(help="Study folder: phase_c ... phase_g, design.yaml, study_state.json.")
+    ] = Path("study-output"),
+    resume: Annotated[
+        bool,
+        typer.Option(
+            help="Skip steps whose inputs and design are unchanged since they last finished."
+        ),
+    ] = False,
+    dask_scheduler: Annotated[
+        str | None,
+        typer.Option(
+            help="Address of a running Dask scheduler (tcp://host:8786) to send training jobs to."
+        ),
+    ] = None,
 ) -> None:
     """Run phases C to G (simulate, overlap, train, iterative, compare) and write the report."""
     from ptypinn.study.runner import report_path, run_study
@@ -501,9 +709,13 @@ def study_run(
         try:
             from distributed import Client
         except ImportError:
-            raise DesignError("--dask-scheduler needs Dask: pip install 'dask[distributed]'") from None
+            raise DesignError(
+                "--dask-scheduler needs Dask: pip install 'dask[distributed]'"
+            ) from None
         with Client(dask_scheduler) as client:
-            run_study(design, output, resume=resume, executor=client.get_executor(), console=console)
+            run_study(
+                design, output, resume=resume, executor=client.get_executor(), console=console
+            )
     say(f"study finished in {time.perf_counter() - start:.0f} s; report: {report_path(output)}")
 
 

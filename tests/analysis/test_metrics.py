@@ -176,7 +176,9 @@ def test_psnr_of_a_constant_offset_is_analytic(truth, region):
     ref = np.angle(truth)
     offset = 0.05
     span = ref[region].max() - ref[region].min()
-    assert metrics.psnr(ref + offset, ref, region) == pytest.approx(20 * math.log10(span / offset), rel=1e-9)
+    assert metrics.psnr(ref + offset, ref, region) == pytest.approx(
+        20 * math.log10(span / offset), rel=1e-9
+    )
     with pytest.raises(metrics.Unmeasurable, match="identical"):
         metrics.psnr(ref, ref, region)
     assert metrics.mae(ref + offset, ref, region) == pytest.approx(offset)
@@ -187,7 +189,9 @@ def test_ms_ssim_drops_with_blur_and_works_on_64px(truth):
     region[32:96, 32:96] = True
     ref = np.abs(truth)
     assert metrics.ms_ssim(ref, ref, region) == pytest.approx(1.0, abs=1e-9)
-    mild, strong = (metrics.ms_ssim(ndimage.gaussian_filter(ref, s), ref, region) for s in (1.0, 3.0))
+    mild, strong = (
+        metrics.ms_ssim(ndimage.gaussian_filter(ref, s), ref, region) for s in (1.0, 3.0)
+    )
     assert 1.0 > mild > strong
 
 
@@ -204,7 +208,9 @@ def test_frc_of_independent_white_noise_is_near_zero():
     a, b = rng.normal(size=(128, 128)), rng.normal(size=(128, 128))
     curve = metrics.frc(a, b, np.ones((128, 128), bool))
     # For independent noise each ring's FRC has standard deviation ~ 1/sqrt(n_ring).
-    _, counts = np.unique(np.rint(np.hypot(*(np.indices((128, 128)) - 64))).astype(int), return_counts=True)
+    _, counts = np.unique(
+        np.rint(np.hypot(*(np.indices((128, 128)) - 64))).astype(int), return_counts=True
+    )
     sigma = 1 / np.sqrt(counts[1:64])
     assert np.mean(np.abs(curve.correlation) / sigma) < 1.5
     assert curve.cutoff_half is None  # below 0.5 at once: no resolution to report
@@ -231,7 +237,9 @@ def test_empty_region_is_refused(truth):
 
 
 def test_centre_box_spans_the_probe_centres_inside_the_image():
-    positions = np.array([[10.4, 5.0], [20.0, 7.6], [-3.0, 30.2]])  # (x, y); one centre left of the image
+    positions = np.array(
+        [[10.4, 5.0], [20.0, 7.6], [-3.0, 30.2]]
+    )  # (x, y); one centre left of the image
     region = metrics.centre_box(positions, (40, 25))
     rows, cols = metrics.region_box(region)
     assert (rows.start, rows.stop, cols.start, cols.stop) == (5, 31, 0, 21)

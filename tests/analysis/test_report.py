@@ -14,10 +14,28 @@ def fixture_rows():
         for method, base in (("pinn_gs2", 0.8), ("iterative", 0.7)):
             for metric in report.HEADLINE_METRICS:
                 value = base + (0.1 if dose == 1e4 else 0.0)
-                rows.append({"dose": dose, "view": "dense", "method": method, "component": "phase",
-                             "metric": metric, "value": value, "reason": None})
-    rows.append({"dose": 1e3, "view": "dense", "method": "pinn_gs2", "component": "amplitude",
-                 "metric": "psnr", "value": None, "reason": "identical images (infinite PSNR)"})
+                rows.append(
+                    {
+                        "dose": dose,
+                        "view": "dense",
+                        "method": method,
+                        "component": "phase",
+                        "metric": metric,
+                        "value": value,
+                        "reason": None,
+                    }
+                )
+    rows.append(
+        {
+            "dose": 1e3,
+            "view": "dense",
+            "method": "pinn_gs2",
+            "component": "amplitude",
+            "metric": "psnr",
+            "value": None,
+            "reason": "identical images (infinite PSNR)",
+        }
+    )
     return rows
 
 
@@ -44,14 +62,33 @@ def test_report_is_self_contained(tmp_path):
     rows = fixture_rows()
     rng = np.random.default_rng(0)
     panels = [
-        report.Panel(1e3, "dense", name, rng.normal(size=(20, 20)) * np.exp(1j * rng.normal(size=(20, 20))))
+        report.Panel(
+            1e3, "dense", name, rng.normal(size=(20, 20)) * np.exp(1j * rng.normal(size=(20, 20)))
+        )
         for name in ("ground truth", "pinn_gs2", "iterative")
     ]
     curves = [
-        {"dose": 1e3, "view": "dense", "method": "pinn_gs2", "frequency": np.linspace(0, 0.5, 10), "correlation": np.linspace(1, 0, 10), "half_bit": np.full(10, 0.3)}
+        {
+            "dose": 1e3,
+            "view": "dense",
+            "method": "pinn_gs2",
+            "frequency": np.linspace(0, 0.5, 10),
+            "correlation": np.linspace(1, 0, 10),
+            "half_bit": np.full(10, 0.3),
+        }
     ]
-    measurements = [{"dose": 1e3, "view": "dense", "split": "test", "target_fraction": 0.7, "nearest_overlap": 0.66,
-                     "knn_overlap": 0.52, "neighbor_count": 7, "coverage": 0.9}]
+    measurements = [
+        {
+            "dose": 1e3,
+            "view": "dense",
+            "split": "test",
+            "target_fraction": 0.7,
+            "nearest_overlap": 0.66,
+            "knn_overlap": 0.52,
+            "neighbor_count": 7,
+            "coverage": 0.9,
+        }
+    ]
     figures = [
         report.reconstruction_grid(panels, 1e3, "dense", tmp_path / "grid.png"),
         report.metric_vs_dose(rows, "dense", "phase", tmp_path / "curves.png"),
@@ -60,8 +97,12 @@ def test_report_is_self_contained(tmp_path):
     ]
     for figure in figures:
         assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    table = report.markdown_table(report.aggregate(rows, "phase"), ["dose", "view", "method", "ms_ssim"])
-    md_path, html_path = report.write_report(tmp_path, "Test study", [("Phase scores", table)], figures)
+    table = report.markdown_table(
+        report.aggregate(rows, "phase"), ["dose", "view", "method", "ms_ssim"]
+    )
+    md_path, html_path = report.write_report(
+        tmp_path, "Test study", [("Phase scores", table)], figures
+    )
     page = html_path.read_text()
     assert page.count("data:image/png;base64,") == 4
     assert "<table>" in page and "<td>iterative</td>" in page
@@ -71,18 +112,39 @@ def test_report_is_self_contained(tmp_path):
 
 def test_overlap_plot_draws_target_against_both_measures_and_names_every_mark():
     rows = [
-        {"dose": dose, "view": view, "split": split, "target_fraction": target, "nearest_overlap": nearest,
-         "knn_overlap": nearest - 0.15, "neighbor_count": 7, "coverage": 0.9}
+        {
+            "dose": dose,
+            "view": view,
+            "split": split,
+            "target_fraction": target,
+            "nearest_overlap": nearest,
+            "knn_overlap": nearest - 0.15,
+            "neighbor_count": 7,
+            "coverage": 0.9,
+        }
         for dose in (1e3, 1e4)
         for split in ("train", "test")
-        for view, target, nearest in (("baseline", None, 0.85), ("dense", 0.7, 0.66), ("sparse", 0.2, 0.14))
+        for view, target, nearest in (
+            ("baseline", None, 0.85),
+            ("dense", 0.7, 0.66),
+            ("sparse", 0.2, 0.14),
+        )
     ]
     figure = report.overlap_plot(rows)
     left, right = figure.axes
     labels = [text.get_text() for text in figure.legends[0].get_texts()]
-    assert labels[:3] == ["baseline (full scan, no target)", "dense (target 0.7)", "sparse (target 0.2)"]
-    assert {"nearest-neighbour overlap", "mean overlap with the 7 nearest neighbours",
-            "coverage of the field of view (right)", "measured = target (left)", "target ± 0.1 (left)"} <= set(labels)
+    assert labels[:3] == [
+        "baseline (full scan, no target)",
+        "dense (target 0.7)",
+        "sparse (target 0.2)",
+    ]
+    assert {
+        "nearest-neighbour overlap",
+        "mean overlap with the 7 nearest neighbours",
+        "coverage of the field of view (right)",
+        "measured = target (left)",
+        "target ± 0.1 (left)",
+    } <= set(labels)
     # Left: two measures for each of the 8 rows with a target, at x = target; right: 3 per row.
     points = np.concatenate([collection.get_offsets() for collection in left.collections[1:]])
     assert len(points) == 16 and len(right.collections) == 36
@@ -94,6 +156,7 @@ def test_overlap_plot_draws_target_against_both_measures_and_names_every_mark():
 
 def test_an_undefined_value_is_null_empty_na_and_a_gap_end_to_end(tmp_path):
     rows = fixture_rows()
+
     def chosen(row, dose):
         return row["metric"] == "ms_ssim" and row["method"] == "iterative" and row["dose"] == dose
 
@@ -120,8 +183,10 @@ def test_an_undefined_value_is_null_empty_na_and_a_gap_end_to_end(tmp_path):
 def test_grid_rows_share_the_truth_colour_limits():
     truth = np.full((4, 4), 0.5 + 0j)
     truth[0, 0] = 1.0 * np.exp(1j * 0.8)
-    panels = [report.Panel(1e3, "dense", "ground truth", truth),
-              report.Panel(1e3, "dense", "method", np.full((4, 4), 3.0 * np.exp(-2.5j)))]
+    panels = [
+        report.Panel(1e3, "dense", "ground truth", truth),
+        report.Panel(1e3, "dense", "method", np.full((4, 4), 3.0 * np.exp(-2.5j))),
+    ]
     assert report.colour_limits(panels, np.abs) == (0.5, 1.0)
     assert report.colour_limits(panels, np.angle) == pytest.approx((0.0, 0.8))
     alone = [report.Panel(1e3, "dense", "method", np.array([[np.nan, 1.0], [2.0, 3.0]]))]

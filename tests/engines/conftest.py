@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-from helpers import ENGINE_BUDGET as BUDGET
 
 from ptypinn.engines.api import ENGINE_OPTIONS
 from ptypinn.io.reconstruction import ReconstructionInput
@@ -9,6 +8,8 @@ from ptypinn.physics.geometry import default_geometry
 from ptypinn.physics.samples import default_object
 from ptypinn.study.simulate import SimulationSource, clean_amplitudes
 
+from helpers import ENGINE_BUDGET as BUDGET
+
 
 def simulate(size=32, object_size=80, step=6.0, jitter=0.0):
     """Noiseless input and its truth: default object, apodised disk probe (N/2 across), raster."""
@@ -16,9 +17,7 @@ def simulate(size=32, object_size=80, step=6.0, jitter=0.0):
     probe = disk_probe(size, size / 2, edge=1.0, curvature=3.0)
     positions = raster_scan(obj.shape, size, step, jitter=jitter, rng=np.random.default_rng(1))
     amplitudes = clean_amplitudes(SimulationSource(obj, probe), positions)
-    return ReconstructionInput(
-        amplitudes, positions, probe, obj.shape, default_geometry(size)
-    ), obj
+    return ReconstructionInput(amplitudes, positions, probe, obj.shape, default_geometry(size)), obj
 
 
 @pytest.fixture
@@ -31,8 +30,6 @@ def simulated_input():
 def noiseless():
     """The reconstruction test case: a jittered noiseless scan, 64 patterns of 32 x 32."""
     return simulate(jitter=1.0)
-
-
 
 
 @pytest.fixture(scope="session")

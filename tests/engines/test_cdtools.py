@@ -19,7 +19,6 @@ from ptypinn.engines.frame import ObjectFrame, from_engine_object
 from ptypinn.physics.forward import far_field
 from ptypinn.physics.geometry import Geometry, default_geometry
 
-
 # ---------------------------------------------------------------------------- conventions
 
 

@@ -5,12 +5,13 @@ import sys
 import numpy as np
 import pytest
 import torch
-from helpers import ENGINE_BUDGET as BUDGET
 
 from ptypinn.analysis.metrics import amplitude_phase_ssim, centre_box
 from ptypinn.engines import torchvision_shim
 from ptypinn.engines.api import ENGINE_OPTIONS, ENGINES, CDToolsOptions, EngineUnavailable
 from ptypinn.engines.registry import iterative_reconstructor
+
+from helpers import ENGINE_BUDGET as BUDGET
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -60,8 +61,7 @@ def test_an_engine_whose_library_cannot_be_imported_says_so(monkeypatch):
         iterative_reconstructor("ptychi")
     message = str(caught.value)
     assert (
-        "engine 'ptychi' needs pty-chi (PyPI package 'ptychi'), which cannot be imported"
-        in message
+        "engine 'ptychi' needs pty-chi (PyPI package 'ptychi'), which cannot be imported" in message
     )
     assert "ModuleNotFoundError" in message
 

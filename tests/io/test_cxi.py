@@ -7,9 +7,10 @@ from typer.testing import CliRunner
 from ptypinn.cli import app
 from ptypinn.io.cxi import read_cxi, write_cxi
 from ptypinn.io.dataset import load_dataset
-from ptypinn.physics.geometry import default_geometry
 from ptypinn.io.hdf5 import FormatError
 from ptypinn.physics.forward import disk_probe, exit_waves, far_field, raster_scan
+from ptypinn.physics.geometry import default_geometry
+
 from test_cli import run_main
 
 # Physical constants typed in independently of ptypinn.physics.geometry.
@@ -34,20 +35,28 @@ def foreign_scan():
     """Object, probe, probe positions (object px) and photon counts of another tool's experiment."""
     rng = np.random.default_rng(7)
     shape = (60, 70)
-    obj = (rng.uniform(0.6, 1.0, shape) * np.exp(1j * rng.uniform(-0.5, 0.5, shape))).astype(np.complex64)
+    obj = (rng.uniform(0.6, 1.0, shape) * np.exp(1j * rng.uniform(-0.5, 0.5, shape))).astype(
+        np.complex64
+    )
     probe = disk_probe(SIZE, 14) * 7.0  # arbitrary units
     positions = raster_scan(shape, SIZE, 7.0, jitter=1.5, rng=rng)
     with torch.no_grad():
-        amplitude = far_field(exit_waves(torch.from_numpy(obj), torch.from_numpy(probe), torch.from_numpy(positions))).numpy()
+        amplitude = far_field(
+            exit_waves(torch.from_numpy(obj), torch.from_numpy(probe), torch.from_numpy(positions))
+        ).numpy()
     counts = rng.poisson(amplitude.astype(np.float64) ** 2).astype(np.uint32)
     return obj, probe, positions, counts
 
 
-def write_foreign_cxi(path, scan, *, energy="J", translations=None, data=True, probe=True, mask=None):
+def write_foreign_cxi(
+    path, scan, *, energy="J", translations=None, data=True, probe=True, mask=None
+):
     """A CXI 1.6 file laid out as other tools write it: sample-motion translations, energy in J."""
     _, probe_array, positions, counts = scan
     translation = np.zeros((len(positions), 3))
-    translation[:, :2] = -(positions * pixel_size()) + OFFSET  # the sample moves opposite to the probe
+    translation[:, :2] = (
+        -(positions * pixel_size()) + OFFSET
+    )  # the sample moves opposite to the probe
     translation[:, 2] = 1e-3
     if translations is not None:
         translation = translation[:translations]
@@ -65,7 +74,9 @@ def write_foreign_cxi(path, scan, *, energy="J", translations=None, data=True, p
         detector["x_pixel_size"], detector["y_pixel_size"] = PITCH
         if data:
             detector["data"] = counts
-        f.create_group("entry_1/data_1")["data"] = h5py.SoftLink("/entry_1/instrument_1/detector_1/data")
+        f.create_group("entry_1/data_1")["data"] = h5py.SoftLink(
+            "/entry_1/instrument_1/detector_1/data"
+        )
         if mask is not None:
             detector["mask"] = mask
         f["entry_1/sample_1/geometry_1/translation"] = translation
@@ -88,18 +99,38 @@ def test_npz_cxi_npz_round_trip_preserves_arrays_and_geometry(small_dataset, tmp
 
     expected = default_geometry(SIZE).to_metadata(SIZE)
     assert back.metadata["geometry"]["source"] == expected["source"]
-    for key in ("photon_energy_eV", "detector_distance_m", "detector_pixel_size_m", "object_pixel_size_m", "position_origin_m"):
-        np.testing.assert_allclose(back.metadata["geometry"][key], expected[key], rtol=1e-12, atol=1e-30)
+    for key in (
+        "photon_energy_eV",
+        "detector_distance_m",
+        "detector_pixel_size_m",
+        "object_pixel_size_m",
+        "position_origin_m",
+    ):
+        np.testing.assert_allclose(
+            back.metadata["geometry"][key], expected[key], rtol=1e-12, atol=1e-30
+        )
 
     # ... and through the canonical NPZ and back to CXI: intensities are the photon counts again
     runner = CliRunner()
-    assert runner.invoke(app, ["convert", str(tmp_path / "data.cxi"), str(tmp_path / "data.npz")]).exit_code == 0
-    assert runner.invoke(app, ["convert", str(tmp_path / "data.npz"), str(tmp_path / "again.cxi")]).exit_code == 0
+    assert (
+        runner.invoke(
+            app, ["convert", str(tmp_path / "data.cxi"), str(tmp_path / "data.npz")]
+        ).exit_code
+        == 0
+    )
+    assert (
+        runner.invoke(
+            app, ["convert", str(tmp_path / "data.npz"), str(tmp_path / "again.cxi")]
+        ).exit_code
+        == 0
+    )
     with h5py.File(tmp_path / "again.cxi") as f:
         intensity = f["entry_1/data_1/data"][()]
         translation = f["entry_1/sample_1/geometry_1/translation"][()]
         energy_J = f["entry_1/instrument_1/source_1/energy"][()]
-    counts = (small_dataset.metadata["dose_scale"] * small_dataset.diffraction.astype(np.float64)) ** 2
+    counts = (
+        small_dataset.metadata["dose_scale"] * small_dataset.diffraction.astype(np.float64)
+    ) ** 2
     np.testing.assert_allclose(intensity, np.round(counts), rtol=1e-5, atol=1e-3)
     dx = pixel_size_for(energy_J / EV, 2.0, 75e-6)
     np.testing.assert_allclose(-translation[:, 0] / dx, small_dataset.xcoords, atol=1e-9)
@@ -110,7 +141,9 @@ def pixel_size_for(energy_eV, distance, pitch):
     return PLANCK * LIGHT / (energy_eV * EV) * distance / (SIZE * pitch)
 
 
-def test_foreign_cxi_loads_with_probe_positions_opposite_to_sample_translations(foreign_scan, tmp_path):
+def test_foreign_cxi_loads_with_probe_positions_opposite_to_sample_translations(
+    foreign_scan, tmp_path
+):
     _, probe, positions, counts = foreign_scan
     dataset = read_cxi(write_foreign_cxi(tmp_path / "foreign.cxi", foreign_scan))
 
@@ -124,12 +157,21 @@ def test_foreign_cxi_loads_with_probe_positions_opposite_to_sample_translations(
     origin = (positions.min(axis=0) - SIZE // 2) * pixel_size() - OFFSET
     np.testing.assert_allclose(geometry["position_origin_m"], origin, rtol=0, atol=1e-15)
     span = positions.max(axis=0) - positions.min(axis=0)
-    assert dataset.metadata["object_shape"] == [SIZE + 1 + int(np.ceil(span[1])), SIZE + 1 + int(np.ceil(span[0]))]
+    assert dataset.metadata["object_shape"] == [
+        SIZE + 1 + int(np.ceil(span[1])),
+        SIZE + 1 + int(np.ceil(span[0])),
+    ]
 
     # amplitude = sqrt(I) / s with mean sum(A^2) = sum |probe|^2; s is stored
     scale = dataset.metadata["dose_scale"]
-    np.testing.assert_allclose(dataset.diffraction.astype(np.float64), np.sqrt(counts) / scale, rtol=1e-6)
-    np.testing.assert_allclose(np.mean(np.sum(dataset.diffraction.astype(np.float64) ** 2, axis=(1, 2))), np.sum(np.abs(probe) ** 2), rtol=1e-5)
+    np.testing.assert_allclose(
+        dataset.diffraction.astype(np.float64), np.sqrt(counts) / scale, rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        np.mean(np.sum(dataset.diffraction.astype(np.float64) ** 2, axis=(1, 2))),
+        np.sum(np.abs(probe) ** 2),
+        rtol=1e-5,
+    )
     np.testing.assert_allclose(dataset.metadata["nphotons"], counts.sum(axis=(1, 2)).mean())
     np.testing.assert_array_equal(dataset.probe, probe)
     assert dataset.obj is None
@@ -144,20 +186,30 @@ def test_mask_bits_zero_bad_pixels_and_keep_informational_ones(foreign_scan, tmp
     dataset = read_cxi(write_foreign_cxi(tmp_path / "masked.cxi", foreign_scan, mask=mask))
     assert not dataset.diffraction[:, 3, 4].any() and not dataset.diffraction[:, 7, 8].any()
     scale = dataset.metadata["dose_scale"]
-    np.testing.assert_allclose(dataset.diffraction[:, 5, 6], np.sqrt(counts[:, 5, 6]) / scale, rtol=1e-6)
+    np.testing.assert_allclose(
+        dataset.diffraction[:, 5, 6], np.sqrt(counts[:, 5, 6]) / scale, rtol=1e-6
+    )
     assert dataset.metadata["masked_pixels"] == [[3, 4], [7, 8]]
 
     # the mask survives a write: bad pixels come back as invalid (0x1)
     write_cxi(tmp_path / "again.cxi", dataset)
     with h5py.File(tmp_path / "again.cxi") as f:
         written = f["entry_1/instrument_1/detector_1/mask"][()]
-    assert sorted(map(list, np.argwhere(written))) == [[3, 4], [7, 8]] and set(written[written > 0]) == {1}
+    assert sorted(map(list, np.argwhere(written))) == [[3, 4], [7, 8]] and set(
+        written[written > 0]
+    ) == {1}
 
 
 def test_wavelength_stands_in_for_energy(foreign_scan, tmp_path):
     by_energy = read_cxi(write_foreign_cxi(tmp_path / "e.cxi", foreign_scan))
-    by_wavelength = read_cxi(write_foreign_cxi(tmp_path / "w.cxi", foreign_scan, energy="wavelength"))
-    np.testing.assert_allclose(by_wavelength.metadata["geometry"]["object_pixel_size_m"], by_energy.metadata["geometry"]["object_pixel_size_m"], rtol=1e-12)
+    by_wavelength = read_cxi(
+        write_foreign_cxi(tmp_path / "w.cxi", foreign_scan, energy="wavelength")
+    )
+    np.testing.assert_allclose(
+        by_wavelength.metadata["geometry"]["object_pixel_size_m"],
+        by_energy.metadata["geometry"]["object_pixel_size_m"],
+        rtol=1e-12,
+    )
     np.testing.assert_allclose(by_wavelength.xcoords, by_energy.xcoords, atol=1e-9)
 
 
@@ -165,17 +217,30 @@ def test_without_a_probe_the_guess_explains_the_mean_amplitude(foreign_scan, tmp
     dataset = read_cxi(write_foreign_cxi(tmp_path / "noprobe.cxi", foreign_scan, probe=False))
     assert dataset.metadata["probe_source"].startswith("estimated")
     spectrum = np.abs(np.fft.fftshift(np.fft.fft2(dataset.probe, norm="ortho")))
-    mean_amplitude = dataset.diffraction.astype(np.float64).mean(axis=0) * dataset.metadata["dose_scale"]
-    np.testing.assert_allclose(spectrum, mean_amplitude, rtol=1e-4, atol=1e-4 * mean_amplitude.max())
+    mean_amplitude = (
+        dataset.diffraction.astype(np.float64).mean(axis=0) * dataset.metadata["dose_scale"]
+    )
+    np.testing.assert_allclose(
+        spectrum, mean_amplitude, rtol=1e-4, atol=1e-4 * mean_amplitude.max()
+    )
 
 
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"data": False}, "no diffraction frames: looked for /entry_1/data_1/data and /entry_1/instrument_1/detector_1/data"),
+        (
+            {"data": False},
+            "no diffraction frames: looked for /entry_1/data_1/data and /entry_1/instrument_1/detector_1/data",
+        ),
         ({"translations": 5}, "at /entry_1/sample_1/geometry_1/translation: 5 translations for"),
-        ({"energy": None}, "no photon energy: looked for /entry_1/instrument_1/source_1/energy (J)"),
-        ({"energy": "eV"}, "at /entry_1/instrument_1/source_1/energy: photon energy 8000 is not in joules"),
+        (
+            {"energy": None},
+            "no photon energy: looked for /entry_1/instrument_1/source_1/energy (J)",
+        ),
+        (
+            {"energy": "eV"},
+            "at /entry_1/instrument_1/source_1/energy: photon energy 8000 is not in joules",
+        ),
     ],
 )
 def test_bad_cxi_files_give_specific_errors(foreign_scan, tmp_path, options, message):
@@ -201,13 +266,21 @@ def test_not_hdf5_or_missing_file(tmp_path):
         read_cxi(tmp_path / "absent.cxi")
 
 
-def test_cli_convert_reports_a_bad_file_without_traceback(foreign_scan, tmp_path, monkeypatch, capsys):
+def test_cli_convert_reports_a_bad_file_without_traceback(
+    foreign_scan, tmp_path, monkeypatch, capsys
+):
     path = write_foreign_cxi(tmp_path / "bad.cxi", foreign_scan, translations=3)
     code, out = run_main(monkeypatch, capsys, "convert", str(path), str(tmp_path / "out.npz"))
     assert code == 2
-    assert "error:" in out.err and "3 translations for" in out.err and "Traceback" not in out.err + out.out
+    assert (
+        "error:" in out.err
+        and "3 translations for" in out.err
+        and "Traceback" not in out.err + out.out
+    )
     assert not (tmp_path / "out.npz").exists()
 
     good = write_foreign_cxi(tmp_path / "good.cxi", foreign_scan)
-    code, out = run_main(monkeypatch, capsys, "convert", str(good), str(tmp_path / "out.data"), "--to", "npz")
+    code, out = run_main(
+        monkeypatch, capsys, "convert", str(good), str(tmp_path / "out.data"), "--to", "npz"
+    )
     assert code == 0 and load_dataset(tmp_path / "out.data").count == len(foreign_scan[2])

@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 
 from ptypinn.io.artifacts import write_npz
-from ptypinn.io.dataset import DatasetError, PtychoDataset, load_dataset, save_dataset, validate_arrays
+from ptypinn.io.dataset import (
+    DatasetError,
+    PtychoDataset,
+    load_dataset,
+    save_dataset,
+    validate_arrays,
+)
 
 
 def make_arrays(n=6, size=8):
@@ -38,11 +44,20 @@ def broken(**changes):
     ("arrays", "phrase"),
     [
         (broken(diffraction=None), "missing key 'diffraction'"),
-        ({**broken(diffraction=None), "diff3d": np.zeros((6, 8, 8), np.float32)}, "'diff3d' is the upstream raw-data name"),
+        (
+            {**broken(diffraction=None), "diff3d": np.zeros((6, 8, 8), np.float32)},
+            "'diff3d' is the upstream raw-data name",
+        ),
         (broken(diffraction=np.ones((6, 8, 8), np.int32)), "looks like photon counts (intensity)"),
-        (broken(diffraction=np.ones((6, 8, 8), np.float64)), "diffraction must be float32, got float64"),
+        (
+            broken(diffraction=np.ones((6, 8, 8), np.float64)),
+            "diffraction must be float32, got float64",
+        ),
         (broken(diffraction=np.ones((6, 8, 8), np.complex64)), "diffraction is complex"),
-        (broken(diffraction=np.full((6, 8, 8), np.nan, np.float32)), "diffraction contains 384 NaN"),
+        (
+            broken(diffraction=np.full((6, 8, 8), np.nan, np.float32)),
+            "diffraction contains 384 NaN",
+        ),
         (broken(diffraction=-np.ones((6, 8, 8), np.float32)), "negative values"),
         (broken(diffraction=np.zeros((6, 8, 8), np.float32)), "diffraction is zero everywhere"),
         (broken(diffraction=np.ones((6, 8, 9), np.float32)), "shape (n, N, N)"),
@@ -74,14 +89,21 @@ def test_every_problem_is_listed_at_once():
     arrays = broken(xcoords=np.zeros(5), probeGuess=np.ones((9, 9), np.complex64))
     with pytest.raises(DatasetError) as caught:
         validate_arrays(arrays)
-    assert "xcoords has 5 entries" in str(caught.value) and "probeGuess has shape" in str(caught.value)
+    assert "xcoords has 5 entries" in str(caught.value) and "probeGuess has shape" in str(
+        caught.value
+    )
 
 
 def test_round_trip_without_pickle(tmp_path):
     arrays = make_arrays()
     dataset = PtychoDataset(
-        diffraction=arrays["diffraction"], xcoords=arrays["xcoords"], ycoords=arrays["ycoords"], probe=arrays["probeGuess"],
-        obj=arrays["objectGuess"], scan_index=arrays["scan_index"], metadata={"nphotons": 1e4, "note": "x"},
+        diffraction=arrays["diffraction"],
+        xcoords=arrays["xcoords"],
+        ycoords=arrays["ycoords"],
+        probe=arrays["probeGuess"],
+        obj=arrays["objectGuess"],
+        scan_index=arrays["scan_index"],
+        metadata={"nphotons": 1e4, "note": "x"},
     )
     path = save_dataset(tmp_path / "d.npz", dataset)
     with np.load(path, allow_pickle=False) as npz:
@@ -111,7 +133,12 @@ def test_failed_write_leaves_nothing(tmp_path):
 
 def test_save_refuses_an_invalid_dataset(tmp_path):
     arrays = make_arrays()
-    dataset = PtychoDataset(diffraction=arrays["diffraction"].astype(np.float64), xcoords=arrays["xcoords"], ycoords=arrays["ycoords"], probe=arrays["probeGuess"])
+    dataset = PtychoDataset(
+        diffraction=arrays["diffraction"].astype(np.float64),
+        xcoords=arrays["xcoords"],
+        ycoords=arrays["ycoords"],
+        probe=arrays["probeGuess"],
+    )
     with pytest.raises(DatasetError, match="float32"):
         save_dataset(tmp_path / "d.npz", dataset)
     assert not (tmp_path / "d.npz").exists()

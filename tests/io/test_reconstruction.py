@@ -53,9 +53,7 @@ def test_npz_round_trip_keeps_every_field(reconstruction, tmp_path):
         }
 
 
-def test_a_dataset_npz_reads_as_a_reconstruction_with_the_default_geometry(
-    small_dataset, tmp_path
-):
+def test_a_dataset_npz_reads_as_a_reconstruction_with_the_default_geometry(small_dataset, tmp_path):
     rec = read_reconstruction(save_dataset(tmp_path / "d.npz", small_dataset))
     np.testing.assert_array_equal(rec.obj, small_dataset.obj)
     np.testing.assert_array_equal(rec.positions_px, small_dataset.positions)

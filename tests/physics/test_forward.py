@@ -10,7 +10,9 @@ from ptypinn.physics import forward as physics
 def test_parseval_far_field_preserves_energy(rng):
     psi = torch.from_numpy(rng.normal(size=(5, 32, 32)) + 1j * rng.normal(size=(5, 32, 32)))
     amplitude = physics.far_field(psi)
-    np.testing.assert_allclose(amplitude.pow(2).sum(dim=(-2, -1)), psi.abs().pow(2).sum(dim=(-2, -1)), rtol=1e-12)
+    np.testing.assert_allclose(
+        amplitude.pow(2).sum(dim=(-2, -1)), psi.abs().pow(2).sum(dim=(-2, -1)), rtol=1e-12
+    )
 
 
 def test_pure_phase_object_under_flat_probe_gives_a_single_bright_pixel():
@@ -31,7 +33,9 @@ def test_pure_phase_object_under_flat_probe_gives_a_single_bright_pixel():
 def test_integer_translation_equals_np_roll_on_the_interior(rng):
     image = rng.normal(size=(40, 50)) + 1j * rng.normal(size=(40, 50))
     shift = (3, -2)  # (x, y)
-    moved = physics.translate(torch.from_numpy(image)[None], torch.tensor([shift], dtype=torch.float64))[0].numpy()
+    moved = physics.translate(
+        torch.from_numpy(image)[None], torch.tensor([shift], dtype=torch.float64)
+    )[0].numpy()
     rolled = np.roll(image, shift=(shift[1], shift[0]), axis=(0, 1))
     interior = (slice(5, -5), slice(5, -5))
     np.testing.assert_allclose(moved[interior], rolled[interior], atol=1e-12)
@@ -48,7 +52,9 @@ def test_half_pixel_translation_interpolates_linearly():
     image = torch.arange(10, dtype=torch.float64).repeat(4, 1)[None]  # value = column index
     moved = physics.translate(image, torch.tensor([[0.5, 0.0]], dtype=torch.float64))[0]
     # out[x] = I(x - 0.5) = x - 0.5 wherever both neighbours are inside the image.
-    np.testing.assert_allclose(moved[:, 1:].numpy(), np.tile(np.arange(1, 10) - 0.5, (4, 1)), atol=1e-12)
+    np.testing.assert_allclose(
+        moved[:, 1:].numpy(), np.tile(np.arange(1, 10) - 0.5, (4, 1)), atol=1e-12
+    )
 
 
 def _fraction(value: float) -> float:
@@ -65,7 +71,9 @@ def test_subpixel_round_trip_of_a_plane_wave_is_the_analytic_attenuation(shift):
     t = torch.tensor([shift], dtype=torch.float64)
     back = physics.translate(physics.translate(torch.from_numpy(wave)[None], t), -t)[0].numpy()
     ux, uy = _fraction(shift[0]), _fraction(shift[1])
-    gain = (1 - 2 * ux * (1 - ux) * (1 - math.cos(kx))) * (1 - 2 * uy * (1 - uy) * (1 - math.cos(ky)))
+    gain = (1 - 2 * ux * (1 - ux) * (1 - math.cos(kx))) * (
+        1 - 2 * uy * (1 - uy) * (1 - math.cos(ky))
+    )
     interior = (slice(4, -4), slice(4, -4))
     np.testing.assert_allclose(back[interior], gain * wave[interior], atol=1e-12)
 
@@ -86,7 +94,9 @@ def test_subpixel_round_trip_error_is_within_the_smoothing_bound(shift):
 
 def test_extract_patches_at_integer_positions_is_slicing(rng):
     obj = rng.normal(size=(60, 70)) + 1j * rng.normal(size=(60, 70))
-    patches = physics.extract_patches(torch.from_numpy(obj), torch.tensor([[20.0, 30.0], [45.0, 25.0]], dtype=torch.float64), 16).numpy()
+    patches = physics.extract_patches(
+        torch.from_numpy(obj), torch.tensor([[20.0, 30.0], [45.0, 25.0]], dtype=torch.float64), 16
+    ).numpy()
     np.testing.assert_allclose(patches[0], obj[30 - 8 : 30 + 8, 20 - 8 : 20 + 8], atol=1e-12)
     np.testing.assert_allclose(patches[1], obj[25 - 8 : 25 + 8, 45 - 8 : 45 + 8], atol=1e-12)
 
@@ -96,7 +106,9 @@ def test_subpixel_extraction_matches_translation_convention(rng):
     obj = torch.from_numpy(rng.normal(size=(40, 40)))
     t = torch.tensor([[0.4, -0.3]], dtype=torch.float64)
     direct = physics.extract_patches(obj, torch.tensor([[20.0, 20.0]], dtype=torch.float64) + t, 8)
-    via_translate = physics.extract_patches(physics.translate(obj[None], -t)[0], torch.tensor([[20.0, 20.0]], dtype=torch.float64), 8)
+    via_translate = physics.extract_patches(
+        physics.translate(obj[None], -t)[0], torch.tensor([[20.0, 20.0]], dtype=torch.float64), 8
+    )
     np.testing.assert_allclose(direct.numpy(), via_translate.numpy(), atol=1e-12)
 
 

@@ -97,7 +97,9 @@ def test_refusals_name_the_problem(positions):
         make_groups(positions, gridsize=3, neighbor_count=7)
     with pytest.raises(GroupingError, match=r"only 3 positions, fewer than the C=gridsize\^2=4"):
         make_groups(positions[:3], gridsize=2)
-    with pytest.raises(GroupingError, match=r"asked for 5251 groups .* offers only 5250 = 150 x comb\(7, 4\)"):
+    with pytest.raises(
+        GroupingError, match=r"asked for 5251 groups .* offers only 5250 = 150 x comb\(7, 4\)"
+    ):
         make_groups(positions, gridsize=2, n_groups=150 * 35 + 1)
     with pytest.raises(GroupingError, match="at most 150 groups"):
         make_groups(positions, gridsize=1, n_groups=151)
@@ -112,6 +114,8 @@ def test_group_coordinates_are_centroid_and_offsets():
     np.testing.assert_allclose(offsets[0], [[-2, -3], [2, -3], [-2, 3], [2, 3]])
     np.testing.assert_allclose(centroids[1], [21.0, 76.5])
     np.testing.assert_allclose(offsets.sum(axis=1), 0.0, atol=1e-12)
-    np.testing.assert_allclose(centroids[:, None, :] + offsets, positions[[[0, 1, 2, 3], [4, 0, 1, 2]]])
+    np.testing.assert_allclose(
+        centroids[:, None, :] + offsets, positions[[[0, 1, 2, 3], [4, 0, 1, 2]]]
+    )
     with pytest.raises(GroupingError, match="group indices"):
         group_coordinates(positions, np.array([[0, 5]]))

@@ -41,7 +41,9 @@ def test_disc_overlap_fraction_at_known_distances():
 def test_disc_overlap_fraction_matches_counted_pixels():
     yy, xx = np.mgrid[-300:400, -300:300] + 0.5
     first, second = np.hypot(xx, yy) < 200, np.hypot(xx, yy - 130) < 200
-    assert disc_overlap_fraction(130.0, 400.0) == pytest.approx((first & second).sum() / first.sum(), abs=2e-3)
+    assert disc_overlap_fraction(130.0, 400.0) == pytest.approx(
+        (first & second).sum() / first.sum(), abs=2e-3
+    )
 
 
 @pytest.mark.parametrize("diameter", [8.0, 32.96, 65.8, 500.0])
@@ -102,7 +104,9 @@ def test_probe_footprint_of_a_top_hat_and_a_gaussian():
     # Gaussian amplitude with FWHM w: intensity exp(-r^2 / sigma^2) drops to 1/e^2 at
     # r = sqrt(2) sigma.
     sigma = 10 / (2 * math.sqrt(2 * math.log(2)))
-    assert probe_footprint(gaussian_probe(64, 10.0))[1] == pytest.approx(2 * math.sqrt(2) * sigma, abs=0.3)
+    assert probe_footprint(gaussian_probe(64, 10.0))[1] == pytest.approx(
+        2 * math.sqrt(2) * sigma, abs=0.3
+    )
     with pytest.raises(ValueError, match="zero everywhere"):
         probe_footprint(np.zeros((8, 8)))
 
@@ -142,11 +146,17 @@ def test_coverage_of_known_layouts():
     # Default region: the footprint's own bounding box (25 x 25 px).
     assert measure_overlap(one, probe, (128, 128), 7)["coverage"] == pytest.approx(area / 25**2)
     box = (32, 96, 32, 96)
-    assert measure_overlap(one, probe, (128, 128), 7, field_of_view=box)["coverage"] == pytest.approx(area / 64**2)
+    assert measure_overlap(one, probe, (128, 128), 7, field_of_view=box)[
+        "coverage"
+    ] == pytest.approx(area / 64**2)
     apart = np.array([[45.0, 64.0], [83.0, 64.0]])
-    assert measure_overlap(apart, probe, (128, 128), 7, field_of_view=box)["coverage"] == pytest.approx(2 * area / 64**2)
+    assert measure_overlap(apart, probe, (128, 128), 7, field_of_view=box)[
+        "coverage"
+    ] == pytest.approx(2 * area / 64**2)
     same = np.array([[64.0, 64.0], [64.2, 63.9]])
-    assert measure_overlap(same, probe, (128, 128), 7, field_of_view=box)["coverage"] == pytest.approx(area / 64**2)
+    assert measure_overlap(same, probe, (128, 128), 7, field_of_view=box)[
+        "coverage"
+    ] == pytest.approx(area / 64**2)
     # At x = 0 only the footprint's right half (mask columns >= 32) lies on the object, and the
     # region is clipped to the object's columns 0..12 of the footprint's 25-row box.
     edge = measure_overlap(np.array([[0.0, 64.0]]), probe, (128, 128), 7)

@@ -68,8 +68,13 @@ def test_refinement_lowers_the_physics_loss_on_the_test_data_and_keeps_the_bundl
     before = copy.deepcopy(plain.model.state_dict())
     inference = plain.reconstruct(inp)
     assert inference.iterations == 0 and inference.losses.shape == (0,)
-    groups = make_groups(inp.positions_px, 1, plain.bundle["neighbor_count"], inp.count,
-                         seed=plain.bundle["grouping_seed"])
+    groups = make_groups(
+        inp.positions_px,
+        1,
+        plain.bundle["neighbor_count"],
+        inp.count,
+        seed=plain.bundle["grouping_seed"],
+    )
     per_pass = -(-len(groups) // 16)  # steps in one pass over the groups at batch 16
     options = PtychoPINNOptions(refine_steps=per_pass + 1, refine_learning_rate=1e-3)
     steps = []

@@ -5,9 +5,9 @@ import pytest
 import torch
 from scipy.ndimage import gaussian_filter
 
+from ptypinn.physics.forward import disk_probe, extract_patches, far_field
 from ptypinn.pinn.generators import GENERATORS, build_generator
 from ptypinn.pinn.model import PtychoPINN, centre_mask, overlap_constraint, poisson_nll
-from ptypinn.physics.forward import disk_probe, extract_patches, far_field
 
 
 def smooth_object(size=160, seed=0, sigma=6.0):
@@ -38,7 +38,9 @@ def test_unsupported_patch_size_is_refused():
 
 def test_overlap_constraint_keeps_patches_cut_from_one_object():
     obj = smooth_object()
-    positions = torch.tensor([[80.0, 80.0], [91.3, 84.6], [74.5, 93.2], [88.1, 97.9], [70.2, 71.7], [95.0, 70.5]])
+    positions = torch.tensor(
+        [[80.0, 80.0], [91.3, 84.6], [74.5, 93.2], [88.1, 97.9], [70.2, 71.7], [95.0, 70.5]]
+    )
     groups = torch.tensor([[0, 1, 2, 3], [4, 0, 5, 1]])
     members = positions[groups]  # (2, 4, 2)
     patches = extract_patches(obj, members.reshape(-1, 2), 64).reshape(2, 4, 64, 64)
@@ -85,7 +87,10 @@ def test_physics_decoder_reproduces_the_simulator_for_the_true_object():
     model = PtychoPINN(64, 2, probe, intensity_scale=3.0, input_scale=1.0, width=1)
     offsets = positions - positions.mean(0)
     masked = truth * centre_mask(64)
-    predicted = far_field(model.probe * overlap_constraint(masked[None], offsets[None]))[0] * model.log_scale.exp()
+    predicted = (
+        far_field(model.probe * overlap_constraint(masked[None], offsets[None]))[0]
+        * model.log_scale.exp()
+    )
     # The probe (diameter 24 px < N/2) lies inside the predicted window, so the masked truth is
     # enough; what is left is bilinear resampling in the merge.
     error = torch.linalg.norm(predicted / 3.0 - simulated) / torch.linalg.norm(simulated)

@@ -12,17 +12,23 @@ from ptypinn.io.reconstruction import (
     read_reconstruction,
     write_reconstruction,
 )
-from ptypinn.pinn.inference import PtychoPINNReconstructor, predict_patches, stitch_weight
-from ptypinn.study.layout import SIMULATION_MANIFEST, split_path
-from ptypinn.pinn.model import centre_mask, poisson_nll
-from ptypinn.physics.forward import disk_probe, extract_patches
-from ptypinn.study.simulate import run_simulation
-from ptypinn.physics.stitch import stitch, synchronise_phases
-from ptypinn.pinn.runtime import TrainerOptions
-from ptypinn.pinn.config import TrainingConfig
-from ptypinn.pinn.train import JobSpec, intensity_scale, learning_rate_factor, load_bundle, train_model
 from ptypinn.physics.finite import NonFiniteError
+from ptypinn.physics.forward import disk_probe, extract_patches
+from ptypinn.physics.stitch import stitch, synchronise_phases
+from ptypinn.pinn.config import TrainingConfig
+from ptypinn.pinn.inference import PtychoPINNReconstructor, predict_patches, stitch_weight
+from ptypinn.pinn.model import centre_mask
+from ptypinn.pinn.runtime import TrainerOptions
+from ptypinn.pinn.train import (
+    JobSpec,
+    intensity_scale,
+    learning_rate_factor,
+    load_bundle,
+    train_model,
+)
 from ptypinn.study.design import make_design
+from ptypinn.study.layout import SIMULATION_MANIFEST, split_path
+from ptypinn.study.simulate import run_simulation
 
 QUIET = TrainerOptions(logger="none", checkpoints=False, progress=False)
 
@@ -31,23 +37,38 @@ QUIET = TrainerOptions(logger="none", checkpoints=False, progress=False)
 def tiny_data(tmp_path_factory, patch_linear_views):
     from ptypinn.study.design import make_design
 
-    design = make_design({"name": "tiny", "patch_size": 64, "doses": [1e4], "views": patch_linear_views,
-                          "simulation": {"object_size": 128, "scan": {"step_px": 8.0, "jitter_px": 1.0}},
-                          "training": {"width": 1, "epochs": 3, "batch_size": 8}})
+    design = make_design(
+        {
+            "name": "tiny",
+            "patch_size": 64,
+            "doses": [1e4],
+            "views": patch_linear_views,
+            "simulation": {"object_size": 128, "scan": {"step_px": 8.0, "jitter_px": 1.0}},
+            "training": {"width": 1, "epochs": 3, "batch_size": 8},
+        }
+    )
     root = tmp_path_factory.mktemp("phase_c")
     run_simulation(design, root)
     return design, split_path(root, 1e4, "train"), split_path(root, 1e4, "test")
 
 
 def spec_for(design, path, gridsize, **training):
-    return JobSpec(path, gridsize, design.neighbor_count, design.seeds.grouping, design.training.model_copy(update=training))
+    return JobSpec(
+        path,
+        gridsize,
+        design.neighbor_count,
+        design.seeds.grouping,
+        design.training.model_copy(update=training),
+    )
 
 
 def test_intensity_scale_turns_amplitudes_into_counts(tiny_data):
     _, train, _ = tiny_data
     dataset = load_dataset(train)
     counts = (intensity_scale(dataset) * dataset.diffraction.astype(np.float64)) ** 2
-    np.testing.assert_allclose(counts, np.round(counts), atol=1e-2)  # photon counts are whole numbers
+    np.testing.assert_allclose(
+        counts, np.round(counts), atol=1e-2
+    )  # photon counts are whole numbers
     per_pattern = counts.sum(axis=(1, 2))
     # The dose holds over the whole scan (a fixed beam); a split has the mean phase C measured.
     manifest = json.loads((train.parent.parent / SIMULATION_MANIFEST).read_text())["doses"][0]
@@ -59,7 +80,9 @@ def test_intensity_scale_turns_amplitudes_into_counts(tiny_data):
     # Without the recorded scale, the dose and the measured energy give the scale.
     unscaled = dataclasses.replace(dataset, metadata={"nphotons": 1e4})
     stated = intensity_scale(unscaled)
-    assert stated == pytest.approx(np.sqrt(1e4 / (dataset.diffraction.astype(np.float64) ** 2).sum(axis=(1, 2)).mean()))
+    assert stated == pytest.approx(
+        np.sqrt(1e4 / (dataset.diffraction.astype(np.float64) ** 2).sum(axis=(1, 2)).mean())
+    )
 
 
 def test_a_stated_dose_that_contradicts_the_data_is_refused(tiny_data):
@@ -79,8 +102,12 @@ def test_dose_is_required_when_the_data_does_not_record_it(tiny_data):
 def test_stitching_true_patches_reproduces_the_object():
     rng = np.random.default_rng(1)
     smooth = [gaussian_filter(rng.random((96, 112)), 3) for _ in range(2)]
-    obj = torch.from_numpy((smooth[0] / smooth[0].max() * np.exp(1j * 4 * smooth[1])).astype(np.complex64))
-    positions = np.stack(np.meshgrid(np.arange(36, 80, 6.0), np.arange(36, 64, 6.0)), -1).reshape(-1, 2)
+    obj = torch.from_numpy(
+        (smooth[0] / smooth[0].max() * np.exp(1j * 4 * smooth[1])).astype(np.complex64)
+    )
+    positions = np.stack(np.meshgrid(np.arange(36, 80, 6.0), np.arange(36, 64, 6.0)), -1).reshape(
+        -1, 2
+    )
     positions = positions + rng.uniform(-0.5, 0.5, positions.shape)
     patches = extract_patches(obj, torch.from_numpy(positions), 64).numpy()
     weight = (np.abs(disk_probe(64, 30)) ** 2) * centre_mask(64).numpy()
@@ -244,7 +271,9 @@ def test_inconsistent_bundles_are_refused_with_one_message(bundle, tmp_path, edi
 def test_a_samples_budget_sets_the_number_of_optimiser_steps(tiny_data, tmp_path):
     design, train, _ = tiny_data
     dataset = load_dataset(train)
-    spec = spec_for(design, train, 1, samples=44, batch_size=8, epochs=1000, validation_fraction=0.0)
+    spec = spec_for(
+        design, train, 1, samples=44, batch_size=8, epochs=1000, validation_fraction=0.0
+    )
     result = train_model(spec, dataset, tmp_path, QUIET)
     assert result.steps == 6  # ceil(44 / 8), whatever the epochs say
     assert result.samples_seen == 48  # whole batches: steps x batch
@@ -274,13 +303,23 @@ def test_bf16_training_is_deterministic_too(tiny_data, tmp_path):
     design, train, _ = tiny_data
     dataset = load_dataset(train)
     options = dataclasses.replace(QUIET, precision="bf16-mixed")
-    runs = [train_model(spec_for(design, train, 1, epochs=2), dataset, tmp_path / str(i), options).history for i in range(2)]
+    runs = [
+        train_model(
+            spec_for(design, train, 1, epochs=2), dataset, tmp_path / str(i), options
+        ).history
+        for i in range(2)
+    ]
     assert runs[0] == runs[1] and runs[0][-1] < runs[0][0]
 
 
 def test_supervised_baseline_trains_against_true_patches(tiny_data, tmp_path):
     design, train, _ = tiny_data
-    result = train_model(spec_for(design, train, 1, model="supervised", epochs=3), load_dataset(train), tmp_path, QUIET)
+    result = train_model(
+        spec_for(design, train, 1, model="supervised", epochs=3),
+        load_dataset(train),
+        tmp_path,
+        QUIET,
+    )
     assert result.history[-1] < result.history[0]
     _, meta = load_bundle(result.bundle)
     assert meta["training"]["model"] == "supervised"
@@ -291,7 +330,9 @@ def test_stitch_weight_is_probe_intensity_on_the_predicted_window(tiny_data, tmp
     dataset = load_dataset(train)
     result = train_model(spec_for(design, train, 1, epochs=1), dataset, tmp_path, QUIET)
     model, _ = load_bundle(result.bundle)
-    np.testing.assert_allclose(stitch_weight(model), np.abs(dataset.probe) ** 2 * centre_mask(64).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(
+        stitch_weight(model), np.abs(dataset.probe) ** 2 * centre_mask(64).numpy(), rtol=1e-6
+    )
 
 
 def test_a_file_that_is_not_a_bundle_is_refused(tmp_path):
@@ -305,7 +346,9 @@ def test_phase_synchronisation_undoes_random_patch_offsets():
     rng = np.random.default_rng(3)
     smooth = [gaussian_filter(rng.random((96, 112)), 3) for _ in range(2)]
     obj = torch.from_numpy((0.5 + smooth[0] * np.exp(1j * 4 * smooth[1])).astype(np.complex64))
-    positions = np.stack(np.meshgrid(np.arange(36, 80, 8.0), np.arange(36, 64, 8.0)), -1).reshape(-1, 2)
+    positions = np.stack(np.meshgrid(np.arange(36, 80, 8.0), np.arange(36, 64, 8.0)), -1).reshape(
+        -1, 2
+    )
     patches = extract_patches(obj, torch.from_numpy(positions), 64).numpy()
     offsets = np.exp(1j * rng.uniform(-np.pi, np.pi, len(patches))).astype(np.complex64)
     weight = centre_mask(64).numpy()
@@ -317,7 +360,11 @@ def test_phase_synchronisation_undoes_random_patch_offsets():
     scrambled, _ = stitch(patches * offsets[:, None, None], positions, obj.shape, weight)
     repaired, total = stitch(fixed, positions, obj.shape, weight)
     core = total > 0.5 * total.max()
-    assert np.abs(repaired * np.conj(common) - obj.numpy())[core].max() < 0.05 < np.abs(scrambled - obj.numpy())[core].mean()
+    assert (
+        np.abs(repaired * np.conj(common) - obj.numpy())[core].max()
+        < 0.05
+        < np.abs(scrambled - obj.numpy())[core].mean()
+    )
 
 
 @pytest.mark.parametrize("code", range(8))
@@ -328,7 +375,9 @@ def test_symmetries_map_far_fields_to_far_fields(code):
 
     rng = np.random.default_rng(code)
     probe = torch.from_numpy(disk_probe(64, 28, curvature=3.0))
-    patch = torch.from_numpy((rng.random((64, 64)) * np.exp(1j * rng.normal(size=(64, 64)))).astype(np.complex64))
+    patch = torch.from_numpy(
+        (rng.random((64, 64)) * np.exp(1j * rng.normal(size=(64, 64)))).astype(np.complex64)
+    )
     transformed, offsets = symmetry(patch, torch.tensor([3.0, -2.0]), code)
     expected, _ = symmetry(far_field(probe * patch), torch.zeros(2), code)
     torch.testing.assert_close(far_field(probe * transformed), expected, atol=1e-4, rtol=1e-4)
@@ -343,7 +392,9 @@ def test_augmentation_refuses_an_asymmetric_probe(tiny_data):
     lopsided = dataclasses.replace(dataset, probe=np.roll(dataset.probe, 3, axis=1))
     with pytest.raises(DatasetError, match="augment needs a probe"):
         GroupedPatterns(lopsided, np.arange(dataset.count)[:, None], augment=True)
-    GroupedPatterns(dataset, np.arange(dataset.count)[:, None], augment=True)  # the default disk probe is fine
+    GroupedPatterns(
+        dataset, np.arange(dataset.count)[:, None], augment=True
+    )  # the default disk probe is fine
 
 
 def test_inference_refuses_data_of_another_size_or_far_away_positions(
@@ -362,4 +413,6 @@ def test_a_reconstruction_with_nan_is_refused(bundle, tiny_data):
     test = load_dataset(tiny_data[2])
     overflowing = dataclasses.replace(test, diffraction=test.diffraction * np.float32(1e38))
     with pytest.raises(NonFiniteError, match="the reconstructed object contains"):
-        PtychoPINNReconstructor.from_bundle(bundle).reconstruct(ReconstructionInput.from_dataset(overflowing))
+        PtychoPINNReconstructor.from_bundle(bundle).reconstruct(
+            ReconstructionInput.from_dataset(overflowing)
+        )

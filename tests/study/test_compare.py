@@ -3,10 +3,10 @@ import json
 import numpy as np
 import pytest
 
-from ptypinn.io.reconstruction import Reconstruction, write_reconstruction
 from ptypinn.io.artifacts import sha256_file
-from ptypinn.study.compare import Scored, compare_view, run_comparison, scored_region
 from ptypinn.io.dataset import load_dataset
+from ptypinn.io.reconstruction import Reconstruction, write_reconstruction
+from ptypinn.study.compare import Scored, compare_view, run_comparison, scored_region
 from ptypinn.study.layout import split_path
 from ptypinn.study.simulate import run_simulation
 
@@ -23,8 +23,17 @@ def fake_iterative(root, test_path, engine="cdtools", dataset_sha256=None):
     test = load_dataset(test_path)
     obj = (test.obj * np.exp(1j * 0.7)).astype(np.complex64)
     metadata = {"dataset_sha256": dataset_sha256 or sha256_file(test_path)}
-    rec = Reconstruction(engine, obj, test.probe, test.positions, test.geometry, np.ones(4),
-                         iterations=4, wall_time_s=2.0, metadata=metadata)
+    rec = Reconstruction(
+        engine,
+        obj,
+        test.probe,
+        test.positions,
+        test.geometry,
+        np.ones(4),
+        iterations=4,
+        wall_time_s=2.0,
+        metadata=metadata,
+    )
     folder = root / "dose_10000" / "baseline" / "test" / engine
     write_reconstruction(folder / "reconstruction.npz", rec)
 
@@ -43,7 +52,9 @@ def test_a_perfect_reconstruction_scores_one_and_missing_models_are_reported(pha
     test_path = split_path(root, 1e4, "test")
     fake_iterative(tmp_path / "f", test_path)
     result = Scored()
-    compare_view(design, 1e4, "baseline", test_path, tmp_path / "e", tmp_path / "f", tmp_path / "g", result)
+    compare_view(
+        design, 1e4, "baseline", test_path, tmp_path / "e", tmp_path / "f", tmp_path / "g", result
+    )
     rows = [r for r in result.rows if r["method"] == "CDTools"]
     scores = {(r["component"], r["metric"]): r["value"] for r in rows}
     assert scores[("phase", "ssim")] > 0.99 and scores[("amplitude", "ssim")] > 0.99
@@ -65,11 +76,23 @@ def test_report_lists_tables_and_embeds_figures(phase_c, tmp_path):
     design, root = phase_c
     for engine in ("cdtools", "ptychi"):
         fake_iterative(tmp_path / "f", split_path(root, 1e4, "test"), engine)
-    manifest = run_comparison(design, root, tmp_path / "d", tmp_path / "e", tmp_path / "f", tmp_path / "g", notes=["a note"])
+    manifest = run_comparison(
+        design,
+        root,
+        tmp_path / "d",
+        tmp_path / "e",
+        tmp_path / "f",
+        tmp_path / "g",
+        notes=["a note"],
+    )
     html = (tmp_path / "g" / "report.html").read_text()
     assert "data:image/png;base64," in html and "a note" in html
     assert "CDTools" in html and "pty-chi LSQML" in html  # each engine is its own method
     rows = json.loads((tmp_path / "g" / "metrics.json").read_text())
     assert {r["method"] for r in rows} == {"CDTools", "pty-chi LSQML"}
     assert manifest["rows"] == len(rows)
-    assert (tmp_path / "g" / "metrics.csv").read_text().startswith("dose,view,method,component,metric,value")
+    assert (
+        (tmp_path / "g" / "metrics.csv")
+        .read_text()
+        .startswith("dose,view,method,component,metric,value")
+    )

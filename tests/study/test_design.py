@@ -26,9 +26,17 @@ def test_full_preset_is_the_stated_design():
     assert design.spacing("dense") == pytest.approx(0.2379 * diameter, rel=1e-3)
     assert design.spacing("sparse") == pytest.approx(0.6870 * diameter, rel=1e-3)
     # The original study's rule, S = (1 - f) N, stays available.
-    assert design.view("dense").model_copy(update={"rule": "patch_linear"}).spacing(128, diameter) == pytest.approx(38.4)
-    assert design.view("sparse").model_copy(update={"rule": "patch_linear"}).spacing(128, diameter) == pytest.approx(102.4)
-    assert (design.seeds.simulation, design.seeds.grouping, design.seeds.subsampling) == (42, 123, 456)
+    assert design.view("dense").model_copy(update={"rule": "patch_linear"}).spacing(
+        128, diameter
+    ) == pytest.approx(38.4)
+    assert design.view("sparse").model_copy(update={"rule": "patch_linear"}).spacing(
+        128, diameter
+    ) == pytest.approx(102.4)
+    assert (design.seeds.simulation, design.seeds.grouping, design.seeds.subsampling) == (
+        42,
+        123,
+        456,
+    )
     assert design.metrics.ms_ssim_sigma == 1.0
 
 
@@ -69,13 +77,23 @@ def test_partial_yaml_takes_defaults(tmp_path):
         ({"patch_size": 100}, "patch_size", "N must be one of (64, 128, 256)"),
         ({"gridsizes": [0]}, "gridsizes", ">= 1"),
         ({"colour": "red"}, "colour", "Extra inputs are not permitted"),
-        ({"simulation": {"object_size": 100, "scan": {"step_px": 5}}}, "simulation.object_size", "at least 2N=256"),
+        (
+            {"simulation": {"object_size": 100, "scan": {"step_px": 5}}},
+            "simulation.object_size",
+            "at least 2N=256",
+        ),
         ({"iterative": {"engines": ["ptychi"] * 2}}, "iterative.engines", "each engine once"),
         ({"iterative": {"engines": ["epie"]}}, "iterative.engines.0", "'cdtools' or 'ptychi'"),
-        ({"iterative": {"ptychi": {"noise_model": "laplace"}}}, "iterative.ptychi.noise_model",
-         "'gaussian' or 'poisson'"),
-        ({"iterative": {"cdtools": {"learning_rate": 0}}}, "iterative.cdtools.learning_rate",
-         "greater than 0"),
+        (
+            {"iterative": {"ptychi": {"noise_model": "laplace"}}},
+            "iterative.ptychi.noise_model",
+            "'gaussian' or 'poisson'",
+        ),
+        (
+            {"iterative": {"cdtools": {"learning_rate": 0}}},
+            "iterative.cdtools.learning_rate",
+            "greater than 0",
+        ),
     ],
 )
 def test_invalid_designs_name_the_field(values, field, phrase):
@@ -95,15 +113,26 @@ def test_invalid_designs_name_the_field(values, field, phrase):
     ],
 )
 def test_a_view_whose_spacing_is_below_the_base_step_is_refused(views, step, refused):
-    values = {"patch_size": 64, "views": views, "simulation": {"object_size": 256, "scan": {"step_px": step}}}
+    values = {
+        "patch_size": 64,
+        "views": views,
+        "simulation": {"object_size": 256, "scan": {"step_px": step}},
+    }
     with pytest.raises(DesignError) as caught:
         make_design(values)
     message = str(caught.value)
     assert f"view {refused!r}" in message and "below the base scan step" in message
     assert message.count("view '") == 1  # only the unreachable view is named
     # A step at or below the spacing is accepted.
-    spacing = make_design({**values, "simulation": {"object_size": 256, "scan": {"step_px": 1.0}}}).spacing(refused)
-    assert make_design({**values, "simulation": {"object_size": 256, "scan": {"step_px": spacing}}}).spacing(refused) == spacing
+    spacing = make_design(
+        {**values, "simulation": {"object_size": 256, "scan": {"step_px": 1.0}}}
+    ).spacing(refused)
+    assert (
+        make_design(
+            {**values, "simulation": {"object_size": 256, "scan": {"step_px": spacing}}}
+        ).spacing(refused)
+        == spacing
+    )
 
 
 def test_an_unreachable_design_file_exits_2_with_one_message(tmp_path, monkeypatch, capsys):
@@ -111,7 +140,10 @@ def test_an_unreachable_design_file_exits_2_with_one_message(tmp_path, monkeypat
 
     path = tmp_path / "design.yaml"
     path.write_text("patch_size: 64\nsimulation: {object_size: 256, scan: {step_px: 10}}\n")
-    monkeypatch.setattr("sys.argv", ["ptypinn", "simulate", "--config", str(path), "--output-root", str(tmp_path / "c")])
+    monkeypatch.setattr(
+        "sys.argv",
+        ["ptypinn", "simulate", "--config", str(path), "--output-root", str(tmp_path / "c")],
+    )
     with pytest.raises(SystemExit) as caught:
         main()
     out = capsys.readouterr()

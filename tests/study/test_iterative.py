@@ -15,6 +15,7 @@ from ptypinn.physics.samples import default_object
 from ptypinn.study.design import IterativeConfig
 from ptypinn.study.iterative import plan_jobs, run_iterative_matrix
 from ptypinn.study.simulate import SimulationSource, clean_amplitudes
+
 from helpers import record_phases
 from test_cli import run_main
 
@@ -113,8 +114,7 @@ def test_matrix_writes_each_engines_reconstruction_records_failures_and_the_mani
     jobs = {(job["view"], job["engine"]): job for job in manifest["jobs"]}
     for engine in ENGINES:
         assert (
-            jobs["baseline", engine]["status"] == "ok"
-            and jobs["baseline", engine]["error"] is None
+            jobs["baseline", engine]["status"] == "ok" and jobs["baseline", engine]["error"] is None
         )
         assert (
             jobs["dense", engine]["status"] == "failed"
@@ -147,15 +147,26 @@ def test_matrix_writes_each_engines_reconstruction_records_failures_and_the_mani
         )
         assert rec.metadata["split"] == "test" and rec.metadata["nphotons"] == 1000.0
         assert rec.metadata["options"]["iterations"] == 2
-        assert rec.metadata["dataset_sha256"] == job["dataset_sha256"] == sha256_file(phase_c / "dose_1000" / "test.npz")
+        assert (
+            rec.metadata["dataset_sha256"]
+            == job["dataset_sha256"]
+            == sha256_file(phase_c / "dose_1000" / "test.npz")
+        )
     assert not list(root.rglob("*.tmp"))
 
     resumed = run_iterative_matrix(
         phase_c, phase_d, root, QUICK, views=["baseline", "dense"], splits=["test"], resume=True
     )
-    assert [job["reused"] for job in resumed["jobs"]] == [True, True, False, False]  # failed jobs run again
+    assert [job["reused"] for job in resumed["jobs"]] == [
+        True,
+        True,
+        False,
+        False,
+    ]  # failed jobs run again
     (root / "dose_1000" / "baseline" / "test" / "cdtools" / "reconstruction.npz").unlink()
-    again = run_iterative_matrix(phase_c, phase_d, root, QUICK, views=["baseline"], splits=["test"], resume=True)
+    again = run_iterative_matrix(
+        phase_c, phase_d, root, QUICK, views=["baseline"], splits=["test"], resume=True
+    )
     assert [job["reused"] for job in again["jobs"]] == [False, True]  # only the damaged job runs
 
 

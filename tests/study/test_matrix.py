@@ -112,13 +112,22 @@ def test_filters_combine(fake_phases):
     entries, _ = collect_datasets(*fake_phases())
     assert len(select(entries, doses=[1e4])) == 3
     assert len(select(entries, views=["dense", "sparse"])) == 6
-    assert [(e.dose, e.view) for e in select(entries, doses=[1e3, 1e5], views=["dense"])] == [(1e3, "dense"), (1e5, "dense")]
+    assert [(e.dose, e.view) for e in select(entries, doses=[1e3, 1e5], views=["dense"])] == [
+        (1e3, "dense"),
+        (1e5, "dense"),
+    ]
     assert select(entries, views=["missing"]) == []
 
 
 @pytest.mark.parametrize(
     "gridsizes, baseline, view",
-    [((1, 2), (1,), (2,)), ((1, 3), (1,), (3,)), ((3, 2, 1), (1,), (2, 3)), ((1,), (1,), ()), ((2,), (), (2,))],
+    [
+        ((1, 2), (1,), (2,)),
+        ((1, 3), (1,), (3,)),
+        ((3, 2, 1), (1,), (2, 3)),
+        ((1,), (1,), ()),
+        ((2,), (), (2,)),
+    ],
 )
 def test_the_design_gridsizes_decide_what_trains_on_each_view(gridsizes, baseline, view):
     assert training_gridsizes("baseline", gridsizes) == baseline

@@ -5,11 +5,17 @@ import pytest
 
 from ptypinn.io.artifacts import sha256_file
 from ptypinn.io.dataset import load_dataset
-from ptypinn.study.design import make_design
 from ptypinn.physics.samples import AMPLITUDE_RANGE, PHASE_RANGE, default_object
-from ptypinn.study.compare import scored_region
 from ptypinn.physics.scan import illuminated, probe_footprint
-from ptypinn.study.simulate import clean_amplitudes, default_source, observe, run_simulation, scan_positions
+from ptypinn.study.compare import scored_region
+from ptypinn.study.design import make_design
+from ptypinn.study.simulate import (
+    clean_amplitudes,
+    default_source,
+    observe,
+    run_simulation,
+    scan_positions,
+)
 
 
 def test_default_object_ranges():
@@ -30,7 +36,9 @@ def test_mean_counts_equal_the_dose_within_poisson_error(tiny_design, nphotons):
     noisy, scale, _ = observe(amplitudes, nphotons, seed=7)
     counts = np.rint((scale * noisy.astype(np.float64)) ** 2)
     # Stored amplitudes are exactly sqrt(k)/s, so s^2 X^2 recovers whole photon counts.
-    np.testing.assert_allclose((scale * noisy.astype(np.float64)) ** 2, counts, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        (scale * noisy.astype(np.float64)) ** 2, counts, rtol=1e-6, atol=1e-6
+    )
     per_pattern = counts.sum(axis=(1, 2))
     n = per_pattern.size
     # The mean of n independent Poisson totals with mean nphotons has standard error sqrt(nphotons / n).
@@ -45,7 +53,9 @@ def test_dose_changes_noise_not_scale(tiny_design):
     for nphotons in (1e3, 1e5):
         noisy, _, _ = observe(amplitudes, nphotons, seed=3)
         # E[X^2] = E[k]/s^2 = A^2: the stored energy is unbiased at every dose.
-        assert (noisy.astype(np.float64) ** 2).sum(axis=(1, 2)).mean() == pytest.approx(clean_energy, rel=0.02)
+        assert (noisy.astype(np.float64) ** 2).sum(axis=(1, 2)).mean() == pytest.approx(
+            clean_energy, rel=0.02
+        )
         errors.append(np.abs(noisy - amplitudes).mean())
     assert errors[0] > 3 * errors[1]  # 100x the photons: ~10x smaller amplitude noise
 
@@ -76,7 +86,10 @@ def test_phase_c_layout_split_and_manifest(tiny_design, tmp_path):
 
 def test_positions_are_shared_across_doses(tiny_design, tmp_path):
     run_simulation(tiny_design, tmp_path, doses=[1e3, 1e5])
-    low, high = load_dataset(tmp_path / "dose_1000/test.npz"), load_dataset(tmp_path / "dose_100000/test.npz")
+    low, high = (
+        load_dataset(tmp_path / "dose_1000/test.npz"),
+        load_dataset(tmp_path / "dose_100000/test.npz"),
+    )
     np.testing.assert_array_equal(low.positions, high.positions)
     assert not np.array_equal(low.diffraction, high.diffraction)
 
@@ -89,7 +102,9 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tiny_design, tmp_path):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     reseeded = make_design({**tiny_design.to_dict(), "seeds": {"simulation": 43}})
     run_simulation(reseeded, tmp_path / "c", doses=[1e4])
-    assert sha256_file(tmp_path / "c/dose_10000/train.npz") != sha256_file(tmp_path / "a/dose_10000/train.npz")
+    assert sha256_file(tmp_path / "c/dose_10000/train.npz") != sha256_file(
+        tmp_path / "a/dose_10000/train.npz"
+    )
 
 
 @pytest.mark.parametrize("guard_band", [True, False])

@@ -19,12 +19,17 @@ def quiet() -> Console:
 @pytest.fixture
 def micro_design(patch_linear_views):
     """One dose, tiny object, one epoch, a few iterations: every phase runs in seconds."""
-    return make_design({
-        "name": "micro", "patch_size": 64, "doses": [1e4], "views": patch_linear_views,
-        "simulation": {"object_size": 160, "scan": {"step_px": 8.0, "jitter_px": 1.0}},
-        "training": {"width": 1, "epochs": 1, "batch_size": 8},
-        "iterative": {"cdtools": {"iterations": 2}, "ptychi": {"iterations": 2}},
-    })
+    return make_design(
+        {
+            "name": "micro",
+            "patch_size": 64,
+            "doses": [1e4],
+            "views": patch_linear_views,
+            "simulation": {"object_size": 160, "scan": {"step_px": 8.0, "jitter_px": 1.0}},
+            "training": {"width": 1, "epochs": 1, "batch_size": 8},
+            "iterative": {"cdtools": {"iterations": 2}, "ptychi": {"iterations": 2}},
+        }
+    )
 
 
 @pytest.mark.slow
@@ -49,7 +54,9 @@ def test_study_runs_end_to_end_and_resume_skips_finished_steps(micro_design, tmp
     text = console.export_text()
     assert "simulate: unchanged, skipped" in text and "overlap: done" in text
 
-    longer = micro_design.model_copy(update={"training": micro_design.training.model_copy(update={"epochs": 2})})
+    longer = micro_design.model_copy(
+        update={"training": micro_design.training.model_copy(update={"epochs": 2})}
+    )
     console = Console(record=True, file=open("/dev/null", "w"))  # noqa: SIM115
     third = run_study(longer, tmp_path, resume=True, console=console)
     text = console.export_text()
@@ -57,14 +64,19 @@ def test_study_runs_end_to_end_and_resume_skips_finished_steps(micro_design, tmp
     for step in ("simulate", "overlap", "iterative"):
         assert f"{step}: unchanged, skipped" in text
     assert "train: done" in text and "compare: done" in text
-    assert json.loads((tmp_path / STATE_FILE).read_text())["steps"]["train"]["key"] == third["steps"]["train"]["key"]
+    assert (
+        json.loads((tmp_path / STATE_FILE).read_text())["steps"]["train"]["key"]
+        == third["steps"]["train"]["key"]
+    )
 
     # Files that no longer match their record: only the steps (and jobs) that own them run again.
     bundle = tmp_path / "phase_e" / "dose_10000" / "dense" / "gs2" / "model.pt"
     data = bytearray(bundle.read_bytes())
     data[len(data) // 2] ^= 0xFF
     bundle.write_bytes(bytes(data))
-    (tmp_path / "phase_f" / "dose_10000" / "baseline" / "test" / "cdtools" / "reconstruction.npz").unlink()
+    (
+        tmp_path / "phase_f" / "dose_10000" / "baseline" / "test" / "cdtools" / "reconstruction.npz"
+    ).unlink()
     (tmp_path / "phase_g" / "metrics.json").write_text("")
     console = Console(record=True, file=open("/dev/null", "w"))  # noqa: SIM115
     run_study(longer, tmp_path, resume=True, console=console)

@@ -6,13 +6,18 @@ from pathlib import Path
 import pytest
 
 from ptypinn.io.artifacts import OutputError, sha256_file
-from ptypinn.study.design import DesignError, make_design
-from ptypinn.study.matrix import MissingDatasetError
-from ptypinn.study.layout import TRAINING_MANIFEST
-from ptypinn.study.training import (
-    SKIP_SUMMARY, TRAINING_PREVIEW, JobConfig, JobOutcome, build_training_jobs, run_training_matrix,
-)
 from ptypinn.pinn.runtime import TrainerOptions
+from ptypinn.study.design import DesignError, make_design
+from ptypinn.study.layout import TRAINING_MANIFEST
+from ptypinn.study.matrix import MissingDatasetError
+from ptypinn.study.training import (
+    SKIP_SUMMARY,
+    TRAINING_PREVIEW,
+    JobConfig,
+    JobOutcome,
+    build_training_jobs,
+    run_training_matrix,
+)
 
 DOSES = (1000, 10000, 100000)
 
@@ -49,7 +54,11 @@ def test_matrix_has_nine_jobs_with_their_paths(roots):
     phase_c, phase_d, artifacts = roots
     jobs, skips = build_training_jobs(phase_c, phase_d, artifacts)
     assert skips == [] and len(jobs) == 9
-    assert [(j.dose, j.view, j.gridsize) for j in jobs[:3]] == [(1e3, "baseline", 1), (1e3, "dense", 2), (1e3, "sparse", 2)]
+    assert [(j.dose, j.view, j.gridsize) for j in jobs[:3]] == [
+        (1e3, "baseline", 1),
+        (1e3, "dense", 2),
+        (1e3, "sparse", 2),
+    ]
     sparse = jobs[8]
     assert sparse.train_path == phase_d / "dose_100000" / "sparse" / "train.npz"
     assert sparse.artifact_dir == artifacts / "dose_100000" / "sparse" / "gs2"
@@ -59,12 +68,19 @@ def test_matrix_has_nine_jobs_with_their_paths(roots):
 
 def test_the_design_gridsizes_and_methods_decide_the_jobs(roots):
     phase_c, phase_d, artifacts = roots
-    jobs, _ = build_training_jobs(phase_c, phase_d, artifacts, gridsizes=(1, 3), methods=("pinn", "supervised"))
-    first_dose = [(j.view, j.gridsize, j.method, j.artifact_dir.name) for j in jobs if j.dose == 1e3]
+    jobs, _ = build_training_jobs(
+        phase_c, phase_d, artifacts, gridsizes=(1, 3), methods=("pinn", "supervised")
+    )
+    first_dose = [
+        (j.view, j.gridsize, j.method, j.artifact_dir.name) for j in jobs if j.dose == 1e3
+    ]
     assert first_dose == [
-        ("baseline", 1, "pinn", "gs1"), ("baseline", 1, "supervised", "supervised_gs1"),
-        ("dense", 3, "pinn", "gs3"), ("dense", 3, "supervised", "supervised_gs3"),
-        ("sparse", 3, "pinn", "gs3"), ("sparse", 3, "supervised", "supervised_gs3"),
+        ("baseline", 1, "pinn", "gs1"),
+        ("baseline", 1, "supervised", "supervised_gs1"),
+        ("dense", 3, "pinn", "gs3"),
+        ("dense", 3, "supervised", "supervised_gs3"),
+        ("sparse", 3, "pinn", "gs3"),
+        ("sparse", 3, "supervised", "supervised_gs3"),
     ]
     views_only, _ = build_training_jobs(phase_c, phase_d, artifacts, gridsizes=(2,))
     assert {(j.view, j.gridsize) for j in views_only} == {("dense", 2), ("sparse", 2)}
@@ -81,15 +97,36 @@ def test_missing_views_are_skipped_and_reported_in_the_manifest(roots):
     phase_c, phase_d, artifacts = roots
     drop_sparse(phase_d)
     runner = Recorder()
-    manifest = run_training_matrix(make_design({}), phase_c, phase_d, artifacts, allow_missing_phase_d=True, runner=runner,
-                                   options=TrainerOptions(logger="none"))
+    manifest = run_training_matrix(
+        make_design({}),
+        phase_c,
+        phase_d,
+        artifacts,
+        allow_missing_phase_d=True,
+        runner=runner,
+        options=TrainerOptions(logger="none"),
+    )
     assert manifest["job_count"] == 6 and manifest["skipped_count"] == 3
-    assert [(s["dose"], s["view"]) for s in manifest["skipped_views"]] == [(float(d), "sparse") for d in DOSES]
+    assert [(s["dose"], s["view"]) for s in manifest["skipped_views"]] == [
+        (float(d), "sparse") for d in DOSES
+    ]
     on_disk = json.loads((artifacts / TRAINING_MANIFEST).read_text())
     assert on_disk["skipped_views"] == manifest["skipped_views"] and on_disk["skipped_count"] == 3
     assert json.loads((artifacts / SKIP_SUMMARY).read_text())["skipped_count"] == 3
     job = on_disk["jobs"][0]
-    assert {"dose", "view", "gridsize", "train_path", "test_path", "status", "final_loss", "epochs", "bundle", "bundle_sha256", "bundle_bytes"} <= set(job)
+    assert {
+        "dose",
+        "view",
+        "gridsize",
+        "train_path",
+        "test_path",
+        "status",
+        "final_loss",
+        "epochs",
+        "bundle",
+        "bundle_sha256",
+        "bundle_bytes",
+    } <= set(job)
     assert job["status"] == "ok" and job["bundle"] == "model.pt"
     assert job["bundle_sha256"] == sha256_file(Path(job["artifact_dir"]) / "model.pt")
 
@@ -100,7 +137,10 @@ def test_missing_views_are_skipped_and_reported_in_the_manifest(roots):
         ({"doses": [1e4]}, {(1e4, "baseline"), (1e4, "dense"), (1e4, "sparse")}),
         ({"views": ["dense"]}, {(d, "dense") for d in (1e3, 1e4, 1e5)}),
         ({"gridsizes": [1]}, {(d, "baseline") for d in (1e3, 1e4, 1e5)}),
-        ({"doses": [1e3, 1e5], "views": ["sparse"], "gridsizes": [2]}, {(1e3, "sparse"), (1e5, "sparse")}),
+        (
+            {"doses": [1e3, 1e5], "views": ["sparse"], "gridsizes": [2]},
+            {(1e3, "sparse"), (1e5, "sparse")},
+        ),
     ],
 )
 def test_filters_and_the_resolved_config(roots, filters, expected):
@@ -112,17 +152,32 @@ def test_filters_and_the_resolved_config(roots, filters, expected):
     assert manifest["enumerated_count"] == 9 and manifest["job_count"] == len(expected)
     for config in runner.configs:
         assert config.job.gridsize == (1 if config.job.view == "baseline" else 2)
-        assert config.job.train_path.name == "train.npz" and config.neighbor_count == design.neighbor_count
+        assert (
+            config.job.train_path.name == "train.npz"
+            and config.neighbor_count == design.neighbor_count
+        )
         assert config.training.epochs == design.training.epochs and config.training.model == "pinn"
 
 
 def test_dry_run_previews_without_running(roots):
     phase_c, phase_d, artifacts = roots
     runner = Recorder()
-    manifest = run_training_matrix(make_design({}), phase_c, phase_d, artifacts, dry_run=True, runner=runner, design_args=["--preset", "full"])
+    manifest = run_training_matrix(
+        make_design({}),
+        phase_c,
+        phase_d,
+        artifacts,
+        dry_run=True,
+        runner=runner,
+        design_args=["--preset", "full"],
+    )
     assert runner.configs == [] and not list(artifacts.rglob("model.pt"))
     job = manifest["jobs"][0]
-    assert job["status"] == "dry-run" and job["config"]["dose"] == 1e3 and job["config"]["method"] == "pinn"
+    assert (
+        job["status"] == "dry-run"
+        and job["config"]["dose"] == 1e3
+        and job["config"]["method"] == "pinn"
+    )
     assert job["command"].startswith("ptypinn train --train") and "--gridsize 1" in job["command"]
     assert sorted(path.name for path in artifacts.rglob("*")) == [
         TRAINING_PREVIEW
@@ -242,9 +297,16 @@ def test_a_failed_job_is_logged_and_the_others_still_run(roots):
     runner = Recorder(fail_view="dense")
     manifest = run_training_matrix(make_design({}), phase_c, phase_d, artifacts, runner=runner)
     statuses = [job["status"] for job in manifest["jobs"]]
-    assert statuses.count("failed") == 3 and statuses.count("ok") == 6 and manifest["failed_count"] == 3
+    assert (
+        statuses.count("failed") == 3
+        and statuses.count("ok") == 6
+        and manifest["failed_count"] == 3
+    )
     failed = next(job for job in manifest["jobs"] if job["status"] == "failed")
-    assert "out of memory" in failed["error"] and "RuntimeError: out of memory" in Path(failed["log_path"]).read_text()
+    assert (
+        "out of memory" in failed["error"]
+        and "RuntimeError: out of memory" in Path(failed["log_path"]).read_text()
+    )
 
 
 @pytest.mark.slow
@@ -255,16 +317,41 @@ def test_real_run_of_the_smallest_job_is_deterministic(tmp_path):
     from ptypinn.study.simulate import run_simulation
 
     smoke = preset("smoke")
-    design = smoke.model_copy(update={"simulation": smoke.simulation.model_copy(update={"object_size": 128})})
+    design = smoke.model_copy(
+        update={"simulation": smoke.simulation.model_copy(update={"object_size": 128})}
+    )
     config = design.save(tmp_path / "design.yaml")
     phase_c = tmp_path / "c"
     run_simulation(design, phase_c, doses=[1000])
     losses = []
     for run in ("a", "b"):
         out = tmp_path / run
-        command = [sys.executable, "-m", "ptypinn", "train-matrix", "--phase-c-root", str(phase_c), "--phase-d-root", str(tmp_path / "d"),
-                   "--artifact-root", str(out), "--config", str(config), "--view", "baseline", "--allow-missing-phase-d",
-                   "--accelerator", "cpu", "--deterministic", "--num-workers", "0", "--logger", "csv", "--max-epochs", "1"]
+        command = [
+            sys.executable,
+            "-m",
+            "ptypinn",
+            "train-matrix",
+            "--phase-c-root",
+            str(phase_c),
+            "--phase-d-root",
+            str(tmp_path / "d"),
+            "--artifact-root",
+            str(out),
+            "--config",
+            str(config),
+            "--view",
+            "baseline",
+            "--allow-missing-phase-d",
+            "--accelerator",
+            "cpu",
+            "--deterministic",
+            "--num-workers",
+            "0",
+            "--logger",
+            "csv",
+            "--max-epochs",
+            "1",
+        ]
         done = subprocess.run(command, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
         manifest = json.loads((out / TRAINING_MANIFEST).read_text())
@@ -280,8 +367,15 @@ def test_jobs_sent_to_an_executor_give_the_same_manifest(roots, tmp_path):
     from concurrent.futures import ThreadPoolExecutor
 
     phase_c, phase_d, _ = roots
-    local = run_training_matrix(make_design({}), phase_c, phase_d, tmp_path / "local", runner=Recorder())
+    local = run_training_matrix(
+        make_design({}), phase_c, phase_d, tmp_path / "local", runner=Recorder()
+    )
     with ThreadPoolExecutor(max_workers=3) as pool:
-        remote = run_training_matrix(make_design({}), phase_c, phase_d, tmp_path / "pool", runner=Recorder(), executor=pool)
-    strip = lambda manifest: [(j["dose"], j["view"], j["status"], j["final_loss"], j["bundle_sha256"]) for j in manifest["jobs"]]  # noqa: E731
+        remote = run_training_matrix(
+            make_design({}), phase_c, phase_d, tmp_path / "pool", runner=Recorder(), executor=pool
+        )
+    strip = lambda manifest: [
+        (j["dose"], j["view"], j["status"], j["final_loss"], j["bundle_sha256"])
+        for j in manifest["jobs"]
+    ]  # noqa: E731
     assert strip(local) == strip(remote) and len(remote["jobs"]) == 9

@@ -112,9 +112,7 @@ def largest_square(region: np.ndarray) -> tuple[slice, slice]:
         low, high = (middle, high) if full_windows(middle).any() else (low, middle - 1)
     rows, cols = np.nonzero(full_windows(low))
     centre_row, centre_col = (np.mean(axis) for axis in np.nonzero(region))
-    best = np.argmin(
-        np.hypot(rows + (low - 1) / 2 - centre_row, cols + (low - 1) / 2 - centre_col)
-    )
+    best = np.argmin(np.hypot(rows + (low - 1) / 2 - centre_row, cols + (low - 1) / 2 - centre_col))
     return slice(rows[best], rows[best] + low), slice(cols[best], cols[best] + low)
 
 
@@ -216,9 +214,7 @@ def _parabola_peak(left: float, centre: float, right: float) -> float:
     return 0.0 if curvature >= 0 else float(np.clip(0.5 * (left - right) / curvature, -0.5, 0.5))
 
 
-def _best_ramp(
-    product: np.ndarray, rows: np.ndarray, cols: np.ndarray
-) -> tuple[np.ndarray, float]:
+def _best_ramp(product: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, float]:
     """Ramp ``(ax, ay)`` (rad/px) maximising ``|sum product exp(-i (ax x + ay y))|``, and that
     maximum.
 
@@ -490,9 +486,7 @@ def frc(image: np.ndarray, reference: np.ndarray, region: np.ndarray) -> FRC:
             cutoffs[name] = _first_crossing(frequency, correlation, threshold)
         except Unmeasurable as why:
             cutoffs[name], reasons[name] = None, str(why)
-    return FRC(
-        frequency, correlation, half_bit, cutoffs["frc50"], cutoffs["frc_half_bit"], reasons
-    )
+    return FRC(frequency, correlation, half_bit, cutoffs["frc50"], cutoffs["frc_half_bit"], reasons)
 
 
 COMPONENTS = (("amplitude", np.abs), ("phase", np.angle))

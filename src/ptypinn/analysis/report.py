@@ -48,7 +48,10 @@ def write_tidy(rows: Sequence[dict], folder: str | os.PathLike) -> tuple[Path, P
     and ``null`` in the JSON, with the reason it is undefined in ``reason``."""
     folder = Path(folder)
     records = [{key: row.get(key) for key in TIDY_FIELDS} for row in rows]
-    with atomic_path(folder / "metrics.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+    with (
+        atomic_path(folder / "metrics.csv") as tmp,
+        open(tmp, "w", newline="", encoding="utf-8") as fh,
+    ):
         writer = csv.DictWriter(fh, fieldnames=TIDY_FIELDS)
         writer.writeheader()
         writer.writerows(records)
@@ -56,8 +59,9 @@ def write_tidy(rows: Sequence[dict], folder: str | os.PathLike) -> tuple[Path, P
     return folder / "metrics.csv", folder / "metrics.json"
 
 
-def aggregate(rows: Iterable[dict], component: str,
-              metrics: Sequence[str] = HEADLINE_METRICS) -> list[dict]:
+def aggregate(
+    rows: Iterable[dict], component: str, metrics: Sequence[str] = HEADLINE_METRICS
+) -> list[dict]:
     """One row per (dose, view, method) with the chosen metrics of one component as columns;
     ``undefined`` maps each metric that has no value to the reason."""
     table: dict[tuple, dict] = {}
@@ -86,8 +90,9 @@ def markdown_table(records: Sequence[dict], columns: Sequence[str]) -> str:
     """A pipe table; a missing or undefined value reads "n/a", with the reason when the record's
     ``undefined`` mapping gives one."""
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(_cell(record, column) for column in columns) + " |"
-              for record in records]
+    lines += [
+        "| " + " | ".join(_cell(record, column) for column in columns) + " |" for record in records
+    ]
     return "\n".join(lines)
 
 
@@ -98,8 +103,9 @@ def _save(figure: plt.Figure, path: Path) -> Path:
     return path
 
 
-def colour_limits(panels: Sequence[Panel],
-                  part: Callable[[np.ndarray], np.ndarray]) -> tuple[float, float]:
+def colour_limits(
+    panels: Sequence[Panel], part: Callable[[np.ndarray], np.ndarray]
+) -> tuple[float, float]:
     """Colour limits one row of a grid shares: the ground truth's range when it is among the
     panels (a reconstruction outside it saturates), else the 1st-99th percentile of them all."""
     truth = [part(p.image) for p in panels if p.method == "ground truth"]
@@ -114,8 +120,13 @@ def colour_limits(panels: Sequence[Panel],
     return (low, high) if high > low else (low - 0.5, low + 0.5)
 
 
-def reconstruction_grid(panels: Sequence[Panel], dose: float, view: str, path: str | os.PathLike,
-                        title: str | None = None) -> Path:
+def reconstruction_grid(
+    panels: Sequence[Panel],
+    dose: float,
+    view: str,
+    path: str | os.PathLike,
+    title: str | None = None,
+) -> Path:
     """Amplitude (top) and phase (bottom) of the ground truth and every method at one dose and
     view; each row has one colour scale (:func:`colour_limits`), shown once."""
     chosen = [p for p in panels if p.dose == dose and p.view == view]
@@ -138,8 +149,9 @@ def reconstruction_grid(panels: Sequence[Panel], dose: float, view: str, path: s
     return _save(figure, Path(path))
 
 
-def dose_series(rows: Sequence[dict], view: str, method: str, component: str,
-                metric: str) -> tuple[np.ndarray, np.ndarray]:
+def dose_series(
+    rows: Sequence[dict], view: str, method: str, component: str, metric: str
+) -> tuple[np.ndarray, np.ndarray]:
     """Doses (ascending) and values of one metric of one method; NaN where it is undefined, so a
     plotted line has a gap there."""
     wanted = (view, method, component, metric)
@@ -152,28 +164,42 @@ def dose_series(rows: Sequence[dict], view: str, method: str, component: str,
     return np.asarray(doses, dtype=float), np.asarray(values, dtype=float)
 
 
-def metric_vs_dose(rows: Sequence[dict], view: str, component: str, path: str | os.PathLike,
-                   metrics: Sequence[str] = HEADLINE_METRICS) -> Path:
+def metric_vs_dose(
+    rows: Sequence[dict],
+    view: str,
+    component: str,
+    path: str | os.PathLike,
+    metrics: Sequence[str] = HEADLINE_METRICS,
+) -> Path:
     """One panel per metric: value against dose (log axis), one line and marker per method, for
     one view. Methods sit at small dose offsets so equal values stay visible; an undefined value
     is a gap (:func:`dose_series`)."""
-    figure, axes = plt.subplots(1, len(metrics), figsize=(3.4 * len(metrics), 3.4), squeeze=False,
-                                layout="constrained")
-    methods = sorted({r["method"] for r in rows
-                      if r["view"] == view and r["component"] == component})
+    figure, axes = plt.subplots(
+        1, len(metrics), figsize=(3.4 * len(metrics), 3.4), squeeze=False, layout="constrained"
+    )
+    methods = sorted(
+        {r["method"] for r in rows if r["view"] == view and r["component"] == component}
+    )
     offsets = np.linspace(-0.04, 0.04, len(methods)) if len(methods) > 1 else np.zeros(1)
     for ax, metric in zip(axes[0], metrics):
         for index, method in enumerate(methods):
             doses, values = dose_series(rows, view, method, component, metric)
             if doses.size:
-                ax.plot(doses * 10 ** offsets[index], values, marker=MARKERS[index % len(MARKERS)],
-                        markersize=5, linewidth=1, label=method)
+                ax.plot(
+                    doses * 10 ** offsets[index],
+                    values,
+                    marker=MARKERS[index % len(MARKERS)],
+                    markersize=5,
+                    linewidth=1,
+                    label=method,
+                )
         ax.set_xscale("log")
         ax.set_xlabel("photons per pattern")
         ax.set_title(f"{component} {metric}", fontsize=9)
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    figure.legend(handles, labels, fontsize=7, loc="outside lower center",
-                  ncol=min(len(labels), 4) or 1)
+    figure.legend(
+        handles, labels, fontsize=7, loc="outside lower center", ncol=min(len(labels), 4) or 1
+    )
     figure.suptitle(f"{view} view (a gap: not measurable, see the tables)")
     return _save(figure, Path(path))
 
@@ -202,8 +228,15 @@ def frc_curves(curves: Sequence[dict], dose: float, view: str, path: str | os.Pa
 
 def _legend_mark(marker: str, colour: str, filled: bool, label: str) -> Line2D:
     face = colour if filled else "none"
-    return Line2D([], [], marker=marker, linestyle="", markerfacecolor=face, markeredgecolor=colour,
-                  label=label)
+    return Line2D(
+        [],
+        [],
+        marker=marker,
+        linestyle="",
+        markerfacecolor=face,
+        markeredgecolor=colour,
+        label=label,
+    )
 
 
 def overlap_figure(
@@ -289,8 +322,13 @@ def write_report(
     for heading, text in sections:
         md += [f"## {heading}", "", text, ""]
         body += [f"<h2>{html.escape(heading)}</h2>", markdown.markdown(text, extensions=["tables"])]
-    md += ["## Figures", ""] + [f"![{figure.stem}]({figure.relative_to(folder).as_posix()})" for figure in figures]
-    body += ["<h2>Figures</h2>"] + [f"<figure>{_embedded_image(figure)}<figcaption>{html.escape(figure.stem)}</figcaption></figure>" for figure in figures]
+    md += ["## Figures", ""] + [
+        f"![{figure.stem}]({figure.relative_to(folder).as_posix()})" for figure in figures
+    ]
+    body += ["<h2>Figures</h2>"] + [
+        f"<figure>{_embedded_image(figure)}<figcaption>{html.escape(figure.stem)}</figcaption></figure>"
+        for figure in figures
+    ]
     style = "body{font-family:sans-serif;max-width:1100px;margin:2em auto;}table{border-collapse:collapse;font-size:90%;}td,th{border:1px solid #ccc;padding:2px 6px;}img{max-width:100%;}"
     page = f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{style}</style></head><body>{''.join(body)}</body></html>"
     with atomic_path(folder / "report.md") as tmp:

@@ -66,9 +66,7 @@ class CDToolsOptions(EngineOptions):
 class PtychiOptions(EngineOptions):
     """pty-chi LSQML (least-squares maximum likelihood, PtychoShelves' algorithm)."""
 
-    noise_model: Literal["gaussian", "poisson"] = Field(
-        "gaussian", description="LSQML noise model"
-    )
+    noise_model: Literal["gaussian", "poisson"] = Field("gaussian", description="LSQML noise model")
     step_size_scaler: float = Field(
         0.9,
         gt=0,

@@ -56,7 +56,9 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        os.chmod(tmp_path, 0o666 & ~_current_umask())  # mkstemp creates 0600; publish like open() would
+        os.chmod(
+            tmp_path, 0o666 & ~_current_umask()
+        )  # mkstemp creates 0600; publish like open() would
         os.replace(tmp_path, target)
     except OSError as error:
         tmp_path.unlink(missing_ok=True)
@@ -73,7 +75,10 @@ def write_npz(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> Path
     object dtype (which is refused here).
     """
     path = Path(path)
-    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, mode="w", compression=zipfile.ZIP_STORED) as zf:
+    with (
+        atomic_path(path) as tmp,
+        zipfile.ZipFile(tmp, mode="w", compression=zipfile.ZIP_STORED) as zf,
+    ):
         for key, value in arrays.items():
             array = np.asanyarray(value)
             if array.dtype.hasobject:

@@ -62,8 +62,14 @@ import numpy as np
 
 from ptypinn import __version__
 from ptypinn.io.dataset import DatasetError, PtychoDataset, dataset_from_arrays, metadata_entry
-from ptypinn.physics.geometry import ELECTRON_VOLT_J, PLANCK_TIMES_C_J_M, Geometry, dataset_geometry, fit_object_grid
 from ptypinn.io.hdf5 import FormatError, HDF5Reader, open_hdf5, write_hdf5
+from ptypinn.physics.geometry import (
+    ELECTRON_VOLT_J,
+    PLANCK_TIMES_C_J_M,
+    Geometry,
+    dataset_geometry,
+    fit_object_grid,
+)
 
 CXI_VERSION = 160
 MASK_SIGNAL_ABOVE_BACKGROUND = 0x1000
@@ -87,7 +93,10 @@ def _frames(h5: HDF5Reader) -> tuple[np.ndarray, str]:
         raise h5.error(f"no diffraction frames: looked for {' and '.join(DATA_PATHS)}")
     frames = np.asarray(h5.file[name][()])
     if frames.ndim != 3 or frames.shape[0] == 0 or frames.shape[1] != frames.shape[2]:
-        raise h5.error(f"frames must be a non-empty (n, N, N) stack of square patterns, got shape {frames.shape}", name)
+        raise h5.error(
+            f"frames must be a non-empty (n, N, N) stack of square patterns, got shape {frames.shape}",
+            name,
+        )
     if np.iscomplexobj(frames) or not np.issubdtype(frames.dtype, np.number):
         raise h5.error(f"frames must be real intensities, got dtype {frames.dtype}", name)
     frames = frames.astype(np.float64)
@@ -104,7 +113,9 @@ def _probe_positions(h5: HDF5Reader, count: int) -> np.ndarray:
         raise h5.error(f"no sample translations: looked for {' and '.join(TRANSLATION_PATHS)}")
     translation = np.asarray(h5.file[name][()], dtype=np.float64)
     if translation.ndim != 2 or translation.shape[1] not in (2, 3):
-        raise h5.error(f"translations must have shape (n, 3) or (n, 2), got {translation.shape}", name)
+        raise h5.error(
+            f"translations must have shape (n, 3) or (n, 2), got {translation.shape}", name
+        )
     if translation.shape[0] != count:
         raise h5.error(f"{translation.shape[0]} translations for {count} diffraction frames", name)
     if not np.all(np.isfinite(translation)):
@@ -116,10 +127,17 @@ def _photon_energy_eV(h5: HDF5Reader) -> float:
     if h5.find(f"{SOURCE}/energy"):
         energy = h5.scalar(f"{SOURCE}/energy", what="photon energy (J)")
         if energy > MAX_ENERGY_J:
-            raise h5.error(f"photon energy {energy:g} is not in joules (CXI stores J; 1 keV = 1.602e-16 J)", f"{SOURCE}/energy")
+            raise h5.error(
+                f"photon energy {energy:g} is not in joules (CXI stores J; 1 keV = 1.602e-16 J)",
+                f"{SOURCE}/energy",
+            )
         return energy / ELECTRON_VOLT_J
     if h5.find(f"{SOURCE}/wavelength"):
-        return PLANCK_TIMES_C_J_M / h5.scalar(f"{SOURCE}/wavelength", what="wavelength (m)") / ELECTRON_VOLT_J
+        return (
+            PLANCK_TIMES_C_J_M
+            / h5.scalar(f"{SOURCE}/wavelength", what="wavelength (m)")
+            / ELECTRON_VOLT_J
+        )
     raise h5.error(f"no photon energy: looked for {SOURCE}/energy (J) and {SOURCE}/wavelength (m)")
 
 
@@ -129,7 +147,10 @@ def _bad_pixels(h5: HDF5Reader, shape: tuple[int, int, int]) -> np.ndarray | Non
     if mask is None:
         return None
     if not np.issubdtype(mask.dtype, np.integer) or mask.shape not in (shape, shape[1:]):
-        raise h5.error(f"mask must be an integer bit field of shape {shape[1:]} or {shape}, got {mask.dtype} {mask.shape}", f"{DETECTOR}/mask")
+        raise h5.error(
+            f"mask must be an integer bit field of shape {shape[1:]} or {shape}, got {mask.dtype} {mask.shape}",
+            f"{DETECTOR}/mask",
+        )
     return (mask.astype(np.int64) & ~MASK_SIGNAL_ABOVE_BACKGROUND) != 0
 
 
@@ -138,8 +159,15 @@ def _probe(h5: HDF5Reader, size: int) -> tuple[np.ndarray | None, dict]:
     if name is None:
         return None, {}
     probe = np.asarray(h5.file[name][()])
-    if probe.ndim < 2 or probe.shape[-2:] != (size, size) or not np.issubdtype(probe.dtype, np.number):
-        raise h5.error(f"probe must be {size}x{size} (the frame size) with optional leading mode axes, got {probe.dtype} {probe.shape}", name)
+    if (
+        probe.ndim < 2
+        or probe.shape[-2:] != (size, size)
+        or not np.issubdtype(probe.dtype, np.number)
+    ):
+        raise h5.error(
+            f"probe must be {size}x{size} (the frame size) with optional leading mode axes, got {probe.dtype} {probe.shape}",
+            name,
+        )
     modes = probe.reshape(-1, size, size)
     notes = {"probe_source": name}
     if modes.shape[0] > 1:
@@ -175,7 +203,10 @@ def read_cxi(path: str | os.PathLike) -> PtychoDataset:
         positions_m = _probe_positions(h5, count)
         energy_eV = _photon_energy_eV(h5)
         distance = h5.scalar(f"{DETECTOR}/distance", what="sample-detector distance (m)")
-        pitch = tuple(h5.scalar(f"{DETECTOR}/{axis}_pixel_size", what=f"detector {axis} pixel size (m)") for axis in "xy")
+        pitch = tuple(
+            h5.scalar(f"{DETECTOR}/{axis}_pixel_size", what=f"detector {axis} pixel size (m)")
+            for axis in "xy"
+        )
         bad = _bad_pixels(h5, intensity.shape)
         probe, notes = _probe(h5, size)
         stored = _stored_metadata(h5)
@@ -183,7 +214,11 @@ def read_cxi(path: str | os.PathLike) -> PtychoDataset:
         obj = h5.optional_array(OBJECT_IMAGE) if stored is not None else None
 
     # What the file itself says about masking and clipping is recomputed, never inherited.
-    metadata = {k: v for k, v in (stored or {}).items() if k not in ("masked_pixels", "negative_intensities_clipped")}
+    metadata = {
+        k: v
+        for k, v in (stored or {}).items()
+        if k not in ("masked_pixels", "negative_intensities_clipped")
+    }
     if bad is not None and bad.any():
         intensity[np.broadcast_to(bad, intensity.shape)] = 0.0
         union = bad if bad.ndim == 2 else bad.any(axis=0)
@@ -195,7 +230,9 @@ def read_cxi(path: str | os.PathLike) -> PtychoDataset:
     amplitude = np.sqrt(intensity)
     if probe is None:
         probe = probe_from_amplitude(amplitude.mean(axis=0))
-        notes = {"probe_source": "estimated: inverse Fourier transform of the mean measured amplitude"}
+        notes = {
+            "probe_source": "estimated: inverse Fourier transform of the mean measured amplitude"
+        }
     metadata.update(notes)
 
     mean_counts = float(intensity.sum(axis=(1, 2)).mean())
@@ -204,12 +241,16 @@ def read_cxi(path: str | os.PathLike) -> PtychoDataset:
     else:
         probe_energy = float(np.sum(np.abs(probe.astype(np.complex128)) ** 2))
         if not mean_counts > 0:
-            raise FormatError(f"{path} at {data_name}: the frames hold no signal (all zero after masking)")
+            raise FormatError(
+                f"{path} at {data_name}: the frames hold no signal (all zero after masking)"
+            )
         if not probe_energy > 0:
             raise FormatError(f"{path} at {notes['probe_source']}: the probe is zero everywhere")
         metadata["dose_scale"] = float(np.sqrt(mean_counts / probe_energy))
         metadata["nphotons"] = mean_counts
-        metadata["amplitude_normalisation"] = "mean over patterns of sum(diffraction^2) equals sum(|probe|^2)"
+        metadata["amplitude_normalisation"] = (
+            "mean over patterns of sum(diffraction^2) equals sum(|probe|^2)"
+        )
     diffraction = (amplitude / metadata["dose_scale"]).astype(np.float32)
 
     stored_geometry = (stored or {}).get("geometry") or {}
@@ -218,8 +259,12 @@ def read_cxi(path: str | os.PathLike) -> PtychoDataset:
     if "position_origin_m" in stored_geometry:
         origin = tuple(float(v) for v in stored_geometry["position_origin_m"])
     else:
-        origin, metadata["object_shape"] = fit_object_grid(positions_m, geometry.object_pixel_size_m, size)
-    geometry = Geometry(geometry.photon_energy_eV, distance, geometry.object_pixel_size_m, origin, geometry.source)
+        origin, metadata["object_shape"] = fit_object_grid(
+            positions_m, geometry.object_pixel_size_m, size
+        )
+    geometry = Geometry(
+        geometry.photon_energy_eV, distance, geometry.object_pixel_size_m, origin, geometry.source
+    )
     metadata["geometry"] = geometry.to_metadata(size)
     metadata["converted_from"] = {"format": "CXI", "path": str(path)}
 

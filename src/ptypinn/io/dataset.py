@@ -157,7 +157,9 @@ def _check_diffraction(diffraction: np.ndarray, problems: list[str]) -> None:
     _check_finite("diffraction", diffraction, problems)
     finite = diffraction[np.isfinite(diffraction)]
     if finite.size and finite.min() < 0:
-        problems.append(f"diffraction has negative values (min {finite.min():.3g}): amplitudes are >= 0")
+        problems.append(
+            f"diffraction has negative values (min {finite.min():.3g}): amplitudes are >= 0"
+        )
     elif finite.size and not finite.any():
         problems.append("diffraction is zero everywhere: the patterns hold no signal")
 
@@ -171,7 +173,9 @@ def _check_coords(arrays: Mapping[str, np.ndarray], count: int | None, problems:
         if coords.dtype != np.float64:
             problems.append(f"{name} must be float64, got {coords.dtype}")
         if count is not None and coords.shape[0] != count:
-            problems.append(f"{name} has {coords.shape[0]} entries but diffraction has {count} patterns")
+            problems.append(
+                f"{name} has {coords.shape[0]} entries but diffraction has {count} patterns"
+            )
         _check_finite(name, coords, problems)
 
 
@@ -184,7 +188,9 @@ def _check_complex_image(name: str, array: np.ndarray, problems: list[str]) -> N
     _check_finite(name, array, problems)
 
 
-def validate_arrays(arrays: Mapping[str, np.ndarray], gridsize: int = 1, neighbor_count: int | None = None) -> None:
+def validate_arrays(
+    arrays: Mapping[str, np.ndarray], gridsize: int = 1, neighbor_count: int | None = None
+) -> None:
     """Check ``arrays`` against the contract; raise :class:`DatasetError` listing every problem.
 
     ``gridsize`` and ``neighbor_count`` (K) add the grouping requirements: K >= C = gridsize**2
@@ -197,7 +203,9 @@ def validate_arrays(arrays: Mapping[str, np.ndarray], gridsize: int = 1, neighbo
             problems.append(f"missing key {key!r}" + (f" ({'; '.join(hints)})" if hints else ""))
     unknown = sorted(set(arrays) - set(REQUIRED_KEYS) - set(OPTIONAL_KEYS))
     if unknown:
-        problems.append(f"unexpected keys {unknown}; allowed: {list(REQUIRED_KEYS + OPTIONAL_KEYS)}")
+        problems.append(
+            f"unexpected keys {unknown}; allowed: {list(REQUIRED_KEYS + OPTIONAL_KEYS)}"
+        )
 
     count = size = None
     if "diffraction" in arrays:
@@ -213,7 +221,9 @@ def validate_arrays(arrays: Mapping[str, np.ndarray], gridsize: int = 1, neighbo
         probe = np.asarray(arrays["probeGuess"])
         _check_complex_image("probeGuess", probe, problems)
         if size is not None and probe.shape != (size, size):
-            problems.append(f"probeGuess has shape {probe.shape} but the diffraction patterns are {size}x{size}")
+            problems.append(
+                f"probeGuess has shape {probe.shape} but the diffraction patterns are {size}x{size}"
+            )
         elif probe.size and not np.any(np.abs(probe) > 0):
             problems.append("probeGuess is zero everywhere")
     if "objectGuess" in arrays:
@@ -223,15 +233,25 @@ def validate_arrays(arrays: Mapping[str, np.ndarray], gridsize: int = 1, neighbo
             problems.append(f"objectGuess {obj.shape} is smaller than one {size}x{size} patch")
         x, y = np.asarray(arrays.get("xcoords", [])), np.asarray(arrays.get("ycoords", []))
         if obj.ndim == 2 and x.ndim == 1 and x.shape == y.shape:
-            outside = int(np.count_nonzero((x < 0) | (x > obj.shape[1] - 1) | (y < 0) | (y > obj.shape[0] - 1)))
+            outside = int(
+                np.count_nonzero(
+                    (x < 0) | (x > obj.shape[1] - 1) | (y < 0) | (y > obj.shape[0] - 1)
+                )
+            )
             if outside:
-                problems.append(f"{outside} positions lie outside objectGuess ({obj.shape[1]} x {obj.shape[0]} px)")
+                problems.append(
+                    f"{outside} positions lie outside objectGuess ({obj.shape[1]} x {obj.shape[0]} px)"
+                )
     if "scan_index" in arrays:
         scan_index = np.asarray(arrays["scan_index"])
         if not np.issubdtype(scan_index.dtype, np.integer) or scan_index.ndim != 1:
-            problems.append(f"scan_index must be a 1-D integer array, got {scan_index.dtype} {scan_index.shape}")
+            problems.append(
+                f"scan_index must be a 1-D integer array, got {scan_index.dtype} {scan_index.shape}"
+            )
         elif count is not None and scan_index.shape[0] != count:
-            problems.append(f"scan_index has {scan_index.shape[0]} entries but diffraction has {count} patterns")
+            problems.append(
+                f"scan_index has {scan_index.shape[0]} entries but diffraction has {count} patterns"
+            )
     if "metadata" in arrays:
         try:
             if not isinstance(read_metadata(arrays), dict):
@@ -278,7 +298,9 @@ def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
         raise DatasetError(f"{path} is not a readable NPZ file: {error}") from None
     except ValueError as error:
         if "pickle" in str(error).lower():
-            raise DatasetError(f"{path} stores Python objects (pickle); the contract allows plain arrays only") from None
+            raise DatasetError(
+                f"{path} stores Python objects (pickle); the contract allows plain arrays only"
+            ) from None
         raise DatasetError(f"{path} is not a readable NPZ file: {error}") from None
 
 

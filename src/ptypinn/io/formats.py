@@ -14,9 +14,21 @@ import os
 from pathlib import Path
 
 from ptypinn.io.cxi import read_cxi, write_cxi
-from ptypinn.io.dataset import DatasetError, PtychoDataset, dataset_from_arrays, read_npz, save_dataset
+from ptypinn.io.dataset import (
+    DatasetError,
+    PtychoDataset,
+    dataset_from_arrays,
+    read_npz,
+    save_dataset,
+)
 from ptypinn.io.hdf5 import FormatError
-from ptypinn.io.product import Product, product_from_arrays, read_product, write_product, write_product_npz
+from ptypinn.io.product import (
+    Product,
+    product_from_arrays,
+    read_product,
+    write_product,
+    write_product_npz,
+)
 
 
 class FileFormat(str, enum.Enum):
@@ -25,7 +37,12 @@ class FileFormat(str, enum.Enum):
     product = "product"
 
 
-SUFFIXES = {".npz": FileFormat.npz, ".cxi": FileFormat.cxi, ".h5": FileFormat.product, ".hdf5": FileFormat.product}
+SUFFIXES = {
+    ".npz": FileFormat.npz,
+    ".cxi": FileFormat.cxi,
+    ".h5": FileFormat.product,
+    ".hdf5": FileFormat.product,
+}
 
 
 def format_of(path: str | os.PathLike, given: FileFormat | None = None) -> FileFormat:
@@ -35,7 +52,9 @@ def format_of(path: str | os.PathLike, given: FileFormat | None = None) -> FileF
     suffix = Path(path).suffix.lower()
     if suffix not in SUFFIXES:
         known = ", ".join(f"{s} ({f.value})" for s, f in SUFFIXES.items())
-        raise FormatError(f"{path}: cannot tell the format from the extension {suffix!r}; use one of {known} or --from/--to")
+        raise FormatError(
+            f"{path}: cannot tell the format from the extension {suffix!r}; use one of {known} or --from/--to"
+        )
     return SUFFIXES[suffix]
 
 
@@ -54,19 +73,37 @@ def read_file(path: str | os.PathLike, file_format: FileFormat) -> PtychoDataset
         raise DatasetError(f"{path}: {error}") from None
 
 
-def write_file(path: str | os.PathLike, content: PtychoDataset | Product, file_format: FileFormat) -> Path:
+def write_file(
+    path: str | os.PathLike, content: PtychoDataset | Product, file_format: FileFormat
+) -> Path:
     """Write ``content`` to ``path`` in ``file_format`` (atomically)."""
     if isinstance(content, Product):
         if file_format is FileFormat.cxi:
-            raise FormatError(f"{path}: a reconstruction has no diffraction patterns, and a CXI file needs them")
-        return write_product(path, content) if file_format is FileFormat.product else write_product_npz(path, content)
+            raise FormatError(
+                f"{path}: a reconstruction has no diffraction patterns, and a CXI file needs them"
+            )
+        return (
+            write_product(path, content)
+            if file_format is FileFormat.product
+            else write_product_npz(path, content)
+        )
     if file_format is FileFormat.product:
-        return write_product(path, product_from_arrays(content.to_arrays(), f"{path}: cannot write the dataset as a product"))
-    return write_cxi(path, content) if file_format is FileFormat.cxi else save_dataset(path, content)
+        return write_product(
+            path,
+            product_from_arrays(
+                content.to_arrays(), f"{path}: cannot write the dataset as a product"
+            ),
+        )
+    return (
+        write_cxi(path, content) if file_format is FileFormat.cxi else save_dataset(path, content)
+    )
 
 
 def convert_file(
-    source: str | os.PathLike, target: str | os.PathLike, source_format: FileFormat | None = None, target_format: FileFormat | None = None
+    source: str | os.PathLike,
+    target: str | os.PathLike,
+    source_format: FileFormat | None = None,
+    target_format: FileFormat | None = None,
 ) -> PtychoDataset | Product:
     """Read ``source`` and write it to ``target``; formats default to the extensions. Returns what was converted."""
     content = read_file(source, format_of(source, source_format))

@@ -61,7 +61,9 @@ class HDF5Reader:
             raise self.error(f"no {what}: looked for {' or '.join(names)}")
         return self.number(np.asarray(self.file[name][()]), name, what)
 
-    def attribute(self, owner: str, *keys: str, what: str, default: float | None = None, positive: bool = True) -> float:
+    def attribute(
+        self, owner: str, *keys: str, what: str, default: float | None = None, positive: bool = True
+    ) -> float:
         """A number stored as attribute ``keys[0]`` (or a later alias) of dataset or group ``owner``."""
         if owner not in self.file:
             raise self.error(f"no {what}: {owner} does not exist")
@@ -80,7 +82,9 @@ class HDF5Reader:
             raise self.error(f"{what} must be one real number, got {value.dtype} {value.shape}", at)
         number = float(value.reshape(()))
         if not np.isfinite(number) or (positive and not number > 0):
-            raise self.error(f"{what} must be a {'positive' if positive else 'finite'} number, got {number}", at)
+            raise self.error(
+                f"{what} must be a {'positive' if positive else 'finite'} number, got {number}", at
+            )
         return number
 
     def finite(self, array: np.ndarray, at: str, what: str) -> np.ndarray:

@@ -87,14 +87,27 @@ class Product:
     @property
     def indexes(self) -> np.ndarray:
         """Position indexes (``0..n-1`` unless the product names them)."""
-        return np.arange(len(self.positions_m)) if self.position_indexes is None else self.position_indexes
+        return (
+            np.arange(len(self.positions_m))
+            if self.position_indexes is None
+            else self.position_indexes
+        )
 
     def geometry(self) -> Geometry:
         """The world frame of the object grid (origin = centre of pixel (0, 0))."""
         height, width = self.obj.shape
-        origin = tuple(c - p * (size - 1) / 2 for c, p, size in zip(self.object_center_m, self.pixel_size_m, (width, height)))
+        origin = tuple(
+            c - p * (size - 1) / 2
+            for c, p, size in zip(self.object_center_m, self.pixel_size_m, (width, height))
+        )
         source = str(self.metadata.get("geometry_source", PRODUCT_GEOMETRY))
-        return Geometry(self.photon_energy_eV, self.detector_distance_m, tuple(self.pixel_size_m), origin, source)
+        return Geometry(
+            self.photon_energy_eV,
+            self.detector_distance_m,
+            tuple(self.pixel_size_m),
+            origin,
+            source,
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -103,7 +116,9 @@ class Product:
 
 def _first_mode(h5: HDF5Reader, name: str, array: np.ndarray) -> tuple[np.ndarray, int]:
     if array.ndim not in (2, 3, 4) or not np.issubdtype(array.dtype, np.number):
-        raise h5.error(f"probe must be a numeric array of rank 2 to 4, got {array.dtype} {array.shape}", name)
+        raise h5.error(
+            f"probe must be a numeric array of rank 2 to 4, got {array.dtype} {array.shape}", name
+        )
     modes = array.reshape(-1, *array.shape[-2:])
     return modes[0], modes.shape[0] - 1
 
@@ -112,7 +127,10 @@ def _single_layer(h5: HDF5Reader, array: np.ndarray) -> np.ndarray:
     if array.ndim == 3 and array.shape[0] == 1:
         array = array[0]
     if array.ndim != 2 or not np.issubdtype(array.dtype, np.number):
-        raise h5.error(f"object must be (H, W) or (1, H, W) (multi-slice objects are not supported), got {array.dtype} {array.shape}", "/object")
+        raise h5.error(
+            f"object must be (H, W) or (1, H, W) (multi-slice objects are not supported), got {array.dtype} {array.shape}",
+            "/object",
+        )
     return array
 
 
@@ -120,10 +138,16 @@ def _positions(h5: HDF5Reader) -> tuple[np.ndarray, np.ndarray | None]:
     x = h5.array("probe_position_x_m", what="probe x positions (m)")
     y = h5.array("probe_position_y_m", what="probe y positions (m)")
     if x.ndim != 1 or x.shape != y.shape:
-        raise h5.error(f"probe_position_x_m {x.shape} and probe_position_y_m {y.shape} must be 1-D and of equal length", "/probe_position_y_m")
+        raise h5.error(
+            f"probe_position_x_m {x.shape} and probe_position_y_m {y.shape} must be 1-D and of equal length",
+            "/probe_position_y_m",
+        )
     indexes = h5.optional_array("probe_position_indexes")
     if indexes is not None and indexes.shape != x.shape:
-        raise h5.error(f"{indexes.shape[0] if indexes.ndim else 0} indexes for {x.shape[0]} positions", "/probe_position_indexes")
+        raise h5.error(
+            f"{indexes.shape[0] if indexes.ndim else 0} indexes for {x.shape[0]} positions",
+            "/probe_position_indexes",
+        )
     return np.stack((x, y), axis=1).astype(np.float64), indexes
 
 
@@ -133,7 +157,9 @@ def _losses(h5: HDF5Reader) -> tuple[np.ndarray, np.ndarray]:
     epochs = h5.optional_array("loss_epochs")
     epochs = np.arange(values.shape[0]) if epochs is None else epochs.reshape(-1).astype(np.int64)
     if epochs.shape != values.shape:
-        raise h5.error(f"{epochs.shape[0]} loss epochs for {values.shape[0]} loss values", "/loss_epochs")
+        raise h5.error(
+            f"{epochs.shape[0]} loss epochs for {values.shape[0]} loss values", "/loss_epochs"
+        )
     return epochs, values
 
 
@@ -161,22 +187,37 @@ def read_product(path: str | os.PathLike) -> Product:
         distance = h5.attribute("/", DISTANCE_KEY, what="detector-object distance (m)")
         energy = h5.attribute("/", *ENERGY_KEYS, what="photon energy (eV)")
         obj = h5.finite(_single_layer(h5, h5.array("object", what="object")), "/object", "object")
-        pixel = tuple(h5.attribute("/object", f"pixel_{side}_m", what=f"object pixel {side} (m)") for side in ("width", "height"))
-        center = tuple(h5.attribute("/object", f"center_{axis}_m", what=f"object centre {axis} (m)", positive=False) for axis in "xy")
+        pixel = tuple(
+            h5.attribute("/object", f"pixel_{side}_m", what=f"object pixel {side} (m)")
+            for side in ("width", "height")
+        )
+        center = tuple(
+            h5.attribute(
+                "/object", f"center_{axis}_m", what=f"object centre {axis} (m)", positive=False
+            )
+            for axis in "xy"
+        )
         probe, dropped = _first_mode(h5, "/probe", h5.array("probe", what="probe"))
         h5.finite(probe, "/probe", "probe")
         probe_pixel = tuple(
-            h5.attribute("/probe", f"pixel_{side}_m", what=f"probe pixel {side} (m)", default=default)
+            h5.attribute(
+                "/probe", f"pixel_{side}_m", what=f"probe pixel {side} (m)", default=default
+            )
             for side, default in zip(("width", "height"), pixel)
         )
         if not np.allclose(probe_pixel, pixel, rtol=1e-6, atol=0):
-            raise h5.error(f"probe pixel {probe_pixel} m differs from the object pixel {pixel} m; the probe must be on the object grid", "/probe")
+            raise h5.error(
+                f"probe pixel {probe_pixel} m differs from the object pixel {pixel} m; the probe must be on the object grid",
+                "/probe",
+            )
         positions, indexes = _positions(h5)
         epochs, values = _losses(h5)
         metadata = _root_metadata(h5)
     if dropped:
         metadata["probe_modes_dropped"] = dropped
-    return Product(probe, obj, pixel, center, positions, energy, distance, indexes, epochs, values, metadata)
+    return Product(
+        probe, obj, pixel, center, positions, energy, distance, indexes, epochs, values, metadata
+    )
 
 
 def write_product(path: str | os.PathLike, product: Product) -> Path:

@@ -45,7 +45,9 @@ def _sample(images: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
         planes = torch.view_as_real(images).permute(0, 3, 1, 2)  # (B, 2, H, W)
         out = F.grid_sample(planes, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
         return torch.view_as_complex(out.permute(0, 2, 3, 1).contiguous())
-    out = F.grid_sample(images[:, None], grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+    out = F.grid_sample(
+        images[:, None], grid, mode="bilinear", padding_mode="zeros", align_corners=True
+    )
     return out[:, 0]
 
 
@@ -59,7 +61,9 @@ def translate(images: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
     ``images``: (B, H, W) real or complex; ``shifts``: (B, 2) in pixels. Output shape = input.
     """
     if images.ndim != 3 or shifts.shape != (images.shape[0], 2):
-        raise ValueError(f"translate expects images (B,H,W) and shifts (B,2); got {tuple(images.shape)} and {tuple(shifts.shape)}")
+        raise ValueError(
+            f"translate expects images (B,H,W) and shifts (B,2); got {tuple(images.shape)} and {tuple(shifts.shape)}"
+        )
     batch, height, width = images.shape
     dtype = _real_dtype(images)
     rows = torch.arange(height, dtype=dtype, device=images.device)
@@ -77,7 +81,9 @@ def extract_patches(obj: torch.Tensor, positions: torch.Tensor, size: int) -> to
     Returns (n, size, size) with the dtype of ``obj``.
     """
     if obj.ndim != 2 or positions.ndim != 2 or positions.shape[1] != 2:
-        raise ValueError(f"extract_patches expects obj (H,W) and positions (n,2); got {tuple(obj.shape)} and {tuple(positions.shape)}")
+        raise ValueError(
+            f"extract_patches expects obj (H,W) and positions (n,2); got {tuple(obj.shape)} and {tuple(positions.shape)}"
+        )
     dtype = _real_dtype(obj)
     offsets = torch.arange(size, dtype=dtype, device=obj.device) - size // 2
     yy, xx = torch.meshgrid(offsets, offsets, indexing="ij")
@@ -145,7 +151,9 @@ def _radius(size: int) -> np.ndarray:
     return np.hypot(xx - centre, yy - centre)
 
 
-def _finish_probe(field: np.ndarray, radius: np.ndarray, reference: float, curvature: float) -> np.ndarray:
+def _finish_probe(
+    field: np.ndarray, radius: np.ndarray, reference: float, curvature: float
+) -> np.ndarray:
     """Apply a quadratic (defocus) phase ``curvature * (r / reference)**2`` and peak-normalise."""
     probe = field * np.exp(1j * curvature * (radius / reference) ** 2)
     return (probe / np.abs(probe).max()).astype(np.complex64)
@@ -179,7 +187,9 @@ AIRY_FIRST_ZERO = 3.8317059702075125  # first zero of J1
 def airy_probe(size: int, first_zero_radius: float, curvature: float = 0.0) -> np.ndarray:
     """Airy spot ``2 J1(x) / x`` (signed field) whose first dark ring is at ``first_zero_radius`` px."""
     if not 0 < first_zero_radius <= size / 2:
-        raise ValueError(f"Airy first-zero radius must be in (0, {size / 2}] px, got {first_zero_radius}")
+        raise ValueError(
+            f"Airy first-zero radius must be in (0, {size / 2}] px, got {first_zero_radius}"
+        )
     radius = _radius(size)
     x = AIRY_FIRST_ZERO * radius / first_zero_radius
     field = np.where(x > 0, 2 * j1(x) / np.where(x > 0, x, 1.0), 1.0)
@@ -190,19 +200,27 @@ def airy_probe(size: int, first_zero_radius: float, curvature: float = 0.0) -> n
 # Scans (numpy, (n, 2) float64 as (x, y), every patch fully inside the object)
 
 
-def scan_bounds(object_shape: tuple[int, int], patch_size: int) -> tuple[float, float, float, float]:
+def scan_bounds(
+    object_shape: tuple[int, int], patch_size: int
+) -> tuple[float, float, float, float]:
     """Inclusive range of positions whose patch (and its bilinear neighbours) lies in the object."""
     height, width = object_shape
     half = patch_size // 2
     x_lo, x_hi = float(half), float(width - half - 1)
     y_lo, y_hi = float(half), float(height - half - 1)
     if x_hi < x_lo or y_hi < y_lo:
-        raise ValueError(f"object {height}x{width} px is too small for {patch_size}x{patch_size} patches")
+        raise ValueError(
+            f"object {height}x{width} px is too small for {patch_size}x{patch_size} patches"
+        )
     return x_lo, x_hi, y_lo, y_hi
 
 
 def raster_scan(
-    object_shape: tuple[int, int], patch_size: int, step: float, jitter: float = 0.0, rng: np.random.Generator | None = None
+    object_shape: tuple[int, int],
+    patch_size: int,
+    step: float,
+    jitter: float = 0.0,
+    rng: np.random.Generator | None = None,
 ) -> np.ndarray:
     """Row-major raster with spacing ``step`` px and uniform jitter of up to ``+-jitter`` px."""
     if not step > 0:
@@ -239,5 +257,10 @@ def fermat_scan(object_shape: tuple[int, int], patch_size: int, step: float) -> 
     n = np.arange(int((r_max / c) ** 2) + 1)
     r, theta = c * np.sqrt(n), n * GOLDEN_ANGLE
     positions = np.stack((cx + r * np.cos(theta), cy + r * np.sin(theta)), axis=1)
-    inside = (positions[:, 0] >= x_lo) & (positions[:, 0] <= x_hi) & (positions[:, 1] >= y_lo) & (positions[:, 1] <= y_hi)
+    inside = (
+        (positions[:, 0] >= x_lo)
+        & (positions[:, 0] <= x_hi)
+        & (positions[:, 1] >= y_lo)
+        & (positions[:, 1] <= y_hi)
+    )
     return positions[inside]

@@ -27,7 +27,9 @@ ELECTRON_VOLT_J = 1.602176634e-19
 DEFAULT_PHOTON_ENERGY_EV = 10_000.0
 DEFAULT_DETECTOR_DISTANCE_M = 2.0
 DEFAULT_DETECTOR_PIXEL_M = 75e-6
-DEFAULT_SOURCE = "ptypinn default: 10 keV, detector at 2 m with 75 um pixels, origin at object pixel (0, 0)"
+DEFAULT_SOURCE = (
+    "ptypinn default: 10 keV, detector at 2 m with 75 um pixels, origin at object pixel (0, 0)"
+)
 
 
 def wavelength_from_energy(energy_J: float) -> float:
@@ -56,7 +58,9 @@ class Geometry:
     ) -> Geometry:
         """Geometry whose object pixel follows from the detector: ``dx = lambda z / (N p)``."""
         wavelength = wavelength_from_energy(photon_energy_eV * ELECTRON_VOLT_J)
-        pixel = tuple(wavelength * detector_distance_m / (patch_size * p) for p in detector_pixel_size_m)
+        pixel = tuple(
+            wavelength * detector_distance_m / (patch_size * p) for p in detector_pixel_size_m
+        )
         return cls(photon_energy_eV, detector_distance_m, pixel, tuple(position_origin_m), source)
 
     @property
@@ -69,15 +73,23 @@ class Geometry:
 
     def detector_pixel_size_m(self, patch_size: int) -> tuple[float, float]:
         """Detector pitch ``p = lambda z / (N dx)`` that gives this object pixel at ``N``."""
-        return tuple(self.wavelength_m * self.detector_distance_m / (patch_size * dx) for dx in self.object_pixel_size_m)
+        return tuple(
+            self.wavelength_m * self.detector_distance_m / (patch_size * dx)
+            for dx in self.object_pixel_size_m
+        )
 
     def to_pixels(self, positions_m: np.ndarray) -> np.ndarray:
         """(n, 2) world positions in metres -> object pixels ``(x, y)``."""
-        return (np.asarray(positions_m, dtype=np.float64) - self.position_origin_m) / self.object_pixel_size_m
+        return (
+            np.asarray(positions_m, dtype=np.float64) - self.position_origin_m
+        ) / self.object_pixel_size_m
 
     def to_metres(self, positions_px: np.ndarray) -> np.ndarray:
         """(n, 2) object pixels ``(x, y)`` -> world positions in metres."""
-        return np.asarray(positions_px, dtype=np.float64) * self.object_pixel_size_m + self.position_origin_m
+        return (
+            np.asarray(positions_px, dtype=np.float64) * self.object_pixel_size_m
+            + self.position_origin_m
+        )
 
     def object_center_m(self, object_shape: tuple[int, int]) -> tuple[float, float]:
         """World position of the centre of an ``(H, W)`` object (pixel ``((W-1)/2, (H-1)/2)``)."""
@@ -111,13 +123,23 @@ class Geometry:
 def default_geometry(patch_size: int) -> Geometry:
     """The stated default geometry (see the module constants) for an ``N = patch_size`` dataset."""
     pitch = (DEFAULT_DETECTOR_PIXEL_M, DEFAULT_DETECTOR_PIXEL_M)
-    return Geometry.from_detector(DEFAULT_PHOTON_ENERGY_EV, DEFAULT_DETECTOR_DISTANCE_M, pitch, patch_size, source=DEFAULT_SOURCE)
+    return Geometry.from_detector(
+        DEFAULT_PHOTON_ENERGY_EV,
+        DEFAULT_DETECTOR_DISTANCE_M,
+        pitch,
+        patch_size,
+        source=DEFAULT_SOURCE,
+    )
 
 
 def dataset_geometry(metadata: Mapping, patch_size: int) -> Geometry:
     """The geometry recorded in a dataset's metadata, or the default one."""
     entry = metadata.get("geometry")
-    return Geometry.from_metadata(entry) if isinstance(entry, Mapping) else default_geometry(patch_size)
+    return (
+        Geometry.from_metadata(entry)
+        if isinstance(entry, Mapping)
+        else default_geometry(patch_size)
+    )
 
 
 def object_grid_shape(positions_px: np.ndarray, patch_size: int) -> tuple[int, int]:

@@ -32,7 +32,9 @@ class GroupingError(ValueError):
 def _check_positions(positions: np.ndarray) -> np.ndarray:
     positions = np.asarray(positions, dtype=np.float64)
     if positions.ndim != 2 or positions.shape[1] != 2:
-        raise GroupingError(f"positions must be an (n, 2) array of (x, y), got shape {positions.shape}")
+        raise GroupingError(
+            f"positions must be an (n, 2) array of (x, y), got shape {positions.shape}"
+        )
     if not np.all(np.isfinite(positions)):
         raise GroupingError("positions contain NaN or infinite values")
     return positions
@@ -46,9 +48,13 @@ def _group_size(positions: np.ndarray, gridsize: int, neighbor_count: int) -> tu
         raise GroupingError(f"neighbor_count must be an integer >= 1, got {neighbor_count}")
     group, count = int(gridsize) ** 2, positions.shape[0]
     if neighbor_count < group:
-        raise GroupingError(f"neighbour count K={neighbor_count} is smaller than C=gridsize^2={group}; groups need K >= C")
+        raise GroupingError(
+            f"neighbour count K={neighbor_count} is smaller than C=gridsize^2={group}; groups need K >= C"
+        )
     if count < group:
-        raise GroupingError(f"only {count} positions, fewer than the C=gridsize^2={group} a group needs")
+        raise GroupingError(
+            f"only {count} positions, fewer than the C=gridsize^2={group} a group needs"
+        )
     return group, min(int(neighbor_count), count)
 
 
@@ -67,7 +73,9 @@ def _neighbourhoods(positions: np.ndarray, neighbor_count: int, seeds: np.ndarra
 
 def _combination_table(neighbor_count: int, group: int) -> np.ndarray:
     """(comb(K, C), C) column indices of every C-combination of K, in lexicographic order."""
-    return np.array(list(combinations(range(neighbor_count), group)), dtype=np.int64).reshape(-1, group)
+    return np.array(list(combinations(range(neighbor_count), group)), dtype=np.int64).reshape(
+        -1, group
+    )
 
 
 def candidate_groups(positions: np.ndarray, gridsize: int, neighbor_count: int) -> np.ndarray:
@@ -83,7 +91,11 @@ def candidate_groups(positions: np.ndarray, gridsize: int, neighbor_count: int) 
 
 
 def make_groups(
-    positions: np.ndarray, gridsize: int, neighbor_count: int = 7, n_groups: int | None = None, seed: int = 123
+    positions: np.ndarray,
+    gridsize: int,
+    neighbor_count: int = 7,
+    n_groups: int | None = None,
+    seed: int = 123,
 ) -> np.ndarray:
     """Groups of ``C = gridsize**2`` neighbouring position indices, (G, C) int64.
 
@@ -106,7 +118,9 @@ def make_groups(
     elif n_groups < count:
         seeds = rng.permutation(count)[: int(n_groups)].astype(np.int64)
     elif group == 1:
-        raise GroupingError(f"gridsize 1 groups are single positions: at most {count} groups from {count} positions, asked for {n_groups}")
+        raise GroupingError(
+            f"gridsize 1 groups are single positions: at most {count} groups from {count} positions, asked for {n_groups}"
+        )
     else:
         pool_size = count * math.comb(neighbor_count, group)
         if n_groups > pool_size:
@@ -134,9 +148,13 @@ def group_coordinates(positions: np.ndarray, groups: np.ndarray) -> tuple[np.nda
     positions = _check_positions(positions)
     groups = np.asarray(groups)
     if groups.ndim != 2 or not np.issubdtype(groups.dtype, np.integer):
-        raise GroupingError(f"groups must be a (G, C) integer array, got {groups.dtype} {groups.shape}")
+        raise GroupingError(
+            f"groups must be a (G, C) integer array, got {groups.dtype} {groups.shape}"
+        )
     if groups.size and (groups.min() < 0 or groups.max() >= positions.shape[0]):
-        raise GroupingError(f"group indices must lie in [0, {positions.shape[0]}), got [{groups.min()}, {groups.max()}]")
+        raise GroupingError(
+            f"group indices must lie in [0, {positions.shape[0]}), got [{groups.min()}, {groups.max()}]"
+        )
     members = positions[groups]
     centroids = members.mean(axis=1)
     return centroids, members - centroids[:, None, :]

@@ -36,18 +36,28 @@ class _Canvas:
 
     def window(self, x: int, y: int) -> tuple[slice, slice] | None:
         top, left = y - self.n // 2 + self.pad, x - self.n // 2 + self.pad
-        if top < 0 or left < 0 or top + self.n > self.total.shape[0] or left + self.n > self.total.shape[1]:
+        if (
+            top < 0
+            or left < 0
+            or top + self.n > self.total.shape[0]
+            or left + self.n > self.total.shape[1]
+        ):
             return None
         return slice(top, top + self.n), slice(left, left + self.n)
 
-    def add(self, x: int, y: int, value: np.ndarray, weight: np.ndarray, rotation: complex = 1.0) -> None:
+    def add(
+        self, x: int, y: int, value: np.ndarray, weight: np.ndarray, rotation: complex = 1.0
+    ) -> None:
         window = self.window(x, y)
         if window is not None:
             self.numerator[window] += rotation * value
             self.total[window] += weight
 
     def image(self, min_weight: float) -> tuple[np.ndarray, np.ndarray]:
-        crop = (slice(self.pad, self.pad + self.shape[0]), slice(self.pad, self.pad + self.shape[1]))
+        crop = (
+            slice(self.pad, self.pad + self.shape[0]),
+            slice(self.pad, self.pad + self.shape[1]),
+        )
         numerator, total = self.numerator[crop], self.total[crop]
         covered = total > min_weight
         image = np.zeros(self.shape, dtype=np.complex64)
@@ -65,11 +75,15 @@ def _placed(patches: np.ndarray, positions: np.ndarray, weight: np.ndarray, chun
         part = slice(start, start + chunk)
         block = torch.from_numpy(np.asarray(patches[part], dtype=np.complex64))
         moved = translate(block * weight_t, fraction[part]).numpy()
-        moved_weight = translate(weight_t.expand(block.shape[0], n, n).contiguous(), fraction[part]).numpy()
+        moved_weight = translate(
+            weight_t.expand(block.shape[0], n, n).contiguous(), fraction[part]
+        ).numpy()
         yield from zip(whole[part, 0], whole[part, 1], moved, moved_weight)
 
 
-def _accumulate(placed: list, shape: tuple[int, int], patch_size: int, rotation: np.ndarray | None = None) -> _Canvas:
+def _accumulate(
+    placed: list, shape: tuple[int, int], patch_size: int, rotation: np.ndarray | None = None
+) -> _Canvas:
     canvas = _Canvas(shape, patch_size)
     for index, (x, y, value, w) in enumerate(placed):
         canvas.add(x, y, value, w, 1.0 if rotation is None else rotation[index])
@@ -77,8 +91,13 @@ def _accumulate(placed: list, shape: tuple[int, int], patch_size: int, rotation:
 
 
 def stitch(
-    patches: np.ndarray, positions: np.ndarray, shape: tuple[int, int], weight: np.ndarray, min_weight: float = 1e-3,
-    chunk: int = 256, synchronise: bool = False,
+    patches: np.ndarray,
+    positions: np.ndarray,
+    shape: tuple[int, int],
+    weight: np.ndarray,
+    min_weight: float = 1e-3,
+    chunk: int = 256,
+    synchronise: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Stitch ``patches`` (n, N, N) complex at ``positions`` (n, 2) as (x, y) onto a ``shape`` grid.
 
@@ -97,8 +116,12 @@ def _visiting_order(positions: np.ndarray) -> list[int]:
     count = positions.shape[0]
     neighbours = cKDTree(positions).query(positions, k=min(count, 9))[1]
     rows = np.repeat(np.arange(count), neighbours.shape[1])
-    graph = coo_matrix((np.ones(rows.size), (rows, neighbours.ravel())), shape=(count, count)).tocsr()
-    order = [int(i) for i in breadth_first_order(graph, 0, directed=False, return_predecessors=False)]
+    graph = coo_matrix(
+        (np.ones(rows.size), (rows, neighbours.ravel())), shape=(count, count)
+    ).tocsr()
+    order = [
+        int(i) for i in breadth_first_order(graph, 0, directed=False, return_predecessors=False)
+    ]
     seen = set(order)
     return order + [i for i in range(count) if i not in seen]
 
@@ -108,8 +131,14 @@ def _unit(overlap: complex, fallback: complex) -> complex:
     return overlap / abs(overlap) if abs(overlap) > 0 else fallback
 
 
-def _phase_rotations(placed: list, patches: np.ndarray, positions: np.ndarray, shape: tuple[int, int], weight: np.ndarray,
-                     refinements: int = 2) -> np.ndarray:
+def _phase_rotations(
+    placed: list,
+    patches: np.ndarray,
+    positions: np.ndarray,
+    shape: tuple[int, int],
+    weight: np.ndarray,
+    refinements: int = 2,
+) -> np.ndarray:
     """Unit factors that make the patches' constant phases agree (see the module docstring)."""
     count, n = patches.shape[0], patches.shape[-1]
     rotation = np.ones(count, dtype=np.complex64)
@@ -129,13 +158,27 @@ def _phase_rotations(placed: list, patches: np.ndarray, positions: np.ndarray, s
             canvas = _accumulate(placed, shape, n, rotation)
         image, _ = canvas.image(1e-3)
         reference = extract_patches(torch.from_numpy(image), torch.from_numpy(positions), n).numpy()
-        rotation = np.array([_unit(np.vdot(patch * weight, ref), old) for patch, ref, old in zip(patches, reference, rotation)],
-                            dtype=np.complex64)
+        rotation = np.array(
+            [
+                _unit(np.vdot(patch * weight, ref), old)
+                for patch, ref, old in zip(patches, reference, rotation)
+            ],
+            dtype=np.complex64,
+        )
     return rotation
 
 
-def synchronise_phases(patches: np.ndarray, positions: np.ndarray, shape: tuple[int, int], weight: np.ndarray, refinements: int = 2) -> np.ndarray:
+def synchronise_phases(
+    patches: np.ndarray,
+    positions: np.ndarray,
+    shape: tuple[int, int],
+    weight: np.ndarray,
+    refinements: int = 2,
+) -> np.ndarray:
     """``patches`` with their constant phase offsets made mutually consistent (see module docstring)."""
     patches = np.asarray(patches, dtype=np.complex64)
     placed = list(_placed(patches, positions, weight, chunk=256))
-    return patches * _phase_rotations(placed, patches, positions, shape, weight, refinements)[:, None, None]
+    return (
+        patches
+        * _phase_rotations(placed, patches, positions, shape, weight, refinements)[:, None, None]
+    )

@@ -22,34 +22,57 @@ class TrainingConfig(_Strict):
     """How each PtychoPINN job trains (phase E)."""
 
     model: Method = Field(
-        "pinn", description="'pinn': physics decoder + Poisson NLL; 'supervised': same generator, MAE against true patches"
+        "pinn",
+        description="'pinn': physics decoder + Poisson NLL; 'supervised': same generator, MAE against true patches",
     )
-    generator: GeneratorName = Field("cnn", description="generator architecture (see ptypinn.pinn.generators)")
+    generator: GeneratorName = Field(
+        "cnn", description="generator architecture (see ptypinn.pinn.generators)"
+    )
     width: int = Field(2, ge=1, description="filter multiplier of the generator ladders")
-    epochs: int = Field(50, ge=1, description="passes over the training groups (when samples is not set)")
+    epochs: int = Field(
+        50, ge=1, description="passes over the training groups (when samples is not set)"
+    )
     samples: int | None = Field(
-        None, ge=1, description="training budget in samples seen (groups); overrides epochs: steps = ceil(samples / batch)"
+        None,
+        ge=1,
+        description="training budget in samples seen (groups); overrides epochs: steps = ceil(samples / batch)",
     )
     batch_size: int = Field(16, ge=1, description="groups per optimisation step")
     learning_rate: float = Field(1e-3, gt=0)
     schedule: Schedule = Field(
-        "constant", description="learning rate after warm-up: constant, cosine decay to 0, or halved on a loss plateau"
+        "constant",
+        description="learning rate after warm-up: constant, cosine decay to 0, or halved on a loss plateau",
     )
-    warmup_fraction: float = Field(0.0, ge=0, lt=1, description="share of the steps with a linear learning-rate ramp")
+    warmup_fraction: float = Field(
+        0.0, ge=0, lt=1, description="share of the steps with a linear learning-rate ramp"
+    )
     groups_per_position: float = Field(
-        1.0, gt=0, description="training groups per scan position; above 1, gridsize >= 2 groups are oversampled from K-choose-C combinations (gridsize 1 stays at 1)"
+        1.0,
+        gt=0,
+        description="training groups per scan position; above 1, gridsize >= 2 groups are oversampled from K-choose-C combinations (gridsize 1 stays at 1)",
     )
     augment: bool = Field(
-        False, description="random flips and transposes of each training group (needs a probe with those symmetries)"
+        False,
+        description="random flips and transposes of each training group (needs a probe with those symmetries)",
     )
-    nll_weight: float = Field(1.0, ge=0, description="weight of the Poisson negative log-likelihood")
+    nll_weight: float = Field(
+        1.0, ge=0, description="weight of the Poisson negative log-likelihood"
+    )
     mae_weight: float = Field(0.0, ge=0, description="weight of the diffraction-amplitude MAE")
-    trainable_scale: bool = Field(True, description="learn the log intensity scale (initialised from the dose)")
-    validation_fraction: float = Field(0.05, ge=0, lt=0.5, description="share of groups held out for validation loss")
-    early_stopping_patience: int = Field(0, ge=0, description="epochs without validation improvement before stopping; 0 = never")
+    trainable_scale: bool = Field(
+        True, description="learn the log intensity scale (initialised from the dose)"
+    )
+    validation_fraction: float = Field(
+        0.05, ge=0, lt=0.5, description="share of groups held out for validation loss"
+    )
+    early_stopping_patience: int = Field(
+        0, ge=0, description="epochs without validation improvement before stopping; 0 = never"
+    )
     seed: int = Field(42, ge=0)
     refine_steps: int = Field(
-        0, ge=0, description="test-time refinement steps of the comparison's 'PtychoPINN + refine' rows (0: none)"
+        0,
+        ge=0,
+        description="test-time refinement steps of the comparison's 'PtychoPINN + refine' rows (0: none)",
     )
 
     @model_validator(mode="after")
@@ -57,7 +80,9 @@ class TrainingConfig(_Strict):
         if self.model == "pinn" and self.nll_weight == 0 and self.mae_weight == 0:
             raise ValueError("nll_weight and mae_weight are both 0: the PINN would have no loss")
         if self.schedule == "plateau" and self.warmup_fraction:
-            raise ValueError("warmup_fraction works with the constant and cosine schedules, not plateau")
+            raise ValueError(
+                "warmup_fraction works with the constant and cosine schedules, not plateau"
+            )
         return self
 
     def max_steps(self) -> int | None:

@@ -46,9 +46,13 @@ def _check_size(patch_size: int) -> None:
         raise ValueError(f"N must be one of {sorted(ENCODER_LADDERS)}, got {patch_size}")
 
 
-def to_patches(amplitude_logits: torch.Tensor, phase_logits: torch.Tensor, patch_size: int) -> torch.Tensor:
+def to_patches(
+    amplitude_logits: torch.Tensor, phase_logits: torch.Tensor, patch_size: int
+) -> torch.Tensor:
     """Heads (B, C, N/2, N/2) → complex patches (B, C, N, N), zero outside the central window."""
-    patch = torch.polar(torch.sigmoid(amplitude_logits.float()), math.pi * torch.tanh(phase_logits.float()))
+    patch = torch.polar(
+        torch.sigmoid(amplitude_logits.float()), math.pi * torch.tanh(phase_logits.float())
+    )
     pad = patch_size // 4
     return nn.functional.pad(patch, (pad, pad, pad, pad)).contiguous()
 
@@ -80,7 +84,10 @@ class _Generator(nn.Module):
 def _decoder(ladder: tuple[int, ...], in_channels: int, width: int) -> nn.Sequential:
     layers: list[nn.Module] = []
     for filters in ladder:
-        layers += [*_conv_pair(in_channels, filters * width), nn.Upsample(scale_factor=2, mode="nearest")]
+        layers += [
+            *_conv_pair(in_channels, filters * width),
+            nn.Upsample(scale_factor=2, mode="nearest"),
+        ]
         in_channels = filters * width
     return nn.Sequential(*layers)
 
@@ -98,8 +105,12 @@ class CNNGenerator(_Generator):
         self.encoder = nn.Sequential(*encoder)
         ladder = DECODER_LADDERS[patch_size]
         out = ladder[-1] * width
-        self.amplitude = nn.Sequential(_decoder(ladder, in_channels, width), nn.Conv2d(out, channels, 3, padding=1))
-        self.phase = nn.Sequential(_decoder(ladder, in_channels, width), nn.Conv2d(out, channels, 3, padding=1))
+        self.amplitude = nn.Sequential(
+            _decoder(ladder, in_channels, width), nn.Conv2d(out, channels, 3, padding=1)
+        )
+        self.phase = nn.Sequential(
+            _decoder(ladder, in_channels, width), nn.Conv2d(out, channels, 3, padding=1)
+        )
         self._finish()
 
     def heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -150,7 +161,9 @@ class _Residual(nn.Module):
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(channels, channels, 3, padding=1), nn.GELU(), nn.Conv2d(channels, channels, 3, padding=1)
+            nn.Conv2d(channels, channels, 3, padding=1),
+            nn.GELU(),
+            nn.Conv2d(channels, channels, 3, padding=1),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -164,12 +177,16 @@ class ResidualGenerator(_Generator):
         super().__init__(patch_size)
         hidden = RESIDUAL_CHANNELS * width
         self.stem = nn.Sequential(
-            nn.Conv2d(channels, hidden // 2, 3, stride=2, padding=1), nn.GELU(),
-            nn.Conv2d(hidden // 2, hidden, 3, stride=2, padding=1), nn.GELU(),
+            nn.Conv2d(channels, hidden // 2, 3, stride=2, padding=1),
+            nn.GELU(),
+            nn.Conv2d(hidden // 2, hidden, 3, stride=2, padding=1),
+            nn.GELU(),
         )
         self.blocks = nn.Sequential(*(_Residual(hidden) for _ in range(RESIDUAL_BLOCKS)))
         self.up = nn.Sequential(
-            nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(hidden, hidden // 2, 3, padding=1), nn.GELU()
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            nn.Conv2d(hidden, hidden // 2, 3, padding=1),
+            nn.GELU(),
         )
         self.amplitude = nn.Conv2d(hidden // 2, channels, 3, padding=1)
         self.phase = nn.Conv2d(hidden // 2, channels, 3, padding=1)

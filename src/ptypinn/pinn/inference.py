@@ -34,14 +34,16 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from ptypinn.io.dataset import DatasetError
 from ptypinn.io.reconstruction import Reconstruction, ReconstructionInput
-from ptypinn.physics.grouping import group_coordinates, make_groups
 from ptypinn.physics.finite import require_finite
+from ptypinn.physics.grouping import group_coordinates, make_groups
 from ptypinn.physics.stitch import stitch
 from ptypinn.pinn.model import PtychoPINN, centre_mask, overlap_constraint, physics_loss
 from ptypinn.pinn.train import load_bundle
 
 METHOD = "ptychopinn"
-LOSS = "test-time refinement: mean physics loss (Poisson NLL of the counts) of each pass over the data"
+LOSS = (
+    "test-time refinement: mean physics loss (Poisson NLL of the counts) of each pass over the data"
+)
 
 GRID_MARGIN = (
     4  # a stitching grid may span at most this many times the area of all patterns together
@@ -58,7 +60,9 @@ class PtychoPINNOptions(BaseModel):
         True, description="make the patches' constant phases agree before stitching"
     )
     refine_steps: int = Field(
-        0, ge=0, description="test-time refinement: optimiser steps on the input's diffraction (0: none)"
+        0,
+        ge=0,
+        description="test-time refinement: optimiser steps on the input's diffraction (0: none)",
     )
     refine_learning_rate: float = Field(1e-4, gt=0, description="Adam learning rate of refinement")
     refine_batch_size: int = Field(16, ge=1, description="groups per refinement step")

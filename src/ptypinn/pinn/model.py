@@ -23,7 +23,9 @@ from ptypinn.physics.forward import far_field, translate
 from ptypinn.pinn.generators import build_generator
 
 
-def centre_mask(patch_size: int, dtype: torch.dtype = torch.float32, device: torch.device | None = None) -> torch.Tensor:
+def centre_mask(
+    patch_size: int, dtype: torch.dtype = torch.float32, device: torch.device | None = None
+) -> torch.Tensor:
     """1 on the central N/2 × N/2 window the generator predicts, 0 elsewhere."""
     mask = torch.zeros(patch_size, patch_size, dtype=dtype, device=device)
     quarter = patch_size // 4
@@ -48,7 +50,9 @@ def _crop_centre(images: torch.Tensor, size: int) -> torch.Tensor:
     return images[..., start : start + size, start : start + size]
 
 
-def merge_patches(patches: torch.Tensor, weights: torch.Tensor, offsets: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+def merge_patches(
+    patches: torch.Tensor, weights: torch.Tensor, offsets: torch.Tensor, size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sample weighted average of C patches placed at their offsets on a ``size`` canvas.
 
     ``patches`` (B, C, N, N) complex, ``weights`` (N, N) real (where each patch is valid),
@@ -63,15 +67,23 @@ def merge_patches(patches: torch.Tensor, weights: torch.Tensor, offsets: torch.T
     numerator = translate(weighted, flat_shift).reshape(batch, channels, size, size).sum(1)
     count = translate(mask, flat_shift).reshape(batch, channels, size, size).sum(1)
     covered = count > 1e-6
-    canvas = torch.where(covered, numerator / torch.where(covered, count, torch.ones_like(count)), torch.zeros_like(numerator))
+    canvas = torch.where(
+        covered,
+        numerator / torch.where(covered, count, torch.ones_like(count)),
+        torch.zeros_like(numerator),
+    )
     return canvas, count
 
 
-def extract_from_canvas(canvas: torch.Tensor, offsets: torch.Tensor, patch_size: int) -> torch.Tensor:
+def extract_from_canvas(
+    canvas: torch.Tensor, offsets: torch.Tensor, patch_size: int
+) -> torch.Tensor:
     """Re-cut C patches (B, C, N, N) centred on each member's offset from the canvas centre."""
     batch, channels, _ = offsets.shape
     size = canvas.shape[-1]
-    stacked = canvas[:, None].expand(batch, channels, size, size).reshape(batch * channels, size, size)
+    stacked = (
+        canvas[:, None].expand(batch, channels, size, size).reshape(batch * channels, size, size)
+    )
     moved = translate(stacked, -offsets.reshape(batch * channels, 2))
     return _crop_centre(moved, patch_size).reshape(batch, channels, patch_size, patch_size)
 
@@ -86,7 +98,9 @@ def overlap_constraint(patches: torch.Tensor, offsets: torch.Tensor) -> torch.Te
     return extract_from_canvas(canvas, offsets, n)
 
 
-def poisson_nll(predicted_amplitude: torch.Tensor, counts: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+def poisson_nll(
+    predicted_amplitude: torch.Tensor, counts: torch.Tensor, eps: float = 1e-6
+) -> torch.Tensor:
     """Mean Poisson negative log-likelihood of ``counts`` given the rate ``predicted_amplitude²``.
 
     The constant ``log k!`` is left out; ``eps`` keeps ``log λ`` finite where the rate is zero.
@@ -96,8 +110,12 @@ def poisson_nll(predicted_amplitude: torch.Tensor, counts: torch.Tensor, eps: fl
 
 
 def physics_loss(
-    model: PtychoPINN, diffraction: torch.Tensor, offsets: torch.Tensor, intensity: float,
-    nll_weight: float = 1.0, mae_weight: float = 0.0,
+    model: PtychoPINN,
+    diffraction: torch.Tensor,
+    offsets: torch.Tensor,
+    intensity: float,
+    nll_weight: float = 1.0,
+    mae_weight: float = 0.0,
 ) -> torch.Tensor:
     """The PINN loss, no ground truth: Poisson NLL of the photon counts ``(intensity · X)²``
     given the model's amplitudes, plus ``mae_weight`` times their amplitude MAE."""
@@ -112,8 +130,17 @@ def physics_loss(
 class PtychoPINN(nn.Module):
     """Generator + physics decoder. ``forward`` returns (object patches, predicted count amplitudes)."""
 
-    def __init__(self, patch_size: int, gridsize: int, probe: torch.Tensor, intensity_scale: float, input_scale: float,
-                 width: int = 2, trainable_scale: bool = True, generator: str = "cnn") -> None:
+    def __init__(
+        self,
+        patch_size: int,
+        gridsize: int,
+        probe: torch.Tensor,
+        intensity_scale: float,
+        input_scale: float,
+        width: int = 2,
+        trainable_scale: bool = True,
+        generator: str = "cnn",
+    ) -> None:
         super().__init__()
         if probe.shape != (patch_size, patch_size):
             raise ValueError(f"probe must be {patch_size}x{patch_size}, got {tuple(probe.shape)}")
@@ -123,13 +150,17 @@ class PtychoPINN(nn.Module):
         self.generator = build_generator(generator, patch_size, gridsize**2, width)
         self.register_buffer("probe", probe.to(torch.complex64))
         self.register_buffer("input_scale", torch.tensor(float(input_scale)))
-        self.log_scale = nn.Parameter(torch.tensor(math.log(intensity_scale)), requires_grad=trainable_scale)
+        self.log_scale = nn.Parameter(
+            torch.tensor(math.log(intensity_scale)), requires_grad=trainable_scale
+        )
 
     def predict_patches(self, diffraction: torch.Tensor) -> torch.Tensor:
         """Object patches straight from the generator (no overlap constraint)."""
         return self.generator(diffraction * self.input_scale)
 
-    def forward(self, diffraction: torch.Tensor, offsets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, diffraction: torch.Tensor, offsets: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         patches = overlap_constraint(self.predict_patches(diffraction), offsets)
         amplitude = far_field(self.probe * patches) * self.log_scale.exp()
         return patches, amplitude

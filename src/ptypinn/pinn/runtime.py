@@ -59,9 +59,8 @@ def check_available(options: TrainerOptions) -> None:
                 f"{torch.__version__} can use; use --accelerator cpu"
             )
         if isinstance(options.devices, int) and options.devices > count:
-            raise TrainerError(
-                f"--devices {options.devices}: this machine has {count} CUDA GPU(s)"
-            )
+            raise TrainerError(f"--devices {options.devices}: this machine has {count} CUDA GPU(s)")
     if options.accelerator == "mps" and not torch.backends.mps.is_available():
-        raise TrainerError("--accelerator mps: Apple's Metal backend is not available here; "
-                           "use --accelerator cpu")
+        raise TrainerError(
+            "--accelerator mps: Apple's Metal backend is not available here; use --accelerator cpu"
+        )

@@ -41,14 +41,14 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from ptypinn import __version__
 from ptypinn.io.artifacts import atomic_path, clear_outputs, sha256_file
 from ptypinn.io.dataset import DatasetError, PtychoDataset
-from ptypinn.pinn.config import TrainingConfig
-from ptypinn.physics.grouping import group_coordinates, make_groups
 from ptypinn.io.progress import Ticker
-from ptypinn.pinn.generators import ENCODER_LADDERS
-from ptypinn.pinn.runtime import TrainerError, TrainerOptions
-from ptypinn.pinn.model import PtychoPINN, centre_mask, physics_loss
 from ptypinn.physics.finite import NonFiniteError
 from ptypinn.physics.forward import dose_scale, extract_patches, pattern_energies
+from ptypinn.physics.grouping import group_coordinates, make_groups
+from ptypinn.pinn.config import TrainingConfig
+from ptypinn.pinn.generators import ENCODER_LADDERS
+from ptypinn.pinn.model import PtychoPINN, centre_mask, physics_loss
+from ptypinn.pinn.runtime import TrainerError, TrainerOptions
 
 BUNDLE_FORMAT = "ptypinn.bundle/2"
 BUNDLE_NAME = "model.pt"
@@ -76,13 +76,21 @@ def intensity_scale(dataset: PtychoDataset, nphotons: float | None = None) -> fl
     pattern energy. A given ``nphotons`` that contradicts the recorded dose is refused.
     """
     recorded = dataset.metadata.get("nphotons")
-    if nphotons is not None and recorded is not None and not math.isclose(float(nphotons), float(recorded)):
-        raise DatasetError(f"the dataset records {float(recorded):g} photons per pattern, not {float(nphotons):g}")
+    if (
+        nphotons is not None
+        and recorded is not None
+        and not math.isclose(float(nphotons), float(recorded))
+    ):
+        raise DatasetError(
+            f"the dataset records {float(recorded):g} photons per pattern, not {float(nphotons):g}"
+        )
     if "dose_scale" in dataset.metadata:
         return float(dataset.metadata["dose_scale"])
     nphotons = recorded if nphotons is None else nphotons
     if nphotons is None:
-        raise DatasetError("the dataset does not record its dose (metadata 'nphotons'); pass the photons per pattern explicitly")
+        raise DatasetError(
+            "the dataset does not record its dose (metadata 'nphotons'); pass the photons per pattern explicitly"
+        )
     if not float(nphotons) > 0:
         raise DatasetError(f"photons per pattern must be positive, got {nphotons}")
     return dose_scale(pattern_energies(dataset.diffraction), float(nphotons))
@@ -95,7 +103,9 @@ def input_scale(dataset: PtychoDataset) -> float:
 def truth_patches(dataset: PtychoDataset) -> np.ndarray:
     """Ground-truth object patches centred on every position (for the supervised baseline)."""
     if dataset.obj is None:
-        raise DatasetError("the supervised baseline needs objectGuess (ground truth) in the training data")
+        raise DatasetError(
+            "the supervised baseline needs objectGuess (ground truth) in the training data"
+        )
     obj = torch.from_numpy(np.asarray(dataset.obj, dtype=np.complex64))
     return extract_patches(obj, torch.from_numpy(dataset.positions), dataset.patch_size).numpy()
 
@@ -106,7 +116,9 @@ def mirror(images: torch.Tensor, axis: int) -> torch.Tensor:
     return torch.roll(torch.flip(images, (axis,)), 1, axis)
 
 
-def symmetry(images: torch.Tensor, offsets: torch.Tensor, code: int) -> tuple[torch.Tensor, torch.Tensor]:
+def symmetry(
+    images: torch.Tensor, offsets: torch.Tensor, code: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One of the 8 symmetries of the square (bit 0: mirror x, bit 1: mirror y, bit 2: transpose)
     applied to images (..., N, N) and offsets (..., 2) as (x, y)."""
     sign = torch.ones(2, dtype=offsets.dtype)
@@ -140,12 +152,20 @@ class GroupedPatterns(Dataset):
     global generator picks it), which multiplies the variety of the training data by up to 8.
     """
 
-    def __init__(self, dataset: PtychoDataset, groups: np.ndarray, with_truth: bool = False, augment: bool = False) -> None:
+    def __init__(
+        self,
+        dataset: PtychoDataset,
+        groups: np.ndarray,
+        with_truth: bool = False,
+        augment: bool = False,
+    ) -> None:
         _, offsets = group_coordinates(dataset.positions, groups)
         if augment:
             check_probe_symmetry(dataset.probe)
         self.groups, self.augment = groups, augment
-        self.diffraction = torch.from_numpy(np.ascontiguousarray(dataset.diffraction[groups], dtype=np.float32))
+        self.diffraction = torch.from_numpy(
+            np.ascontiguousarray(dataset.diffraction[groups], dtype=np.float32)
+        )
         self.offsets = torch.from_numpy(offsets.astype(np.float32))
         self.truth = torch.from_numpy(truth_patches(dataset)[groups]) if with_truth else None
 
@@ -163,7 +183,13 @@ class GroupedPatterns(Dataset):
         return (diffraction, offsets) if truth is None else (diffraction, offsets, truth)
 
 
-def build_groups(dataset: PtychoDataset, gridsize: int, neighbor_count: int, seed: int, groups_per_position: float = 1.0) -> np.ndarray:
+def build_groups(
+    dataset: PtychoDataset,
+    gridsize: int,
+    neighbor_count: int,
+    seed: int,
+    groups_per_position: float = 1.0,
+) -> np.ndarray:
     """Training groups; single patterns (gridsize 1) cannot be oversampled, so there it is capped at 1."""
     if gridsize == 1:
         groups_per_position = min(groups_per_position, 1.0)
@@ -174,7 +200,14 @@ def build_groups(dataset: PtychoDataset, gridsize: int, neighbor_count: int, see
 class PtychoDataModule(L.LightningDataModule):
     """Seeded train/validation split of the grouped training data."""
 
-    def __init__(self, patterns: GroupedPatterns, batch_size: int, validation_fraction: float, seed: int, num_workers: int = 0) -> None:
+    def __init__(
+        self,
+        patterns: GroupedPatterns,
+        batch_size: int,
+        validation_fraction: float,
+        seed: int,
+        num_workers: int = 0,
+    ) -> None:
         super().__init__()
         order = np.random.default_rng(seed).permutation(len(patterns))
         held_out = int(round(validation_fraction * len(patterns))) if len(patterns) > 1 else 0
@@ -187,13 +220,25 @@ class PtychoDataModule(L.LightningDataModule):
         # Whole batches only (when there is more than one): every step then sees batch_size
         # samples, so a samples budget is exactly steps x batch_size.
         drop_last = len(self.training) > self.batch_size
-        return DataLoader(self.training, batch_size=self.batch_size, shuffle=True, generator=generator, drop_last=drop_last,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+        return DataLoader(
+            self.training,
+            batch_size=self.batch_size,
+            shuffle=True,
+            generator=generator,
+            drop_last=drop_last,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
 
     def val_dataloader(self) -> DataLoader | list:
         if self.validation is None:
             return []
-        return DataLoader(self.validation, batch_size=self.batch_size, num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+        return DataLoader(
+            self.validation,
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
 
 
 def learning_rate_factor(config: TrainingConfig, total_steps: int) -> Callable[[int], float]:
@@ -230,7 +275,9 @@ class PtychoModule(L.LightningModule):
         if self.config.model == "supervised":
             predicted = self.model.predict_patches(diffraction)[..., self.mask]
             truth = batch[2][..., self.mask]
-            return (predicted.abs() - truth.abs()).abs().mean() + (predicted.angle() - truth.angle()).abs().mean()
+            return (predicted.abs() - truth.abs()).abs().mean() + (
+                predicted.angle() - truth.angle()
+            ).abs().mean()
         weights = (self.config.nll_weight, self.config.mae_weight)
         return physics_loss(self.model, diffraction, offsets, self.intensity, *weights)
 
@@ -242,11 +289,25 @@ class PtychoModule(L.LightningModule):
                 f"batch {batch_idx + 1}; no model bundle was written"
             )
         self.samples_seen += batch[0].shape[0]
-        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=batch[0].shape[0])
+        self.log(
+            "train_loss",
+            loss,
+            on_step=False,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=batch[0].shape[0],
+        )
         return loss
 
     def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
-        self.log("val_loss", self.loss(batch), on_step=False, on_epoch=True, prog_bar=True, batch_size=batch[0].shape[0])
+        self.log(
+            "val_loss",
+            self.loss(batch),
+            on_step=False,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=batch[0].shape[0],
+        )
 
     def on_train_epoch_end(self) -> None:
         self.history.append(float(self.trainer.callback_metrics["train_loss"]))
@@ -256,10 +317,16 @@ class PtychoModule(L.LightningModule):
         if self.config.schedule == "plateau":
             plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=2)
             monitor = "val_loss" if self.trainer.val_dataloaders else "train_loss"
-            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": plateau, "monitor": monitor, "interval": "epoch"}}
+            return {
+                "optimizer": optimizer,
+                "lr_scheduler": {"scheduler": plateau, "monitor": monitor, "interval": "epoch"},
+            }
         factor = learning_rate_factor(self.config, int(self.trainer.estimated_stepping_batches))
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
 
 
 @dataclass
@@ -288,7 +355,9 @@ class PlainProgress(L.Callback):
     """Plain epoch lines (:class:`ptypinn.io.progress.Ticker`) for output redirected to a log."""
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        epochs = math.ceil(trainer.estimated_stepping_batches / max(1, trainer.num_training_batches))
+        epochs = math.ceil(
+            trainer.estimated_stepping_batches / max(1, trainer.num_training_batches)
+        )
         self.ticker = Ticker("training epochs", epochs)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -330,24 +399,47 @@ def _quiet_lightning(quiet: bool) -> Iterator[None]:
 def build_model(spec: JobSpec, dataset: PtychoDataset) -> tuple[PtychoPINN, float]:
     scale = intensity_scale(dataset, spec.nphotons) if spec.training.model == "pinn" else 1.0
     model = PtychoPINN(
-        dataset.patch_size, spec.gridsize, torch.from_numpy(np.asarray(dataset.probe)), scale, input_scale(dataset),
-        width=spec.training.width, trainable_scale=spec.training.trainable_scale and spec.training.model == "pinn",
+        dataset.patch_size,
+        spec.gridsize,
+        torch.from_numpy(np.asarray(dataset.probe)),
+        scale,
+        input_scale(dataset),
+        width=spec.training.width,
+        trainable_scale=spec.training.trainable_scale and spec.training.model == "pinn",
         generator=spec.training.generator,
     )
     return model, scale
 
 
-def _trainer(config: TrainingConfig, options: TrainerOptions, logger: CSVLogger | TensorBoardLogger | bool,
-             callbacks: list[L.Callback], root: Path | None, validate: bool, progress_bar: bool) -> L.Trainer:
+def _trainer(
+    config: TrainingConfig,
+    options: TrainerOptions,
+    logger: CSVLogger | TensorBoardLogger | bool,
+    callbacks: list[L.Callback],
+    root: Path | None,
+    validate: bool,
+    progress_bar: bool,
+) -> L.Trainer:
     """A Lightning trainer for the budget (epochs, or steps from a samples budget) and the hardware options;
     options Lightning refuses are a :class:`TrainerError`."""
     try:
         return L.Trainer(
-            accelerator=options.accelerator, devices=options.devices, strategy=options.strategy, num_nodes=options.num_nodes,
-            deterministic=options.deterministic, precision=options.precision,
-            max_epochs=-1 if config.samples else config.epochs, max_steps=config.max_steps() or -1, logger=logger,
-            callbacks=callbacks, enable_checkpointing=options.checkpoints, enable_progress_bar=progress_bar,
-            enable_model_summary=False, default_root_dir=root, log_every_n_steps=1, limit_val_batches=1.0 if validate else 0,
+            accelerator=options.accelerator,
+            devices=options.devices,
+            strategy=options.strategy,
+            num_nodes=options.num_nodes,
+            deterministic=options.deterministic,
+            precision=options.precision,
+            max_epochs=-1 if config.samples else config.epochs,
+            max_steps=config.max_steps() or -1,
+            logger=logger,
+            callbacks=callbacks,
+            enable_checkpointing=options.checkpoints,
+            enable_progress_bar=progress_bar,
+            enable_model_summary=False,
+            default_root_dir=root,
+            log_every_n_steps=1,
+            limit_val_batches=1.0 if validate else 0,
         )
     except (MisconfigurationException, ValueError) as error:
         raise TrainerError(f"Lightning cannot run with these options: {error}") from None
@@ -355,12 +447,19 @@ def _trainer(config: TrainingConfig, options: TrainerOptions, logger: CSVLogger 
 
 def check_patch_size(dataset: PtychoDataset) -> None:
     if dataset.patch_size not in ENCODER_LADDERS:
-        raise DatasetError(f"PtychoPINN works on {sorted(ENCODER_LADDERS)} px patterns; "
-                           f"this dataset holds {dataset.patch_size}x{dataset.patch_size}")
+        raise DatasetError(
+            f"PtychoPINN works on {sorted(ENCODER_LADDERS)} px patterns; "
+            f"this dataset holds {dataset.patch_size}x{dataset.patch_size}"
+        )
 
 
-def train_model(spec: JobSpec, dataset: PtychoDataset, output_dir: str | Path, options: TrainerOptions = TrainerOptions(),
-                callbacks: Sequence[L.Callback] = ()) -> TrainingResult:
+def train_model(
+    spec: JobSpec,
+    dataset: PtychoDataset,
+    output_dir: str | Path,
+    options: TrainerOptions = TrainerOptions(),
+    callbacks: Sequence[L.Callback] = (),
+) -> TrainingResult:
     """Train one job and write ``<output_dir>/model.pt``; Lightning logs and checkpoints go
     beside it.
 
@@ -374,9 +473,15 @@ def train_model(spec: JobSpec, dataset: PtychoDataset, output_dir: str | Path, o
     output_dir.mkdir(parents=True, exist_ok=True)
     clear_outputs(output_dir, JOB_OUTPUTS)
     L.seed_everything(config.seed, workers=True, verbose=False)
-    groups = build_groups(dataset, spec.gridsize, spec.neighbor_count, spec.grouping_seed, config.groups_per_position)
-    patterns = GroupedPatterns(dataset, groups, with_truth=config.model == "supervised", augment=config.augment)
-    data = PtychoDataModule(patterns, config.batch_size, config.validation_fraction, config.seed, options.num_workers)
+    groups = build_groups(
+        dataset, spec.gridsize, spec.neighbor_count, spec.grouping_seed, config.groups_per_position
+    )
+    patterns = GroupedPatterns(
+        dataset, groups, with_truth=config.model == "supervised", augment=config.augment
+    )
+    data = PtychoDataModule(
+        patterns, config.batch_size, config.validation_fraction, config.seed, options.num_workers
+    )
     model, scale = build_model(spec, dataset)
     module = PtychoModule(model, scale, config)
     monitor = "val_loss" if data.validation is not None else "train_loss"
@@ -384,13 +489,22 @@ def train_model(spec: JobSpec, dataset: PtychoDataset, output_dir: str | Path, o
     if config.early_stopping_patience:
         callbacks.append(EarlyStopping(monitor=monitor, patience=config.early_stopping_patience))
     if options.checkpoints:
-        callbacks.append(ModelCheckpoint(dirpath=output_dir / "checkpoints", monitor=monitor, save_last=True))
+        callbacks.append(
+            ModelCheckpoint(dirpath=output_dir / "checkpoints", monitor=monitor, save_last=True)
+        )
     terminal = Console().is_terminal
     if not terminal:
         callbacks.append(PlainProgress())
     with _quiet_lightning(not options.progress):
-        trainer = _trainer(config, options, _logger(options, output_dir), callbacks, output_dir,
-                           data.validation is not None, options.progress and terminal)
+        trainer = _trainer(
+            config,
+            options,
+            _logger(options, output_dir),
+            callbacks,
+            output_dir,
+            data.validation is not None,
+            options.progress and terminal,
+        )
         start = time.perf_counter()
         with _keyboard_interrupt(trainer):
             trainer.fit(module, datamodule=data)
@@ -399,9 +513,16 @@ def train_model(spec: JobSpec, dataset: PtychoDataset, output_dir: str | Path, o
     if trainer.is_global_zero:
         save_bundle(bundle_path, model, spec, dataset, module, scale)
     return TrainingResult(
-        bundle=bundle_path, sha256=sha256_file(bundle_path), bytes=bundle_path.stat().st_size,
-        final_loss=module.history[-1], epochs=len(module.history), history=module.history,
-        samples_seen=module.samples_seen, steps=trainer.global_step, wall_time_s=wall, intensity_scale=float(model.log_scale.detach().exp()),
+        bundle=bundle_path,
+        sha256=sha256_file(bundle_path),
+        bytes=bundle_path.stat().st_size,
+        final_loss=module.history[-1],
+        epochs=len(module.history),
+        history=module.history,
+        samples_seen=module.samples_seen,
+        steps=trainer.global_step,
+        wall_time_s=wall,
+        intensity_scale=float(model.log_scale.detach().exp()),
     )
 
 
@@ -435,15 +556,25 @@ def save_bundle(
     payload = {
         "format": BUNDLE_FORMAT,
         "ptypinn_version": __version__,
-        "architecture": {"patch_size": dataset.patch_size, "gridsize": spec.gridsize, "width": spec.training.width,
-                         "generator": spec.training.generator},
+        "architecture": {
+            "patch_size": dataset.patch_size,
+            "gridsize": spec.gridsize,
+            "width": spec.training.width,
+            "generator": spec.training.generator,
+        },
         "training": spec.training.model_dump(mode="json"),
         "neighbor_count": spec.neighbor_count,
         "grouping_seed": spec.grouping_seed,
         "initial_intensity_scale": initial_scale,
         "intensity_scale": float(model.log_scale.detach().exp()),
-        "dataset": {"path": str(spec.train_path), "sha256": sha256_file(spec.train_path), "count": dataset.count,
-                    "nphotons": spec.nphotons if spec.nphotons is not None else dataset.metadata.get("nphotons")},
+        "dataset": {
+            "path": str(spec.train_path),
+            "sha256": sha256_file(spec.train_path),
+            "count": dataset.count,
+            "nphotons": spec.nphotons
+            if spec.nphotons is not None
+            else dataset.metadata.get("nphotons"),
+        },
         "history": [float(v) for v in module.history],
         "samples_seen": module.samples_seen,
         "state_dict": {key: value.detach().cpu() for key, value in model.state_dict().items()},
@@ -464,7 +595,9 @@ def load_bundle(path: str | Path) -> tuple[PtychoPINN, dict]:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise DatasetError(f"no such model bundle: {path}") from None
-    except Exception as error:  # torch raises several unrelated types for a file that is not a bundle
+    except (
+        Exception
+    ) as error:  # torch raises several unrelated types for a file that is not a bundle
         raise DatasetError(f"{path} is not a ptypinn model bundle: {error}") from None
     if not isinstance(payload, dict) or payload.get("format") != BUNDLE_FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else None
@@ -476,7 +609,12 @@ def load_bundle(path: str | Path) -> tuple[PtychoPINN, dict]:
         intact = payload["content_sha256"] == content_sha256(payload)
         arch, state = payload["architecture"], payload["state_dict"]
         model = PtychoPINN(
-            arch["patch_size"], arch["gridsize"], state["probe"], 1.0, 1.0, width=arch["width"],
+            arch["patch_size"],
+            arch["gridsize"],
+            state["probe"],
+            1.0,
+            1.0,
+            width=arch["width"],
             generator=arch.get("generator", "cnn"),
         )
         if intact:

@@ -33,30 +33,51 @@ from pathlib import Path
 import numpy as np
 
 from ptypinn import __version__
-from ptypinn.io.artifacts import sha256_file, write_json
-from ptypinn.engines.api import ENGINE_LABELS
-from ptypinn.io.dataset import DatasetError, PtychoDataset, load_dataset
-from ptypinn.io.reconstruction import Reconstruction, ReconstructionInput, read_reconstruction
-from ptypinn.study.design import StudyDesign
-from ptypinn.pinn.inference import PtychoPINNOptions, PtychoPINNReconstructor
-from ptypinn.study.layout import (
-    COMPARISON_MANIFEST, RECONSTRUCTION_FILE, SIMULATION_MANIFEST, TRAINING_MANIFEST, dose_label,
-    job_folder, training_folder,
-)
-from ptypinn.study.simulate import PHOTONS_NOTE
-from ptypinn.study.training import JobRecord
-from ptypinn.study.matrix import BASELINE, collect_datasets, training_gridsizes
 from ptypinn.analysis.metrics import region_box, region_summary, score
+from ptypinn.analysis.report import (
+    Panel,
+    aggregate,
+    frc_curves,
+    markdown_table,
+    metric_vs_dose,
+    overlap_figure,
+    reconstruction_grid,
+    write_report,
+    write_tidy,
+)
+from ptypinn.engines.api import ENGINE_LABELS
+from ptypinn.io.artifacts import sha256_file, write_json
+from ptypinn.io.dataset import DatasetError, PtychoDataset, load_dataset
+from ptypinn.io.progress import progress_bar
+from ptypinn.io.reconstruction import Reconstruction, ReconstructionInput, read_reconstruction
 from ptypinn.physics.forward import mean_counts
 from ptypinn.physics.scan import illuminated, probe_footprint
-from ptypinn.study.overlap import METRICS_FILE
-from ptypinn.io.progress import progress_bar
-from ptypinn.analysis.report import Panel, aggregate, frc_curves, markdown_table, metric_vs_dose, overlap_figure, reconstruction_grid, write_report, write_tidy
+from ptypinn.pinn.inference import PtychoPINNOptions, PtychoPINNReconstructor
 from ptypinn.pinn.train import BUNDLE_NAME, load_bundle
+from ptypinn.study.design import StudyDesign
+from ptypinn.study.layout import (
+    COMPARISON_MANIFEST,
+    RECONSTRUCTION_FILE,
+    SIMULATION_MANIFEST,
+    TRAINING_MANIFEST,
+    dose_label,
+    job_folder,
+    training_folder,
+)
+from ptypinn.study.matrix import BASELINE, collect_datasets, training_gridsizes
 from ptypinn.study.outputs import save_reconstruction
+from ptypinn.study.overlap import METRICS_FILE
+from ptypinn.study.simulate import PHOTONS_NOTE
+from ptypinn.study.training import JobRecord
 
 TIMING_COLUMNS = (
-    "dose", "view", "method", "patterns", "iterations", "seconds", "seconds_per_iteration",
+    "dose",
+    "view",
+    "method",
+    "patterns",
+    "iterations",
+    "seconds",
+    "seconds_per_iteration",
     "patterns_per_s",
 )
 SCORED_REGION_RULE = (
@@ -143,16 +164,35 @@ def view_methods(
         for source in sources:
             for gridsize in training_gridsizes(source, design.gridsizes):
                 folder = training_folder(phase_e_root, dose, source, gridsize, method)
-                record = next((r for r in jobs.values() if r.dose == dose and r.view == source
-                               and r.gridsize == gridsize and r.method == method), None)
+                record = next(
+                    (
+                        r
+                        for r in jobs.values()
+                        if r.dose == dose
+                        and r.view == source
+                        and r.gridsize == gridsize
+                        and r.method == method
+                    ),
+                    None,
+                )
                 bundle = folder / (record.bundle if record and record.bundle else BUNDLE_NAME)
-                found = Method(model_label(method, gridsize), bundle, bundle=True,
-                               recorded_sha256=record.bundle_sha256 if record else None, trained_view=source,
-                               training_seconds=record.wall_time_s if record else None)
+                found = Method(
+                    model_label(method, gridsize),
+                    bundle,
+                    bundle=True,
+                    recorded_sha256=record.bundle_sha256 if record else None,
+                    trained_view=source,
+                    training_seconds=record.wall_time_s if record else None,
+                )
                 methods.append(found)
                 if method == "pinn" and design.training.refine_steps:
-                    methods.append(replace(found, label=f"{found.label} + refine",
-                                           refine_steps=design.training.refine_steps))
+                    methods.append(
+                        replace(
+                            found,
+                            label=f"{found.label} + refine",
+                            refine_steps=design.training.refine_steps,
+                        )
+                    )
     if phase_f_root is not None:
         for engine in design.iterative.engines:
             path = job_folder(phase_f_root, dose, view, "test", engine) / RECONSTRUCTION_FILE
@@ -180,30 +220,58 @@ def _method_folder(method: str) -> str:
     return method.lower().replace(" ", "_").replace("(", "").replace(")", "")
 
 
-def _score_one(result: Scored, dose: float, view: str, method: str, recon: np.ndarray,
-               truth: np.ndarray, region: np.ndarray, design: StudyDesign) -> None:
+def _score_one(
+    result: Scored,
+    dose: float,
+    view: str,
+    method: str,
+    recon: np.ndarray,
+    truth: np.ndarray,
+    region: np.ndarray,
+    design: StudyDesign,
+) -> None:
     metrics = design.metrics
-    aligned, alignment, scores = score(recon, truth, region, metrics.max_shift_px,
-                                       metrics.ms_ssim_sigma)
+    aligned, alignment, scores = score(
+        recon, truth, region, metrics.max_shift_px, metrics.ms_ssim_sigma
+    )
     key = {"dose": dose, "view": view, "method": method}
     for component, values in scores.values.items():
         reasons = scores.reasons[component]
-        result.rows += [{**key, "component": component, "metric": metric, "value": value,
-                         "reason": reasons.get(metric)} for metric, value in values.items()]
-    result.rows += [{**key, "component": "alignment", "metric": name, "value": value,
-                     "reason": None} for name, value in alignment.to_dict().items()]
+        result.rows += [
+            {
+                **key,
+                "component": component,
+                "metric": metric,
+                "value": value,
+                "reason": reasons.get(metric),
+            }
+            for metric, value in values.items()
+        ]
+    result.rows += [
+        {**key, "component": "alignment", "metric": name, "value": value, "reason": None}
+        for name, value in alignment.to_dict().items()
+    ]
     shown = np.where(region, aligned, np.nan)[region_box(region)]
     result.panels.append(Panel(dose, view, method, shown))
     curve = scores.curves["phase"]
     if curve is not None:
-        result.curves.append({**key, "frequency": curve.frequency,
-                              "correlation": curve.correlation, "half_bit": curve.half_bit})
+        result.curves.append(
+            {
+                **key,
+                "frequency": curve.frequency,
+                "correlation": curve.correlation,
+                "half_bit": curve.half_bit,
+            }
+        )
 
 
 def describe(method: Method, view: str, rec: Reconstruction) -> tuple[str, str]:
     """What a method was trained on, and which model it is and how much it trained (for the tables)."""
     if not method.bundle:
-        return "none (test data only)", f"{rec.iterations} iterations on the test split itself, no training"
+        return (
+            "none (test data only)",
+            f"{rec.iterations} iterations on the test split itself, no training",
+        )
     training = rec.metadata.get("training", {})
     data = f"{BASELINE} (full scan)" if method.trained_view == BASELINE else view
     kind = "supervised" if method.label.startswith("supervised") else "physics loss"
@@ -211,13 +279,20 @@ def describe(method: Method, view: str, rec: Reconstruction) -> tuple[str, str]:
     seen = training.get("samples_seen")
     amount = f"{seen:,} samples seen" if seen else f"{training.get('epochs', '?')} epochs"
     trained = f"{data} train split, gs{rec.metadata.get('gridsize', '?')}, {kind}"
-    model = (f"{trained}: {dataset.get('count', '?')} training patterns, {amount}, "
-             f"{method.training_seconds or 0:.0f} s training")
+    model = (
+        f"{trained}: {dataset.get('count', '?')} training patterns, {amount}, "
+        f"{method.training_seconds or 0:.0f} s training"
+    )
     return trained, model
 
 
 def obtain(
-    method: Method, test_path: Path, test: PtychoDataset, dose: float, view: str, output_root: Path,
+    method: Method,
+    test_path: Path,
+    test: PtychoDataset,
+    dose: float,
+    view: str,
+    output_root: Path,
     train_sha256: str | None,
 ) -> Reconstruction:
     """``method``'s reconstruction of ``test``: a bundle (checked against the training manifest
@@ -230,8 +305,11 @@ def obtain(
             raise DatasetError("it was made from other test data (dataset SHA-256 differs)")
         return rec
     model, meta = checked_bundle(method.source, method.recorded_sha256, train_sha256)
-    reconstructor = PtychoPINNReconstructor(model, {**meta, "path": str(method.source)},
-                                            PtychoPINNOptions(refine_steps=method.refine_steps))
+    reconstructor = PtychoPINNReconstructor(
+        model,
+        {**meta, "path": str(method.source)},
+        PtychoPINNOptions(refine_steps=method.refine_steps),
+    )
     rec = reconstructor.reconstruct(ReconstructionInput.from_dataset(test))
     rec = replace(rec, metadata={**rec.metadata, "data": str(test_path), "label": method.label})
     folder = output_root / dose_label(dose) / view / _method_folder(method.label)
@@ -255,15 +333,24 @@ def compare_view(
     to the SHA-256 of its training split, which a bundle must have been trained on."""
     test = load_dataset(test_path)
     if test.obj is None:
-        result.missing.append(f"dose {dose:g} {view}: the test data has no ground truth (objectGuess)")
+        result.missing.append(
+            f"dose {dose:g} {view}: the test data has no ground truth (objectGuess)"
+        )
         return
     region = scored_region(test)
     result.regions.append({"dose": dose, "view": view, **region_summary(region)})
     scale = test.metadata.get("dose_scale")
     if scale and view != BASELINE:  # the baseline test file is phase C's, listed from its manifest
         measured = mean_counts(test.diffraction, scale)
-        result.photons.append({"dose": dose, "view": view, "split": "test", "patterns": test.count,
-                               "measured_photons_per_pattern": measured})
+        result.photons.append(
+            {
+                "dose": dose,
+                "view": view,
+                "split": "test",
+                "patterns": test.count,
+                "measured_photons_per_pattern": measured,
+            }
+        )
     truth = np.where(region, test.obj, np.nan)[region_box(region)]
     result.panels.append(Panel(dose, view, "ground truth", truth))
     for method in view_methods(design, phase_e_root, phase_f_root, dose, view):
@@ -272,18 +359,34 @@ def compare_view(
                 result.missing.append(f"dose {dose:g} {view}: {method.missing}")
             continue
         try:
-            rec = obtain(method, test_path, test, dose, view, output_root, (train_sha256 or {}).get(method.trained_view))
+            rec = obtain(
+                method,
+                test_path,
+                test,
+                dose,
+                view,
+                output_root,
+                (train_sha256 or {}).get(method.trained_view),
+            )
         except DatasetError as error:
             result.missing.append(f"dose {dose:g} {view}: {method.label} not used: {error}")
             continue
         _score_one(result, dose, view, method.label, rec.obj, test.obj, region, design)
         trained, model = describe(method, view, rec)
-        result.timings.append({
-            "dose": dose, "view": view, "method": method.label, "trained_on": trained, "model": model,
-            "patterns": test.count, "iterations": rec.iterations, "seconds": rec.wall_time_s,
-            "seconds_per_iteration": rec.seconds_per_iteration,
-            "patterns_per_s": test.count / rec.wall_time_s if rec.wall_time_s > 0 else None,
-        })
+        result.timings.append(
+            {
+                "dose": dose,
+                "view": view,
+                "method": method.label,
+                "trained_on": trained,
+                "model": model,
+                "patterns": test.count,
+                "iterations": rec.iterations,
+                "seconds": rec.wall_time_s,
+                "seconds_per_iteration": rec.seconds_per_iteration,
+                "patterns_per_s": test.count / rec.wall_time_s if rec.wall_time_s > 0 else None,
+            }
+        )
 
 
 def _overlap_rows(phase_d_root: Path) -> list[dict]:
@@ -291,8 +394,16 @@ def _overlap_rows(phase_d_root: Path) -> list[dict]:
     return json.loads(path.read_text()) if path.is_file() else []
 
 
-ALIGNMENT_COLUMNS = ("shift_x_px", "shift_y_px", "ramp_x_rad_per_px", "ramp_y_rad_per_px",
-                     "gain_amplitude", "gain_phase_rad", "residual", "bound_hit")
+ALIGNMENT_COLUMNS = (
+    "shift_x_px",
+    "shift_y_px",
+    "ramp_x_rad_per_px",
+    "ramp_y_rad_per_px",
+    "gain_amplitude",
+    "gain_phase_rad",
+    "residual",
+    "bound_hit",
+)
 METHOD_COLUMNS = ("dose", "view", "method", "model")
 REGION_COLUMNS = ("dose", "view", "illuminated_px", "box_fraction", "square_side_px")
 METHODS_TEXT = (
@@ -310,8 +421,14 @@ ALIGNMENT_TEXT = (
     "perfect match, about 1: none of the truth's structure explained), and whether the shift "
     "reached its bound (a reconstruction that does not match the truth).\n\n"
 )
-PHOTON_COLUMNS = ("dose", "view", "split", "patterns", "measured_photons_per_pattern",
-                  "ratio_to_dose")
+PHOTON_COLUMNS = (
+    "dose",
+    "view",
+    "split",
+    "patterns",
+    "measured_photons_per_pattern",
+    "ratio_to_dose",
+)
 
 
 def _photon_rows(phase_c_root: Path) -> list[dict]:
@@ -322,17 +439,27 @@ def _photon_rows(phase_c_root: Path) -> list[dict]:
     rows = []
     for entry in json.loads(path.read_text()).get("doses", []):
         measured = entry.get("measured_photons_per_pattern", {})
-        rows += [{"dose": entry["dose"], "view": f"{BASELINE} (phase C)", "split": split,
-                  "patterns": entry["counts"].get(split), "measured_photons_per_pattern": value}
-                 for split, value in measured.items() if split in ("train", "test")]
+        rows += [
+            {
+                "dose": entry["dose"],
+                "view": f"{BASELINE} (phase C)",
+                "split": split,
+                "patterns": entry["counts"].get(split),
+                "measured_photons_per_pattern": value,
+            }
+            for split, value in measured.items()
+            if split in ("train", "test")
+        ]
     return rows
 
 
 def _photons_text(rows: list[dict]) -> str:
     for row in rows:
         row["ratio_to_dose"] = row["measured_photons_per_pattern"] / row["dose"]
-    return ("Nominal dose against the measured mean photons per pattern of each file: "
-            f"{PHOTONS_NOTE}.\n\n" + markdown_table(rows, PHOTON_COLUMNS))
+    return (
+        "Nominal dose against the measured mean photons per pattern of each file: "
+        f"{PHOTONS_NOTE}.\n\n" + markdown_table(rows, PHOTON_COLUMNS)
+    )
 
 
 def _training_rows(phase_e_root: Path) -> list[dict]:
@@ -340,7 +467,13 @@ def _training_rows(phase_e_root: Path) -> list[dict]:
     if not path.is_file():
         return []
     jobs = json.loads(path.read_text())["jobs"]
-    return [{key: job.get(key) for key in ("dose", "view", "gridsize", "status", "epochs", "final_loss", "wall_time_s")} for job in jobs]
+    return [
+        {
+            key: job.get(key)
+            for key in ("dose", "view", "gridsize", "status", "epochs", "final_loss", "wall_time_s")
+        }
+        for job in jobs
+    ]
 
 
 def _views_setting(design: StudyDesign) -> str:
@@ -354,8 +487,18 @@ def _views_setting(design: StudyDesign) -> str:
 
 
 OVERLAP_COLUMNS = (
-    "dose", "view", "split", "count", "rule", "target_fraction", "probe_diameter_px", "spacing_px",
-    "nearest_overlap", "knn_overlap", "mean_nn_spacing_px", "coverage",
+    "dose",
+    "view",
+    "split",
+    "count",
+    "rule",
+    "target_fraction",
+    "probe_diameter_px",
+    "spacing_px",
+    "nearest_overlap",
+    "knn_overlap",
+    "mean_nn_spacing_px",
+    "coverage",
 )
 OVERLAP_TEXT = (
     "Each view thins the full scan (baseline) to a minimum spacing set by its rule: "
@@ -373,41 +516,98 @@ def _design_table(design: StudyDesign) -> str:
         {"setting": "doses (photons/pattern)", "value": ", ".join(f"{d:g}" for d in design.doses)},
         {"setting": "N (patch px)", "value": design.patch_size},
         {"setting": "views (target f, spacing rule, spacing px)", "value": _views_setting(design)},
-        {"setting": "neighbours K / gridsizes", "value": f"{design.neighbor_count} / {list(design.gridsizes)}"},
-        {"setting": "object / scan step (px)", "value": f"{design.simulation.object_size} / {design.simulation.scan.step_px:g} ({design.simulation.scan.pattern})"},
-        {"setting": "probe", "value": f"{design.simulation.probe.kind}, diameter {design.simulation.probe.diameter_fraction}·N"},
-        {"setting": "training", "value": f"{design.training.model}, width {design.training.width}, {design.training.epochs} epochs, batch {design.training.batch_size}"},
-        {"setting": "seeds (simulation, grouping, subsampling)", "value": f"{design.seeds.simulation}, {design.seeds.grouping}, {design.seeds.subsampling}"},
+        {
+            "setting": "neighbours K / gridsizes",
+            "value": f"{design.neighbor_count} / {list(design.gridsizes)}",
+        },
+        {
+            "setting": "object / scan step (px)",
+            "value": f"{design.simulation.object_size} / {design.simulation.scan.step_px:g} ({design.simulation.scan.pattern})",
+        },
+        {
+            "setting": "probe",
+            "value": f"{design.simulation.probe.kind}, diameter {design.simulation.probe.diameter_fraction}·N",
+        },
+        {
+            "setting": "training",
+            "value": f"{design.training.model}, width {design.training.width}, {design.training.epochs} epochs, batch {design.training.batch_size}",
+        },
+        {
+            "setting": "seeds (simulation, grouping, subsampling)",
+            "value": f"{design.seeds.simulation}, {design.seeds.grouping}, {design.seeds.subsampling}",
+        },
     ]
     return markdown_table(rows, ("setting", "value"))
 
 
-def run_comparison(design: StudyDesign, phase_c_root: str | Path, phase_d_root: str | Path, phase_e_root: str | Path,
-                   phase_f_root: str | Path | None, output_root: str | Path, notes: list[str] | None = None) -> dict:
+def run_comparison(
+    design: StudyDesign,
+    phase_c_root: str | Path,
+    phase_d_root: str | Path,
+    phase_e_root: str | Path,
+    phase_f_root: str | Path | None,
+    output_root: str | Path,
+    notes: list[str] | None = None,
+) -> dict:
     """Score, tabulate, plot and report the whole study; returns the comparison manifest."""
-    phase_c_root, phase_d_root, phase_e_root = Path(phase_c_root), Path(phase_d_root), Path(phase_e_root)
+    phase_c_root, phase_d_root, phase_e_root = (
+        Path(phase_c_root),
+        Path(phase_d_root),
+        Path(phase_e_root),
+    )
     phase_f_root = None if phase_f_root is None else Path(phase_f_root)
     output_root = Path(output_root)
-    entries, skips = collect_datasets(phase_c_root, phase_d_root, [v.name for v in design.views], allow_missing_phase_d=True)
+    entries, skips = collect_datasets(
+        phase_c_root, phase_d_root, [v.name for v in design.views], allow_missing_phase_d=True
+    )
     result = Scored(missing=[f"dose {s.dose:g} {s.view}: {s.reason}" for s in skips])
     with progress_bar("comparison", len(entries)) as advance:
         for entry in entries:
             trained_on = {e.view: e.train_sha256 for e in entries if e.dose == entry.dose}
-            compare_view(design, entry.dose, entry.view, entry.test, phase_e_root, phase_f_root,
-                         output_root, result, trained_on)
+            compare_view(
+                design,
+                entry.dose,
+                entry.view,
+                entry.test,
+                phase_e_root,
+                phase_f_root,
+                output_root,
+                result,
+                trained_on,
+            )
             advance(1)
     csv_path, json_path = write_tidy(result.rows, output_root)
     figures_dir = output_root / "figures"
     figures = []
     views = sorted({(e.dose, e.view) for e in entries})
     for dose, view in views:
-        if any(p.dose == dose and p.view == view and p.method != "ground truth" for p in result.panels):
-            figures.append(reconstruction_grid(result.panels, dose, view, figures_dir / f"reconstructions_{dose_label(dose)}_{view}.png"))
-            figures.append(frc_curves(result.curves, dose, view, figures_dir / f"frc_{dose_label(dose)}_{view}.png"))
+        if any(
+            p.dose == dose and p.view == view and p.method != "ground truth" for p in result.panels
+        ):
+            figures.append(
+                reconstruction_grid(
+                    result.panels,
+                    dose,
+                    view,
+                    figures_dir / f"reconstructions_{dose_label(dose)}_{view}.png",
+                )
+            )
+            figures.append(
+                frc_curves(
+                    result.curves, dose, view, figures_dir / f"frc_{dose_label(dose)}_{view}.png"
+                )
+            )
     for view in sorted({view for _, view in views}):
         for component in ("phase", "amplitude"):
             if any(r["view"] == view and r["component"] == component for r in result.rows):
-                figures.append(metric_vs_dose(result.rows, view, component, figures_dir / f"{component}_vs_dose_{view}.png"))
+                figures.append(
+                    metric_vs_dose(
+                        result.rows,
+                        view,
+                        component,
+                        figures_dir / f"{component}_vs_dose_{view}.png",
+                    )
+                )
     overlap = _overlap_rows(phase_d_root)
     if overlap:
         figures.insert(0, overlap_figure(overlap, figures_dir / "overlap.png"))
@@ -428,28 +628,55 @@ def run_comparison(design: StudyDesign, phase_c_root: str | Path, phase_d_root: 
     alignment = aggregate(result.rows, "alignment", ALIGNMENT_COLUMNS)
     sections += [
         ("Methods", METHODS_TEXT + markdown_table(result.timings, METHOD_COLUMNS)),
-        ("Phase (emphasised)", SCORED_REGION_RULE.format(bound=design.metrics.max_shift_px)
-         + "\n\n" + markdown_table(tables["phase"], columns)),
+        (
+            "Phase (emphasised)",
+            SCORED_REGION_RULE.format(bound=design.metrics.max_shift_px)
+            + "\n\n"
+            + markdown_table(tables["phase"], columns),
+        ),
         ("Amplitude", markdown_table(tables["amplitude"], columns)),
-        ("Reconstruction time", "Iterations 0: one forward pass (network inference); for "
-         "\"PtychoPINN + refine\" the iterations are the refinement steps.\n\n"
-         + markdown_table(result.timings, TIMING_COLUMNS)),
+        (
+            "Reconstruction time",
+            "Iterations 0: one forward pass (network inference); for "
+            '"PtychoPINN + refine" the iterations are the refinement steps.\n\n'
+            + markdown_table(result.timings, TIMING_COLUMNS),
+        ),
         ("Scored region", REGION_TEXT + markdown_table(result.regions, REGION_COLUMNS)),
-        ("Alignment", ALIGNMENT_TEXT
-         + markdown_table(alignment, ("dose", "view", "method", *ALIGNMENT_COLUMNS))),
+        (
+            "Alignment",
+            ALIGNMENT_TEXT
+            + markdown_table(alignment, ("dose", "view", "method", *ALIGNMENT_COLUMNS)),
+        ),
     ]
     training = _training_rows(phase_e_root)
     if training:
-        sections.append(("Training (phase E)", "Final loss is the Poisson NLL per detector pixel without the constant log k! term.\n\n"
-                         + markdown_table(training, ("dose", "view", "gridsize", "status", "epochs", "final_loss", "wall_time_s"))))
+        sections.append(
+            (
+                "Training (phase E)",
+                "Final loss is the Poisson NLL per detector pixel without the constant log k! term.\n\n"
+                + markdown_table(
+                    training,
+                    ("dose", "view", "gridsize", "status", "epochs", "final_loss", "wall_time_s"),
+                ),
+            )
+        )
     remarks = [*(notes or []), *result.missing]
     if remarks:
         sections.append(("Missing or skipped", "\n".join(f"- {line}" for line in remarks)))
-    report_md, report_html = write_report(output_root, f"ptypinn study '{design.name}': dose × overlap", sections, figures)
+    report_md, report_html = write_report(
+        output_root, f"ptypinn study '{design.name}': dose × overlap", sections, figures
+    )
     manifest = {
-        "phase": "G", "ptypinn_version": __version__, "design": design.name,
-        "metrics_csv": csv_path.name, "metrics_json": json_path.name, "report_html": report_html.name, "report_md": report_md.name,
-        "rows": len(result.rows), "timings": result.timings, "regions": result.regions,
+        "phase": "G",
+        "ptypinn_version": __version__,
+        "design": design.name,
+        "metrics_csv": csv_path.name,
+        "metrics_json": json_path.name,
+        "report_html": report_html.name,
+        "report_md": report_md.name,
+        "rows": len(result.rows),
+        "timings": result.timings,
+        "regions": result.regions,
         "missing": remarks,
     }
     write_json(output_root / COMPARISON_MANIFEST, manifest)

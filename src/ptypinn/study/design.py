@@ -32,8 +32,8 @@ from ptypinn.engines.api import (
     PtychiOptions,
 )
 from ptypinn.io.artifacts import atomic_path
-from ptypinn.pinn.config import Method, TrainingConfig
 from ptypinn.physics.scan import disc_overlap_distance, probe_footprint
+from ptypinn.pinn.config import Method, TrainingConfig
 
 PATCH_SIZES = (64, 128, 256)
 
@@ -83,7 +83,9 @@ class Seeds(_Strict):
 class MetricsConfig(_Strict):
     ms_ssim_sigma: float = Field(1.0, gt=0, description="Gaussian pre-smoothing before MS-SSIM, px")
     max_shift_px: float = Field(
-        3.0, ge=0, le=16,
+        3.0,
+        ge=0,
+        le=16,
         description="bound of the shift alignment may apply (px, each axis); positions are known, "
         "so a correct reconstruction is off by a pixel or two",
     )
@@ -94,7 +96,10 @@ class MetricsConfig(_Strict):
 class ProbeConfig(_Strict):
     kind: Literal["disk", "gaussian", "airy"] = "disk"
     diameter_fraction: float = Field(
-        0.5, gt=0, le=1, description="disk diameter, Gaussian FWHM or Airy first-zero diameter, as a fraction of N"
+        0.5,
+        gt=0,
+        le=1,
+        description="disk diameter, Gaussian FWHM or Airy first-zero diameter, as a fraction of N",
     )
     curvature: float = Field(3.0, description="defocus phase at the rim, radians")
 
@@ -158,14 +163,19 @@ class StudyDesign(_Strict):
     name: str = "full"
     doses: tuple[float, ...] = (1e3, 1e4, 1e5)
     gridsizes: tuple[int, ...] = Field(
-        (1, 2), description="1 trains on the full scan (baseline); each gridsize above 1 trains on every overlap view"
+        (1, 2),
+        description="1 trains on the full scan (baseline); each gridsize above 1 trains on every overlap view",
     )
     methods: tuple[Method, ...] = Field(
-        ("pinn",), description="models the study trains: 'pinn' (physics loss) and/or 'supervised' (MAE on true patches)"
+        ("pinn",),
+        description="models the study trains: 'pinn' (physics loss) and/or 'supervised' (MAE on true patches)",
     )
     neighbor_count: int = Field(7, description="K nearest neighbours a group is drawn from")
     patch_size: int = Field(128, description="N: patch and diffraction size, px")
-    views: tuple[OverlapView, ...] = (OverlapView(name="dense", fraction=0.7), OverlapView(name="sparse", fraction=0.2))
+    views: tuple[OverlapView, ...] = (
+        OverlapView(name="dense", fraction=0.7),
+        OverlapView(name="sparse", fraction=0.2),
+    )
     split_axis: Literal["y"] = "y"
     seeds: Seeds = Seeds()
     metrics: MetricsConfig = MetricsConfig()
@@ -192,7 +202,9 @@ class StudyDesign(_Strict):
     @classmethod
     def _gridsizes_valid(cls, value: tuple[int, ...]) -> tuple[int, ...]:
         if not value or any(g < 1 for g in value):
-            raise ValueError(f"gridsizes must be a non-empty list of integers >= 1, got {list(value)}")
+            raise ValueError(
+                f"gridsizes must be a non-empty list of integers >= 1, got {list(value)}"
+            )
         return value
 
     @field_validator("methods")
@@ -323,7 +335,13 @@ PRESETS = {
         "name": "smoke",
         "patch_size": 64,
         "simulation": {"object_size": 384, "scan": {"step_px": 5.0, "jitter_px": 1.0}},
-        "training": {"width": 1, "epochs": 3, "groups_per_position": 4.0, "augment": True, "refine_steps": 50},
+        "training": {
+            "width": 1,
+            "epochs": 3,
+            "groups_per_position": 4.0,
+            "augment": True,
+            "refine_steps": 50,
+        },
         "iterative": {"cdtools": {"iterations": 30}, "ptychi": {"iterations": 30}},
     },
 }
@@ -362,5 +380,7 @@ def load_design(path: str | os.PathLike, base: str = "full") -> StudyDesign:
     if values is None:
         values = {}
     if not isinstance(values, dict):
-        raise DesignError(f"design file {path} must hold a mapping of fields, got {type(values).__name__}")
+        raise DesignError(
+            f"design file {path} must hold a mapping of fields, got {type(values).__name__}"
+        )
     return make_design(merged(preset(base).to_dict(), values))

@@ -33,11 +33,11 @@ from ptypinn.io.artifacts import file_record, record_matches, sha256_file, write
 from ptypinn.io.dataset import load_dataset
 from ptypinn.io.progress import progress_bar
 from ptypinn.io.reconstruction import ReconstructionInput
+from ptypinn.physics.finite import require_finite
 from ptypinn.study.design import DesignError, IterativeConfig
 from ptypinn.study.layout import RECONSTRUCTION_MANIFEST, SPLITS, dose_label, job_folder
 from ptypinn.study.matrix import BASELINE, DEFAULT_VIEWS, SkipEvent, collect_datasets, select
 from ptypinn.study.outputs import save_reconstruction
-from ptypinn.physics.finite import require_finite
 
 
 @dataclass(frozen=True)
@@ -112,9 +112,7 @@ def plan_jobs(
     return jobs, skips
 
 
-def run_job(
-    job: IterativeJob, artifact_root: Path, engine: Reconstructor, iterations: int
-) -> dict:
+def run_job(job: IterativeJob, artifact_root: Path, engine: Reconstructor, iterations: int) -> dict:
     """Reconstruct one job (``iterations`` long, for the progress bar) and write its files; any
     failure is returned in the record, not raised."""
     record: dict = {**job.record(), "status": "failed", "error": None}
@@ -167,7 +165,8 @@ def _reusable(root: Path, config: IterativeConfig) -> dict[str, dict]:
             f"{dose_label(r['dose'])}/{r['view']}/{r['split']}/{r['engine']}": r
             for r in old["jobs"]
             if r["status"] == "ok"
-            and old["engines"].get(r["engine"]) == config.options(r["engine"]).model_dump(mode="json")
+            and old["engines"].get(r["engine"])
+            == config.options(r["engine"]).model_dump(mode="json")
             and all(record_matches(file, root) for file in r["files"].values())
         }
     except (OSError, ValueError, KeyError, TypeError, AttributeError):

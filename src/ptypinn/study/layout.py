@@ -29,7 +29,9 @@ def split_path(root: str | Path, dose: float, split: str, view: str | None = Non
     return folder / f"{split}.npz"
 
 
-def training_folder(root: str | Path, dose: float, view: str, gridsize: int, method: str = "pinn") -> Path:
+def training_folder(
+    root: str | Path, dose: float, view: str, gridsize: int, method: str = "pinn"
+) -> Path:
     """``<root>/dose_<int>/<view>/<model>``: where a training job writes bundle and logs
     (``<model>`` is :func:`model_folder`: ``gs2``, ``supervised_gs1``)."""
     return Path(root) / dose_label(dose) / view / model_folder(method, gridsize)

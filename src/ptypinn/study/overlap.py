@@ -80,7 +80,9 @@ def _load_source(phase_c_root: Path, record: dict, design: StudyDesign) -> Ptych
     path = phase_c_root / record["path"]
     dataset = load_dataset(path)
     if sha256_file(path) != record["sha256"]:
-        raise DatasetError(f"{path} changed since phase C wrote it (SHA-256 differs from {SIMULATION_MANIFEST})")
+        raise DatasetError(
+            f"{path} changed since phase C wrote it (SHA-256 differs from {SIMULATION_MANIFEST})"
+        )
     if dataset.patch_size != design.patch_size:
         raise DesignError(
             f"design {design.name!r} has N={design.patch_size} but {path} holds {dataset.patch_size}x{dataset.patch_size} patterns; "
@@ -98,8 +100,13 @@ def _remove_view(folder: Path) -> None:
 
 
 def _form_view(
-    design: StudyDesign, name: str, diameter: float, dose_entry: dict, sources: dict,
-    windows: dict, root: Path,
+    design: StudyDesign,
+    name: str,
+    diameter: float,
+    dose_entry: dict,
+    sources: dict,
+    windows: dict,
+    root: Path,
 ) -> tuple[dict, list[dict], list[dict]]:
     """Select, write and measure one view of one dose for a probe footprint of ``diameter``:
     (manifest entry, not-formed items, metric rows)."""
@@ -183,7 +190,9 @@ def run_overlap(
     names = [view.name for view in design.views] if views is None else list(views)
     unknown = [name for name in names if name not in {view.name for view in design.views}]
     if unknown:
-        raise DesignError(f"unknown view(s) {unknown}; the design has {[view.name for view in design.views]}")
+        raise DesignError(
+            f"unknown view(s) {unknown}; the design has {[view.name for view in design.views]}"
+        )
     entries, not_formed, metrics = [], [], []
     no_rule = {"rule": None, "target_fraction": None, "spacing_px": None}
     earlier = listed_files(root / OVERLAP_MANIFEST)

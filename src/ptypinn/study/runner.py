@@ -33,12 +33,15 @@ from rich.console import Console
 
 from ptypinn import __version__
 from ptypinn.io.artifacts import remove_files, sha256_file, tree_digest, write_json
+from ptypinn.pinn.runtime import TrainerOptions
 from ptypinn.study.design import StudyDesign
 from ptypinn.study.layout import (
-    COMPARISON_MANIFEST, OVERLAP_MANIFEST, RECONSTRUCTION_MANIFEST, SIMULATION_MANIFEST,
+    COMPARISON_MANIFEST,
+    OVERLAP_MANIFEST,
+    RECONSTRUCTION_MANIFEST,
+    SIMULATION_MANIFEST,
     TRAINING_MANIFEST,
 )
-from ptypinn.pinn.runtime import TrainerOptions
 
 STATE_FILE = "study_state.json"
 DESIGN_FILE = "design.yaml"
@@ -67,27 +70,36 @@ def _simulate(
     return []
 
 
-def _overlap(
-    design: StudyDesign, root: Path, executor: Executor | None, resume: bool
-) -> list[str]:
+def _overlap(design: StudyDesign, root: Path, executor: Executor | None, resume: bool) -> list[str]:
     from ptypinn.study.overlap import run_overlap
 
     manifest = run_overlap(design, root / "phase_c", root / "phase_d")
-    return [f"view {item['view']} at dose {item['dose']:g} ({item['split']}) not formed: {item['reason']}" for item in manifest.get("not_formed", [])]
+    return [
+        f"view {item['view']} at dose {item['dose']:g} ({item['split']}) not formed: {item['reason']}"
+        for item in manifest.get("not_formed", [])
+    ]
 
 
-def _train(
-    design: StudyDesign, root: Path, executor: Executor | None, resume: bool
-) -> list[str]:
+def _train(design: StudyDesign, root: Path, executor: Executor | None, resume: bool) -> list[str]:
     from ptypinn.study.training import run_training_matrix
 
     options = TrainerOptions(logger="csv", checkpoints=False, progress=False)
     manifest = run_training_matrix(
-        design, root / "phase_c", root / "phase_d", root / "phase_e", allow_missing_phase_d=True,
-        resume=resume, options=options, executor=executor,
+        design,
+        root / "phase_c",
+        root / "phase_d",
+        root / "phase_e",
+        allow_missing_phase_d=True,
+        resume=resume,
+        options=options,
+        executor=executor,
         design_args=["--config", str(root / DESIGN_FILE)],
     )
-    return [f"training {job['view']} at dose {job['dose']:g} failed: {job['error']}" for job in manifest["jobs"] if job["status"] == "failed"]
+    return [
+        f"training {job['view']} at dose {job['dose']:g} failed: {job['error']}"
+        for job in manifest["jobs"]
+        if job["status"] == "failed"
+    ]
 
 
 def _iterative(
@@ -96,43 +108,96 @@ def _iterative(
     from ptypinn.study.iterative import run_iterative_matrix
 
     manifest = run_iterative_matrix(
-        root / "phase_c", root / "phase_d", root / "phase_f", design.iterative,
-        splits=list(design.iterative.splits), allow_missing_phase_d=True, resume=resume,
+        root / "phase_c",
+        root / "phase_d",
+        root / "phase_f",
+        design.iterative,
+        splits=list(design.iterative.splits),
+        allow_missing_phase_d=True,
+        resume=resume,
     )
     failed = [job for job in manifest["jobs"] if job["status"] == "failed"]
-    return [f"iterative {job['engine']} {job['view']} at dose {job['dose']:g} failed: "
-            f"{job.get('error')}" for job in failed]
+    return [
+        f"iterative {job['engine']} {job['view']} at dose {job['dose']:g} failed: "
+        f"{job.get('error')}"
+        for job in failed
+    ]
 
 
-def _compare(
-    design: StudyDesign, root: Path, executor: Executor | None, resume: bool
-) -> list[str]:
+def _compare(design: StudyDesign, root: Path, executor: Executor | None, resume: bool) -> list[str]:
     from ptypinn.study.compare import run_comparison
 
     state = _read_state(root, strict=False)
     notes = [note for step in state.get("steps", {}).values() for note in step.get("notes", [])]
-    run_comparison(design, root / "phase_c", root / "phase_d", root / "phase_e", root / "phase_f", root / "phase_g", notes)
+    run_comparison(
+        design,
+        root / "phase_c",
+        root / "phase_d",
+        root / "phase_e",
+        root / "phase_f",
+        root / "phase_g",
+        notes,
+    )
     return []
 
 
 PHASE_C = "phase_c/" + SIMULATION_MANIFEST
 PHASE_D = "phase_d/" + OVERLAP_MANIFEST
 STEPS = (
-    Step("simulate", "phase_c", SIMULATION_MANIFEST, (), ("doses", "patch_size", "seeds", "simulation"), _simulate),
-    Step("overlap", "phase_d", OVERLAP_MANIFEST, (PHASE_C,), ("views", "gridsizes", "neighbor_count", "seeds"), _overlap),
-    Step("train", "phase_e", TRAINING_MANIFEST, (PHASE_C, PHASE_D), ("views", "gridsizes", "methods", "neighbor_count", "seeds", "training"), _train),
-    Step("iterative", "phase_f", RECONSTRUCTION_MANIFEST, (PHASE_C, PHASE_D), ("views", "iterative"), _iterative),
-    Step("compare", "phase_g", COMPARISON_MANIFEST,
-         (PHASE_D, "phase_e/" + TRAINING_MANIFEST, "phase_f/" + RECONSTRUCTION_MANIFEST), ("name", "views", "metrics", "gridsizes", "methods", "training", "iterative"), _compare),
+    Step(
+        "simulate",
+        "phase_c",
+        SIMULATION_MANIFEST,
+        (),
+        ("doses", "patch_size", "seeds", "simulation"),
+        _simulate,
+    ),
+    Step(
+        "overlap",
+        "phase_d",
+        OVERLAP_MANIFEST,
+        (PHASE_C,),
+        ("views", "gridsizes", "neighbor_count", "seeds"),
+        _overlap,
+    ),
+    Step(
+        "train",
+        "phase_e",
+        TRAINING_MANIFEST,
+        (PHASE_C, PHASE_D),
+        ("views", "gridsizes", "methods", "neighbor_count", "seeds", "training"),
+        _train,
+    ),
+    Step(
+        "iterative",
+        "phase_f",
+        RECONSTRUCTION_MANIFEST,
+        (PHASE_C, PHASE_D),
+        ("views", "iterative"),
+        _iterative,
+    ),
+    Step(
+        "compare",
+        "phase_g",
+        COMPARISON_MANIFEST,
+        (PHASE_D, "phase_e/" + TRAINING_MANIFEST, "phase_f/" + RECONSTRUCTION_MANIFEST),
+        ("name", "views", "metrics", "gridsizes", "methods", "training", "iterative"),
+        _compare,
+    ),
 )
 
 
 def step_key(step: Step, design: StudyDesign, root: Path) -> str:
     """Hash of what a step depends on: its name, the package version, the design fields it uses
     and the bytes of the manifests it reads (which carry every upstream change)."""
-    inputs = {name: sha256_file(root / name) if (root / name).is_file() else None for name in step.reads}
+    inputs = {
+        name: sha256_file(root / name) if (root / name).is_file() else None for name in step.reads
+    }
     settings = {field: design.to_dict()[field] for field in step.uses}
-    payload = json.dumps({"step": step.name, "version": __version__, "design": settings, "inputs": inputs}, sort_keys=True)
+    payload = json.dumps(
+        {"step": step.name, "version": __version__, "design": settings, "inputs": inputs},
+        sort_keys=True,
+    )
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -173,8 +238,13 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def run_study(design: StudyDesign, output: str | Path, resume: bool = False, executor: Executor | None = None,
-              console: Console | None = None) -> dict:
+def run_study(
+    design: StudyDesign,
+    output: str | Path,
+    resume: bool = False,
+    executor: Executor | None = None,
+    console: Console | None = None,
+) -> dict:
     """Run (or resume) every step; returns the study state written to ``study_state.json``."""
     root = Path(output)
     console = console or Console()
@@ -197,8 +267,10 @@ def run_study(design: StudyDesign, output: str | Path, resume: bool = False, exe
             if changed is None:
                 say(f"{tag}: unchanged, skipped")
                 continue
-            say(f"{tag}: {changed} differs from its record (changed or missing); "
-                "running the step again")
+            say(
+                f"{tag}: {changed} differs from its record (changed or missing); "
+                "running the step again"
+            )
         elif again:
             say(f"{tag}: interrupted last time; continuing, finished jobs are kept")
         elif previous.get("outputs"):

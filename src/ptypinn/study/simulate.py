@@ -27,16 +27,22 @@ import torch
 from ptypinn import __version__
 from ptypinn.io.artifacts import file_record, remove_files, sha256_file, write_json
 from ptypinn.io.dataset import DatasetError, PtychoDataset, read_npz, save_dataset
+from ptypinn.io.progress import progress_bar
+from ptypinn.physics.forward import (
+    dose_scale,
+    exit_waves,
+    far_field,
+    fermat_scan,
+    mean_counts,
+    pattern_energies,
+    poisson_observe,
+    raster_scan,
+)
+from ptypinn.physics.samples import default_object
+from ptypinn.physics.scan import probe_footprint
 from ptypinn.study.design import DesignError, StudyDesign
 from ptypinn.study.layout import SIMULATION_MANIFEST, dose_label, split_path
 from ptypinn.study.matrix import listed_files
-from ptypinn.physics.forward import (
-    dose_scale, exit_waves, far_field, fermat_scan, mean_counts, pattern_energies, poisson_observe,
-    raster_scan,
-)
-from ptypinn.io.progress import progress_bar
-from ptypinn.physics.samples import default_object
-from ptypinn.physics.scan import probe_footprint
 
 
 @dataclass(frozen=True)
@@ -68,7 +74,9 @@ def source_from_npz(path: str | os.PathLike, design: StudyDesign) -> SimulationS
         raise DatasetError(f"{path}: no 'objectGuess' array to simulate from")
     obj = arrays["objectGuess"]
     if obj.ndim != 2 or not np.iscomplexobj(obj) or not np.all(np.isfinite(obj)):
-        raise DatasetError(f"{path}: objectGuess must be a finite 2-D complex array, got {obj.dtype} {obj.shape}")
+        raise DatasetError(
+            f"{path}: objectGuess must be a finite 2-D complex array, got {obj.dtype} {obj.shape}"
+        )
     if not np.any(obj):
         raise DatasetError(f"{path}: objectGuess is zero everywhere: it would diffract no photons")
     provenance = {"object": str(path), "object_file_sha256": sha256_file(path)}
@@ -82,7 +90,9 @@ def source_from_npz(path: str | os.PathLike, design: StudyDesign) -> SimulationS
     else:
         probe = design.simulation.probe.build(design.patch_size)
         provenance["probe"] = design.simulation.probe.model_dump(mode="json")
-    return SimulationSource(obj=obj.astype(np.complex64), probe=probe.astype(np.complex64), provenance=provenance)
+    return SimulationSource(
+        obj=obj.astype(np.complex64), probe=probe.astype(np.complex64), provenance=provenance
+    )
 
 
 def scan_positions(design: StudyDesign, object_shape: tuple[int, int]) -> np.ndarray:
@@ -94,7 +104,9 @@ def scan_positions(design: StudyDesign, object_shape: tuple[int, int]) -> np.nda
     return raster_scan(object_shape, design.patch_size, scan.step_px, scan.jitter_px, rng)
 
 
-def clean_amplitudes(source: SimulationSource, positions: np.ndarray, batch_size: int = 256) -> np.ndarray:
+def clean_amplitudes(
+    source: SimulationSource, positions: np.ndarray, batch_size: int = 256
+) -> np.ndarray:
     """Noise-free far-field amplitudes (n, N, N) float32 for every position."""
     obj = torch.from_numpy(source.obj)
     probe = torch.from_numpy(source.probe)
@@ -107,7 +119,9 @@ def clean_amplitudes(source: SimulationSource, positions: np.ndarray, batch_size
     return out
 
 
-def observe(amplitudes: np.ndarray, nphotons: float, seed: int) -> tuple[np.ndarray, float, list[int]]:
+def observe(
+    amplitudes: np.ndarray, nphotons: float, seed: int
+) -> tuple[np.ndarray, float, list[int]]:
     """Photon-noisy normalised amplitudes at a dose, the dose scale and the noise seed used."""
     scale = dose_scale(pattern_energies(amplitudes), nphotons)
     noise_seed = [seed, int(round(nphotons))]
@@ -125,13 +139,16 @@ def split_rule(boundary: float, guard_band: bool) -> str:
     """The split of :func:`split_by_y` in words."""
     if not guard_band:
         return f"train: y < {boundary:g}; test: y >= {boundary:g}"
-    return (f"train: probe footprint entirely in rows < {boundary:g}; test: entirely in rows >= "
-            f"{boundary:g}; positions whose footprint crosses row {boundary:g} are dropped "
-            "(guard band)")
+    return (
+        f"train: probe footprint entirely in rows < {boundary:g}; test: entirely in rows >= "
+        f"{boundary:g}; positions whose footprint crosses row {boundary:g} are dropped "
+        "(guard band)"
+    )
 
 
-def split_by_y(dataset: PtychoDataset, boundary: float,
-               guard_band: bool = False) -> tuple[PtychoDataset, PtychoDataset]:
+def split_by_y(
+    dataset: PtychoDataset, boundary: float, guard_band: bool = False
+) -> tuple[PtychoDataset, PtychoDataset]:
     """Train = positions with ``y < boundary``, test = the rest: no position is in both.
 
     With ``guard_band``, a position is kept only when its whole probe footprint
@@ -153,15 +170,20 @@ def split_by_y(dataset: PtychoDataset, boundary: float,
         rule, other = f"y < {boundary:g}", f"not y < {boundary:g}"
     dropped = int(dataset.count - train.sum() - test.sum())
     return (
-        dataset.subset(np.flatnonzero(train), split="train", split_rule=rule,
-                       guard_band_dropped=dropped),
-        dataset.subset(np.flatnonzero(test), split="test", split_rule=other,
-                       guard_band_dropped=dropped),
+        dataset.subset(
+            np.flatnonzero(train), split="train", split_rule=rule, guard_band_dropped=dropped
+        ),
+        dataset.subset(
+            np.flatnonzero(test), split="test", split_rule=other, guard_band_dropped=dropped
+        ),
     )
 
 
 def run_simulation(
-    design: StudyDesign, output_root: str | os.PathLike, source: SimulationSource | None = None, doses: list[float] | None = None
+    design: StudyDesign,
+    output_root: str | os.PathLike,
+    source: SimulationSource | None = None,
+    doses: list[float] | None = None,
 ) -> dict:
     """Phase C: simulate every dose, split along y, write the files and the manifest."""
     root = Path(output_root)
@@ -212,11 +234,17 @@ def run_simulation(
             counts[split] = part.count
             photons[split] = mean_counts(part.diffraction, scale)
         counts["dropped_by_guard_band"] = parts[0].metadata["guard_band_dropped"]
-        entries.append({
-            "dose": float(dose), "folder": dose_label(dose), "dose_scale": scale,
-            "noise_seed": noise_seed,
-            "counts": counts, "measured_photons_per_pattern": photons, "files": files,
-        })
+        entries.append(
+            {
+                "dose": float(dose),
+                "folder": dose_label(dose),
+                "dose_scale": scale,
+                "noise_seed": noise_seed,
+                "counts": counts,
+                "measured_photons_per_pattern": photons,
+                "files": files,
+            }
+        )
     manifest = {
         "phase": "C",
         "ptypinn_version": __version__,

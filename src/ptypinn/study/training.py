@@ -34,13 +34,19 @@ from typing import Literal
 
 from ptypinn.io.artifacts import clear_outputs, ensure_inside, sha256_file, write_json
 from ptypinn.io.dataset import load_dataset
-from ptypinn.pinn.config import Method, TrainingConfig
-from ptypinn.study.design import DesignError, StudyDesign
-from ptypinn.study.layout import TRAINING_MANIFEST, dose_label, model_folder, training_folder
-from ptypinn.study.matrix import DEFAULT_VIEWS, SkipEvent, collect_datasets, select, training_gridsizes
 from ptypinn.io.progress import progress_bar
+from ptypinn.pinn.config import Method, TrainingConfig
 from ptypinn.pinn.runtime import TrainerOptions
 from ptypinn.pinn.train import JOB_OUTPUTS, JobSpec, train_model
+from ptypinn.study.design import DesignError, StudyDesign
+from ptypinn.study.layout import TRAINING_MANIFEST, dose_label, model_folder, training_folder
+from ptypinn.study.matrix import (
+    DEFAULT_VIEWS,
+    SkipEvent,
+    collect_datasets,
+    select,
+    training_gridsizes,
+)
 
 SKIP_SUMMARY = "skip_summary.json"
 TRAINING_PREVIEW = "training_preview.json"
@@ -81,22 +87,36 @@ class JobConfig:
     trainer: TrainerOptions
 
     def spec(self) -> JobSpec:
-        return JobSpec(self.job.train_path, self.job.gridsize, self.neighbor_count, self.grouping_seed, self.training)
+        return JobSpec(
+            self.job.train_path,
+            self.job.gridsize,
+            self.neighbor_count,
+            self.grouping_seed,
+            self.training,
+        )
 
     def key(self) -> str:
         """SHA-256 of the science of the job (not where or on what hardware it runs): a finished
         job with the same key needs no retraining."""
         science = {
-            "dose": self.job.dose, "view": self.job.view, "gridsize": self.job.gridsize, "method": self.job.method,
-            "neighbor_count": self.neighbor_count, "grouping_seed": self.grouping_seed,
-            "training": self.training.model_dump(mode="json"), "train_sha256": self.job.train_sha256,
+            "dose": self.job.dose,
+            "view": self.job.view,
+            "gridsize": self.job.gridsize,
+            "method": self.job.method,
+            "neighbor_count": self.neighbor_count,
+            "grouping_seed": self.grouping_seed,
+            "training": self.training.model_dump(mode="json"),
+            "train_sha256": self.job.train_sha256,
         }
         return hashlib.sha256(json.dumps(science, sort_keys=True).encode()).hexdigest()
 
     def to_dict(self) -> dict[str, object]:
         """Plain JSON values (the dry-run preview)."""
         return {
-            **{key: str(value) if isinstance(value, Path) else value for key, value in asdict(self.job).items()},
+            **{
+                key: str(value) if isinstance(value, Path) else value
+                for key, value in asdict(self.job).items()
+            },
             "neighbor_count": self.neighbor_count,
             "grouping_seed": self.grouping_seed,
             "training": self.training.model_dump(mode="json"),
@@ -148,7 +168,9 @@ class JobRecord:
     def from_dict(cls, values: dict) -> JobRecord:
         """A record read back from a manifest (fields it does not know are ignored)."""
         names = {f.name for f in fields(cls)}
-        return cls(**{"method": "pinn", **{key: value for key, value in values.items() if key in names}})
+        return cls(
+            **{"method": "pinn", **{key: value for key, value in values.items() if key in names}}
+        )
 
     def to_dict(self) -> dict[str, object]:
         entry = asdict(self)
@@ -179,8 +201,19 @@ def build_training_jobs(
         for gridsize in training_gridsizes(entry.view, gridsizes):
             for method in methods:
                 folder = training_folder(artifact_root, entry.dose, entry.view, gridsize, method)
-                jobs.append(TrainingJob(entry.dose, entry.view, gridsize, method, entry.train, entry.test,
-                                        folder, folder / LOG_NAME, entry.train_sha256))
+                jobs.append(
+                    TrainingJob(
+                        entry.dose,
+                        entry.view,
+                        gridsize,
+                        method,
+                        entry.train,
+                        entry.test,
+                        folder,
+                        folder / LOG_NAME,
+                        entry.train_sha256,
+                    )
+                )
     return jobs, skips
 
 
@@ -194,13 +227,33 @@ def command_for(config: JobConfig, design_args: Sequence[str]) -> str:
     """The ``ptypinn train`` command line equivalent to one resolved job."""
     trainer = config.trainer
     words = [
-        "ptypinn", "train", "--train", str(config.job.train_path), "--output", str(config.job.artifact_dir),
-        "--gridsize", str(config.job.gridsize), *(["--supervised"] if config.job.method == "supervised" else []),
+        "ptypinn",
+        "train",
+        "--train",
+        str(config.job.train_path),
+        "--output",
+        str(config.job.artifact_dir),
+        "--gridsize",
+        str(config.job.gridsize),
+        *(["--supervised"] if config.job.method == "supervised" else []),
         *design_args,
-        "--accelerator", trainer.accelerator, "--devices", str(trainer.devices), "--strategy", trainer.strategy,
-        "--num-nodes", str(trainer.num_nodes), "--deterministic" if trainer.deterministic else "--no-deterministic",
-        "--num-workers", str(trainer.num_workers), "--logger", trainer.logger, "--precision", trainer.precision,
-        "--max-epochs", str(config.training.epochs),
+        "--accelerator",
+        trainer.accelerator,
+        "--devices",
+        str(trainer.devices),
+        "--strategy",
+        trainer.strategy,
+        "--num-nodes",
+        str(trainer.num_nodes),
+        "--deterministic" if trainer.deterministic else "--no-deterministic",
+        "--num-workers",
+        str(trainer.num_workers),
+        "--logger",
+        trainer.logger,
+        "--precision",
+        trainer.precision,
+        "--max-epochs",
+        str(config.training.epochs),
     ]
     return shlex.join(words)
 
@@ -208,7 +261,9 @@ def command_for(config: JobConfig, design_args: Sequence[str]) -> str:
 def lightning_runner(config: JobConfig) -> JobOutcome:
     """The real runner: train with Lightning and report the bundle."""
     spec = config.spec()
-    result = train_model(spec, load_dataset(spec.train_path), config.job.artifact_dir, config.trainer)
+    result = train_model(
+        spec, load_dataset(spec.train_path), config.job.artifact_dir, config.trainer
+    )
     return JobOutcome(result.bundle, result.final_loss, result.epochs, result.wall_time_s)
 
 
@@ -216,16 +271,29 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _record(config: JobConfig, command: str, status: Literal["ok", "failed", "dry-run"]) -> JobRecord:
+def _record(
+    config: JobConfig, command: str, status: Literal["ok", "failed", "dry-run"]
+) -> JobRecord:
     job = config.job
     return JobRecord(
-        dose=job.dose, view=job.view, gridsize=job.gridsize, method=job.method, train_path=str(job.train_path),
-        train_sha256=job.train_sha256, test_path=str(job.test_path), artifact_dir=str(job.artifact_dir),
-        log_path=str(job.log_path), command=command, key=config.key(), status=status,
+        dose=job.dose,
+        view=job.view,
+        gridsize=job.gridsize,
+        method=job.method,
+        train_path=str(job.train_path),
+        train_sha256=job.train_sha256,
+        test_path=str(job.test_path),
+        artifact_dir=str(job.artifact_dir),
+        log_path=str(job.log_path),
+        command=command,
+        key=config.key(),
+        status=status,
     )
 
 
-def run_training_job(config: JobConfig, runner: Runner = lightning_runner, command: str = "") -> JobRecord:
+def run_training_job(
+    config: JobConfig, runner: Runner = lightning_runner, command: str = ""
+) -> JobRecord:
     """Clear the job's folder of an earlier run, then run it; failures are returned, not raised."""
     job = config.job
     job.artifact_dir.mkdir(parents=True, exist_ok=True)
@@ -240,18 +308,27 @@ def run_training_job(config: JobConfig, runner: Runner = lightning_runner, comma
             log.write(traceback.format_exc())
             return replace(record, error=f"{type(error).__name__}: {error}")
         bundle = Path(outcome.bundle)
-        log.write(f"# finished {_now()}: final loss {outcome.final_loss:.6g} after {outcome.epochs} epochs\n")
+        log.write(
+            f"# finished {_now()}: final loss {outcome.final_loss:.6g} after {outcome.epochs} epochs\n"
+        )
     return replace(
-        record, status="ok", final_loss=float(outcome.final_loss), epochs=int(outcome.epochs),
-        wall_time_s=outcome.wall_time_s, bundle=bundle.relative_to(job.artifact_dir).as_posix(),
-        bundle_sha256=sha256_file(bundle), bundle_bytes=bundle.stat().st_size,
+        record,
+        status="ok",
+        final_loss=float(outcome.final_loss),
+        epochs=int(outcome.epochs),
+        wall_time_s=outcome.wall_time_s,
+        bundle=bundle.relative_to(job.artifact_dir).as_posix(),
+        bundle_sha256=sha256_file(bundle),
+        bundle_bytes=bundle.stat().st_size,
     )
 
 
 def _previous_records(path: Path) -> dict[str, JobRecord]:
     """Finished job records of an earlier manifest, by matrix cell (none if it cannot be read)."""
     try:
-        records = [JobRecord.from_dict(job) for job in json.loads(path.read_text(encoding="utf-8"))["jobs"]]
+        records = [
+            JobRecord.from_dict(job) for job in json.loads(path.read_text(encoding="utf-8"))["jobs"]
+        ]
     except (OSError, ValueError, KeyError, TypeError):
         return {}
     return {record.cell: record for record in records if record.status == "ok"}
@@ -262,7 +339,9 @@ def _still_valid(record: JobRecord | None, config: JobConfig) -> bool:
     if record is None or record.key != config.key() or not record.bundle:
         return False
     bundle = config.job.artifact_dir / record.bundle
-    return bundle.is_file() and not bundle.is_symlink() and sha256_file(bundle) == record.bundle_sha256
+    return (
+        bundle.is_file() and not bundle.is_symlink() and sha256_file(bundle) == record.bundle_sha256
+    )
 
 
 def _no_match(
@@ -310,9 +389,18 @@ def run_training_matrix(
     """
     artifact_root = Path(artifact_root)
     design_views = [view.name for view in design.views]
-    jobs, skips = build_training_jobs(phase_c_root, phase_d_root, artifact_root, design_views, allow_missing_phase_d,
-                                      design.gridsizes, design.methods)
-    chosen = {job.cell for job in select(jobs, doses, views) if not gridsizes or job.gridsize in gridsizes}
+    jobs, skips = build_training_jobs(
+        phase_c_root,
+        phase_d_root,
+        artifact_root,
+        design_views,
+        allow_missing_phase_d,
+        design.gridsizes,
+        design.methods,
+    )
+    chosen = {
+        job.cell for job in select(jobs, doses, views) if not gridsizes or job.gridsize in gridsizes
+    }
     if not chosen:
         raise _no_match(jobs, doses, views, gridsizes)
     configs = {job.cell: resolve_config(job, design, options) for job in jobs}
@@ -325,7 +413,11 @@ def run_training_matrix(
         "phase_d_root": str(phase_d_root),
         "artifact_root": str(artifact_root),
         "design": design.name,
-        "filters": {"dose": list(doses or []), "view": list(views or []), "gridsize": list(gridsizes or [])},
+        "filters": {
+            "dose": list(doses or []),
+            "view": list(views or []),
+            "gridsize": list(gridsizes or []),
+        },
         "dry_run": dry_run,
         "enumerated_count": len(jobs),
         "job_count": len(chosen),
@@ -336,7 +428,10 @@ def run_training_matrix(
     }
     if dry_run:
         manifest["jobs"] = [
-            replace(_record(configs[job.cell], commands[job.cell], "dry-run"), config=configs[job.cell].to_dict()).to_dict()
+            replace(
+                _record(configs[job.cell], commands[job.cell], "dry-run"),
+                config=configs[job.cell].to_dict(),
+            ).to_dict()
             for job in jobs
             if job.cell in chosen
         ]
@@ -349,7 +444,8 @@ def run_training_matrix(
     records = {
         job.cell: replace(previous[job.cell], reused=True)
         for job in jobs
-        if (job.cell not in chosen or resume) and _still_valid(previous.get(job.cell), configs[job.cell])
+        if (job.cell not in chosen or resume)
+        and _still_valid(previous.get(job.cell), configs[job.cell])
     }
     pending = [job for job in jobs if job.cell in chosen and job.cell not in records]
 
@@ -371,5 +467,12 @@ def run_training_matrix(
             records[job.cell] = record
             save()  # after every job, so an interrupted run keeps what it finished
             advance(1)
-    write_json(artifact_root / SKIP_SUMMARY, {"timestamp": manifest["timestamp"], "skipped_views": skipped, "skipped_count": len(skipped)})
+    write_json(
+        artifact_root / SKIP_SUMMARY,
+        {
+            "timestamp": manifest["timestamp"],
+            "skipped_views": skipped,
+            "skipped_count": len(skipped),
+        },
+    )
     return manifest
