@@ -18,6 +18,7 @@ LEVELS = {
     "engines": 3,
     "study": 4,
     "cli": 5,
+    "api": 5,
     "__main__": 6,
 }
 PLOTTING = "ptypinn.analysis.report"

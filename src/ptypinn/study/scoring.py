@@ -72,6 +72,22 @@ def on_truth_grid(product: Product, truth: PtychoDataset) -> np.ndarray:
     return placed
 
 
+def score_object(obj: np.ndarray, truth: PtychoDataset, metrics: MetricsConfig) -> dict:
+    """Every score of a reconstructed object (on ``truth``'s object grid) against the truth, the
+    alignment applied and the rule for the region used, in JSON types (an undefined score is
+    ``None`` with its reason under ``undefined``)."""
+    if truth.obj is None:
+        raise DatasetError("the truth has no objectGuess to score against")
+    _, alignment, scores = score(
+        obj, truth.obj, scored_region(truth), metrics.max_shift_px, metrics.ms_ssim_sigma
+    )
+    return {
+        **scores.to_dict(),
+        "alignment": alignment.to_dict(),
+        "region_rule": SCORED_REGION_RULE.format(bound=metrics.max_shift_px),
+    }
+
+
 def score_file(
     reconstruction: str | os.PathLike,
     truth: str | os.PathLike,
@@ -79,23 +95,9 @@ def score_file(
     reconstruction_format: FileFormat | None = None,
     truth_format: FileFormat | None = None,
 ) -> dict:
-    """Every score of a reconstruction file against a truth file, the alignment applied and the
-    region used, in JSON types (an undefined score is ``None`` with its reason under
-    ``undefined``)."""
+    """:func:`score_object` for a reconstruction file (our NPZ or a ptychodus product) against a
+    truth file."""
     product = load_reconstruction(reconstruction, reconstruction_format)
     dataset = load_truth(truth, truth_format)
-    region = scored_region(dataset)
-    _, alignment, scores = score(
-        on_truth_grid(product, dataset),
-        dataset.obj,
-        region,
-        metrics.max_shift_px,
-        metrics.ms_ssim_sigma,
-    )
-    return {
-        "reconstruction": str(reconstruction),
-        "truth": str(truth),
-        **scores.to_dict(),
-        "alignment": alignment.to_dict(),
-        "region_rule": SCORED_REGION_RULE.format(bound=metrics.max_shift_px),
-    }
+    scores = score_object(on_truth_grid(product, dataset), dataset, metrics)
+    return {"reconstruction": str(reconstruction), "truth": str(truth), **scores}
