@@ -134,7 +134,7 @@ def cdtools_reference(test: PtychoDataset, iterations: int) -> dict[str, float |
 
 def plot(result: dict, path: Path) -> None:
     figure, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
-    for ax, split in zip(axes, ("test", "train")):
+    for ax, split in zip(axes, ("test", "train"), strict=True):
         for run in result["runs"]:
             samples = [p["samples_seen"] for p in run["points"]]
             ax.plot(

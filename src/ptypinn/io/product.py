@@ -98,7 +98,9 @@ class Product:
         height, width = self.obj.shape
         origin = tuple(
             c - p * (size - 1) / 2
-            for c, p, size in zip(self.object_center_m, self.pixel_size_m, (width, height))
+            for c, p, size in zip(
+                self.object_center_m, self.pixel_size_m, (width, height), strict=True
+            )
         )
         source = str(self.metadata.get("geometry_source", PRODUCT_GEOMETRY))
         return Geometry(
@@ -203,7 +205,7 @@ def read_product(path: str | os.PathLike) -> Product:
             h5.attribute(
                 "/probe", f"pixel_{side}_m", what=f"probe pixel {side} (m)", default=default
             )
-            for side, default in zip(("width", "height"), pixel)
+            for side, default in zip(("width", "height"), pixel, strict=True)
         )
         if not np.allclose(probe_pixel, pixel, rtol=1e-6, atol=0):
             raise h5.error(

@@ -78,7 +78,7 @@ def _placed(patches: np.ndarray, positions: np.ndarray, weight: np.ndarray, chun
         moved_weight = translate(
             weight_t.expand(block.shape[0], n, n).contiguous(), fraction[part]
         ).numpy()
-        yield from zip(whole[part, 0], whole[part, 1], moved, moved_weight)
+        yield from zip(whole[part, 0], whole[part, 1], moved, moved_weight, strict=True)
 
 
 def _accumulate(
@@ -161,7 +161,7 @@ def _phase_rotations(
         rotation = np.array(
             [
                 _unit(np.vdot(patch * weight, ref), old)
-                for patch, ref, old in zip(patches, reference, rotation)
+                for patch, ref, old in zip(patches, reference, rotation, strict=True)
             ],
             dtype=np.complex64,
         )

@@ -457,7 +457,7 @@ def train_model(
     spec: JobSpec,
     dataset: PtychoDataset,
     output_dir: str | Path,
-    options: TrainerOptions = TrainerOptions(),
+    options: TrainerOptions | None = None,
     callbacks: Sequence[L.Callback] = (),
 ) -> TrainingResult:
     """Train one job and write ``<output_dir>/model.pt``; Lightning logs and checkpoints go
@@ -467,6 +467,7 @@ def train_model(
     an interrupted run never mixes with an old one. ``callbacks`` are extra Lightning callbacks
     (a benchmark's milestone evaluations, for example).
     """
+    options = options or TrainerOptions()
     output_dir = Path(output_dir)
     config = spec.training
     check_patch_size(dataset)

@@ -375,7 +375,7 @@ def run_training_matrix(
     allow_missing_phase_d: bool = False,
     dry_run: bool = False,
     resume: bool = False,
-    options: TrainerOptions = TrainerOptions(),
+    options: TrainerOptions | None = None,
     runner: Runner = lightning_runner,
     design_args: Sequence[str] = (),
     executor: Executor | None = None,
@@ -387,6 +387,7 @@ def run_training_matrix(
     e.g. a Dask client's), the jobs are submitted to it all at once and their results collected
     in matrix order.
     """
+    options = options or TrainerOptions()
     artifact_root = Path(artifact_root)
     design_views = [view.name for view in design.views]
     jobs, skips = build_training_jobs(
@@ -463,7 +464,7 @@ def run_training_matrix(
         else:
             futures = [executor.submit(run_training_job, *args) for args in arguments]
             results = (future.result() for future in futures)
-        for job, record in zip(pending, results):
+        for job, record in zip(pending, results, strict=True):
             records[job.cell] = record
             save()  # after every job, so an interrupted run keeps what it finished
             advance(1)
