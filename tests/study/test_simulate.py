@@ -41,7 +41,8 @@ def test_mean_counts_equal_the_dose_within_poisson_error(tiny_design, nphotons):
     )
     per_pattern = counts.sum(axis=(1, 2))
     n = per_pattern.size
-    # The mean of n independent Poisson totals with mean nphotons has standard error sqrt(nphotons / n).
+    # The mean of n independent Poisson totals with mean nphotons has standard error
+    # sqrt(nphotons / n).
     assert abs(per_pattern.mean() - nphotons) < 5 * np.sqrt(nphotons / n)
 
 

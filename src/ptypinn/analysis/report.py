@@ -205,7 +205,7 @@ def metric_vs_dose(
 
 
 def frc_curves(curves: Sequence[dict], dose: float, view: str, path: str | os.PathLike) -> Path:
-    """FRC of phase against spatial frequency for every method at one dose and view, with thresholds.
+    """Phase FRC against spatial frequency for every method at one dose and view, with thresholds.
 
     ``curves`` items: ``{dose, view, method, frequency, correlation, half_bit}``.
     """
@@ -329,8 +329,17 @@ def write_report(
         f"<figure>{_embedded_image(figure)}<figcaption>{html.escape(figure.stem)}</figcaption></figure>"
         for figure in figures
     ]
-    style = "body{font-family:sans-serif;max-width:1100px;margin:2em auto;}table{border-collapse:collapse;font-size:90%;}td,th{border:1px solid #ccc;padding:2px 6px;}img{max-width:100%;}"
-    page = f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{style}</style></head><body>{''.join(body)}</body></html>"
+    style = (
+        "body{font-family:sans-serif;max-width:1100px;margin:2em auto;}"
+        "table{border-collapse:collapse;font-size:90%;}"
+        "td,th{border:1px solid #ccc;padding:2px 6px;}"
+        "img{max-width:100%;}"
+    )
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title><style>{style}</style></head>"
+        f"<body>{''.join(body)}</body></html>"
+    )
     with atomic_path(folder / "report.md") as tmp:
         tmp.write_text("\n".join(md) + "\n", encoding="utf-8")
     with atomic_path(folder / "report.html") as tmp:

@@ -218,7 +218,8 @@ def build_training_jobs(
 
 
 def resolve_config(job: TrainingJob, design: StudyDesign, options: TrainerOptions) -> JobConfig:
-    """The job with the design's grouping and training settings (the job's method decides the loss)."""
+    """The job with the design's grouping and training settings (the job's method decides the
+    loss)."""
     training = design.training.model_copy(update={"model": job.method})
     return JobConfig(job, design.neighbor_count, design.seeds.grouping, training, options)
 
@@ -309,7 +310,8 @@ def run_training_job(
             return replace(record, error=f"{type(error).__name__}: {error}")
         bundle = Path(outcome.bundle)
         log.write(
-            f"# finished {_now()}: final loss {outcome.final_loss:.6g} after {outcome.epochs} epochs\n"
+            f"# finished {_now()}: final loss {outcome.final_loss:.6g} "
+            f"after {outcome.epochs} epochs\n"
         )
     return replace(
         record,
