@@ -1,4 +1,5 @@
-"""PtychoPINN learning curve: test quality against samples seen, with the iterative engine as reference.
+"""PtychoPINN learning curve: test quality against samples seen, with the iterative engine
+as reference.
 
 Simulates the smoke geometry at one dose (optionally with another base scan step), then for each
 gridsize trains one run for the largest budget and, at every milestone (samples seen), reconstructs
@@ -8,7 +9,8 @@ with that budget would give. CDTools reconstructs the same test split once, as t
 
 Usage:
   python benchmarks/pinn_learning_curve.py --milestones 1e4,3e4,1e5 --gridsizes 1,2 --view dense \
-      --json benchmarks/results/pinn_learning_curve.json --png benchmarks/results/pinn_learning_curve.png
+      --json benchmarks/results/pinn_learning_curve.json \
+      --png benchmarks/results/pinn_learning_curve.png
 Prints (and writes) one JSON object: per gridsize and milestone, phase and amplitude SSIM and phase
 FRC50 on the test and training splits, wall time and samples/s; the machine and thread count.
 """
@@ -134,7 +136,7 @@ def cdtools_reference(test: PtychoDataset, iterations: int) -> dict[str, float |
 
 def plot(result: dict, path: Path) -> None:
     figure, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
-    for ax, split in zip(axes, ("test", "train")):
+    for ax, split in zip(axes, ("test", "train"), strict=True):
         for run in result["runs"]:
             samples = [p["samples_seen"] for p in run["points"]]
             ax.plot(
@@ -152,21 +154,21 @@ def plot(result: dict, path: Path) -> None:
             )
         ax.set_xscale("log")
         ax.set_xlabel("samples seen")
-        ax.set_title(
-            f"{split} split ({'unseen upper half' if split == 'test' else 'the half it trained on'})"
-        )
+        half = "unseen upper half" if split == "test" else "the half it trained on"
+        ax.set_title(f"{split} split ({half})")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("phase SSIM (illuminated region)")
     axes[0].legend(fontsize=8)
     figure.suptitle(
-        f"PtychoPINN learning curve: {result['view']} view, dose {result['dose']:g}, N = {result['N']}"
+        f"PtychoPINN learning curve: {result['view']} view, dose {result['dose']:g}, "
+        f"N = {result['N']}"
     )
     figure.tight_layout()
     figure.savefig(path, dpi=120)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
     parser.add_argument(
         "--view", default="baseline", help="'baseline' (full scan) or an overlap view"
     )

@@ -47,7 +47,8 @@ def rng():
 
 @pytest.fixture
 def small_dataset():
-    """A 32x32-pattern dataset with an object, noisy at 1e4 photons, built straight from the physics."""
+    """A 32x32-pattern dataset with an object, noisy at 1e4 photons, built straight from the
+    physics."""
     import torch
 
     from ptypinn.io.dataset import PtychoDataset

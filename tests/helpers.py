@@ -11,9 +11,10 @@ ENGINE_BUDGET = 60  # iterations each engine gets on the noiseless test case
 def record_phases(phase_c: Path, phase_d: Path, doses, views) -> None:
     """Write the phase C and D manifests that list the split files already in the two folders,
     as `simulate` and `overlap` would have."""
-    splits = lambda root, folder: {
-        split: file_record(root / folder / f"{split}.npz", root) for split in SPLITS
-    }  # noqa: E731
+
+    def splits(root: Path, folder: str) -> dict:
+        return {split: file_record(root / folder / f"{split}.npz", root) for split in SPLITS}
+
     write_json(
         phase_c / SIMULATION_MANIFEST,
         {

@@ -245,19 +245,21 @@ def simulate(
     dose: Annotated[
         list[float] | None,
         typer.Option(
-            help="Dose (photons per pattern) to simulate; repeat for several. Default: the design's doses."
+            help="Dose (photons per pattern) to simulate; repeat for several. "
+            "Default: the design's doses."
         ),
     ] = None,
     object_file: Annotated[
         Path | None,
         typer.Option(
             "--object",
-            help="NPZ with objectGuess (and optionally probeGuess) to use instead of the embedded default.",
+            help="NPZ with objectGuess (and optionally probeGuess) to use instead of the "
+            "embedded default.",
             dir_okay=False,
         ),
     ] = None,
 ) -> None:
-    """Phase C: simulate diffraction at each dose, split train/test along y, write NPZ files and a manifest."""
+    """Phase C: simulate diffraction at each dose, split train/test along y, write NPZ files and a manifest."""  # noqa: E501 - Typer prints this summary with its line breaks in `ptypinn --help`
     from ptypinn.study.simulate import run_simulation, source_from_npz
 
     design = resolve_design(preset_name, config)
@@ -308,7 +310,7 @@ def overlap(
     target; patch_linear: (1 - f) N). Reports the nearest-neighbour overlap (what the rule
     targets) and the mean over the K nearest neighbours, train/test.
     Exits with status 1, after writing everything else, when a view keeps too few positions to be formed.
-    """
+    """  # noqa: E501 - Typer prints this help with its line breaks (`ptypinn overlap --help`)
     from ptypinn.study.layout import OVERLAP_MANIFEST
     from ptypinn.study.overlap import run_overlap
 
@@ -363,7 +365,8 @@ def train(
     supervised: Annotated[
         bool,
         typer.Option(
-            help="Train the supervised baseline (MAE against objectGuess patches) instead of the PINN."
+            help="Train the supervised baseline (MAE against objectGuess patches) "
+            "instead of the PINN."
         ),
     ] = False,
     preset_name: PresetOption = "full",
@@ -487,7 +490,10 @@ def reconstruct_iterative(
         raise typer.Exit(1)
 
 
-FORMAT_HELP = "Format of {}: npz, cxi or product (ptychodus HDF5). Default: from the extension (.npz, .cxi, .h5/.hdf5)."
+FORMAT_HELP = (
+    "Format of {}: npz, cxi or product (ptychodus HDF5). "
+    "Default: from the extension (.npz, .cxi, .h5/.hdf5)."
+)
 
 
 @app.command()
@@ -572,7 +578,8 @@ def reconstruct(
     refine: Annotated[
         int,
         typer.Option(
-            help="Test-time refinement: optimiser steps on this data's diffraction (physics loss, no ground truth) first.",
+            help="Test-time refinement: optimiser steps on this data's diffraction "
+            "(physics loss, no ground truth) first.",
             min=0,
         ),
     ] = 0,
@@ -598,7 +605,10 @@ def reconstruct(
     rate = dataset.count / rec.wall_time_s
     timing = f"{dataset.count} patterns in {rec.wall_time_s:.2f} s ({rate:.0f} patterns/s)"
     if refine:
-        timing += f", including {refine} refinement steps (loss {rec.losses[0]:.6g} -> {rec.losses[-1]:.6g})"
+        timing += (
+            f", including {refine} refinement steps "
+            f"(loss {rec.losses[0]:.6g} -> {rec.losses[-1]:.6g})"
+        )
     say(timing)
     say(f"reconstruction: {npz}\nimage: {png}")
 
@@ -631,7 +641,7 @@ def train_matrix(
     max_epochs: EpochsOption = None,
     options: TrainerOptions | None = None,
 ) -> None:
-    """Phase E: train every (dose, view) job of the study matrix and write training_manifest.json."""
+    """Phase E: train every (dose, view) job of the study matrix and write training_manifest.json."""  # noqa: E501 - Typer prints this summary with its line breaks in `ptypinn --help`
     from ptypinn.study.layout import TRAINING_MANIFEST, model_folder
     from ptypinn.study.training import TRAINING_PREVIEW, run_training_matrix
 
@@ -656,9 +666,13 @@ def train_matrix(
     for event in manifest["skipped_views"]:
         say(f"  skipped dose {event['dose']:g} {event['view']}: {event['reason']}")
     for job in manifest["jobs"]:
-        line = f"  dose {job['dose']:g} {job['view']} {model_folder(job['method'], job['gridsize'])}: {job['status']}"
+        folder = model_folder(job["method"], job["gridsize"])
+        line = f"  dose {job['dose']:g} {job['view']} {folder}: {job['status']}"
         if job["status"] == "ok":
-            line += f", final loss {job['final_loss']:.6g}, bundle {job['artifact_dir']}/{job['bundle']}"
+            line += (
+                f", final loss {job['final_loss']:.6g}, "
+                f"bundle {job['artifact_dir']}/{job['bundle']}"
+            )
             line += " (kept from an earlier run)" if job["reused"] else ""
         elif job["status"] == "failed":
             line += f" ({job['error']}; log {job['log_path']})"

@@ -119,7 +119,7 @@ def test_masked_ssim_equals_a_hand_computation():
     span = ref[region].max() - ref[region].min()
     c1, c2 = (0.01 * span) ** 2, (0.03 * span) ** 2
     values = []
-    for r, c in zip(*np.nonzero(region)):
+    for r, c in zip(*np.nonzero(region), strict=True):
         a, b = img[r - 3 : r + 4, c - 3 : c + 4].ravel(), ref[r - 3 : r + 4, c - 3 : c + 4].ravel()
         mean_a, mean_b = a.mean(), b.mean()
         var_a, var_b = a.var(ddof=1), b.var(ddof=1)  # skimage's sample covariance

@@ -51,9 +51,9 @@ def test_probe_and_object_layouts_round_trip(rng):
     np.testing.assert_array_equal(from_ptychi_object(to_ptychi_object(obj, frame), frame), obj)
 
 
-def misfit(inp, obj, positions, options=PtychiOptions()):
+def misfit(inp, obj, positions, options=None):
     """Relative amplitude misfit of pty-chi's LSQML model of the truth against our data."""
-    engine = PtychiReconstructor(options)
+    engine = PtychiReconstructor(options or PtychiOptions())
     with contained(1), torch.no_grad():
         task, _ = engine.task(dataclasses.replace(inp, positions_px=positions, initial_object=obj))
         intensity = task.reconstructor.forward_model.forward(torch.arange(len(positions))).numpy()

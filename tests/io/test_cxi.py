@@ -230,7 +230,8 @@ def test_without_a_probe_the_guess_explains_the_mean_amplitude(foreign_scan, tmp
     [
         (
             {"data": False},
-            "no diffraction frames: looked for /entry_1/data_1/data and /entry_1/instrument_1/detector_1/data",
+            "no diffraction frames: looked for /entry_1/data_1/data and "
+            "/entry_1/instrument_1/detector_1/data",
         ),
         ({"translations": 5}, "at /entry_1/sample_1/geometry_1/translation: 5 translations for"),
         (

@@ -369,7 +369,8 @@ def test_phase_synchronisation_undoes_random_patch_offsets():
 
 @pytest.mark.parametrize("code", range(8))
 def test_symmetries_map_far_fields_to_far_fields(code):
-    """The diffraction of the transformed exit wave is the transformed diffraction (radial probe)."""
+    """The diffraction of the transformed exit wave is the transformed diffraction (radial
+    probe)."""
     from ptypinn.physics.forward import far_field
     from ptypinn.pinn.train import symmetry
 

@@ -41,7 +41,8 @@ def test_mean_counts_equal_the_dose_within_poisson_error(tiny_design, nphotons):
     )
     per_pattern = counts.sum(axis=(1, 2))
     n = per_pattern.size
-    # The mean of n independent Poisson totals with mean nphotons has standard error sqrt(nphotons / n).
+    # The mean of n independent Poisson totals with mean nphotons has standard error
+    # sqrt(nphotons / n).
     assert abs(per_pattern.mean() - nphotons) < 5 * np.sqrt(nphotons / n)
 
 
@@ -78,7 +79,7 @@ def test_phase_c_layout_split_and_manifest(tiny_design, tmp_path):
             counts = np.rint((entry["dose_scale"] * data.diffraction.astype(np.float64)) ** 2)
             measured = entry["measured_photons_per_pattern"][split]
             assert measured == pytest.approx(counts.sum(axis=(1, 2)).mean(), rel=1e-6)
-        for split, record in entry["files"].items():
+        for record in entry["files"].values():
             assert record["sha256"] == sha256_file(tmp_path / record["path"])
     on_disk = json.loads((tmp_path / "simulation_manifest.json").read_text())
     assert on_disk == manifest

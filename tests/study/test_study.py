@@ -83,8 +83,8 @@ def test_study_runs_end_to_end_and_resume_skips_finished_steps(micro_design, tmp
     text = console.export_text()
     assert "train: phase_e/dose_10000/dense/gs2/model.pt differs from its record" in text
     assert (
-        "iterative: phase_f/dose_10000/baseline/test/cdtools/reconstruction.npz differs from its record"
-        in text
+        "iterative: phase_f/dose_10000/baseline/test/cdtools/reconstruction.npz "
+        "differs from its record" in text
     )
     assert "simulate: unchanged, skipped" in text and "compare: done" in text
     jobs = json.loads((tmp_path / "phase_e" / TRAINING_MANIFEST).read_text())["jobs"]

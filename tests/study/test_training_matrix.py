@@ -374,8 +374,11 @@ def test_jobs_sent_to_an_executor_give_the_same_manifest(roots, tmp_path):
         remote = run_training_matrix(
             make_design({}), phase_c, phase_d, tmp_path / "pool", runner=Recorder(), executor=pool
         )
-    strip = lambda manifest: [
-        (j["dose"], j["view"], j["status"], j["final_loss"], j["bundle_sha256"])
-        for j in manifest["jobs"]
-    ]  # noqa: E731
+
+    def strip(manifest):
+        return [
+            (j["dose"], j["view"], j["status"], j["final_loss"], j["bundle_sha256"])
+            for j in manifest["jobs"]
+        ]
+
     assert strip(local) == strip(remote) and len(remote["jobs"]) == 9

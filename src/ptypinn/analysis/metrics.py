@@ -59,7 +59,8 @@ def region_box(region: np.ndarray) -> tuple[slice, slice]:
 def _grown(box: tuple[slice, slice], margin: int, shape: tuple[int, int]) -> tuple[slice, slice]:
     """``box`` grown by ``margin`` px on every side, clipped to an image of ``shape``."""
     return tuple(
-        slice(max(s.start - margin, 0), min(s.stop + margin, size)) for s, size in zip(box, shape)
+        slice(max(s.start - margin, 0), min(s.stop + margin, size))
+        for s, size in zip(box, shape, strict=True)
     )
 
 
@@ -68,7 +69,7 @@ def _fast_crop(box: tuple[slice, slice], shape: tuple[int, int]) -> tuple[slice,
     doubles)."""
     return tuple(
         slice(s.start, min(s.start + fft.next_fast_len(s.stop - s.start), size))
-        for s, size in zip(box, shape)
+        for s, size in zip(box, shape, strict=True)
     )
 
 
@@ -521,15 +522,15 @@ def score_aligned(
     for component, part in COMPONENTS:
         img, ref = part(aligned), part(truth)
         found, why = {}, {}
-        for metric, measure in (
-            ("ssim", lambda: ssim(img, ref, region)),
-            ("ms_ssim", lambda: ms_ssim(img, ref, region, ms_ssim_sigma)),
-            ("psnr", lambda: psnr(img, ref, region)),
-            ("psnr_data_range", lambda: data_range(ref[region])),
-            ("mae", lambda: mae(img, ref, region)),
+        for metric, measure, args in (
+            ("ssim", ssim, (img, ref, region)),
+            ("ms_ssim", ms_ssim, (img, ref, region, ms_ssim_sigma)),
+            ("psnr", psnr, (img, ref, region)),
+            ("psnr_data_range", data_range, (ref[region],)),
+            ("mae", mae, (img, ref, region)),
         ):
             try:
-                found[metric] = measure()
+                found[metric] = measure(*args)
             except Unmeasurable as error:
                 found[metric], why[metric] = None, str(error)
         try:

@@ -69,7 +69,7 @@ def aggregate(
         if row["component"] != component or row["metric"] not in metrics:
             continue
         key = (row["dose"], row["view"], row["method"])
-        record = table.setdefault(key, dict(zip(("dose", "view", "method"), key)))
+        record = table.setdefault(key, dict(zip(("dose", "view", "method"), key, strict=True)))
         record[row["metric"]] = row["value"]
         if row["value"] is None and row.get("reason"):
             record.setdefault("undefined", {})[row["metric"]] = row["reason"]
@@ -160,7 +160,7 @@ def dose_series(
         for r in rows
         if (r["view"], r["method"], r["component"], r["metric"]) == wanted
     )
-    doses, values = zip(*points) if points else ((), ())
+    doses, values = zip(*points, strict=True) if points else ((), ())
     return np.asarray(doses, dtype=float), np.asarray(values, dtype=float)
 
 
@@ -181,7 +181,7 @@ def metric_vs_dose(
         {r["method"] for r in rows if r["view"] == view and r["component"] == component}
     )
     offsets = np.linspace(-0.04, 0.04, len(methods)) if len(methods) > 1 else np.zeros(1)
-    for ax, metric in zip(axes[0], metrics):
+    for ax, metric in zip(axes[0], metrics, strict=True):
         for index, method in enumerate(methods):
             doses, values = dose_series(rows, view, method, component, metric)
             if doses.size:
@@ -205,7 +205,7 @@ def metric_vs_dose(
 
 
 def frc_curves(curves: Sequence[dict], dose: float, view: str, path: str | os.PathLike) -> Path:
-    """FRC of phase against spatial frequency for every method at one dose and view, with thresholds.
+    """Phase FRC against spatial frequency for every method at one dose and view, with thresholds.
 
     ``curves`` items: ``{dose, view, method, frequency, correlation, half_bit}``.
     """
@@ -277,7 +277,7 @@ def overlap_plot(measurements: Sequence[dict], tolerance: float = 0.1) -> plt.Fi
         for key, marker, filled, _ in marks:
             face = colour if filled else "none"
             style = {"marker": marker, "edgecolors": colour, "facecolors": face}
-            for offset, row in zip(offsets, rows):
+            for offset, row in zip(offsets, rows, strict=True):
                 if row.get(key) is None:
                     continue
                 right.scatter(index + offset, row[key], **style)
@@ -329,8 +329,17 @@ def write_report(
         f"<figure>{_embedded_image(figure)}<figcaption>{html.escape(figure.stem)}</figcaption></figure>"
         for figure in figures
     ]
-    style = "body{font-family:sans-serif;max-width:1100px;margin:2em auto;}table{border-collapse:collapse;font-size:90%;}td,th{border:1px solid #ccc;padding:2px 6px;}img{max-width:100%;}"
-    page = f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{style}</style></head><body>{''.join(body)}</body></html>"
+    style = (
+        "body{font-family:sans-serif;max-width:1100px;margin:2em auto;}"
+        "table{border-collapse:collapse;font-size:90%;}"
+        "td,th{border:1px solid #ccc;padding:2px 6px;}"
+        "img{max-width:100%;}"
+    )
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title><style>{style}</style></head>"
+        f"<body>{''.join(body)}</body></html>"
+    )
     with atomic_path(folder / "report.md") as tmp:
         tmp.write_text("\n".join(md) + "\n", encoding="utf-8")
     with atomic_path(folder / "report.html") as tmp:

@@ -94,7 +94,8 @@ def _frames(h5: HDF5Reader) -> tuple[np.ndarray, str]:
     frames = np.asarray(h5.file[name][()])
     if frames.ndim != 3 or frames.shape[0] == 0 or frames.shape[1] != frames.shape[2]:
         raise h5.error(
-            f"frames must be a non-empty (n, N, N) stack of square patterns, got shape {frames.shape}",
+            "frames must be a non-empty (n, N, N) stack of square patterns, "
+            f"got shape {frames.shape}",
             name,
         )
     if np.iscomplexobj(frames) or not np.issubdtype(frames.dtype, np.number):
@@ -148,7 +149,8 @@ def _bad_pixels(h5: HDF5Reader, shape: tuple[int, int, int]) -> np.ndarray | Non
         return None
     if not np.issubdtype(mask.dtype, np.integer) or mask.shape not in (shape, shape[1:]):
         raise h5.error(
-            f"mask must be an integer bit field of shape {shape[1:]} or {shape}, got {mask.dtype} {mask.shape}",
+            f"mask must be an integer bit field of shape {shape[1:]} or {shape}, "
+            f"got {mask.dtype} {mask.shape}",
             f"{DETECTOR}/mask",
         )
     return (mask.astype(np.int64) & ~MASK_SIGNAL_ABOVE_BACKGROUND) != 0
@@ -165,7 +167,8 @@ def _probe(h5: HDF5Reader, size: int) -> tuple[np.ndarray | None, dict]:
         or not np.issubdtype(probe.dtype, np.number)
     ):
         raise h5.error(
-            f"probe must be {size}x{size} (the frame size) with optional leading mode axes, got {probe.dtype} {probe.shape}",
+            f"probe must be {size}x{size} (the frame size) with optional leading mode axes, "
+            f"got {probe.dtype} {probe.shape}",
             name,
         )
     modes = probe.reshape(-1, size, size)
@@ -176,7 +179,8 @@ def _probe(h5: HDF5Reader, size: int) -> tuple[np.ndarray | None, dict]:
 
 
 def probe_from_amplitude(mean_amplitude: np.ndarray) -> np.ndarray:
-    """Initial probe whose far field (``physics.far_field``) is ``mean_amplitude``, centred at [N/2, N/2]."""
+    """Initial probe whose far field (``physics.far_field``) is ``mean_amplitude``, centred at
+    [N/2, N/2]."""
     field = np.fft.ifft2(np.fft.ifftshift(mean_amplitude), norm="ortho")
     return np.fft.fftshift(field).astype(np.complex64)
 

@@ -31,7 +31,9 @@ from ptypinn.physics.geometry import Geometry, dataset_geometry, object_grid_sha
 REQUIRED_KEYS = ("diffraction", "xcoords", "ycoords", "probeGuess")
 OPTIONAL_KEYS = ("objectGuess", "scan_index", "metadata")
 LEGACY_HINTS = {
-    "diff3d": "'diff3d' is the upstream raw-data name; rename it to 'diffraction' (amplitude, float32)",
+    "diff3d": (
+        "'diff3d' is the upstream raw-data name; rename it to 'diffraction' (amplitude, float32)"
+    ),
     "probe": "'probe' should be named 'probeGuess'",
     "object": "'object' should be named 'objectGuess'",
 }
@@ -97,7 +99,8 @@ class PtychoDataset:
         return dataset_geometry(self.metadata, self.patch_size)
 
     def subset(self, indices: np.ndarray, **metadata: object) -> PtychoDataset:
-        """The patterns at ``indices`` (in that order), with ``metadata`` merged into the provenance."""
+        """The patterns at ``indices`` (in that order), with ``metadata`` merged into the
+        provenance."""
         indices = np.asarray(indices, dtype=np.int64)
         return replace(
             self,
@@ -129,7 +132,8 @@ def metadata_entry(metadata: Mapping) -> np.ndarray:
 
 
 def read_metadata(arrays: Mapping[str, np.ndarray]) -> object:
-    """The decoded ``metadata`` entry of NPZ arrays (``{}`` when absent); raises ``ValueError`` if it is not JSON."""
+    """The decoded ``metadata`` entry of NPZ arrays (``{}`` when absent); raises ``ValueError``
+    if it is not JSON."""
     return json.loads(str(np.asarray(arrays["metadata"])[()])) if "metadata" in arrays else {}
 
 
@@ -145,7 +149,8 @@ def _check_diffraction(diffraction: np.ndarray, problems: list[str]) -> None:
         return
     if np.issubdtype(diffraction.dtype, np.integer):
         problems.append(
-            f"diffraction has integer dtype {diffraction.dtype}: it looks like photon counts (intensity); "
+            f"diffraction has integer dtype {diffraction.dtype}: "
+            "it looks like photon counts (intensity); "
             "the contract stores float32 amplitudes, sqrt(counts) divided by the dose scale"
         )
         return
@@ -240,7 +245,8 @@ def validate_arrays(
             )
             if outside:
                 problems.append(
-                    f"{outside} positions lie outside objectGuess ({obj.shape[1]} x {obj.shape[0]} px)"
+                    f"{outside} positions lie outside objectGuess "
+                    f"({obj.shape[1]} x {obj.shape[0]} px)"
                 )
     if "scan_index" in arrays:
         scan_index = np.asarray(arrays["scan_index"])
@@ -285,7 +291,8 @@ def dataset_from_arrays(arrays: Mapping[str, np.ndarray]) -> PtychoDataset:
 
 
 def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """All arrays of an NPZ file, loaded without pickle; unreadable files raise :class:`DatasetError`."""
+    """All arrays of an NPZ file, loaded without pickle; unreadable files raise
+    :class:`DatasetError`."""
     path = Path(path)
     if path.is_file() and not zipfile.is_zipfile(path):
         raise DatasetError(f"{path} is not a readable NPZ file (not a zip archive)")

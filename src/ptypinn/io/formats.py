@@ -1,4 +1,5 @@
-"""Conversion between the files ptypinn reads and writes: canonical/reconstruction NPZ, CXI, ptychodus product.
+"""Conversion between the files ptypinn reads and writes: canonical/reconstruction NPZ, CXI,
+ptychodus product.
 
 A file holds either a dataset (:class:`~ptypinn.io.dataset.PtychoDataset`: diffraction, positions,
 probe, maybe an object) or a reconstruction (:class:`~ptypinn.io.product.Product`: object, probe,
@@ -46,14 +47,16 @@ SUFFIXES = {
 
 
 def format_of(path: str | os.PathLike, given: FileFormat | None = None) -> FileFormat:
-    """``given``, or the format its extension names (``.npz``, ``.cxi``, ``.h5``/``.hdf5`` = product)."""
+    """``given``, or the format its extension names (``.npz``, ``.cxi``, ``.h5``/``.hdf5`` =
+    product)."""
     if given is not None:
         return FileFormat(given)
     suffix = Path(path).suffix.lower()
     if suffix not in SUFFIXES:
         known = ", ".join(f"{s} ({f.value})" for s, f in SUFFIXES.items())
         raise FormatError(
-            f"{path}: cannot tell the format from the extension {suffix!r}; use one of {known} or --from/--to"
+            f"{path}: cannot tell the format from the extension {suffix!r}; "
+            f"use one of {known} or --from/--to"
         )
     return SUFFIXES[suffix]
 
@@ -105,7 +108,8 @@ def convert_file(
     source_format: FileFormat | None = None,
     target_format: FileFormat | None = None,
 ) -> PtychoDataset | Product:
-    """Read ``source`` and write it to ``target``; formats default to the extensions. Returns what was converted."""
+    """Read ``source`` and write it to ``target``; formats default to the extensions. Returns what
+    was converted."""
     content = read_file(source, format_of(source, source_format))
     write_file(target, content, format_of(target, target_format))
     return content

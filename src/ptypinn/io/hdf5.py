@@ -26,7 +26,8 @@ class FormatError(ValueError):
 
 
 class HDF5Reader:
-    """Look-ups in an open HDF5 file whose failures are :class:`FormatError` naming the file and path."""
+    """Look-ups in an open HDF5 file whose failures are :class:`FormatError` naming the file and
+    path."""
 
     def __init__(self, file: h5py.File, path: Path) -> None:
         self.file = file
@@ -37,14 +38,16 @@ class HDF5Reader:
         return FormatError(f"{self.path}{where}: {message}")
 
     def find(self, *names: str) -> str | None:
-        """The first of ``names`` that is a dataset in the file (soft links followed), else ``None``."""
+        """The first of ``names`` that is a dataset in the file (soft links followed), else
+        ``None``."""
         for name in names:
             if isinstance(self.file.get(name), h5py.Dataset):
                 return name
         return None
 
     def array(self, *names: str, what: str) -> np.ndarray:
-        """The contents of the first dataset found among ``names``; ``what`` says what was wanted."""
+        """The contents of the first dataset found among ``names``; ``what`` says what was
+        wanted."""
         name = self.find(*names)
         if name is None:
             raise self.error(f"no {what}: looked for {' or '.join(names)}")
@@ -64,7 +67,8 @@ class HDF5Reader:
     def attribute(
         self, owner: str, *keys: str, what: str, default: float | None = None, positive: bool = True
     ) -> float:
-        """A number stored as attribute ``keys[0]`` (or a later alias) of dataset or group ``owner``."""
+        """A number stored as attribute ``keys[0]`` (or a later alias) of dataset or group
+        ``owner``."""
         if owner not in self.file:
             raise self.error(f"no {what}: {owner} does not exist")
         attrs = self.file[owner].attrs

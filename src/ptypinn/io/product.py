@@ -98,7 +98,9 @@ class Product:
         height, width = self.obj.shape
         origin = tuple(
             c - p * (size - 1) / 2
-            for c, p, size in zip(self.object_center_m, self.pixel_size_m, (width, height))
+            for c, p, size in zip(
+                self.object_center_m, self.pixel_size_m, (width, height), strict=True
+            )
         )
         source = str(self.metadata.get("geometry_source", PRODUCT_GEOMETRY))
         return Geometry(
@@ -128,7 +130,8 @@ def _single_layer(h5: HDF5Reader, array: np.ndarray) -> np.ndarray:
         array = array[0]
     if array.ndim != 2 or not np.issubdtype(array.dtype, np.number):
         raise h5.error(
-            f"object must be (H, W) or (1, H, W) (multi-slice objects are not supported), got {array.dtype} {array.shape}",
+            "object must be (H, W) or (1, H, W) (multi-slice objects are not supported), "
+            f"got {array.dtype} {array.shape}",
             "/object",
         )
     return array
@@ -139,7 +142,8 @@ def _positions(h5: HDF5Reader) -> tuple[np.ndarray, np.ndarray | None]:
     y = h5.array("probe_position_y_m", what="probe y positions (m)")
     if x.ndim != 1 or x.shape != y.shape:
         raise h5.error(
-            f"probe_position_x_m {x.shape} and probe_position_y_m {y.shape} must be 1-D and of equal length",
+            f"probe_position_x_m {x.shape} and probe_position_y_m {y.shape} "
+            "must be 1-D and of equal length",
             "/probe_position_y_m",
         )
     indexes = h5.optional_array("probe_position_indexes")
@@ -203,11 +207,12 @@ def read_product(path: str | os.PathLike) -> Product:
             h5.attribute(
                 "/probe", f"pixel_{side}_m", what=f"probe pixel {side} (m)", default=default
             )
-            for side, default in zip(("width", "height"), pixel)
+            for side, default in zip(("width", "height"), pixel, strict=True)
         )
         if not np.allclose(probe_pixel, pixel, rtol=1e-6, atol=0):
             raise h5.error(
-                f"probe pixel {probe_pixel} m differs from the object pixel {pixel} m; the probe must be on the object grid",
+                f"probe pixel {probe_pixel} m differs from the object pixel {pixel} m; "
+                "the probe must be on the object grid",
                 "/probe",
             )
         positions, indexes = _positions(h5)

@@ -62,7 +62,8 @@ def translate(images: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
     """
     if images.ndim != 3 or shifts.shape != (images.shape[0], 2):
         raise ValueError(
-            f"translate expects images (B,H,W) and shifts (B,2); got {tuple(images.shape)} and {tuple(shifts.shape)}"
+            "translate expects images (B,H,W) and shifts (B,2); "
+            f"got {tuple(images.shape)} and {tuple(shifts.shape)}"
         )
     batch, height, width = images.shape
     dtype = _real_dtype(images)
@@ -82,7 +83,8 @@ def extract_patches(obj: torch.Tensor, positions: torch.Tensor, size: int) -> to
     """
     if obj.ndim != 2 or positions.ndim != 2 or positions.shape[1] != 2:
         raise ValueError(
-            f"extract_patches expects obj (H,W) and positions (n,2); got {tuple(obj.shape)} and {tuple(positions.shape)}"
+            "extract_patches expects obj (H,W) and positions (n,2); "
+            f"got {tuple(obj.shape)} and {tuple(positions.shape)}"
         )
     dtype = _real_dtype(obj)
     offsets = torch.arange(size, dtype=dtype, device=obj.device) - size // 2
@@ -185,7 +187,8 @@ AIRY_FIRST_ZERO = 3.8317059702075125  # first zero of J1
 
 
 def airy_probe(size: int, first_zero_radius: float, curvature: float = 0.0) -> np.ndarray:
-    """Airy spot ``2 J1(x) / x`` (signed field) whose first dark ring is at ``first_zero_radius`` px."""
+    """Airy spot ``2 J1(x) / x`` (signed field) whose first dark ring is at
+    ``first_zero_radius`` px."""
     if not 0 < first_zero_radius <= size / 2:
         raise ValueError(
             f"Airy first-zero radius must be in (0, {size / 2}] px, got {first_zero_radius}"
@@ -242,7 +245,8 @@ GOLDEN_ANGLE = math.pi * (3 - math.sqrt(5))
 
 
 def fermat_scan(object_shape: tuple[int, int], patch_size: int, step: float) -> np.ndarray:
-    """Fermat spiral centred on the object, with the point density of a hexagonal grid of ``step`` px.
+    """Fermat spiral centred on the object, with the point density of a hexagonal grid of
+    ``step`` px.
 
     Point ``n`` sits at radius ``c sqrt(n)`` and angle ``n * golden angle``; each point then owns
     an area ``pi c^2``, equal to a hexagonal cell of spacing ``step`` when

@@ -49,7 +49,8 @@ def _group_size(positions: np.ndarray, gridsize: int, neighbor_count: int) -> tu
     group, count = int(gridsize) ** 2, positions.shape[0]
     if neighbor_count < group:
         raise GroupingError(
-            f"neighbour count K={neighbor_count} is smaller than C=gridsize^2={group}; groups need K >= C"
+            f"neighbour count K={neighbor_count} is smaller than C=gridsize^2={group}; "
+            "groups need K >= C"
         )
     if count < group:
         raise GroupingError(
@@ -119,17 +120,20 @@ def make_groups(
         seeds = rng.permutation(count)[: int(n_groups)].astype(np.int64)
     elif group == 1:
         raise GroupingError(
-            f"gridsize 1 groups are single positions: at most {count} groups from {count} positions, asked for {n_groups}"
+            "gridsize 1 groups are single positions: "
+            f"at most {count} groups from {count} positions, asked for {n_groups}"
         )
     else:
         pool_size = count * math.comb(neighbor_count, group)
         if n_groups > pool_size:
             raise GroupingError(
                 f"asked for {n_groups} groups but K-choose-C oversampling of {count} positions "
-                f"(K={neighbor_count}, C={group}) offers only {pool_size} = {count} x comb({neighbor_count}, {group})"
+                f"(K={neighbor_count}, C={group}) offers only "
+                f"{pool_size} = {count} x comb({neighbor_count}, {group})"
             )
-        # Draw pool rows by index: row r is combination r % comb(K, C) of neighbourhood r // comb(K, C),
-        # exactly the row order of candidate_groups, without holding the whole pool in memory.
+        # Draw pool rows by index: row r is combination r % comb(K, C) of neighbourhood
+        # r // comb(K, C), exactly the row order of candidate_groups, without holding the whole
+        # pool in memory.
         table = _combination_table(neighbor_count, group)
         chosen = rng.choice(pool_size, size=int(n_groups), replace=False)
         hoods = _neighbourhoods(positions, neighbor_count, np.arange(count))
@@ -153,7 +157,8 @@ def group_coordinates(positions: np.ndarray, groups: np.ndarray) -> tuple[np.nda
         )
     if groups.size and (groups.min() < 0 or groups.max() >= positions.shape[0]):
         raise GroupingError(
-            f"group indices must lie in [0, {positions.shape[0]}), got [{groups.min()}, {groups.max()}]"
+            f"group indices must lie in [0, {positions.shape[0]}), "
+            f"got [{groups.min()}, {groups.max()}]"
         )
     members = positions[groups]
     centroids = members.mean(axis=1)

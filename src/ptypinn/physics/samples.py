@@ -23,7 +23,8 @@ def _rescale(image: np.ndarray, size: int, low: float, high: float) -> np.ndarra
 
 
 def default_object(size: int) -> np.ndarray:
-    """Complex64 ``size x size`` test object: amplitude from ``camera``, phase from ``astronaut``."""
+    """Complex64 ``size x size`` test object: amplitude from ``camera``, phase from
+    ``astronaut``."""
     if size < 8:
         raise ValueError(f"object size must be at least 8 px, got {size}")
     amplitude = _rescale(data.camera(), size, *AMPLITUDE_RANGE)

@@ -78,7 +78,7 @@ def _placed(patches: np.ndarray, positions: np.ndarray, weight: np.ndarray, chun
         moved_weight = translate(
             weight_t.expand(block.shape[0], n, n).contiguous(), fraction[part]
         ).numpy()
-        yield from zip(whole[part, 0], whole[part, 1], moved, moved_weight)
+        yield from zip(whole[part, 0], whole[part, 1], moved, moved_weight, strict=True)
 
 
 def _accumulate(
@@ -112,7 +112,8 @@ def stitch(
 
 
 def _visiting_order(positions: np.ndarray) -> list[int]:
-    """Breadth-first over the nearest-neighbour graph from the first position; unreachable ones last."""
+    """Breadth-first over the nearest-neighbour graph from the first position; unreachable ones
+    last."""
     count = positions.shape[0]
     neighbours = cKDTree(positions).query(positions, k=min(count, 9))[1]
     rows = np.repeat(np.arange(count), neighbours.shape[1])
@@ -161,7 +162,7 @@ def _phase_rotations(
         rotation = np.array(
             [
                 _unit(np.vdot(patch * weight, ref), old)
-                for patch, ref, old in zip(patches, reference, rotation)
+                for patch, ref, old in zip(patches, reference, rotation, strict=True)
             ],
             dtype=np.complex64,
         )
@@ -175,7 +176,8 @@ def synchronise_phases(
     weight: np.ndarray,
     refinements: int = 2,
 ) -> np.ndarray:
-    """``patches`` with their constant phase offsets made mutually consistent (see module docstring)."""
+    """``patches`` with their constant phase offsets made mutually consistent (see module
+    docstring)."""
     patches = np.asarray(patches, dtype=np.complex64)
     placed = list(_placed(patches, positions, weight, chunk=256))
     return (

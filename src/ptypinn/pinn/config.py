@@ -23,7 +23,8 @@ class TrainingConfig(_Strict):
 
     model: Method = Field(
         "pinn",
-        description="'pinn': physics decoder + Poisson NLL; 'supervised': same generator, MAE against true patches",
+        description="'pinn': physics decoder + Poisson NLL; "
+        "'supervised': same generator, MAE against true patches",
     )
     generator: GeneratorName = Field(
         "cnn", description="generator architecture (see ptypinn.pinn.generators)"
@@ -35,13 +36,15 @@ class TrainingConfig(_Strict):
     samples: int | None = Field(
         None,
         ge=1,
-        description="training budget in samples seen (groups); overrides epochs: steps = ceil(samples / batch)",
+        description="training budget in samples seen (groups); "
+        "overrides epochs: steps = ceil(samples / batch)",
     )
     batch_size: int = Field(16, ge=1, description="groups per optimisation step")
     learning_rate: float = Field(1e-3, gt=0)
     schedule: Schedule = Field(
         "constant",
-        description="learning rate after warm-up: constant, cosine decay to 0, or halved on a loss plateau",
+        description="learning rate after warm-up: constant, cosine decay to 0, "
+        "or halved on a loss plateau",
     )
     warmup_fraction: float = Field(
         0.0, ge=0, lt=1, description="share of the steps with a linear learning-rate ramp"
@@ -49,11 +52,13 @@ class TrainingConfig(_Strict):
     groups_per_position: float = Field(
         1.0,
         gt=0,
-        description="training groups per scan position; above 1, gridsize >= 2 groups are oversampled from K-choose-C combinations (gridsize 1 stays at 1)",
+        description="training groups per scan position; above 1, gridsize >= 2 groups are "
+        "oversampled from K-choose-C combinations (gridsize 1 stays at 1)",
     )
     augment: bool = Field(
         False,
-        description="random flips and transposes of each training group (needs a probe with those symmetries)",
+        description="random flips and transposes of each training group "
+        "(needs a probe with those symmetries)",
     )
     nll_weight: float = Field(
         1.0, ge=0, description="weight of the Poisson negative log-likelihood"
@@ -72,7 +77,8 @@ class TrainingConfig(_Strict):
     refine_steps: int = Field(
         0,
         ge=0,
-        description="test-time refinement steps of the comparison's 'PtychoPINN + refine' rows (0: none)",
+        description="test-time refinement steps of the comparison's "
+        "'PtychoPINN + refine' rows (0: none)",
     )
 
     @model_validator(mode="after")
@@ -86,5 +92,6 @@ class TrainingConfig(_Strict):
         return self
 
     def max_steps(self) -> int | None:
-        """Optimiser steps of a samples budget, ``ceil(samples / batch_size)``; None for an epochs budget."""
+        """Optimiser steps of a samples budget, ``ceil(samples / batch_size)``; None for an epochs
+        budget."""
         return None if self.samples is None else -(-self.samples // self.batch_size)

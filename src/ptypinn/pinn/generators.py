@@ -151,7 +151,7 @@ class UNetGenerator(_Generator):
             skips.append(x)
             x = self.pool(x)
         x = self.bottleneck(x)
-        for block, skip in zip(self.up, reversed(skips[1:])):
+        for block, skip in zip(self.up, reversed(skips[1:]), strict=True):
             x = nn.functional.interpolate(x, size=skip.shape[-2:], mode="nearest")
             x = block(torch.cat([x, skip], dim=1))
         return self.amplitude(x), self.phase(x)

@@ -16,7 +16,8 @@ Test-time refinement (``refine_steps`` > 0, "PtychoPINN + refine"): before infer
 the trained network is fine-tuned for that many optimiser steps on the input's own diffraction
 with the training's physics loss (:func:`ptypinn.pinn.model.physics_loss`, the bundle's loss
 weights and dose scale; no ground truth), grouped as in training. The mean loss of each pass over
-the data (the last one possibly partial) is the loss history; the bundle's network is left as it was.
+the data (the last one possibly partial) is the loss history; the bundle's network is left as it
+was.
 """
 
 from __future__ import annotations

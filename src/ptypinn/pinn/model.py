@@ -128,7 +128,8 @@ def physics_loss(
 
 
 class PtychoPINN(nn.Module):
-    """Generator + physics decoder. ``forward`` returns (object patches, predicted count amplitudes)."""
+    """Generator + physics decoder. ``forward`` returns (object patches, predicted count
+    amplitudes)."""
 
     def __init__(
         self,

@@ -2,9 +2,11 @@
 
 Scales (see physics.py for the data convention):
 
-* intensity scale ``s = sqrt(nphotons / mean_patterns Σ X²)``: ``s·X`` are photon-count amplitudes,
-  so the Poisson likelihood compares ``(e^w·Â)²`` with the counts ``(s·X)²``; ``w`` starts at ``log s``;
-* input scale ``(N/2) / sqrt(mean Σ X²)``: fixed, so the network always sees inputs of the same size.
+* intensity scale ``s = sqrt(nphotons / mean_patterns Σ X²)``: ``s·X`` are photon-count
+  amplitudes, so the Poisson likelihood compares ``(e^w·Â)²`` with the counts ``(s·X)²``; ``w``
+  starts at ``log s``;
+* input scale ``(N/2) / sqrt(mean Σ X²)``: fixed, so the network always sees inputs of the same
+  size.
 
 Multi-GPU and multi-node runs use Lightning's own strategies (``--strategy ddp --devices 4
 --num-nodes 2``); nothing here is specific to them.
@@ -89,7 +91,8 @@ def intensity_scale(dataset: PtychoDataset, nphotons: float | None = None) -> fl
     nphotons = recorded if nphotons is None else nphotons
     if nphotons is None:
         raise DatasetError(
-            "the dataset does not record its dose (metadata 'nphotons'); pass the photons per pattern explicitly"
+            "the dataset does not record its dose (metadata 'nphotons'); "
+            "pass the photons per pattern explicitly"
         )
     if not float(nphotons) > 0:
         raise DatasetError(f"photons per pattern must be positive, got {nphotons}")
@@ -139,7 +142,8 @@ def check_probe_symmetry(probe: np.ndarray, tolerance: float = 1e-3) -> None:
     worst = max(float((symmetry(tensor, zero, code)[0] - tensor).abs().max()) for code in range(8))
     if worst > tolerance * float(tensor.abs().max()):
         raise DatasetError(
-            f"training.augment needs a probe unchanged by flips and transposes (this one differs by up to "
+            "training.augment needs a probe unchanged by flips and transposes "
+            "(this one differs by up to "
             f"{worst / float(tensor.abs().max()):.1%} of its peak); set augment: false"
         )
 
@@ -190,7 +194,8 @@ def build_groups(
     seed: int,
     groups_per_position: float = 1.0,
 ) -> np.ndarray:
-    """Training groups; single patterns (gridsize 1) cannot be oversampled, so there it is capped at 1."""
+    """Training groups; single patterns (gridsize 1) cannot be oversampled, so there it is capped
+    at 1."""
     if gridsize == 1:
         groups_per_position = min(groups_per_position, 1.0)
     n_groups = max(1, int(round(groups_per_position * dataset.count)))
@@ -258,7 +263,8 @@ def learning_rate_factor(config: TrainingConfig, total_steps: int) -> Callable[[
 
 
 class PtychoModule(L.LightningModule):
-    """PtychoPINN (Poisson NLL through the physics decoder) or the supervised baseline (MAE on patches)."""
+    """PtychoPINN (Poisson NLL through the physics decoder) or the supervised baseline (MAE on
+    patches)."""
 
     def __init__(self, model: PtychoPINN, intensity: float, config: TrainingConfig) -> None:
         super().__init__()
@@ -420,8 +426,8 @@ def _trainer(
     validate: bool,
     progress_bar: bool,
 ) -> L.Trainer:
-    """A Lightning trainer for the budget (epochs, or steps from a samples budget) and the hardware options;
-    options Lightning refuses are a :class:`TrainerError`."""
+    """A Lightning trainer for the budget (epochs, or steps from a samples budget) and the
+    hardware options; options Lightning refuses are a :class:`TrainerError`."""
     try:
         return L.Trainer(
             accelerator=options.accelerator,
@@ -457,7 +463,7 @@ def train_model(
     spec: JobSpec,
     dataset: PtychoDataset,
     output_dir: str | Path,
-    options: TrainerOptions = TrainerOptions(),
+    options: TrainerOptions | None = None,
     callbacks: Sequence[L.Callback] = (),
 ) -> TrainingResult:
     """Train one job and write ``<output_dir>/model.pt``; Lightning logs and checkpoints go
@@ -467,6 +473,7 @@ def train_model(
     an interrupted run never mixes with an old one. ``callbacks`` are extra Lightning callbacks
     (a benchmark's milestone evaluations, for example).
     """
+    options = options or TrainerOptions()
     output_dir = Path(output_dir)
     config = spec.training
     check_patch_size(dataset)
@@ -589,7 +596,8 @@ def save_bundle(
 
 
 def load_bundle(path: str | Path) -> tuple[PtychoPINN, dict]:
-    """Rebuild the model from a bundle; returns the model (eval mode, CPU) and the bundle's metadata."""
+    """Rebuild the model from a bundle; returns the model (eval mode, CPU) and the bundle's
+    metadata."""
     path = Path(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)

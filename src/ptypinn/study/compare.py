@@ -1,4 +1,4 @@
-"""Phase G: score every reconstruction against ground truth and write the tables, figures and report.
+"""Phase G: score every reconstruction against ground truth; write the tables, figures and report.
 
 For each dose and view, every method reconstructs the view's *test* split:
 
@@ -266,7 +266,8 @@ def _score_one(
 
 
 def describe(method: Method, view: str, rec: Reconstruction) -> tuple[str, str]:
-    """What a method was trained on, and which model it is and how much it trained (for the tables)."""
+    """What a method was trained on, and which model it is and how much it trained (for the
+    tables)."""
     if not method.bundle:
         return (
             "none (test data only)",
@@ -408,7 +409,8 @@ METHOD_COLUMNS = ("dose", "view", "method", "model")
 REGION_COLUMNS = ("dose", "view", "illuminated_px", "box_fraction", "square_side_px")
 METHODS_TEXT = (
     "Every row's model: what it was trained on and how much (the time each took to reconstruct "
-    "the test split is under Reconstruction time). In the dense and sparse sections, PtychoPINN gs1 is the baseline model "
+    "the test split is under Reconstruction time). "
+    "In the dense and sparse sections, PtychoPINN gs1 is the baseline model "
     "(gridsize 1, trained on the full-scan training split) applied to that view's test data.\n\n"
 )
 REGION_TEXT = (
@@ -522,19 +524,23 @@ def _design_table(design: StudyDesign) -> str:
         },
         {
             "setting": "object / scan step (px)",
-            "value": f"{design.simulation.object_size} / {design.simulation.scan.step_px:g} ({design.simulation.scan.pattern})",
+            "value": f"{design.simulation.object_size} / {design.simulation.scan.step_px:g} "
+            f"({design.simulation.scan.pattern})",
         },
         {
             "setting": "probe",
-            "value": f"{design.simulation.probe.kind}, diameter {design.simulation.probe.diameter_fraction}·N",
+            "value": f"{design.simulation.probe.kind}, "
+            f"diameter {design.simulation.probe.diameter_fraction}·N",
         },
         {
             "setting": "training",
-            "value": f"{design.training.model}, width {design.training.width}, {design.training.epochs} epochs, batch {design.training.batch_size}",
+            "value": f"{design.training.model}, width {design.training.width}, "
+            f"{design.training.epochs} epochs, batch {design.training.batch_size}",
         },
         {
             "setting": "seeds (simulation, grouping, subsampling)",
-            "value": f"{design.seeds.simulation}, {design.seeds.grouping}, {design.seeds.subsampling}",
+            "value": f"{design.seeds.simulation}, {design.seeds.grouping}, "
+            f"{design.seeds.subsampling}",
         },
     ]
     return markdown_table(rows, ("setting", "value"))
@@ -653,7 +659,8 @@ def run_comparison(
         sections.append(
             (
                 "Training (phase E)",
-                "Final loss is the Poisson NLL per detector pixel without the constant log k! term.\n\n"
+                "Final loss is the Poisson NLL per detector pixel "
+                "without the constant log k! term.\n\n"
                 + markdown_table(
                     training,
                     ("dose", "view", "gridsize", "status", "epochs", "final_loss", "wall_time_s"),

@@ -164,11 +164,13 @@ class StudyDesign(_Strict):
     doses: tuple[float, ...] = (1e3, 1e4, 1e5)
     gridsizes: tuple[int, ...] = Field(
         (1, 2),
-        description="1 trains on the full scan (baseline); each gridsize above 1 trains on every overlap view",
+        description="1 trains on the full scan (baseline); "
+        "each gridsize above 1 trains on every overlap view",
     )
     methods: tuple[Method, ...] = Field(
         ("pinn",),
-        description="models the study trains: 'pinn' (physics loss) and/or 'supervised' (MAE on true patches)",
+        description="models the study trains: 'pinn' (physics loss) "
+        "and/or 'supervised' (MAE on true patches)",
     )
     neighbor_count: int = Field(7, description="K nearest neighbours a group is drawn from")
     patch_size: int = Field(128, description="N: patch and diffraction size, px")
@@ -236,12 +238,15 @@ class StudyDesign(_Strict):
         largest_group = max(self.gridsizes) ** 2
         if self.neighbor_count < largest_group:
             raise ValueError(
-                f"neighbor_count: K={self.neighbor_count} is smaller than C=gridsize^2={largest_group}; groups need K >= C"
+                f"neighbor_count: K={self.neighbor_count} is smaller than "
+                f"C=gridsize^2={largest_group}; groups need K >= C"
             )
         if self.simulation.object_size < 2 * self.patch_size:
             raise ValueError(
-                f"simulation.object_size: {self.simulation.object_size} px is too small for N={self.patch_size}; "
-                f"it must be at least 2N={2 * self.patch_size} so both halves of the y split hold positions"
+                f"simulation.object_size: {self.simulation.object_size} px "
+                f"is too small for N={self.patch_size}; "
+                f"it must be at least 2N={2 * self.patch_size} "
+                "so both halves of the y split hold positions"
             )
         problems = self.unreachable_views(self.probe_diameter())
         if problems:
@@ -348,7 +353,8 @@ PRESETS = {
 
 
 def preset(name: str) -> StudyDesign:
-    """A named design: ``full`` (the study as stated) or ``smoke`` (N=64, small object, minutes on CPU)."""
+    """A named design: ``full`` (the study as stated) or ``smoke`` (N=64, small object, minutes
+    on CPU)."""
     if name not in PRESETS:
         raise DesignError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
     return make_design(PRESETS[name])

@@ -85,7 +85,8 @@ def _load_source(phase_c_root: Path, record: dict, design: StudyDesign) -> Ptych
         )
     if dataset.patch_size != design.patch_size:
         raise DesignError(
-            f"design {design.name!r} has N={design.patch_size} but {path} holds {dataset.patch_size}x{dataset.patch_size} patterns; "
+            f"design {design.name!r} has N={design.patch_size} but {path} holds "
+            f"{dataset.patch_size}x{dataset.patch_size} patterns; "
             "use the design phase C was run with"
         )
     return dataset

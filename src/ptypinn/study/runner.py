@@ -75,7 +75,8 @@ def _overlap(design: StudyDesign, root: Path, executor: Executor | None, resume:
 
     manifest = run_overlap(design, root / "phase_c", root / "phase_d")
     return [
-        f"view {item['view']} at dose {item['dose']:g} ({item['split']}) not formed: {item['reason']}"
+        f"view {item['view']} at dose {item['dose']:g} ({item['split']}) "
+        f"not formed: {item['reason']}"
         for item in manifest.get("not_formed", [])
     ]
 

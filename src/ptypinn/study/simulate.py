@@ -84,7 +84,8 @@ def source_from_npz(path: str | os.PathLike, design: StudyDesign) -> SimulationS
         probe = arrays["probeGuess"]
         if probe.shape != (design.patch_size, design.patch_size) or not np.iscomplexobj(probe):
             raise DatasetError(
-                f"{path}: probeGuess must be complex {design.patch_size}x{design.patch_size} to match N, got {probe.dtype} {probe.shape}"
+                f"{path}: probeGuess must be complex {design.patch_size}x{design.patch_size} "
+                f"to match N, got {probe.dtype} {probe.shape}"
             )
         provenance["probe"] = "probeGuess from the object file"
     else:

@@ -218,7 +218,8 @@ def build_training_jobs(
 
 
 def resolve_config(job: TrainingJob, design: StudyDesign, options: TrainerOptions) -> JobConfig:
-    """The job with the design's grouping and training settings (the job's method decides the loss)."""
+    """The job with the design's grouping and training settings (the job's method decides the
+    loss)."""
     training = design.training.model_copy(update={"model": job.method})
     return JobConfig(job, design.neighbor_count, design.seeds.grouping, training, options)
 
@@ -309,7 +310,8 @@ def run_training_job(
             return replace(record, error=f"{type(error).__name__}: {error}")
         bundle = Path(outcome.bundle)
         log.write(
-            f"# finished {_now()}: final loss {outcome.final_loss:.6g} after {outcome.epochs} epochs\n"
+            f"# finished {_now()}: final loss {outcome.final_loss:.6g} "
+            f"after {outcome.epochs} epochs\n"
         )
     return replace(
         record,
@@ -375,7 +377,7 @@ def run_training_matrix(
     allow_missing_phase_d: bool = False,
     dry_run: bool = False,
     resume: bool = False,
-    options: TrainerOptions = TrainerOptions(),
+    options: TrainerOptions | None = None,
     runner: Runner = lightning_runner,
     design_args: Sequence[str] = (),
     executor: Executor | None = None,
@@ -387,6 +389,7 @@ def run_training_matrix(
     e.g. a Dask client's), the jobs are submitted to it all at once and their results collected
     in matrix order.
     """
+    options = options or TrainerOptions()
     artifact_root = Path(artifact_root)
     design_views = [view.name for view in design.views]
     jobs, skips = build_training_jobs(
@@ -463,7 +466,7 @@ def run_training_matrix(
         else:
             futures = [executor.submit(run_training_job, *args) for args in arguments]
             results = (future.result() for future in futures)
-        for job, record in zip(pending, results):
+        for job, record in zip(pending, results, strict=True):
             records[job.cell] = record
             save()  # after every job, so an interrupted run keeps what it finished
             advance(1)
