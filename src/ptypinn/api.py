@@ -82,21 +82,28 @@ def reconstruct(
 
 
 def score(
-    reconstruction: Reconstruction, truth: PtychoDataset | str | os.PathLike, max_shift_px: float = 3
+    reconstruction: Reconstruction,
+    truth: PtychoDataset | str | os.PathLike,
+    max_shift_px: float = 3,
 ) -> dict:
     """Every score of ``reconstruction`` against the true object of ``truth``, after the bounded
     alignment, with the alignment applied (what ``ptypinn score`` prints)."""
     from ptypinn.study.design import MetricsConfig
     from ptypinn.study.scoring import score_object
 
-    return score_object(reconstruction.obj, _dataset(truth), MetricsConfig(max_shift_px=max_shift_px))
+    return score_object(
+        reconstruction.obj, _dataset(truth), MetricsConfig(max_shift_px=max_shift_px)
+    )
 
 
 def run_study(
-    design: StudyDesign | str = "smoke", output: str | os.PathLike = "study-output", resume: bool = False
+    design: StudyDesign | str = "smoke",
+    output: str | os.PathLike = "study-output",
+    resume: bool = False,
 ) -> Path:
     """Phases C to G end to end (``ptypinn study run``); returns the path of the report."""
-    from ptypinn.study.runner import report_path, run_study as run
+    from ptypinn.study.runner import report_path
+    from ptypinn.study.runner import run_study as run
 
     run(_design(design), output, resume=resume)
     return report_path(Path(output))

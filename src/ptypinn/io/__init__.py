@@ -7,4 +7,13 @@
 * ``progress`` — progress bars, plain lines when output is not a terminal
 """
 
-__all__ = ["artifacts", "cxi", "dataset", "formats", "hdf5", "product", "progress", "reconstruction"]
+__all__ = [
+    "artifacts",
+    "cxi",
+    "dataset",
+    "formats",
+    "hdf5",
+    "product",
+    "progress",
+    "reconstruction",
+]

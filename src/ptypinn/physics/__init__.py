@@ -1,7 +1,7 @@
 """Physics, in small pure functions (numpy/torch, no files, no study): the lowest wing.
 
-* ``forward`` — sub-pixel patch extraction, exit waves, far field, dose and Poisson counts, probes, scans
-* ``scan`` — probe footprint, disc overlap f(d) and its inverse, illuminated region, spacing selection
+* ``forward`` — sub-pixel patches, exit waves, far field, dose and Poisson counts, probes, scans
+* ``scan`` — probe footprint, disc overlap f(d) and its inverse, illuminated region, spacings
 * ``grouping`` — K-nearest-neighbour groups of C = gridsize² positions
 * ``stitch`` — weighted stitching of patches, phase synchronisation
 * ``geometry`` — far-field geometry in SI units, the one object-grid rule
