@@ -130,6 +130,9 @@ def physics_loss(
 class PtychoPINN(nn.Module):
     """Generator + physics decoder. ``forward`` returns (object patches, predicted count amplitudes)."""
 
+    probe: torch.Tensor  # buffers (registered in __init__)
+    input_scale: torch.Tensor
+
     def __init__(
         self,
         patch_size: int,
