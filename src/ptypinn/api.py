@@ -65,7 +65,7 @@ def train(
     settings = chosen.training.model_validate({**chosen.training.model_dump(), **training})
     spec = JobSpec(Path(data), gridsize, chosen.neighbor_count, chosen.seeds.grouping, settings)
     quiet = TrainerOptions(logger="none", checkpoints=False, progress=False)
-    return train_model(spec, load_dataset(data), output, options or quiet)
+    return train_model(spec, load_dataset(data), Path(output), options or quiet)
 
 
 def reconstruct(
@@ -77,7 +77,7 @@ def reconstruct(
     from ptypinn.pinn.inference import PtychoPINNOptions, PtychoPINNReconstructor
 
     options = PtychoPINNOptions(refine_steps=refine_steps)
-    reconstructor = PtychoPINNReconstructor.from_bundle(bundle, options)
+    reconstructor = PtychoPINNReconstructor.from_bundle(Path(bundle), options)
     return reconstructor.reconstruct(ReconstructionInput.from_dataset(_dataset(data)))
 
 
@@ -105,5 +105,5 @@ def run_study(
     from ptypinn.study.runner import report_path
     from ptypinn.study.runner import run_study as run
 
-    run(_design(design), output, resume=resume)
+    run(_design(design), Path(output), resume=resume)
     return report_path(Path(output))

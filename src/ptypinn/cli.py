@@ -16,7 +16,7 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -30,7 +30,14 @@ from ptypinn.io.formats import FileFormat, convert_file
 from ptypinn.io.hdf5 import FormatError
 from ptypinn.physics.finite import NonFiniteError
 from ptypinn.physics.grouping import GroupingError
-from ptypinn.pinn.runtime import TrainerError, TrainerOptions, check_available, parse_devices
+from ptypinn.pinn.runtime import (
+    LOGGERS,
+    PRECISIONS,
+    TrainerError,
+    TrainerOptions,
+    check_available,
+    parse_devices,
+)
 from ptypinn.study.design import DesignError, StudyDesign, load_design, preset, with_iterative
 from ptypinn.study.runner import StudyStateError
 
@@ -173,9 +180,9 @@ def trainer_options(
     logger: str,
     precision: str,
 ) -> TrainerOptions:
-    if logger not in ("csv", "tensorboard", "none"):
+    if logger not in LOGGERS:
         raise DesignError(f"--logger must be csv, tensorboard or none, got {logger!r}")
-    if precision not in ("32-true", "bf16-mixed"):
+    if precision not in PRECISIONS:
         raise DesignError(f"--precision must be 32-true or bf16-mixed, got {precision!r}")
     options = TrainerOptions(
         accelerator=accelerator,
@@ -207,10 +214,13 @@ def with_trainer_flags(command: Callable) -> Callable:
 
     @functools.wraps(command)
     def wrapper(**kwargs: object) -> None:
-        values = {name: kwargs.pop(name) for name, _, _ in TRAINER_FLAGS}
+        values: dict[str, Any] = {name: kwargs.pop(name) for name, _, _ in TRAINER_FLAGS}
         command(**kwargs, options=trainer_options(**values))
 
-    wrapper.__signature__ = signature.replace(parameters=[*kept, *flags])
+    # Typer reads the signature; mypy does not know functions take new attributes
+    wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[*kept, *flags]
+    )
     return wrapper
 
 
@@ -344,8 +354,8 @@ def overlap(
     say(f"manifest: {output_root / OVERLAP_MANIFEST}")
     if manifest["not_formed"]:
         for item in manifest["not_formed"]:
-            view = f"dose {item['dose']:g} view {item['view']!r} {item['split']}"
-            say(f"not formed: {view}: {item['reason']}", err=True)
+            where = f"dose {item['dose']:g} view {item['view']!r} {item['split']}"
+            say(f"not formed: {where}: {item['reason']}", err=True)
         raise typer.Exit(code=1)
 
 
@@ -387,6 +397,7 @@ def train(
     spec = JobSpec(
         train_file, gridsize, design.neighbor_count, design.seeds.grouping, training, nphotons
     )
+    assert options is not None  # with_trainer_flags always passes it
     result = train_model(spec, load_dataset(train_file), output, options)
     say(
         f"final loss {result.final_loss:.6g} after {result.epochs} epochs "
@@ -647,6 +658,7 @@ def train_matrix(
 
     design = with_epochs(resolve_design(preset_name, config), max_epochs)
     check_views(design, view)
+    assert options is not None  # with_trainer_flags always passes it
     manifest = run_training_matrix(
         design,
         phase_c_root,
@@ -736,6 +748,7 @@ def study_run(
 # Every command, including those added later, answers through guarded().
 for _commands in (app, study_app):
     for _info in _commands.registered_commands:
+        assert _info.callback is not None  # every command is registered with its function
         _info.callback = guarded(_info.callback)
 
 

@@ -1,6 +1,8 @@
+from typing import get_args
+
 import pytest
 
-from ptypinn.engines.api import CDToolsOptions, PtychiOptions
+from ptypinn.engines.api import ENGINES, CDToolsOptions, EngineName, PtychiOptions
 from ptypinn.study.design import (
     DesignError,
     StudyDesign,
@@ -218,6 +220,10 @@ def test_iterative_engines_take_their_options_from_the_engines():
     assert narrowed.options("ptychi") == PtychiOptions(iterations=7)
     assert narrowed.options("cdtools").iterations == 7
     assert with_iterative(design) == design
+
+
+def test_the_engine_name_type_spells_every_engine():
+    assert get_args(EngineName) == ENGINES
 
 
 def test_scoring_defaults_bound_the_alignment_and_guard_the_split():

@@ -56,7 +56,7 @@ def region_box(region: np.ndarray) -> tuple[slice, slice]:
     return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
 
 
-def _grown(box: tuple[slice, slice], margin: int, shape: tuple[int, int]) -> tuple[slice, slice]:
+def _grown(box: tuple[slice, ...], margin: int, shape: tuple[int, int]) -> tuple[slice, ...]:
     """``box`` grown by ``margin`` px on every side, clipped to an image of ``shape``."""
     return tuple(
         slice(max(s.start - margin, 0), min(s.stop + margin, size))
@@ -64,7 +64,7 @@ def _grown(box: tuple[slice, slice], margin: int, shape: tuple[int, int]) -> tup
     )
 
 
-def _fast_crop(box: tuple[slice, slice], shape: tuple[int, int]) -> tuple[slice, slice]:
+def _fast_crop(box: tuple[slice, ...], shape: tuple[int, int]) -> tuple[slice, ...]:
     """``box`` grown at its far ends (within ``shape``) to fast FFT lengths (as are their
     doubles)."""
     return tuple(
@@ -175,7 +175,7 @@ class Alignment:
         }
 
 
-def _mover(image: np.ndarray) -> Callable[[Sequence[float]], np.ndarray]:
+def _mover(image: np.ndarray) -> Callable[[Sequence[float] | np.ndarray], np.ndarray]:
     """A function moving ``image`` by ``(dx, dy)`` px, with nothing wrapped around.
 
     The shift is a Fourier phase (exact for band-limited content, and it keeps the noise power)
@@ -188,7 +188,7 @@ def _mover(image: np.ndarray) -> Callable[[Sequence[float]], np.ndarray]:
     spectrum = fft.fft2(np.pad(image, ((0, height), (0, width)), mode="symmetric"))
     fy, fx = fft.fftfreq(2 * height), fft.fftfreq(2 * width)
 
-    def move(shift: Sequence[float]) -> np.ndarray:
+    def move(shift: Sequence[float] | np.ndarray) -> np.ndarray:
         phase = (
             np.exp(-2j * np.pi * fy * shift[1])[:, None]
             * np.exp(-2j * np.pi * fx * shift[0])[None, :]
@@ -198,7 +198,7 @@ def _mover(image: np.ndarray) -> Callable[[Sequence[float]], np.ndarray]:
     return move
 
 
-def translate(image: np.ndarray, shift: Sequence[float]) -> np.ndarray:
+def translate(image: np.ndarray, shift: Sequence[float] | np.ndarray) -> np.ndarray:
     """``image`` moved by ``shift = (dx, dy)`` px without wrap-around (see :func:`_mover`)."""
     return _mover(image)(shift)
 
@@ -227,13 +227,13 @@ def _best_ramp(product: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> tuple
     padded[rows - rows.min(), cols - cols.min()] = product
     spectrum = np.abs(fft.fft2(padded))
     peak = np.unravel_index(np.argmax(spectrum), size)
-    ramp = []
+    ramp_rc = []  # (row, column) axes
     for axis, n in enumerate(size):
         before, after = list(peak), list(peak)
         before[axis], after[axis] = (peak[axis] - 1) % n, (peak[axis] + 1) % n
         offset = _parabola_peak(spectrum[tuple(before)], spectrum[peak], spectrum[tuple(after)])
-        ramp.append(2 * np.pi * (fft.fftfreq(n)[peak[axis]] + offset / n))
-    ramp = np.array(ramp[::-1])  # (ax, ay) from the (row, column) axes
+        ramp_rc.append(2 * np.pi * (fft.fftfreq(n)[peak[axis]] + offset / n))
+    ramp = np.array(ramp_rc[::-1])  # (ax, ay) from the (row, column) axes
     value = abs(
         np.sum(
             product * np.exp(-1j * (ramp[0] * (cols - cols.min()) + ramp[1] * (rows - rows.min())))
@@ -481,7 +481,8 @@ def frc(image: np.ndarray, reference: np.ndarray, region: np.ndarray) -> FRC:
     frequency = np.arange(rings) / side
     # Ring 0 holds only the (removed) mean: score from the first ring out.
     frequency, correlation, half_bit = frequency[1:], correlation[1:], half_bit[1:]
-    cutoffs, reasons = {}, {}
+    cutoffs: dict[str, float | None] = {}
+    reasons: dict[str, str] = {}
     for name, threshold in (("frc50", np.full_like(correlation, 0.5)), ("frc_half_bit", half_bit)):
         try:
             cutoffs[name] = _first_crossing(frequency, correlation, threshold)
@@ -521,7 +522,8 @@ def score_aligned(
     truth = np.asarray(truth, np.complex128)
     for component, part in COMPONENTS:
         img, ref = part(aligned), part(truth)
-        found, why = {}, {}
+        found: dict[str, float | None] = {}
+        why: dict[str, str] = {}
         for metric, measure, args in (
             ("ssim", ssim, (img, ref, region)),
             ("ms_ssim", ms_ssim, (img, ref, region, ms_ssim_sigma)),
@@ -540,6 +542,7 @@ def score_aligned(
             found["frc50"] = found["frc_half_bit"] = None
             why["frc50"] = why["frc_half_bit"] = str(error)
         else:
+            assert curve is not None  # set by the try body (mypy loses that in a loop)
             found["frc50"], found["frc_half_bit"] = curve.cutoff_half, curve.cutoff_half_bit
             why.update(curve.reasons)
         values[component], reasons[component], curves[component] = found, why, curve

@@ -29,7 +29,10 @@ from ptypinn.io.artifacts import atomic_path, write_json  # noqa: E402
 TIDY_FIELDS = ("dose", "view", "method", "component", "metric", "value", "reason")
 HEADLINE_METRICS = ("ms_ssim", "ssim", "psnr", "frc50")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
-PANEL_PARTS = (("amplitude", np.abs, "gray"), ("phase (rad)", np.angle, "twilight"))
+PANEL_PARTS: tuple[tuple[str, Callable[[np.ndarray], np.ndarray], str], ...] = (
+    ("amplitude", np.abs, "gray"),
+    ("phase (rad)", np.angle, "twilight"),
+)
 
 
 @dataclass(frozen=True)
@@ -266,7 +269,7 @@ def overlap_plot(measurements: Sequence[dict], tolerance: float = 0.1) -> plt.Fi
     left.fill_between([0, 1], [-tolerance, 1 - tolerance], [tolerance, 1 + tolerance], color="0.85")
     left.plot([0, 1], [0, 1], "k--", linewidth=0.8)
     views = list(dict.fromkeys(m["view"] for m in measurements))
-    handles = []
+    handles: list[Line2D | Patch] = []
     for index, view in enumerate(views):
         colour = f"C{index % 10}"
         rows = [m for m in measurements if m["view"] == view]

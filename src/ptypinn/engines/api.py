@@ -82,4 +82,5 @@ ENGINE_OPTIONS: dict[str, type[EngineOptions]] = {
     "ptychi": PtychiOptions,
 }
 ENGINES = tuple(ENGINE_OPTIONS)
+EngineName = Literal["cdtools", "ptychi"]  # ENGINES, spelled out for the type checker
 ENGINE_LABELS = {"cdtools": "CDTools", "ptychi": "pty-chi LSQML"}

@@ -113,13 +113,13 @@ class BilinearPtycho(CDIModel):
         min_translation: np.ndarray,
     ) -> None:
         super().__init__()
-        probe = torch.as_tensor(probe, dtype=torch.complex64)
+        probe_tensor = torch.as_tensor(probe, dtype=torch.complex64)
         self.register_buffer("object_basis", torch.as_tensor(object_basis, dtype=torch.float32))
         self.register_buffer(
             "min_translation", torch.as_tensor(min_translation, dtype=torch.float32)
         )
-        self.register_buffer("probe_norm", probe.abs().max())
-        self.probe = torch.nn.Parameter(probe / self.probe_norm)
+        self.register_buffer("probe_norm", probe_tensor.abs().max())
+        self.probe = torch.nn.Parameter(probe_tensor / self.probe_norm)
         self.obj = torch.nn.Parameter(torch.as_tensor(obj, dtype=torch.complex64))
         self.loss = partial(losses.amplitude_mse, use_sum=True)
         self.loss_normalizer = losses.AmplitudeMSENormalizer()

@@ -44,6 +44,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 import torch
@@ -177,7 +178,7 @@ class PtychiReconstructor:
         self.options = options or PtychiOptions()
         self.api, self.task_module, self.torchvision = load_ptychi()
 
-    def task(self, inp: ReconstructionInput) -> tuple[object, ObjectFrame]:
+    def task(self, inp: ReconstructionInput) -> tuple[Any, ObjectFrame]:
         """A pty-chi ``PtychographyTask`` for ``inp`` and the object frame it uses; build and
         run it inside :func:`contained`."""
         frame = ObjectFrame.around(inp.positions_px, inp.patch_size, inp.object_shape)

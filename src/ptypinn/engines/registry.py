@@ -6,7 +6,14 @@ missing or broken library stops that engine alone.
 
 from __future__ import annotations
 
-from ptypinn.engines.api import ENGINE_OPTIONS, EngineOptions, EngineUnavailable, Reconstructor
+from ptypinn.engines.api import (
+    ENGINE_OPTIONS,
+    CDToolsOptions,
+    EngineOptions,
+    EngineUnavailable,
+    PtychiOptions,
+    Reconstructor,
+)
 
 
 def iterative_reconstructor(engine: str, options: EngineOptions | None = None) -> Reconstructor:
@@ -22,6 +29,7 @@ def iterative_reconstructor(engine: str, options: EngineOptions | None = None) -
     if engine == "ptychi":
         from ptypinn.engines.ptychi import PtychiReconstructor
 
+        assert isinstance(options, PtychiOptions)  # checked above
         return PtychiReconstructor(options)
     try:
         from ptypinn.engines.cdtools import CDToolsReconstructor
@@ -30,4 +38,5 @@ def iterative_reconstructor(engine: str, options: EngineOptions | None = None) -
             f"engine 'cdtools' needs CDTools (PyPI package 'cdtools-py'), which cannot be "
             f"imported: {error}"
         ) from None
+    assert isinstance(options, CDToolsOptions)  # checked above
     return CDToolsReconstructor(options)

@@ -113,8 +113,9 @@ def _forget_torchvision() -> None:
 def _stand_in() -> Iterator[None]:
     package = types.ModuleType(TORCHVISION, "Stand-in from ptypinn.engines.torchvision_shim.")
     transforms = types.ModuleType(f"{TORCHVISION}.transforms", "GaussianBlur only.")
-    transforms.GaussianBlur = GaussianBlur
-    package.transforms = transforms
+    # stand-in modules built at run time: their attributes are unknown to the type checker
+    transforms.GaussianBlur = GaussianBlur  # type: ignore[attr-defined]
+    package.transforms = transforms  # type: ignore[attr-defined]
     sys.modules[TORCHVISION] = package
     sys.modules[transforms.__name__] = transforms
     try:

@@ -69,6 +69,7 @@ from ptypinn.physics.geometry import (
     Geometry,
     dataset_geometry,
     fit_object_grid,
+    xy_pair,
 )
 
 CXI_VERSION = 160
@@ -172,7 +173,7 @@ def _probe(h5: HDF5Reader, size: int) -> tuple[np.ndarray | None, dict]:
             name,
         )
     modes = probe.reshape(-1, size, size)
-    notes = {"probe_source": name}
+    notes: dict[str, object] = {"probe_source": name}
     if modes.shape[0] > 1:
         notes["probe_modes_dropped"] = modes.shape[0] - 1
     return modes[0].astype(np.complex64), notes
@@ -207,7 +208,7 @@ def read_cxi(path: str | os.PathLike) -> PtychoDataset:
         positions_m = _probe_positions(h5, count)
         energy_eV = _photon_energy_eV(h5)
         distance = h5.scalar(f"{DETECTOR}/distance", what="sample-detector distance (m)")
-        pitch = tuple(
+        pitch = xy_pair(
             h5.scalar(f"{DETECTOR}/{axis}_pixel_size", what=f"detector {axis} pixel size (m)")
             for axis in "xy"
         )
@@ -261,7 +262,7 @@ def read_cxi(path: str | os.PathLike) -> PtychoDataset:
     source = stored_geometry.get("source") or f"CXI file {path.name}"
     geometry = Geometry.from_detector(energy_eV, distance, pitch, size, source=source)
     if "position_origin_m" in stored_geometry:
-        origin = tuple(float(v) for v in stored_geometry["position_origin_m"])
+        origin = xy_pair(float(v) for v in stored_geometry["position_origin_m"])
     else:
         origin, metadata["object_shape"] = fit_object_grid(
             positions_m, geometry.object_pixel_size_m, size

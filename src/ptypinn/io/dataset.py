@@ -279,6 +279,7 @@ def dataset_from_arrays(arrays: Mapping[str, np.ndarray]) -> PtychoDataset:
     """Validate ``arrays`` and wrap them in a :class:`PtychoDataset`."""
     validate_arrays(arrays)
     metadata = read_metadata(arrays)
+    assert isinstance(metadata, dict)  # validate_arrays checked it
     return PtychoDataset(
         diffraction=np.asarray(arrays["diffraction"]),
         xcoords=np.asarray(arrays["xcoords"]),

@@ -49,7 +49,7 @@ from ptypinn.io.reconstruction import (
     reconstruction_from_arrays,
     write_reconstruction,
 )
-from ptypinn.physics.geometry import Geometry
+from ptypinn.physics.geometry import Geometry, xy_pair
 
 FORMAT_ID = "ptychodus.product.hdf5"
 FORMAT_VERSION = "1.0"
@@ -96,7 +96,7 @@ class Product:
     def geometry(self) -> Geometry:
         """The world frame of the object grid (origin = centre of pixel (0, 0))."""
         height, width = self.obj.shape
-        origin = tuple(
+        origin = xy_pair(
             c - p * (size - 1) / 2
             for c, p, size in zip(
                 self.object_center_m, self.pixel_size_m, (width, height), strict=True
@@ -106,7 +106,7 @@ class Product:
         return Geometry(
             self.photon_energy_eV,
             self.detector_distance_m,
-            tuple(self.pixel_size_m),
+            xy_pair(self.pixel_size_m),
             origin,
             source,
         )
@@ -191,11 +191,11 @@ def read_product(path: str | os.PathLike) -> Product:
         distance = h5.attribute("/", DISTANCE_KEY, what="detector-object distance (m)")
         energy = h5.attribute("/", *ENERGY_KEYS, what="photon energy (eV)")
         obj = h5.finite(_single_layer(h5, h5.array("object", what="object")), "/object", "object")
-        pixel = tuple(
+        pixel = xy_pair(
             h5.attribute("/object", f"pixel_{side}_m", what=f"object pixel {side} (m)")
             for side in ("width", "height")
         )
-        center = tuple(
+        center = xy_pair(
             h5.attribute(
                 "/object", f"center_{axis}_m", what=f"object centre {axis} (m)", positive=False
             )

@@ -64,4 +64,8 @@ def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]
     )
     with Progress(*columns, transient=False) as bar:
         task = bar.add_task(description, total=total)
-        yield lambda n=1: bar.advance(task, n)
+
+        def advance_bar(n: int = 1) -> None:
+            bar.advance(task, n)
+
+        yield advance_bar

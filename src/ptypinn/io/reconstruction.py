@@ -156,7 +156,7 @@ def reconstruction_arrays(reconstruction: Reconstruction) -> dict[str, np.ndarra
         "geometry": rec.geometry.to_metadata(rec.probe.shape[-1]),
     }
     positions = np.asarray(rec.positions_px, dtype=np.float64)
-    arrays = {
+    arrays: dict[str, np.ndarray] = {
         "objectGuess": np.asarray(rec.obj, dtype=np.complex64),
         "probeGuess": np.asarray(rec.probe, dtype=np.complex64),
         "xcoords": positions[:, 0].copy(),

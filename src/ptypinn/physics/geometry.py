@@ -14,7 +14,7 @@ simulation) gets :func:`default_geometry`.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +34,12 @@ DEFAULT_SOURCE = (
 
 def wavelength_from_energy(energy_J: float) -> float:
     return PLANCK_TIMES_C_J_M / energy_J
+
+
+def xy_pair(values: Iterable[float]) -> tuple[float, float]:
+    """The two values ``(x, y)`` of ``values`` as a pair (more or fewer raise ``ValueError``)."""
+    x, y = values
+    return x, y
 
 
 @dataclass(frozen=True)
@@ -58,10 +64,10 @@ class Geometry:
     ) -> Geometry:
         """Geometry whose object pixel follows from the detector: ``dx = lambda z / (N p)``."""
         wavelength = wavelength_from_energy(photon_energy_eV * ELECTRON_VOLT_J)
-        pixel = tuple(
+        pixel = xy_pair(
             wavelength * detector_distance_m / (patch_size * p) for p in detector_pixel_size_m
         )
-        return cls(photon_energy_eV, detector_distance_m, pixel, tuple(position_origin_m), source)
+        return cls(photon_energy_eV, detector_distance_m, pixel, xy_pair(position_origin_m), source)
 
     @property
     def photon_energy_J(self) -> float:
@@ -73,7 +79,7 @@ class Geometry:
 
     def detector_pixel_size_m(self, patch_size: int) -> tuple[float, float]:
         """Detector pitch ``p = lambda z / (N dx)`` that gives this object pixel at ``N``."""
-        return tuple(
+        return xy_pair(
             self.wavelength_m * self.detector_distance_m / (patch_size * dx)
             for dx in self.object_pixel_size_m
         )
@@ -114,8 +120,8 @@ class Geometry:
         return cls(
             photon_energy_eV=float(entry["photon_energy_eV"]),
             detector_distance_m=float(entry["detector_distance_m"]),
-            object_pixel_size_m=tuple(float(v) for v in entry["object_pixel_size_m"]),
-            position_origin_m=tuple(float(v) for v in entry["position_origin_m"]),
+            object_pixel_size_m=xy_pair(float(v) for v in entry["object_pixel_size_m"]),
+            position_origin_m=xy_pair(float(v) for v in entry["position_origin_m"]),
             source=str(entry.get("source", "")),
         )
 
@@ -167,5 +173,5 @@ def fit_object_grid(
     half = patch_size // 2
     pixels = np.asarray(positions_m, dtype=np.float64) / pixel_size_m
     low = pixels.min(axis=0)
-    origin = tuple(float(v) for v in (low - half) * pixel_size_m)
+    origin = xy_pair(float(v) for v in (low - half) * pixel_size_m)
     return origin, object_grid_shape(pixels - low + half, patch_size)

@@ -127,7 +127,7 @@ def _visiting_order(positions: np.ndarray) -> list[int]:
     return order + [i for i in range(count) if i not in seen]
 
 
-def _unit(overlap: complex, fallback: complex) -> complex:
+def _unit(overlap: complex, fallback: complex | np.complexfloating) -> complex | np.complexfloating:
     """The phase factor of ``overlap``; ``fallback`` where there is no overlap to measure it."""
     return overlap / abs(overlap) if abs(overlap) > 0 else fallback
 

@@ -69,8 +69,10 @@ class _Generator(nn.Module):
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.xavier_uniform_(module.weight)
+                assert module.bias is not None  # every Conv2d here is built with a bias
                 nn.init.zeros_(module.bias)
-        self.to(memory_format=torch.channels_last)
+        # memory_format is documented for Module.to but missing from torch's overloads
+        self.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
     def heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError

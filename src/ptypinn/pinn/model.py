@@ -131,6 +131,9 @@ class PtychoPINN(nn.Module):
     """Generator + physics decoder. ``forward`` returns (object patches, predicted count
     amplitudes)."""
 
+    probe: torch.Tensor  # buffers (registered in __init__)
+    input_scale: torch.Tensor
+
     def __init__(
         self,
         patch_size: int,

@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "auto")
+Precision = Literal["32-true", "bf16-mixed"]
+LoggerName = Literal["csv", "tensorboard", "none"]
+PRECISIONS: tuple[Precision, ...] = get_args(Precision)
+LOGGERS: tuple[LoggerName, ...] = get_args(LoggerName)
 
 
 class TrainerError(ValueError):
@@ -24,9 +28,9 @@ class TrainerOptions:
     strategy: str = "auto"
     num_nodes: int = 1
     deterministic: bool = True
-    precision: Literal["32-true", "bf16-mixed"] = "32-true"
+    precision: Precision = "32-true"
     num_workers: int = 0
-    logger: Literal["csv", "tensorboard", "none"] = "csv"
+    logger: LoggerName = "csv"
     checkpoints: bool = True
     progress: bool = True
 

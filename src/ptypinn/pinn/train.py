@@ -37,6 +37,7 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 from rich.console import Console
 from torch.utils.data import DataLoader, Dataset, Subset
 
@@ -266,6 +267,8 @@ class PtychoModule(L.LightningModule):
     """PtychoPINN (Poisson NLL through the physics decoder) or the supervised baseline (MAE on
     patches)."""
 
+    mask: torch.Tensor  # buffer (registered in __init__)
+
     def __init__(self, model: PtychoPINN, intensity: float, config: TrainingConfig) -> None:
         super().__init__()
         self.model = model
@@ -318,7 +321,7 @@ class PtychoModule(L.LightningModule):
     def on_train_epoch_end(self) -> None:
         self.history.append(float(self.trainer.callback_metrics["train_loss"]))
 
-    def configure_optimizers(self) -> dict:
+    def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
         optimizer = torch.optim.Adam(self.model.parameters(), lr=self.config.learning_rate)
         if self.config.schedule == "plateau":
             plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=2)

@@ -109,6 +109,7 @@ class Scored:
 def scored_region(dataset: PtychoDataset) -> np.ndarray:
     """Pixels of the object grid illuminated (|P|² above 1/e² of its peak) at some scan position."""
     mask, _ = probe_footprint(dataset.probe)
+    assert dataset.obj is not None  # callers score only data with a ground truth
     height, width = dataset.obj.shape
     return illuminated(dataset.positions, mask, (0, height, 0, width))
 
@@ -514,7 +515,7 @@ OVERLAP_TEXT = (
 
 
 def _design_table(design: StudyDesign) -> str:
-    rows = [
+    rows: list[dict] = [
         {"setting": "doses (photons/pattern)", "value": ", ".join(f"{d:g}" for d in design.doses)},
         {"setting": "N (patch px)", "value": design.patch_size},
         {"setting": "views (target f, spacing rule, spacing px)", "value": _views_setting(design)},
@@ -626,8 +627,8 @@ def run_comparison(
     write_json(output_root / "aggregate.json", tables)
     sections = [("Design", _design_table(design))]
     if overlap:
-        table = markdown_table(overlap, OVERLAP_COLUMNS)
-        sections.append(("Measured overlap (phase D)", f"{OVERLAP_TEXT}\n\n{table}"))
+        overlap_table = markdown_table(overlap, OVERLAP_COLUMNS)
+        sections.append(("Measured overlap (phase D)", f"{OVERLAP_TEXT}\n\n{overlap_table}"))
     photons = _photon_rows(phase_c_root) + result.photons
     if photons:
         sections.append(("Photons per pattern (measured)", _photons_text(photons)))

@@ -26,8 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ptypinn.engines.api import (
     ENGINE_OPTIONS,
-    ENGINES,
     CDToolsOptions,
+    EngineName,
     EngineOptions,
     PtychiOptions,
 )
@@ -136,7 +136,7 @@ class IterativeConfig(_Strict):
     """The classical engines that reconstruct the same data (phase F), each with its options
     (declared once, in :mod:`ptypinn.engines.api`)."""
 
-    engines: tuple[Literal[ENGINES], ...] = Field(
+    engines: tuple[EngineName, ...] = Field(
         ("cdtools", "ptychi"), description="engines to run; each is its own method in the report"
     )
     splits: tuple[Literal["train", "test"], ...] = Field(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 SIMULATION_MANIFEST = "simulation_manifest.json"
@@ -38,7 +39,7 @@ def training_folder(
 
 
 def job_folder(
-    root: str | Path, dose: float, view: str, split: str, method: str | None = None
+    root: str | os.PathLike, dose: float, view: str, split: str, method: str | None = None
 ) -> Path:
     """``<root>/dose_<int>/<view>/<split>[/<method>]``: where one (dose, view, split) job, or one
     method's job on it, writes its outputs."""

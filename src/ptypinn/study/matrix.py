@@ -19,6 +19,7 @@ views are allowed, in which case the view is skipped and a :class:`SkipEvent` re
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,8 +162,8 @@ def _phase_d_views(
 
 
 def collect_datasets(
-    phase_c_root: str | Path,
-    phase_d_root: str | Path,
+    phase_c_root: str | os.PathLike,
+    phase_d_root: str | os.PathLike,
     views: Sequence[str] = DEFAULT_VIEWS,
     allow_missing_phase_d: bool = False,
     doses: Sequence[float] | None = None,
@@ -197,7 +198,7 @@ def collect_datasets(
             reason = unusable
             if reason is None and item is None:
                 reason = f"{MISSING}: {manifest} has no view {view!r} at dose {dose:g}"
-            elif reason is None and not item.get("formed"):
+            elif reason is None and item is not None and not item.get("formed"):
                 why = [
                     event["reason"]
                     for event in not_formed
@@ -205,6 +206,7 @@ def collect_datasets(
                 ]
                 reason = f"view not formed in phase D: {why[0] if why else 'too few positions'}"
             if reason is None:
+                assert item is not None  # a missing view has a reason
                 try:
                     train, test = (
                         verified_file(phase_d_root, item["files"][split], OVERLAP_MANIFEST)
@@ -233,8 +235,11 @@ def collect_datasets(
 
 
 class MatrixCell(Protocol):
-    dose: float
-    view: str
+    @property
+    def dose(self) -> float: ...
+
+    @property
+    def view(self) -> str: ...
 
 
 Cell = TypeVar("Cell", bound=MatrixCell)

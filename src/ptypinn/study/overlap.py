@@ -142,7 +142,8 @@ def _form_view(
             for split in SPLITS
         ]
         return {**entry, "formed": False}, not_formed, []
-    files, measures, metrics = {}, {"nearest_overlap": {}, "knn_overlap": {}}, []
+    files, metrics = {}, []
+    measures: dict[str, dict] = {"nearest_overlap": {}, "knn_overlap": {}}
     for split in SPLITS:
         source, record = sources[split], dose_entry["files"][split]
         subset = source.subset(

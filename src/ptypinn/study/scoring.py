@@ -58,6 +58,7 @@ def on_truth_grid(product: Product, truth: PtychoDataset) -> np.ndarray:
             f"the reconstruction's object pixel {tuple(theirs)} m differs from the truth's "
             f"{tuple(ours)} m; resample it onto the truth's grid first"
         )
+    assert truth.obj is not None  # load_truth refuses data without one
     corner = geometry.to_pixels(product.geometry().to_metres(np.zeros((1, 2))))[0]
     col, row = (int(v) for v in np.rint(corner))
     height, width = truth.obj.shape

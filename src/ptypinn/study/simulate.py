@@ -79,7 +79,7 @@ def source_from_npz(path: str | os.PathLike, design: StudyDesign) -> SimulationS
         )
     if not np.any(obj):
         raise DatasetError(f"{path}: objectGuess is zero everywhere: it would diffract no photons")
-    provenance = {"object": str(path), "object_file_sha256": sha256_file(path)}
+    provenance: dict[str, object] = {"object": str(path), "object_file_sha256": sha256_file(path)}
     if "probeGuess" in arrays:
         probe = arrays["probeGuess"]
         if probe.shape != (design.patch_size, design.patch_size) or not np.iscomplexobj(probe):
