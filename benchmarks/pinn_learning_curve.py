@@ -55,7 +55,7 @@ def quality(
     rec = PtychoPINNReconstructor(model, grouping).reconstruct(
         ReconstructionInput.from_dataset(dataset)
     )
-    scores = score(rec.obj, dataset.obj, scored_region(dataset))
+    scores = score(rec.obj, dataset.obj, scored_region(dataset))[2].values
     return {
         "phase_ssim": scores["phase"]["ssim"],
         "amplitude_ssim": scores["amplitude"]["ssim"],
@@ -124,7 +124,7 @@ def cdtools_reference(test: PtychoDataset, iterations: int) -> dict[str, float |
     engine = iterative_reconstructor("cdtools", CDToolsOptions(iterations=iterations))
     start = time.perf_counter()
     result = engine.reconstruct(ReconstructionInput.from_dataset(test))
-    scores = score(result.obj, test.obj, scored_region(test))
+    scores = score(result.obj, test.obj, scored_region(test))[2].values
     return {
         "iterations": iterations,
         "seconds": round(time.perf_counter() - start, 1),

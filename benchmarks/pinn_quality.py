@@ -90,9 +90,9 @@ def main() -> None:
         pinn = PtychoPINNReconstructor.from_bundle(trained.bundle)
         pinn.reconstruct(ReconstructionInput.from_dataset(test))  # warm-up
         rec = pinn.reconstruct(ReconstructionInput.from_dataset(test))
-        scores = score(rec.obj, test.obj, region)
+        scores = score(rec.obj, test.obj, region)[2].values
         seen = pinn.reconstruct(ReconstructionInput.from_dataset(train))
-        in_sample = score(seen.obj, train.obj, scored_region(train))
+        in_sample = score(seen.obj, train.obj, scored_region(train))[2].values
         results.append(
             {
                 "gridsize": gridsize,
