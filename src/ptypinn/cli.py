@@ -158,15 +158,17 @@ def resolve_design(preset_name: str, config: Path | None) -> StudyDesign:
     return load_design(config, base=preset_name) if config is not None else preset(preset_name)
 
 
+# The flags' defaults are TrainerOptions' own: the options are declared once, in pinn/runtime.py.
+_TRAINER_DEFAULTS = TrainerOptions()
 TRAINER_FLAGS = (
-    ("accelerator", AcceleratorOption, "cpu"),
-    ("devices", DevicesOption, "1"),
-    ("strategy", StrategyOption, "auto"),
-    ("num_nodes", NodesOption, 1),
-    ("deterministic", DeterministicOption, True),
-    ("num_workers", WorkersOption, 0),
-    ("logger", LoggerOption, "csv"),
-    ("precision", PrecisionOption, "32-true"),
+    ("accelerator", AcceleratorOption, _TRAINER_DEFAULTS.accelerator),
+    ("devices", DevicesOption, str(_TRAINER_DEFAULTS.devices)),
+    ("strategy", StrategyOption, _TRAINER_DEFAULTS.strategy),
+    ("num_nodes", NodesOption, _TRAINER_DEFAULTS.num_nodes),
+    ("deterministic", DeterministicOption, _TRAINER_DEFAULTS.deterministic),
+    ("num_workers", WorkersOption, _TRAINER_DEFAULTS.num_workers),
+    ("logger", LoggerOption, _TRAINER_DEFAULTS.logger),
+    ("precision", PrecisionOption, _TRAINER_DEFAULTS.precision),
 )
 
 

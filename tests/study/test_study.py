@@ -153,3 +153,41 @@ def test_an_interrupted_study_resumes_where_it_stopped(micro_design, tmp_path):
     assert jobs[0]["reused"] and jobs[0]["bundle_sha256"] == finished[0]["bundle_sha256"]
     assert [job["reused"] for job in jobs[1:]] == [False] * (len(jobs) - 1) and len(jobs) >= 2
     assert report_path(tmp_path / "s").is_file()
+
+
+@pytest.mark.slow
+def test_the_design_gridsizes_and_methods_drive_training_and_the_comparison(tmp_path):
+    """gridsizes [1, 3] and methods [pinn, supervised]: gs1 on the full scan, gs3 on the view,
+    both methods each, and every one of them a row of the comparison."""
+    design = make_design(
+        {
+            "name": "gs13",
+            "patch_size": 64,
+            "doses": [1e4],
+            "gridsizes": [1, 3],
+            "neighbor_count": 9,
+            "methods": ["pinn", "supervised"],
+            "views": [{"name": "dense", "fraction": 0.7, "rule": "patch_linear"}],
+            "simulation": {"object_size": 256, "scan": {"step_px": 8.0, "jitter_px": 1.0}},
+            "training": {"width": 1, "samples": 16, "batch_size": 8},
+            "iterative": {"engines": ["cdtools"], "cdtools": {"iterations": 1}},
+        }
+    )
+    run_study(design, tmp_path, console=quiet())
+    jobs = json.loads((tmp_path / "phase_e" / TRAINING_MANIFEST).read_text())["jobs"]
+    trained = {(job["view"], job["gridsize"], job["method"], job["status"]) for job in jobs}
+    assert trained == {
+        ("baseline", 1, "pinn", "ok"),
+        ("baseline", 1, "supervised", "ok"),
+        ("dense", 3, "pinn", "ok"),
+        ("dense", 3, "supervised", "ok"),
+    }
+    rows = json.loads((tmp_path / "phase_g" / "metrics.json").read_text())
+    dense = {row["method"] for row in rows if row["view"] == "dense"}
+    assert dense == {
+        "PtychoPINN gs3",
+        "supervised gs3",
+        "PtychoPINN gs1",
+        "supervised gs1",
+        "CDTools",
+    }
