@@ -4,8 +4,9 @@ For each dose and view, every method reconstructs the view's *test* split:
 
 * every model phase E trained on the view (``PtychoPINN gs2``, and ``supervised gs2`` when the
   design's methods list it), then every model trained on the full scan (the baseline,
-  ``PtychoPINN gs1``), run on the same test data; with ``training.refine_steps`` each PtychoPINN
-  model also appears as ``… + refine``, fine-tuned on the test diffraction first (no ground truth);
+  ``PtychoPINN gs1``), run on the same test data; with ``training.refine_steps`` the view's own
+  PtychoPINN models also appear as ``… + refine``, fine-tuned on the test diffraction first (no
+  ground truth);
 * every iterative engine of the design (``iterative.engines``), each its own method: its phase F
   reconstruction of the same test split.
 
@@ -157,7 +158,8 @@ def view_methods(
 ) -> list[Method]:
     """Every method that reconstructs a view's test data, in report order: the models trained on
     the view, then those trained on the full scan (the baseline), each also with test-time
-    refinement when the design asks for it, then every iterative engine."""
+    refinement (of the view's own models) when the design asks for it, then every iterative
+    engine."""
     jobs = trained_jobs(phase_e_root)
     methods = []
     sources = (view,) if view == BASELINE else (view, BASELINE)
@@ -186,7 +188,7 @@ def view_methods(
                     training_seconds=record.wall_time_s if record else None,
                 )
                 methods.append(found)
-                if method == "pinn" and design.training.refine_steps:
+                if method == "pinn" and design.training.refine_steps and source == view:
                     methods.append(
                         replace(
                             found,
@@ -316,7 +318,8 @@ def obtain(
     rec = replace(rec, metadata={**rec.metadata, "data": str(test_path), "label": method.label})
     folder = output_root / dose_label(dose) / view / _method_folder(method.label)
     title = f"{method.label}, dose {dose:g}, {view}"
-    save_reconstruction(folder, rec, test.obj, dose, view, method.label, title=title)
+    # The figure shows the reconstruction as it is: the report's grids show it aligned, once.
+    save_reconstruction(folder, rec, None, dose, view, method.label, title=title)
     return rec
 
 
