@@ -43,9 +43,8 @@ from ptypinn.pinn.runtime import TrainerOptions  # noqa: E402
 from ptypinn.pinn.train import JobSpec, PtychoModule, train_model  # noqa: E402
 from ptypinn.study.compare import scored_region  # noqa: E402
 from ptypinn.study.design import preset  # noqa: E402
-from ptypinn.study.layout import split_path  # noqa: E402
-from ptypinn.study.overlap import run_overlap  # noqa: E402
-from ptypinn.study.simulate import run_simulation  # noqa: E402
+
+from view_data import view_splits  # noqa: E402
 
 
 def quality(
@@ -217,13 +216,7 @@ def main() -> None:
     )
 
     work = args.work or Path(tempfile.mkdtemp(prefix="ptypinn-curve-"))
-    run_simulation(design, work / "c")
-    run_overlap(design, work / "c", work / "d")
-    root, folder = (work / "c", None) if args.view == "baseline" else (work / "d", args.view)
-    train_path, test_path = (
-        split_path(root, args.dose, "train", folder),
-        split_path(root, args.dose, "test", folder),
-    )
+    train_path, test_path = view_splits(design, args.view, args.dose, work)
     train, test = load_dataset(train_path), load_dataset(test_path)
     options = TrainerOptions(
         logger="none", checkpoints=False, progress=False, precision=args.precision

@@ -30,9 +30,8 @@ from ptypinn.pinn.runtime import TrainerOptions
 from ptypinn.pinn.train import JobSpec, train_model
 from ptypinn.study.compare import scored_region
 from ptypinn.study.design import preset
-from ptypinn.study.layout import split_path
-from ptypinn.study.overlap import run_overlap
-from ptypinn.study.simulate import run_simulation
+
+from view_data import view_splits
 
 
 def main() -> None:
@@ -73,13 +72,7 @@ def main() -> None:
         }
     )
     work = args.work or Path(tempfile.mkdtemp(prefix="ptypinn-bench-"))
-    run_simulation(design, work / "c")
-    run_overlap(design, work / "c", work / "d")
-    root, folder = (work / "c", None) if args.view == "baseline" else (work / "d", args.view)
-    train_path, test_path = (
-        split_path(root, args.dose, "train", folder),
-        split_path(root, args.dose, "test", folder),
-    )
+    train_path, test_path = view_splits(design, args.view, args.dose, work)
     train, test = load_dataset(train_path), load_dataset(test_path)
     region = scored_region(test)
     options = TrainerOptions(logger="none", checkpoints=False, progress=False)
