@@ -69,7 +69,7 @@ from ptypinn.study.matrix import BASELINE, collect_datasets, training_gridsizes
 from ptypinn.study.outputs import save_reconstruction
 from ptypinn.study.overlap import METRICS_FILE
 from ptypinn.study.simulate import PHOTONS_NOTE
-from ptypinn.study.training import JobRecord
+from ptypinn.study.training import JobRecord, cell_label
 
 TIMING_COLUMNS = (
     "dose",
@@ -167,17 +167,7 @@ def view_methods(
         for source in sources:
             for gridsize in training_gridsizes(source, design.gridsizes):
                 folder = training_folder(phase_e_root, dose, source, gridsize, method)
-                record = next(
-                    (
-                        r
-                        for r in jobs.values()
-                        if r.dose == dose
-                        and r.view == source
-                        and r.gridsize == gridsize
-                        and r.method == method
-                    ),
-                    None,
-                )
+                record = jobs.get(cell_label(dose, source, gridsize, method))
                 bundle = folder / (record.bundle if record and record.bundle else BUNDLE_NAME)
                 found = Method(
                     model_label(method, gridsize),
