@@ -4,8 +4,9 @@ as reference.
 Simulates the smoke geometry at one dose (optionally with another base scan step), then for each
 gridsize trains one run for the largest budget and, at every milestone (samples seen), reconstructs
 the test split (the unseen upper half of the object) and the training split and scores both.
-The learning rate is constant after the warm-up, so a milestone inside the run is what a run
-with that budget would give. CDTools reconstructs the same test split once, as the reference line.
+With the default constant learning rate, a milestone inside the run is what a run with that
+budget would give; with ``--schedule cosine`` only the last milestone is. CDTools reconstructs
+the same test split once, as the reference line.
 
 Usage:
   python benchmarks/pinn_learning_curve.py --milestones 1e4,3e4,1e5 --gridsizes 1,2 --view dense \
@@ -38,6 +39,7 @@ from ptypinn.engines.api import CDToolsOptions  # noqa: E402
 from ptypinn.engines.registry import iterative_reconstructor  # noqa: E402
 from ptypinn.io.dataset import PtychoDataset, load_dataset  # noqa: E402
 from ptypinn.io.reconstruction import ReconstructionInput  # noqa: E402
+from ptypinn.pinn.config import CorpusConfig  # noqa: E402
 from ptypinn.pinn.inference import PtychoPINNReconstructor  # noqa: E402
 from ptypinn.pinn.runtime import TrainerOptions  # noqa: E402
 from ptypinn.pinn.train import JobSpec, PtychoModule, train_model  # noqa: E402
@@ -179,6 +181,20 @@ def main() -> None:
     parser.add_argument(
         "--generator", default=None, help="generator architecture (default: the preset's)"
     )
+    parser.add_argument(
+        "--inputs", default=None, help="generator inputs: amplitude or backprop (default: preset's)"
+    )
+    parser.add_argument(
+        "--corpus-objects",
+        type=int,
+        default=0,
+        help="add a procedural training corpus of this many objects (0: none)",
+    )
+    parser.add_argument(
+        "--schedule",
+        default="constant",
+        help="constant (every milestone is what that budget gives) or cosine (only the last is)",
+    )
     parser.add_argument("--width", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--learning-rate", type=float, default=None)
@@ -205,9 +221,11 @@ def main() -> None:
         "validation_fraction": 0.0,
         "early_stopping_patience": 0,
         "seed": args.seed,
-        "schedule": "constant",
+        "schedule": args.schedule,
     }
-    for key in ("generator", "width", "batch_size", "learning_rate"):
+    if args.corpus_objects:
+        changes["corpus"] = CorpusConfig(objects=args.corpus_objects)
+    for key in ("generator", "inputs", "width", "batch_size", "learning_rate"):
         if getattr(args, key) is not None:
             changes[key] = getattr(args, key)
     training = design.training.model_copy(update=changes)

@@ -161,3 +161,15 @@ def test_fermat_scan_has_hexagonal_density():
 def test_scan_refuses_an_object_smaller_than_a_patch():
     with pytest.raises(ValueError, match="too small"):
         physics.raster_scan((20, 20), 32, step=4)
+
+
+@pytest.mark.parametrize("curvature", [0.0, 3.0])
+def test_probe_backpropagation_of_an_empty_object_is_the_probe_intensity(curvature):
+    probe = torch.from_numpy(physics.disk_probe(32, 16.0, curvature=curvature))
+    amplitudes = physics.far_field(probe[None].repeat(2, 1, 1))  # object of ones, twice
+    estimate = physics.probe_backpropagation(amplitudes, probe)
+    expected = probe.abs().square() / probe.abs().max()
+    assert estimate.shape == (2, 32, 32)
+    torch.testing.assert_close(
+        estimate, expected.to(estimate.dtype).expand(2, 32, 32), atol=1e-5, rtol=0
+    )

@@ -15,7 +15,7 @@ from ptypinn.io.reconstruction import (
 from ptypinn.physics.finite import NonFiniteError
 from ptypinn.physics.forward import disk_probe, extract_patches
 from ptypinn.physics.stitch import stitch, synchronise_phases
-from ptypinn.pinn.config import TrainingConfig
+from ptypinn.pinn.config import CorpusConfig, TrainingConfig
 from ptypinn.pinn.inference import PtychoPINNReconstructor, predict_patches, stitch_weight
 from ptypinn.pinn.model import centre_mask
 from ptypinn.pinn.runtime import TrainerOptions
@@ -25,6 +25,7 @@ from ptypinn.pinn.train import (
     learning_rate_factor,
     load_bundle,
     train_model,
+    training_patterns,
 )
 from ptypinn.study.design import make_design
 from ptypinn.study.layout import SIMULATION_MANIFEST, split_path
@@ -137,7 +138,13 @@ def test_training_lowers_the_loss_and_the_bundle_round_trips(tiny_data, tmp_path
     assert result.epochs == 4 and result.history[-1] < result.history[0]
     assert result.bundle.is_file() and len(result.sha256) == 64
     model, meta = load_bundle(result.bundle)
-    assert meta["architecture"] == {"patch_size": 64, "gridsize": 2, "width": 1, "generator": "cnn"}
+    assert meta["architecture"] == {
+        "patch_size": 64,
+        "gridsize": 2,
+        "width": 1,
+        "generator": "cnn",
+        "inputs": "amplitude",
+    }
     assert meta["intensity_scale"] == pytest.approx(result.intensity_scale)
     test_data = load_dataset(test)
     grouping = (meta["neighbor_count"], meta["grouping_seed"])
@@ -154,6 +161,22 @@ def test_training_lowers_the_loss_and_the_bundle_round_trips(tiny_data, tmp_path
     back = read_reconstruction(write_reconstruction(tmp_path / "rec.npz", rec))
     np.testing.assert_array_equal(back.obj, rec.obj)
     assert back.metadata["bundle"] == str(result.bundle)
+
+
+def test_backprop_inputs_train_and_come_back_from_the_bundle(tiny_data, tmp_path):
+    design, train, test = tiny_data
+    spec = spec_for(design, train, 2, inputs="backprop", generator="resnet", samples=16)
+    result = train_model(spec, load_dataset(train), tmp_path, QUIET)
+    model, meta = load_bundle(result.bundle)
+    assert meta["architecture"]["inputs"] == "backprop"
+    # three feature maps per pattern: amplitude, real and imaginary back-propagation
+    assert model.generator.stem[0].in_channels == 3 * 4
+    test_data = load_dataset(test)
+    grouping = (meta["neighbor_count"], meta["grouping_seed"])
+    first, _ = predict_patches(model, test_data.diffraction, test_data.positions, *grouping)
+    again, _ = load_bundle(result.bundle)
+    second, _ = predict_patches(again, test_data.diffraction, test_data.positions, *grouping)
+    np.testing.assert_array_equal(first, second)
 
 
 def test_same_seed_gives_the_same_losses_and_the_same_bundle_bytes(tiny_data, tmp_path):
@@ -279,6 +302,23 @@ def test_a_samples_budget_sets_the_number_of_optimiser_steps(tiny_data, tmp_path
     assert result.samples_seen == 48  # whole batches: steps x batch
     _, meta = load_bundle(result.bundle)
     assert meta["samples_seen"] == result.samples_seen
+
+
+def test_a_corpus_joins_the_training_groups_and_is_recorded(tiny_data, tmp_path):
+    design, train, _ = tiny_data
+    dataset = load_dataset(train)
+    corpus = CorpusConfig(kinds=("dead_leaves",), objects=2, object_size=96, step_px=8.0)
+    spec = spec_for(design, train, 2, corpus=corpus, samples=16, batch_size=8)
+    patterns = training_patterns(spec, dataset)
+    per_object = len(np.arange(32, 96 - 32, 8.0)) ** 2  # raster positions on a 96 px object
+    assert len(patterns) == dataset.count + 2 * per_object  # one group per position at gs2
+    # corpus groups are formed inside their own scan: offsets stay within a few steps
+    corpus_offsets = torch.cat([patterns.datasets[i].offsets for i in (1, 2)])
+    assert corpus_offsets.abs().max() < 3 * 8.0
+    result = train_model(spec, dataset, tmp_path, QUIET)
+    _, meta = load_bundle(result.bundle)
+    assert meta["training"]["corpus"]["kinds"] == ["dead_leaves"]
+    assert result.samples_seen == 16
 
 
 @pytest.mark.parametrize("schedule", ["constant", "cosine"])

@@ -106,6 +106,22 @@ def far_field(exit_waves: torch.Tensor) -> torch.Tensor:
     return torch.fft.fftshift(spectrum, dim=(-2, -1)).abs()
 
 
+def probe_backpropagation(amplitudes: torch.Tensor, probe: torch.Tensor) -> torch.Tensor:
+    """A first object estimate from far-field amplitudes alone: each measured amplitude
+    (centred, as :func:`far_field` returns it) gets the phase of the probe's own far field, is
+    propagated back, and is weighted by ``conj(P) / max|P|``.
+
+    ``amplitudes`` (..., N, N) real, ``probe`` (N, N) complex; returns (..., N, N) complex. For an
+    object of ones it is exactly ``|P|² / max|P|``: the probe's phase is given back to its own
+    far field. For a real object it is a rough real-space guess, which spares a network learning
+    the Fourier transform itself.
+    """
+    spectrum = torch.fft.fftshift(torch.fft.fft2(probe, norm="ortho"), dim=(-2, -1))
+    phase = spectrum / spectrum.abs().clamp_min(torch.finfo(spectrum.real.dtype).tiny)
+    unshifted = torch.fft.ifftshift(amplitudes.to(spectrum.real.dtype) * phase, dim=(-2, -1))
+    return torch.fft.ifft2(unshifted, norm="ortho") * probe.conj() / probe.abs().max()
+
+
 def exit_waves(obj: torch.Tensor, probe: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     """``P * O_patch`` for every position: (n, N, N) complex."""
     return probe * extract_patches(obj, positions, probe.shape[-1])

@@ -3,9 +3,11 @@ options object used by the design, the command line and the trainer alike."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ptypinn.physics.samples import CORPUS_KINDS, CorpusKind
 
 
 class _Strict(BaseModel):
@@ -15,7 +17,27 @@ class _Strict(BaseModel):
 Method = Literal["pinn", "supervised"]
 METHODS: tuple[Method, ...] = ("pinn", "supervised")
 GeneratorName = Literal["cnn", "unet", "resnet"]
+InputFeatures = Literal["amplitude", "backprop"]
+INPUT_FEATURES: tuple[InputFeatures, ...] = get_args(InputFeatures)
 Schedule = Literal["constant", "cosine", "plateau"]
+
+
+class CorpusConfig(_Strict):
+    """Procedurally generated objects whose simulated diffraction joins the training data
+    (:mod:`ptypinn.pinn.corpus`): the probe and dose scale are the training data's, so the extra
+    patterns are measured as the real ones would be. The scored object is never among them."""
+
+    kinds: tuple[CorpusKind, ...] = Field(
+        CORPUS_KINDS,
+        min_length=1,
+        description="object kinds, used in turn: pictures (scikit-image pictures other than the "
+        "default object's), grf (Gaussian random fields), dead_leaves, lines",
+    )
+    objects: int = Field(4, ge=1, description="how many corpus objects")
+    object_size: int = Field(256, ge=8, description="side of each corpus object, px")
+    step_px: float = Field(5.0, gt=0, description="raster step of the corpus scans, px")
+    jitter_px: float = Field(1.0, ge=0, description="uniform jitter of the corpus scans, px")
+    seed: int = Field(0, ge=0, description="objects, scans and photon noise of the corpus")
 
 
 class TrainingConfig(_Strict):
@@ -28,6 +50,11 @@ class TrainingConfig(_Strict):
     )
     generator: GeneratorName = Field(
         "cnn", description="generator architecture (see ptypinn.pinn.generators)"
+    )
+    inputs: InputFeatures = Field(
+        "amplitude",
+        description="what the generator sees per pattern: 'amplitude', or 'backprop' (the "
+        "amplitude and its probe back-propagation, a real-space first guess)",
     )
     width: int = Field(2, ge=1, description="filter multiplier of the generator ladders")
     epochs: int = Field(
@@ -72,6 +99,9 @@ class TrainingConfig(_Strict):
     )
     early_stopping_patience: int = Field(
         0, ge=0, description="epochs without validation improvement before stopping; 0 = never"
+    )
+    corpus: CorpusConfig | None = Field(
+        None, description="a procedurally generated training corpus added to the data (None: none)"
     )
     seed: int = Field(42, ge=0)
     refine_steps: int = Field(

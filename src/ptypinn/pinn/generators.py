@@ -1,6 +1,8 @@
 """Generators: networks that map C diffraction amplitudes to C complex object patches.
 
-Every generator takes (B, C, N, N) normalised amplitudes and returns (B, C, N, N) complex
+Every generator takes (B, F·C, N, N) input features (F per pattern: the normalised amplitude and,
+with ``inputs: backprop``, the probe back-propagation's real and imaginary parts; see
+:class:`ptypinn.pinn.model.PtychoPINN`) and returns (B, C, N, N) complex
 patches that are zero outside the central N/2 × N/2 window (the oversampling that makes phase
 retrieval well posed). They differ only in the trunk that produces the two N/2 × N/2 heads:
 an amplitude head through a sigmoid and a phase head through ``π·tanh`` (:func:`to_patches`).
@@ -97,10 +99,12 @@ def _decoder(ladder: tuple[int, ...], in_channels: int, width: int) -> nn.Sequen
 class CNNGenerator(_Generator):
     """Encoder (conv-conv-pool ladder to an 8×8 bottleneck) and two decoders (amplitude, phase)."""
 
-    def __init__(self, patch_size: int, channels: int, width: int = 2) -> None:
+    def __init__(
+        self, patch_size: int, channels: int, width: int = 2, in_channels: int | None = None
+    ) -> None:
         super().__init__(patch_size)
         encoder: list[nn.Module] = []
-        in_channels = channels
+        in_channels = in_channels or channels
         for filters in ENCODER_LADDERS[patch_size]:
             encoder += [*_conv_pair(in_channels, filters * width), nn.MaxPool2d(2)]
             in_channels = filters * width
@@ -127,11 +131,13 @@ class UNetGenerator(_Generator):
     concatenating the encoder features of each resolution it passes.
     """
 
-    def __init__(self, patch_size: int, channels: int, width: int = 2) -> None:
+    def __init__(
+        self, patch_size: int, channels: int, width: int = 2, in_channels: int | None = None
+    ) -> None:
         super().__init__(patch_size)
         ladder = [filters * width for filters in ENCODER_LADDERS[patch_size]]
         self.down = nn.ModuleList()
-        in_channels = channels
+        in_channels = in_channels or channels
         for filters in ladder:
             self.down.append(nn.Sequential(*_conv_pair(in_channels, filters)))
             in_channels = filters
@@ -175,11 +181,13 @@ class _Residual(nn.Module):
 class ResidualGenerator(_Generator):
     """Two stride-2 convolutions to N/4, GELU residual blocks, one upsampling to N/2, two heads."""
 
-    def __init__(self, patch_size: int, channels: int, width: int = 2) -> None:
+    def __init__(
+        self, patch_size: int, channels: int, width: int = 2, in_channels: int | None = None
+    ) -> None:
         super().__init__(patch_size)
         hidden = RESIDUAL_CHANNELS * width
         self.stem = nn.Sequential(
-            nn.Conv2d(channels, hidden // 2, 3, stride=2, padding=1),
+            nn.Conv2d(in_channels or channels, hidden // 2, 3, stride=2, padding=1),
             nn.GELU(),
             nn.Conv2d(hidden // 2, hidden, 3, stride=2, padding=1),
             nn.GELU(),
@@ -199,15 +207,18 @@ class ResidualGenerator(_Generator):
         return self.amplitude(features), self.phase(features)
 
 
-GENERATORS: dict[str, Callable[[int, int, int], _Generator]] = {
+GENERATORS: dict[str, Callable[[int, int, int, int | None], _Generator]] = {
     "cnn": CNNGenerator,
     "unet": UNetGenerator,
     "resnet": ResidualGenerator,
 }
 
 
-def build_generator(name: str, patch_size: int, channels: int, width: int) -> nn.Module:
-    """The registered generator ``name`` for N = ``patch_size`` and C = ``channels``."""
+def build_generator(
+    name: str, patch_size: int, channels: int, width: int, in_channels: int | None = None
+) -> nn.Module:
+    """The registered generator ``name`` for N = ``patch_size``, C = ``channels`` patches out and
+    ``in_channels`` feature maps in (default C)."""
     if name not in GENERATORS:
         raise ValueError(f"unknown generator {name!r}; choose one of {sorted(GENERATORS)}")
-    return GENERATORS[name](patch_size, channels, width)
+    return GENERATORS[name](patch_size, channels, width, in_channels)

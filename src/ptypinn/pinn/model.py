@@ -9,7 +9,10 @@ Shapes (channels first): diffraction ``X`` (B, C, N, N) normalised amplitudes, g
   gridsize ≥ 2: each sample's C patches are laid on one canvas at their true offsets, averaged
   where they overlap (co-masked weights, per sample, never across the batch) and re-extracted.
 * :class:`PtychoPINN` chains generator → overlap constraint → probe → far field → ``e^w`` scale,
-  with ``w`` a trainable log intensity scale initialised from the dose.
+  with ``w`` a trainable log intensity scale initialised from the dose. With ``inputs="backprop"``
+  the generator also sees each pattern's probe back-propagation
+  (:func:`ptypinn.physics.forward.probe_backpropagation`, real and imaginary parts): a real-space
+  first guess, so the network need not learn the Fourier transform itself.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ import math
 import torch
 from torch import nn
 
-from ptypinn.physics.forward import far_field, translate
+from ptypinn.physics.forward import far_field, probe_backpropagation, translate
+from ptypinn.pinn.config import INPUT_FEATURES
 from ptypinn.pinn.generators import build_generator
 
 
@@ -144,14 +148,19 @@ class PtychoPINN(nn.Module):
         width: int = 2,
         trainable_scale: bool = True,
         generator: str = "cnn",
+        inputs: str = "amplitude",
     ) -> None:
         super().__init__()
         if probe.shape != (patch_size, patch_size):
             raise ValueError(f"probe must be {patch_size}x{patch_size}, got {tuple(probe.shape)}")
         if not intensity_scale > 0 or not input_scale > 0:
             raise ValueError("intensity and input scales must be positive")
-        self.gridsize = gridsize
-        self.generator = build_generator(generator, patch_size, gridsize**2, width)
+        if inputs not in INPUT_FEATURES:
+            raise ValueError(f"inputs must be one of {INPUT_FEATURES}, got {inputs!r}")
+        self.gridsize, self.inputs = gridsize, inputs
+        channels = gridsize**2
+        features = channels * (3 if inputs == "backprop" else 1)
+        self.generator = build_generator(generator, patch_size, channels, width, features)
         self.register_buffer("probe", probe.to(torch.complex64))
         self.register_buffer("input_scale", torch.tensor(float(input_scale)))
         self.log_scale = nn.Parameter(
@@ -160,7 +169,11 @@ class PtychoPINN(nn.Module):
 
     def predict_patches(self, diffraction: torch.Tensor) -> torch.Tensor:
         """Object patches straight from the generator (no overlap constraint)."""
-        return self.generator(diffraction * self.input_scale)
+        x = diffraction * self.input_scale
+        if self.inputs == "backprop":
+            guess = probe_backpropagation(x, self.probe)
+            x = torch.cat([x, guess.real.to(x.dtype), guess.imag.to(x.dtype)], dim=1)
+        return self.generator(x)
 
     def forward(
         self, diffraction: torch.Tensor, offsets: torch.Tensor

@@ -39,7 +39,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 from rich.console import Console
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 
 from ptypinn import __version__
 from ptypinn.io.artifacts import atomic_path, clear_outputs, sha256_file
@@ -49,6 +49,7 @@ from ptypinn.physics.finite import NonFiniteError
 from ptypinn.physics.forward import dose_scale, extract_patches, pattern_energies
 from ptypinn.physics.grouping import group_coordinates, make_groups
 from ptypinn.pinn.config import TrainingConfig
+from ptypinn.pinn.corpus import corpus_datasets
 from ptypinn.pinn.generators import ENCODER_LADDERS
 from ptypinn.pinn.model import PtychoPINN, centre_mask, physics_loss
 from ptypinn.pinn.runtime import TrainerError, TrainerOptions
@@ -203,12 +204,41 @@ def build_groups(
     return make_groups(dataset.positions, gridsize, neighbor_count, n_groups=n_groups, seed=seed)
 
 
+TrainingPatterns = GroupedPatterns | ConcatDataset
+
+
+def training_patterns(spec: JobSpec, dataset: PtychoDataset) -> TrainingPatterns:
+    """The grouped training data: ``dataset``'s groups, then (with ``training.corpus``) each
+    corpus object's, grouped within its own scan."""
+    config = spec.training
+    sources = [dataset]
+    if config.corpus is not None:
+        scale = intensity_scale(dataset, spec.nphotons)
+        sources += corpus_datasets(config.corpus, np.asarray(dataset.probe), scale)
+    parts = [
+        GroupedPatterns(
+            source,
+            build_groups(
+                source,
+                spec.gridsize,
+                spec.neighbor_count,
+                spec.grouping_seed,
+                config.groups_per_position,
+            ),
+            with_truth=config.model == "supervised",
+            augment=config.augment,
+        )
+        for source in sources
+    ]
+    return parts[0] if len(parts) == 1 else ConcatDataset(parts)
+
+
 class PtychoDataModule(L.LightningDataModule):
     """Seeded train/validation split of the grouped training data."""
 
     def __init__(
         self,
-        patterns: GroupedPatterns,
+        patterns: TrainingPatterns,
         batch_size: int,
         validation_fraction: float,
         seed: int,
@@ -416,6 +446,7 @@ def build_model(spec: JobSpec, dataset: PtychoDataset) -> tuple[PtychoPINN, floa
         width=spec.training.width,
         trainable_scale=spec.training.trainable_scale and spec.training.model == "pinn",
         generator=spec.training.generator,
+        inputs=spec.training.inputs,
     )
     return model, scale
 
@@ -483,12 +514,7 @@ def train_model(
     output_dir.mkdir(parents=True, exist_ok=True)
     clear_outputs(output_dir, JOB_OUTPUTS)
     L.seed_everything(config.seed, workers=True, verbose=False)
-    groups = build_groups(
-        dataset, spec.gridsize, spec.neighbor_count, spec.grouping_seed, config.groups_per_position
-    )
-    patterns = GroupedPatterns(
-        dataset, groups, with_truth=config.model == "supervised", augment=config.augment
-    )
+    patterns = training_patterns(spec, dataset)
     data = PtychoDataModule(
         patterns, config.batch_size, config.validation_fraction, config.seed, options.num_workers
     )
@@ -571,6 +597,7 @@ def save_bundle(
             "gridsize": spec.gridsize,
             "width": spec.training.width,
             "generator": spec.training.generator,
+            "inputs": spec.training.inputs,
         },
         "training": spec.training.model_dump(mode="json"),
         "neighbor_count": spec.neighbor_count,
@@ -627,6 +654,7 @@ def load_bundle(path: str | Path) -> tuple[PtychoPINN, dict]:
             1.0,
             width=arch["width"],
             generator=arch.get("generator", "cnn"),
+            inputs=arch.get("inputs", "amplitude"),
         )
         if intact:
             model.load_state_dict(state)
