@@ -76,24 +76,32 @@ def translate(images: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
 
 
 def extract_patches(obj: torch.Tensor, positions: torch.Tensor, size: int) -> torch.Tensor:
-    """Cut ``size x size`` windows centred on ``positions`` (n, 2) out of ``obj`` (H, W).
+    """Cut ``size x size`` windows centred on ``positions`` out of ``obj``.
 
-    Sub-pixel positions are interpolated bilinearly; outside the object is zero.
-    Returns (n, size, size) with the dtype of ``obj``.
+    ``obj`` (H, W) with ``positions`` (n, 2), or a batch: ``obj`` (B, H, W) with ``positions``
+    (B, n, 2), each image cut at its own positions. Sub-pixel positions are interpolated
+    bilinearly; outside the object is zero. Returns (n, size, size), or (B, n, size, size), with
+    the dtype of ``obj``.
     """
-    if obj.ndim != 2 or positions.ndim != 2 or positions.shape[1] != 2:
+    batched = obj.ndim == 3 and positions.ndim == 3 and positions.shape[0] == obj.shape[0]
+    if not batched and (obj.ndim != 2 or positions.ndim != 2):
         raise ValueError(
-            "extract_patches expects obj (H,W) and positions (n,2); "
-            f"got {tuple(obj.shape)} and {tuple(positions.shape)}"
+            "extract_patches expects obj (H,W) and positions (n,2), or obj (B,H,W) and positions "
+            f"(B,n,2); got {tuple(obj.shape)} and {tuple(positions.shape)}"
         )
+    if positions.shape[-1] != 2:
+        raise ValueError(f"positions must hold (x, y) pairs, got {tuple(positions.shape)}")
+    images = obj if batched else obj[None]
+    points = positions if batched else positions[None]
     dtype = _real_dtype(obj)
     offsets = torch.arange(size, dtype=dtype, device=obj.device) - size // 2
     yy, xx = torch.meshgrid(offsets, offsets, indexing="ij")
     local = torch.stack((xx, yy), dim=-1)  # (N, N, 2)
-    grid = positions.to(dtype)[:, None, None, :] + local[None]  # (n, N, N, 2)
-    count = positions.shape[0]
-    grid = grid.reshape(1, count * size, size, 2)
-    return _sample(obj[None], grid).reshape(count, size, size)
+    batch, count = points.shape[:2]
+    grid = points.to(dtype)[:, :, None, None, :] + local  # (B, n, N, N, 2)
+    out = _sample(images, grid.reshape(batch, count * size, size, 2))
+    out = out.reshape(batch, count, size, size)
+    return out if batched else out[0]
 
 
 # --------------------------------------------------------------------------------------------

@@ -159,12 +159,12 @@ def _phase_rotations(
             canvas = _accumulate(placed, shape, n, rotation)
         image, _ = canvas.image(1e-3)
         reference = extract_patches(torch.from_numpy(image), torch.from_numpy(positions), n).numpy()
-        rotation = np.array(
-            [
-                _unit(np.vdot(patch * weight, ref), old)
-                for patch, ref, old in zip(patches, reference, rotation, strict=True)
-            ],
-            dtype=np.complex64,
+        # Σ conj(w·p) · reference, for every patch at once
+        overlap = np.einsum("nij,nij->n", np.conj(patches * weight), reference)
+        size = np.abs(overlap)
+        measured = size > 0
+        rotation = np.where(measured, overlap / np.where(measured, size, 1), rotation).astype(
+            np.complex64
         )
     return rotation
 

@@ -22,7 +22,7 @@ import math
 import torch
 from torch import nn
 
-from ptypinn.physics.forward import far_field, probe_backpropagation, translate
+from ptypinn.physics.forward import extract_patches, far_field, probe_backpropagation, translate
 from ptypinn.pinn.config import INPUT_FEATURES
 from ptypinn.pinn.generators import build_generator
 
@@ -47,11 +47,6 @@ def _pad_to(images: torch.Tensor, size: int) -> torch.Tensor:
     before = (size - images.shape[-1]) // 2
     after = size - images.shape[-1] - before
     return nn.functional.pad(images, (before, after, before, after))
-
-
-def _crop_centre(images: torch.Tensor, size: int) -> torch.Tensor:
-    start = (images.shape[-1] - size) // 2
-    return images[..., start : start + size, start : start + size]
 
 
 def merge_patches(
@@ -83,13 +78,8 @@ def extract_from_canvas(
     canvas: torch.Tensor, offsets: torch.Tensor, patch_size: int
 ) -> torch.Tensor:
     """Re-cut C patches (B, C, N, N) centred on each member's offset from the canvas centre."""
-    batch, channels, _ = offsets.shape
-    size = canvas.shape[-1]
-    stacked = (
-        canvas[:, None].expand(batch, channels, size, size).reshape(batch * channels, size, size)
-    )
-    moved = translate(stacked, -offsets.reshape(batch * channels, 2))
-    return _crop_centre(moved, patch_size).reshape(batch, channels, patch_size, patch_size)
+    centre = float(canvas.shape[-1] // 2)
+    return extract_patches(canvas, offsets + centre, patch_size)
 
 
 def overlap_constraint(patches: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
