@@ -92,7 +92,11 @@ DeterministicOption = Annotated[
 WorkersOption = Annotated[int, typer.Option(help="DataLoader worker processes.", min=0)]
 LoggerOption = Annotated[str, typer.Option(help="Training log format: csv, tensorboard or none.")]
 PrecisionOption = Annotated[
-    str, typer.Option(help="Arithmetic: 32-true, or bf16-mixed (faster on CPU and GPU).")
+    str,
+    typer.Option(
+        help="Arithmetic: auto (bf16-mixed where the hardware computes bf16 natively, else "
+        "32-true), 32-true or bf16-mixed."
+    ),
 ]
 EpochsOption = Annotated[
     int | None, typer.Option(help="Epochs (default: the design's training.epochs).", min=1)
@@ -185,7 +189,7 @@ def trainer_options(
     if logger not in LOGGERS:
         raise DesignError(f"--logger must be csv, tensorboard or none, got {logger!r}")
     if precision not in PRECISIONS:
-        raise DesignError(f"--precision must be 32-true or bf16-mixed, got {precision!r}")
+        raise DesignError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     options = TrainerOptions(
         accelerator=accelerator,
         devices=parse_devices(devices),

@@ -1,5 +1,6 @@
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from ptypinn.physics.stitch import stitch, synchronise_phases
 from ptypinn.pinn.config import CorpusConfig, TrainingConfig
 from ptypinn.pinn.inference import PtychoPINNReconstructor, predict_patches, stitch_weight
 from ptypinn.pinn.model import centre_mask
-from ptypinn.pinn.runtime import TrainerOptions
+from ptypinn.pinn.runtime import TrainerOptions, resolved_precision
 from ptypinn.pinn.train import (
     JobSpec,
     intensity_scale,
@@ -350,6 +351,20 @@ def test_bf16_training_is_deterministic_too(tiny_data, tmp_path):
         for i in range(2)
     ]
     assert runs[0] == runs[1] and runs[0][-1] < runs[0][0]
+
+
+def test_automatic_precision_is_bf16_only_on_native_bf16_hardware(tiny_data, tmp_path):
+    for explicit in ("32-true", "bf16-mixed"):
+        assert resolved_precision(dataclasses.replace(QUIET, precision=explicit)) == explicit
+    assert resolved_precision(TrainerOptions(accelerator="mps")) == "32-true"
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    if "avx512_bf16" in flags or "amx_bf16" in flags:
+        assert resolved_precision(QUIET) == "bf16-mixed"
+    design, train, _ = tiny_data
+    result = train_model(
+        spec_for(design, train, 1, samples=8), load_dataset(train), tmp_path, QUIET
+    )
+    assert load_bundle(result.bundle)[1]["precision"] == resolved_precision(QUIET)
 
 
 def test_supervised_baseline_trains_against_true_patches(tiny_data, tmp_path):

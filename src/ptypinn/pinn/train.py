@@ -52,7 +52,7 @@ from ptypinn.pinn.config import TrainingConfig
 from ptypinn.pinn.corpus import corpus_datasets
 from ptypinn.pinn.generators import ENCODER_LADDERS
 from ptypinn.pinn.model import PtychoPINN, centre_mask, physics_loss
-from ptypinn.pinn.runtime import TrainerError, TrainerOptions
+from ptypinn.pinn.runtime import TrainerError, TrainerOptions, resolved_precision
 
 BUNDLE_FORMAT = "ptypinn.bundle/2"
 BUNDLE_NAME = "model.pt"
@@ -469,7 +469,7 @@ def _trainer(
             strategy=options.strategy,
             num_nodes=options.num_nodes,
             deterministic=options.deterministic,
-            precision=options.precision,
+            precision=resolved_precision(options),
             max_epochs=-1 if config.samples else config.epochs,
             max_steps=config.max_steps() or -1,
             logger=logger,
@@ -547,7 +547,7 @@ def train_model(
     wall = time.perf_counter() - start
     bundle_path = output_dir / BUNDLE_NAME
     if trainer.is_global_zero:
-        save_bundle(bundle_path, model, spec, dataset, module, scale)
+        save_bundle(bundle_path, model, spec, dataset, module, scale, resolved_precision(options))
     return TrainingResult(
         bundle=bundle_path,
         sha256=sha256_file(bundle_path),
@@ -585,6 +585,7 @@ def save_bundle(
     dataset: PtychoDataset,
     module: PtychoModule,
     initial_scale: float,
+    precision: str,
 ) -> Path:
     """One file with everything needed to run the model again: weights, configuration, scales,
     provenance and a checksum of all of it. Nothing in it depends on the clock, so the same
@@ -600,6 +601,7 @@ def save_bundle(
             "inputs": spec.training.inputs,
         },
         "training": spec.training.model_dump(mode="json"),
+        "precision": precision,
         "neighbor_count": spec.neighbor_count,
         "grouping_seed": spec.grouping_seed,
         "initial_intensity_scale": initial_scale,
