@@ -4,7 +4,8 @@ For N = 64 and 128 (gridsize 1 and 2) it times, on random data of the right shap
 * the parts of one fp32 step (forward + backward each): generator, overlap constraint, far field
   and Poisson loss, Adam update, and the DataLoader (grouped patterns, augmentation, collation);
 * whole optimiser steps for each variant: the reference (cnn, fp32, batch 16), bf16 autocast,
-  larger batches, torch.compile, and the other generators.
+  larger batches, torch.compile, the other generators, and the default (resnet with bf16
+  autocast, with and without back-propagation inputs), so old and new are timed in one run.
 Variants are timed round-robin (``--rounds`` rounds, median kept), so a busy machine slows them
 all alike and the ratios stay comparable.
 
@@ -85,6 +86,7 @@ def parts(n: int, gridsize: int, batch_size: int, steps: int) -> dict[str, float
         INTENSITY,
         1.0,
         width=1,
+        generator="cnn",
     )
     x = torch.rand(batch_size, channels, n, n) * 0.1
     offsets = (
@@ -127,7 +129,13 @@ def parts(n: int, gridsize: int, batch_size: int, steps: int) -> dict[str, float
 
 
 def variants(n: int, gridsize: int) -> dict[str, dict]:
-    base = {"generator": "cnn", "batch": 16, "precision": "fp32", "compile": False}
+    base = {
+        "generator": "cnn",
+        "inputs": "amplitude",
+        "batch": 16,
+        "precision": "fp32",
+        "compile": False,
+    }
     return {
         "reference (cnn, fp32, batch 16)": base,
         "bf16 autocast": {**base, "precision": "bf16"},
@@ -136,6 +144,17 @@ def variants(n: int, gridsize: int) -> dict[str, dict]:
         "torch.compile": {**base, "compile": True},
         "unet": {**base, "generator": "unet"},
         "resnet": {**base, "generator": "resnet"},
+        "resnet, bf16 (the default on bf16 hardware)": {
+            **base,
+            "generator": "resnet",
+            "precision": "bf16",
+        },
+        "resnet, bf16, backprop inputs": {
+            **base,
+            "generator": "resnet",
+            "precision": "bf16",
+            "inputs": "backprop",
+        },
     }
 
 
@@ -143,7 +162,16 @@ def build(n: int, gridsize: int, setting: dict) -> Callable[[], None]:
     channels = gridsize**2
     probe = torch.from_numpy(disk_probe(n, n / 2).astype(np.complex64))
     torch.manual_seed(0)
-    model = PtychoPINN(n, gridsize, probe, INTENSITY, 1.0, width=1, generator=setting["generator"])
+    model = PtychoPINN(
+        n,
+        gridsize,
+        probe,
+        INTENSITY,
+        1.0,
+        width=1,
+        generator=setting["generator"],
+        inputs=setting["inputs"],
+    )
     if setting["compile"]:
         model.generator = torch.compile(model.generator)
     batch = (

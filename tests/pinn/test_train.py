@@ -143,7 +143,7 @@ def test_training_lowers_the_loss_and_the_bundle_round_trips(tiny_data, tmp_path
         "patch_size": 64,
         "gridsize": 2,
         "width": 1,
-        "generator": "cnn",
+        "generator": "resnet",
         "inputs": "amplitude",
     }
     assert meta["intensity_scale"] == pytest.approx(result.intensity_scale)

@@ -105,8 +105,13 @@ def test_study_runs_end_to_end_and_resume_skips_finished_steps(micro_design, tmp
 @pytest.mark.slow
 def test_an_interrupted_study_resumes_where_it_stopped(micro_design, tmp_path):
     """Ctrl-C during training: one message, status 130; --resume keeps the finished jobs."""
+    # Two doses: five training jobs still to run when the first is recorded, so the interrupt
+    # lands in training however slowly this test's own polling is scheduled.
     design = micro_design.model_copy(
-        update={"training": micro_design.training.model_copy(update={"epochs": 4})}
+        update={
+            "doses": (1e3, 1e4),
+            "training": micro_design.training.model_copy(update={"epochs": 4}),
+        }
     )
     config = design.save(tmp_path / "design.yaml")
     command = [

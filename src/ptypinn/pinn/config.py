@@ -49,7 +49,9 @@ class TrainingConfig(_Strict):
         "'supervised': same generator, MAE against true patches",
     )
     generator: GeneratorName = Field(
-        "cnn", description="generator architecture (see ptypinn.pinn.generators)"
+        "resnet",
+        description="generator architecture (see ptypinn.pinn.generators); resnet learns fastest "
+        "in benchmarks/results/pinn_learning_curve_*.json; cnn is the method's reference",
     )
     inputs: InputFeatures = Field(
         "amplitude",

@@ -11,9 +11,10 @@ an amplitude head through a sigmoid and a phase head through ``π·tanh`` (:func
   and one conv-conv-upsample decoder per head;
 * ``unet`` — the same encoder with skip connections from every encoder level to the decoder
   level of the same resolution;
-* ``resnet`` — two stride-2 convolutions to N/4, additive GELU residual blocks, one upsampling
-  to N/2 (the design the method's authors found free of the skip-less CNN's seed-dependent
-  collapse at N = 128).
+* ``resnet`` (the default) — two stride-2 convolutions to N/4, additive GELU residual blocks,
+  one upsampling to N/2 (the design the method's authors found free of the skip-less CNN's
+  seed-dependent collapse at N = 128). On the smoke data it learns fastest and trains 1.45×
+  faster than ``cnn`` at N = 64 (0.74× at N = 128, fp32).
 
 All use Glorot initialisation and run channels-last, which is 1.4× (training) to 2.5×
 (inference) faster on CPU here. :data:`GENERATORS` is the registry a design names them from.

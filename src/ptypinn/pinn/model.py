@@ -137,7 +137,7 @@ class PtychoPINN(nn.Module):
         input_scale: float,
         width: int = 2,
         trainable_scale: bool = True,
-        generator: str = "cnn",
+        generator: str = "resnet",
         inputs: str = "amplitude",
     ) -> None:
         super().__init__()
