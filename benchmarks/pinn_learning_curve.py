@@ -185,6 +185,11 @@ def main() -> None:
         "--inputs", default=None, help="generator inputs: amplitude or backprop (default: preset's)"
     )
     parser.add_argument(
+        "--group-generator",
+        default=None,
+        help="gridsize >= 2: channels or shared (default: the preset's)",
+    )
+    parser.add_argument(
         "--corpus-objects",
         type=int,
         default=0,
@@ -225,7 +230,7 @@ def main() -> None:
     }
     if args.corpus_objects:
         changes["corpus"] = CorpusConfig(objects=args.corpus_objects)
-    for key in ("generator", "inputs", "width", "batch_size", "learning_rate"):
+    for key in ("generator", "inputs", "group_generator", "width", "batch_size", "learning_rate"):
         if getattr(args, key) is not None:
             changes[key] = getattr(args, key)
     training = design.training.model_copy(update=changes)

@@ -26,6 +26,7 @@ def setting(result: dict, run: dict) -> str:
         f"gs{run['gridsize']}",
         training["generator"],
         training.get("inputs", "amplitude"),
+        *([training.get("group_generator", "channels")] if run["gridsize"] > 1 else []),
         result["precision"],
         f"corpus{corpus['objects']}" if corpus else "no corpus",
     ]

@@ -108,3 +108,22 @@ def test_gradient_reaches_every_parameter():
     poisson_nll(amplitude, (10 * x) ** 2).backward()
     for name, parameter in model.named_parameters():
         assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+
+
+def test_a_shared_group_generator_predicts_each_member_as_if_alone():
+    probe = torch.from_numpy(disk_probe(64, 32.0))
+    torch.manual_seed(0)
+    x = torch.rand(3, 4, 64, 64)
+    shared = PtychoPINN(64, 2, probe, 100.0, 1.0, width=1, group_generator="shared")
+    together = shared.predict_patches(x)
+    for member in range(4):
+        alone = shared.predict_patches(x[:, member : member + 1])[:, 0]
+        torch.testing.assert_close(together[:, member], alone, atol=1e-6, rtol=0)
+    # with channels the members' patches depend on each other
+    joint = PtychoPINN(64, 2, probe, 100.0, 1.0, width=1, group_generator="channels")
+    moved = x.clone()
+    moved[:, 1] = torch.rand(3, 64, 64)
+    assert not torch.allclose(joint.predict_patches(x)[:, 0], joint.predict_patches(moved)[:, 0])
+    torch.testing.assert_close(
+        shared.predict_patches(x)[:, 0], shared.predict_patches(moved)[:, 0], atol=1e-6, rtol=0
+    )

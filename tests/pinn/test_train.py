@@ -15,10 +15,16 @@ from ptypinn.io.reconstruction import (
 )
 from ptypinn.physics.finite import NonFiniteError
 from ptypinn.physics.forward import disk_probe, extract_patches
+from ptypinn.physics.grouping import group_coordinates, make_groups
 from ptypinn.physics.stitch import stitch, synchronise_phases
 from ptypinn.pinn.config import CorpusConfig, TrainingConfig
-from ptypinn.pinn.inference import PtychoPINNReconstructor, predict_patches, stitch_weight
-from ptypinn.pinn.model import centre_mask
+from ptypinn.pinn.inference import (
+    PtychoPINNReconstructor,
+    covering_groups,
+    predict_patches,
+    stitch_weight,
+)
+from ptypinn.pinn.model import centre_mask, overlap_constraint
 from ptypinn.pinn.runtime import TrainerOptions, resolved_precision
 from ptypinn.pinn.train import (
     JobSpec,
@@ -145,6 +151,7 @@ def test_training_lowers_the_loss_and_the_bundle_round_trips(tiny_data, tmp_path
         "width": 1,
         "generator": "resnet",
         "inputs": "amplitude",
+        "group_generator": "shared",
     }
     assert meta["intensity_scale"] == pytest.approx(result.intensity_scale)
     test_data = load_dataset(test)
@@ -164,20 +171,50 @@ def test_training_lowers_the_loss_and_the_bundle_round_trips(tiny_data, tmp_path
     assert back.metadata["bundle"] == str(result.bundle)
 
 
-def test_backprop_inputs_train_and_come_back_from_the_bundle(tiny_data, tmp_path):
+@pytest.mark.parametrize("group_generator, features", [("channels", 3 * 4), ("shared", 3)])
+def test_backprop_inputs_and_group_generators_come_back_from_the_bundle(
+    tiny_data, tmp_path, group_generator, features
+):
     design, train, test = tiny_data
-    spec = spec_for(design, train, 2, inputs="backprop", generator="resnet", samples=16)
+    spec = spec_for(
+        design,
+        train,
+        2,
+        inputs="backprop",
+        generator="resnet",
+        group_generator=group_generator,
+        samples=16,
+    )
     result = train_model(spec, load_dataset(train), tmp_path, QUIET)
     model, meta = load_bundle(result.bundle)
     assert meta["architecture"]["inputs"] == "backprop"
-    # three feature maps per pattern: amplitude, real and imaginary back-propagation
-    assert model.generator.stem[0].in_channels == 3 * 4
+    assert meta["architecture"]["group_generator"] == group_generator
+    # three feature maps per pattern (amplitude, real and imaginary back-propagation), for the
+    # group's 4 patterns at once or for one pattern at a time
+    assert model.generator.stem[0].in_channels == features
     test_data = load_dataset(test)
     grouping = (meta["neighbor_count"], meta["grouping_seed"])
-    first, _ = predict_patches(model, test_data.diffraction, test_data.positions, *grouping)
+    first, owners = predict_patches(model, test_data.diffraction, test_data.positions, *grouping)
     again, _ = load_bundle(result.bundle)
     second, _ = predict_patches(again, test_data.diffraction, test_data.positions, *grouping)
     np.testing.assert_array_equal(first, second)
+    # whichever way inference batches the generator, the patches are those of each group
+    groups = make_groups(
+        test_data.positions,
+        2,
+        meta["neighbor_count"],
+        n_groups=test_data.count,
+        seed=meta["grouping_seed"],
+    )
+    groups = covering_groups(groups, test_data.count)
+    _, offsets = group_coordinates(test_data.positions, groups)
+    with torch.no_grad():
+        direct = overlap_constraint(
+            model.predict_patches(torch.from_numpy(test_data.diffraction[groups])),
+            torch.from_numpy(offsets.astype(np.float32)),
+        )
+    np.testing.assert_allclose(first, direct.reshape(-1, 64, 64).numpy(), atol=1e-5)
+    np.testing.assert_array_equal(owners, groups.reshape(-1))
 
 
 def test_same_seed_gives_the_same_losses_and_the_same_bundle_bytes(tiny_data, tmp_path):

@@ -19,6 +19,8 @@ METHODS: tuple[Method, ...] = ("pinn", "supervised")
 GeneratorName = Literal["cnn", "unet", "resnet"]
 InputFeatures = Literal["amplitude", "backprop"]
 INPUT_FEATURES: tuple[InputFeatures, ...] = get_args(InputFeatures)
+GroupGenerator = Literal["channels", "shared"]
+GROUP_GENERATORS: tuple[GroupGenerator, ...] = get_args(GroupGenerator)
 Schedule = Literal["constant", "cosine", "plateau"]
 
 
@@ -57,6 +59,13 @@ class TrainingConfig(_Strict):
         "amplitude",
         description="what the generator sees per pattern: 'amplitude', or 'backprop' (the "
         "amplitude and its probe back-propagation, a real-space first guess)",
+    )
+    group_generator: GroupGenerator = Field(
+        "shared",
+        description="gridsize >= 2: 'shared' (one single-pattern generator runs on every member; "
+        "the overlap constraint alone couples them; it learns faster on the dense view) or "
+        "'channels' (one generator sees the group's C patterns as channels, the method's "
+        "reference)",
     )
     width: int = Field(2, ge=1, description="filter multiplier of the generator ladders")
     epochs: int = Field(

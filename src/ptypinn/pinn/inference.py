@@ -113,16 +113,28 @@ def predict_patches(
     _, offsets = group_coordinates(positions, groups)
     device = model.probe.device
     n = diffraction.shape[-1]
+
+    def as_tensor(array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(device)
+
+    single = None
+    if model.shared:  # a pattern's patch does not depend on its group: predict each once
+        single = torch.cat(
+            [
+                model.predict_patches(as_tensor(diffraction[start : start + batch_size, None]))
+                for start in range(0, count, batch_size)
+            ]
+        )[:, 0]
     out = np.zeros((*groups.shape, n, n), dtype=np.complex64)
     for start in range(0, len(groups), batch_size):
         members = groups[start : start + batch_size]
-        x = torch.from_numpy(np.ascontiguousarray(diffraction[members], dtype=np.float32)).to(
-            device
+        patches = (
+            single[torch.from_numpy(members)]
+            if single is not None
+            else model.predict_patches(as_tensor(diffraction[members]))
         )
-        d = torch.from_numpy(offsets[start : start + batch_size].astype(np.float32)).to(device)
-        out[start : start + len(members)] = (
-            overlap_constraint(model.predict_patches(x), d).cpu().numpy()
-        )
+        d = as_tensor(offsets[start : start + batch_size])
+        out[start : start + len(members)] = overlap_constraint(patches, d).cpu().numpy()
     return out.reshape(-1, n, n), groups.reshape(-1)
 
 

@@ -13,6 +13,10 @@ Shapes (channels first): diffraction ``X`` (B, C, N, N) normalised amplitudes, g
   the generator also sees each pattern's probe back-propagation
   (:func:`ptypinn.physics.forward.probe_backpropagation`, real and imaginary parts): a real-space
   first guess, so the network need not learn the Fourier transform itself.
+* For gridsize ≥ 2 the generator is one single-pattern generator run on every member
+  (``group_generator="shared"``, the default), so the members are coupled only by the overlap
+  constraint, or it sees a group's C patterns as channels (``"channels"``, the method's
+  reference).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import torch
 from torch import nn
 
 from ptypinn.physics.forward import extract_patches, far_field, probe_backpropagation, translate
-from ptypinn.pinn.config import INPUT_FEATURES
+from ptypinn.pinn.config import GROUP_GENERATORS, INPUT_FEATURES
 from ptypinn.pinn.generators import build_generator
 
 
@@ -139,6 +143,7 @@ class PtychoPINN(nn.Module):
         trainable_scale: bool = True,
         generator: str = "resnet",
         inputs: str = "amplitude",
+        group_generator: str = "shared",
     ) -> None:
         super().__init__()
         if probe.shape != (patch_size, patch_size):
@@ -147,8 +152,14 @@ class PtychoPINN(nn.Module):
             raise ValueError("intensity and input scales must be positive")
         if inputs not in INPUT_FEATURES:
             raise ValueError(f"inputs must be one of {INPUT_FEATURES}, got {inputs!r}")
+        if group_generator not in GROUP_GENERATORS:
+            raise ValueError(
+                f"group_generator must be one of {GROUP_GENERATORS}, got {group_generator!r}"
+            )
         self.gridsize, self.inputs = gridsize, inputs
-        channels = gridsize**2
+        # One generator for single patterns, run on every member, or one for whole groups.
+        self.shared = group_generator == "shared" or gridsize == 1
+        channels = 1 if self.shared else gridsize**2
         features = channels * (3 if inputs == "backprop" else 1)
         self.generator = build_generator(generator, patch_size, channels, width, features)
         self.register_buffer("probe", probe.to(torch.complex64))
@@ -158,12 +169,18 @@ class PtychoPINN(nn.Module):
         )
 
     def predict_patches(self, diffraction: torch.Tensor) -> torch.Tensor:
-        """Object patches straight from the generator (no overlap constraint)."""
+        """Object patches (B, C, N, N) straight from the generator (no overlap constraint)."""
+        batch, channels, n, _ = diffraction.shape
         x = diffraction * self.input_scale
+        features = [x]
         if self.inputs == "backprop":
             guess = probe_backpropagation(x, self.probe)
-            x = torch.cat([x, guess.real.to(x.dtype), guess.imag.to(x.dtype)], dim=1)
-        return self.generator(x)
+            features += [guess.real.to(x.dtype), guess.imag.to(x.dtype)]
+        stacked = torch.stack(features, dim=2)  # (B, C, F, N, N): each pattern's features
+        if self.shared:
+            patches = self.generator(stacked.reshape(batch * channels, -1, n, n))
+            return patches.reshape(batch, channels, n, n)
+        return self.generator(stacked.reshape(batch, -1, n, n))
 
     def forward(
         self, diffraction: torch.Tensor, offsets: torch.Tensor

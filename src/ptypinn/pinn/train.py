@@ -447,6 +447,7 @@ def build_model(spec: JobSpec, dataset: PtychoDataset) -> tuple[PtychoPINN, floa
         trainable_scale=spec.training.trainable_scale and spec.training.model == "pinn",
         generator=spec.training.generator,
         inputs=spec.training.inputs,
+        group_generator=spec.training.group_generator,
     )
     return model, scale
 
@@ -599,6 +600,7 @@ def save_bundle(
             "width": spec.training.width,
             "generator": spec.training.generator,
             "inputs": spec.training.inputs,
+            "group_generator": spec.training.group_generator,
         },
         "training": spec.training.model_dump(mode="json"),
         "precision": precision,
@@ -657,6 +659,7 @@ def load_bundle(path: str | Path) -> tuple[PtychoPINN, dict]:
             width=arch["width"],
             generator=arch.get("generator", "cnn"),
             inputs=arch.get("inputs", "amplitude"),
+            group_generator=arch.get("group_generator", "channels"),
         )
         if intact:
             model.load_state_dict(state)
