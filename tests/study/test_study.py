@@ -127,7 +127,14 @@ def test_an_interrupted_study_resumes_where_it_stopped(micro_design, tmp_path):
     ]
     manifest = tmp_path / "s" / "phase_e" / TRAINING_MANIFEST
     with open(tmp_path / "first.log", "w") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.PIPE, text=True)
+        # Ctrl-C's default meaning in the child, whatever this test process inherited
+        process = subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
         deadline = time.monotonic() + 600
         while not (manifest.is_file() and json.loads(manifest.read_text())["jobs"]):
             assert process.poll() is None and time.monotonic() < deadline, (
