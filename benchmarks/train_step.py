@@ -87,6 +87,7 @@ def parts(n: int, gridsize: int, batch_size: int, steps: int) -> dict[str, float
         1.0,
         width=1,
         generator="cnn",
+        group_generator="channels",
     )
     x = torch.rand(batch_size, channels, n, n) * 0.1
     offsets = (
@@ -132,6 +133,7 @@ def variants(n: int, gridsize: int) -> dict[str, dict]:
     base = {
         "generator": "cnn",
         "inputs": "amplitude",
+        "group_generator": "channels",
         "batch": 16,
         "precision": "fp32",
         "compile": False,
@@ -144,15 +146,17 @@ def variants(n: int, gridsize: int) -> dict[str, dict]:
         "torch.compile": {**base, "compile": True},
         "unet": {**base, "generator": "unet"},
         "resnet": {**base, "generator": "resnet"},
-        "resnet, bf16 (the default on bf16 hardware)": {
+        "resnet, bf16, shared (the default on bf16 hardware)": {
             **base,
             "generator": "resnet",
             "precision": "bf16",
+            "group_generator": "shared",
         },
-        "resnet, bf16, backprop inputs": {
+        "resnet, bf16, shared, backprop inputs": {
             **base,
             "generator": "resnet",
             "precision": "bf16",
+            "group_generator": "shared",
             "inputs": "backprop",
         },
     }
@@ -171,6 +175,7 @@ def build(n: int, gridsize: int, setting: dict) -> Callable[[], None]:
         width=1,
         generator=setting["generator"],
         inputs=setting["inputs"],
+        group_generator=setting["group_generator"],
     )
     if setting["compile"]:
         model.generator = torch.compile(model.generator)
