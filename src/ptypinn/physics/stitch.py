@@ -127,9 +127,12 @@ def _visiting_order(positions: np.ndarray) -> list[int]:
     return order + [i for i in range(count) if i not in seen]
 
 
-def _unit(overlap: complex, fallback: complex | np.complexfloating) -> complex | np.complexfloating:
-    """The phase factor of ``overlap``; ``fallback`` where there is no overlap to measure it."""
-    return overlap / abs(overlap) if abs(overlap) > 0 else fallback
+def _unit(overlap: np.ndarray | complex, fallback: np.ndarray | complex) -> np.ndarray:
+    """The phase factor of each ``overlap``; ``fallback`` where there is no overlap to measure
+    it."""
+    size = np.abs(overlap)
+    measured = size > 0
+    return np.where(measured, overlap / np.where(measured, size, 1), fallback)
 
 
 def _phase_rotations(
@@ -161,11 +164,7 @@ def _phase_rotations(
         reference = extract_patches(torch.from_numpy(image), torch.from_numpy(positions), n).numpy()
         # Σ conj(w·p) · reference, for every patch at once
         overlap = np.einsum("nij,nij->n", np.conj(patches * weight), reference)
-        size = np.abs(overlap)
-        measured = size > 0
-        rotation = np.where(measured, overlap / np.where(measured, size, 1), rotation).astype(
-            np.complex64
-        )
+        rotation = _unit(overlap, rotation).astype(np.complex64)
     return rotation
 
 
