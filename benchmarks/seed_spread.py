@@ -17,6 +17,8 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
+from report import emit
+
 
 def setting(result: dict, run: dict) -> str:
     training = result["training"]
@@ -75,10 +77,7 @@ def main() -> None:
             for key, milestones in table.items()
         },
     }
-    text = json.dumps(summary, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n", encoding="utf-8")
+    emit(summary, args.json)
 
 
 if __name__ == "__main__":

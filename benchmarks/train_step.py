@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import time
@@ -26,6 +25,7 @@ from contextlib import nullcontext
 
 import numpy as np
 import torch
+from report import emit, environment
 
 from ptypinn.io.dataset import PtychoDataset
 from ptypinn.physics.forward import disk_probe, far_field
@@ -236,18 +236,11 @@ def main() -> None:
         "rounds": args.rounds,
         "steps_per_timing": args.steps,
         "wall_seconds": round(time.perf_counter() - started, 1),
-        "torch_threads": torch.get_num_threads(),
-        "cpu_count": os.cpu_count(),
-        "machine": platform.machine(),
-        "torch": torch.__version__,
+        **environment(),
         "load_average_at_end": os.getloadavg(),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            handle.write(text + "\n")
+    emit(report, args.json)
 
 
 if __name__ == "__main__":
