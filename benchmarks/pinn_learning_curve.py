@@ -181,7 +181,15 @@ def main() -> None:
         "--generator", default=None, help="generator architecture (default: the preset's)"
     )
     parser.add_argument(
-        "--inputs", default=None, help="generator inputs: amplitude or backprop (default: preset's)"
+        "--inputs",
+        default=None,
+        help="generator inputs: amplitude, backprop or retrieval (default: the preset's)",
+    )
+    parser.add_argument(
+        "--retrieval-iterations",
+        type=int,
+        default=None,
+        help="inputs retrieval: iterations per pattern (default: the preset's)",
     )
     parser.add_argument(
         "--group-generator",
@@ -229,10 +237,18 @@ def main() -> None:
     }
     if args.corpus_objects:
         changes["corpus"] = CorpusConfig(objects=args.corpus_objects)
-    for key in ("generator", "inputs", "group_generator", "width", "batch_size", "learning_rate"):
+    for key in (
+        "generator",
+        "inputs",
+        "retrieval_iterations",
+        "group_generator",
+        "width",
+        "batch_size",
+        "learning_rate",
+    ):
         if getattr(args, key) is not None:
             changes[key] = getattr(args, key)
-    training = design.training.model_copy(update=changes)
+    training = type(design.training).model_validate(design.training.model_dump() | changes)
     design = design.model_copy(
         update={"doses": (args.dose,), "simulation": simulation, "training": training}
     )

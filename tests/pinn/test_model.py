@@ -6,6 +6,7 @@ import torch
 from scipy.ndimage import gaussian_filter
 
 from ptypinn.physics.forward import disk_probe, extract_patches, far_field
+from ptypinn.physics.retrieval import retrieve_patches
 from ptypinn.pinn.generators import GENERATORS, build_generator
 from ptypinn.pinn.model import PtychoPINN, centre_mask, overlap_constraint, poisson_nll
 
@@ -127,3 +128,19 @@ def test_a_shared_group_generator_predicts_each_member_as_if_alone():
     torch.testing.assert_close(
         shared.predict_patches(x)[:, 0], shared.predict_patches(moved)[:, 0], atol=1e-6, rtol=0
     )
+
+
+def test_retrieval_inputs_are_each_patterns_retrieval_in_full_precision():
+    probe = torch.from_numpy(disk_probe(64, 28.0, curvature=3.0))
+    obj = torch.exp(1j * torch.rand(2, 4, 64, 64)).to(torch.complex64)
+    x = far_field(probe * obj)
+    model = PtychoPINN(
+        64, 2, probe, 100.0, 1.0, width=1, inputs="retrieval", retrieval_iterations=4
+    )
+    expected = retrieve_patches(x, probe, centre_mask(64), 4) * probe.abs()  # peak |P| is 1
+    torch.testing.assert_close(model.retrieved(x), expected)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        torch.testing.assert_close(model.retrieved(x), expected)
+        patches = model.predict_patches(x)
+    assert patches.shape == (2, 4, 64, 64)
+    assert model.generator.stem[0].in_channels == 3

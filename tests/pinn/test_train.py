@@ -152,6 +152,7 @@ def test_training_lowers_the_loss_and_the_bundle_round_trips(tiny_data, tmp_path
         "generator": "resnet",
         "inputs": "amplitude",
         "group_generator": "shared",
+        "retrieval_iterations": 20,
     }
     assert meta["intensity_scale"] == pytest.approx(result.intensity_scale)
     test_data = load_dataset(test)
@@ -171,25 +172,30 @@ def test_training_lowers_the_loss_and_the_bundle_round_trips(tiny_data, tmp_path
     assert back.metadata["bundle"] == str(result.bundle)
 
 
-@pytest.mark.parametrize("group_generator, features", [("channels", 3 * 4), ("shared", 3)])
-def test_backprop_inputs_and_group_generators_come_back_from_the_bundle(
-    tiny_data, tmp_path, group_generator, features
+@pytest.mark.parametrize(
+    "inputs, group_generator, features",
+    [("backprop", "channels", 3 * 4), ("backprop", "shared", 3), ("retrieval", "shared", 3)],
+)
+def test_guess_inputs_and_group_generators_come_back_from_the_bundle(
+    tiny_data, tmp_path, inputs, group_generator, features
 ):
     design, train, test = tiny_data
     spec = spec_for(
         design,
         train,
         2,
-        inputs="backprop",
+        inputs=inputs,
+        retrieval_iterations=3,
         generator="resnet",
         group_generator=group_generator,
         samples=16,
     )
     result = train_model(spec, load_dataset(train), tmp_path, QUIET)
     model, meta = load_bundle(result.bundle)
-    assert meta["architecture"]["inputs"] == "backprop"
+    assert meta["architecture"]["inputs"] == inputs
     assert meta["architecture"]["group_generator"] == group_generator
-    # three feature maps per pattern (amplitude, real and imaginary back-propagation), for the
+    assert model.retrieval_iterations == meta["architecture"]["retrieval_iterations"] == 3
+    # three feature maps per pattern (amplitude, real and imaginary first guess), for the
     # group's 4 patterns at once or for one pattern at a time
     assert model.generator.stem[0].in_channels == features
     test_data = load_dataset(test)

@@ -17,7 +17,7 @@ class _Strict(BaseModel):
 Method = Literal["pinn", "supervised"]
 METHODS: tuple[Method, ...] = ("pinn", "supervised")
 GeneratorName = Literal["cnn", "unet", "resnet"]
-InputFeatures = Literal["amplitude", "backprop"]
+InputFeatures = Literal["amplitude", "backprop", "retrieval"]
 INPUT_FEATURES: tuple[InputFeatures, ...] = get_args(InputFeatures)
 GroupGenerator = Literal["channels", "shared"]
 GROUP_GENERATORS: tuple[GroupGenerator, ...] = get_args(GroupGenerator)
@@ -57,8 +57,16 @@ class TrainingConfig(_Strict):
     )
     inputs: InputFeatures = Field(
         "amplitude",
-        description="what the generator sees per pattern: 'amplitude', or 'backprop' (the "
-        "amplitude and its probe back-propagation, a real-space first guess)",
+        description="what the generator sees per pattern: 'amplitude'; 'backprop' (the "
+        "amplitude and its probe back-propagation, a real-space first guess); or 'retrieval' (the "
+        "amplitude and the object that retrieval_iterations of single-pattern phase retrieval "
+        "with the known probe give, a better guess that costs that many FFT pairs per pattern)",
+    )
+    retrieval_iterations: int = Field(
+        20,
+        ge=1,
+        description="inputs 'retrieval': iterations of ptypinn.physics.retrieval.retrieve_patches "
+        "per pattern, in training and at inference",
     )
     group_generator: GroupGenerator = Field(
         "shared",

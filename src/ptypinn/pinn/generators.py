@@ -1,7 +1,7 @@
 """Generators: networks that map C diffraction amplitudes to C complex object patches.
 
 Every generator takes (B, F·C, N, N) input features (F per pattern: the normalised amplitude and,
-with ``inputs: backprop``, the probe back-propagation's real and imaginary parts; see
+with ``inputs: backprop`` or ``retrieval``, a first guess's real and imaginary parts; see
 :class:`ptypinn.pinn.model.PtychoPINN`) and returns (B, C, N, N) complex
 patches that are zero outside the central N/2 × N/2 window (the oversampling that makes phase
 retrieval well posed). They differ only in the trunk that produces the two N/2 × N/2 heads:

@@ -12,7 +12,11 @@ Shapes (channels first): diffraction ``X`` (B, C, N, N) normalised amplitudes, g
   with ``w`` a trainable log intensity scale initialised from the dose. With ``inputs="backprop"``
   the generator also sees each pattern's probe back-propagation
   (:func:`ptypinn.physics.forward.probe_backpropagation`, real and imaginary parts): a real-space
-  first guess, so the network need not learn the Fourier transform itself.
+  first guess, so the network need not learn the Fourier transform itself. With
+  ``inputs="retrieval"`` it sees the object that ``retrieval_iterations`` of single-pattern phase
+  retrieval give (:func:`ptypinn.physics.retrieval.retrieve_patches`, weighted by ``|P|/max|P|``):
+  a better guess, computed on the fly in float32 outside the gradient, so augmentation, every
+  gridsize, inference and refinement all see it.
 * For gridsize ≥ 2 the generator is one single-pattern generator run on every member
   (``group_generator="shared"``, the default), so the members are coupled only by the overlap
   constraint, or it sees a group's C patterns as channels (``"channels"``, the method's
@@ -27,6 +31,7 @@ import torch
 from torch import nn
 
 from ptypinn.physics.forward import extract_patches, far_field, probe_backpropagation, translate
+from ptypinn.physics.retrieval import retrieve_patches
 from ptypinn.pinn.config import GROUP_GENERATORS, INPUT_FEATURES
 from ptypinn.pinn.generators import build_generator
 
@@ -144,6 +149,7 @@ class PtychoPINN(nn.Module):
         generator: str = "resnet",
         inputs: str = "amplitude",
         group_generator: str = "shared",
+        retrieval_iterations: int = 20,
     ) -> None:
         super().__init__()
         if probe.shape != (patch_size, patch_size):
@@ -156,11 +162,14 @@ class PtychoPINN(nn.Module):
             raise ValueError(
                 f"group_generator must be one of {GROUP_GENERATORS}, got {group_generator!r}"
             )
+        if retrieval_iterations < 1:
+            raise ValueError(f"retrieval_iterations must be >= 1, got {retrieval_iterations}")
         self.gridsize, self.inputs = gridsize, inputs
+        self.retrieval_iterations = retrieval_iterations
         # One generator for single patterns, run on every member, or one for whole groups.
         self.shared = group_generator == "shared" or gridsize == 1
         channels = 1 if self.shared else gridsize**2
-        features = channels * (3 if inputs == "backprop" else 1)
+        features = channels * (1 if inputs == "amplitude" else 3)
         self.generator = build_generator(generator, patch_size, channels, width, features)
         self.register_buffer("probe", probe.to(torch.complex64))
         self.register_buffer("input_scale", torch.tensor(float(input_scale)))
@@ -176,11 +185,25 @@ class PtychoPINN(nn.Module):
         if self.inputs == "backprop":
             guess = probe_backpropagation(x, self.probe)
             features += [guess.real.to(x.dtype), guess.imag.to(x.dtype)]
+        elif self.inputs == "retrieval":
+            guess = self.retrieved(diffraction)
+            features += [guess.real.to(x.dtype), guess.imag.to(x.dtype)]
         stacked = torch.stack(features, dim=2)  # (B, C, F, N, N): each pattern's features
         if self.shared:
             patches = self.generator(stacked.reshape(batch * channels, -1, n, n))
             return patches.reshape(batch, channels, n, n)
         return self.generator(stacked.reshape(batch, -1, n, n))
+
+    def retrieved(self, diffraction: torch.Tensor) -> torch.Tensor:
+        """Each pattern's single-pattern retrieval (B, C, N, N) complex, weighted by
+        ``|P|/max|P|``; the diffraction's own units are the object's (``|O| <= 1``)."""
+        n = diffraction.shape[-1]
+        with torch.no_grad(), torch.autocast(diffraction.device.type, enabled=False):
+            support = centre_mask(n, device=diffraction.device)
+            obj = retrieve_patches(
+                diffraction.float(), self.probe, support, self.retrieval_iterations
+            )
+            return obj * (self.probe.abs() / self.probe.abs().max())
 
     def forward(
         self, diffraction: torch.Tensor, offsets: torch.Tensor

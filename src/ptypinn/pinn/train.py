@@ -448,6 +448,7 @@ def build_model(spec: JobSpec, dataset: PtychoDataset) -> tuple[PtychoPINN, floa
         generator=spec.training.generator,
         inputs=spec.training.inputs,
         group_generator=spec.training.group_generator,
+        retrieval_iterations=spec.training.retrieval_iterations,
     )
     return model, scale
 
@@ -601,6 +602,7 @@ def save_bundle(
             "generator": spec.training.generator,
             "inputs": spec.training.inputs,
             "group_generator": spec.training.group_generator,
+            "retrieval_iterations": spec.training.retrieval_iterations,
         },
         "training": spec.training.model_dump(mode="json"),
         "precision": precision,
@@ -660,6 +662,7 @@ def load_bundle(path: str | Path) -> tuple[PtychoPINN, dict]:
             generator=arch.get("generator", "cnn"),
             inputs=arch.get("inputs", "amplitude"),
             group_generator=arch.get("group_generator", "channels"),
+            retrieval_iterations=arch.get("retrieval_iterations", 20),
         )
         if intact:
             model.load_state_dict(state)
