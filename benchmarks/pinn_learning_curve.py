@@ -192,6 +192,12 @@ def main() -> None:
         help="inputs retrieval: iterations per pattern (default: the preset's)",
     )
     parser.add_argument(
+        "--correction",
+        action="store_true",
+        default=None,
+        help="inputs retrieval: the generator corrects the retrieved object",
+    )
+    parser.add_argument(
         "--group-generator",
         default=None,
         help="gridsize >= 2: channels or shared (default: the preset's)",
@@ -241,6 +247,7 @@ def main() -> None:
         "generator",
         "inputs",
         "retrieval_iterations",
+        "correction",
         "group_generator",
         "width",
         "batch_size",

@@ -23,11 +23,12 @@ from report import emit
 def setting(result: dict, run: dict) -> str:
     training = result["training"]
     corpus = training.get("corpus")
+    inputs = training.get("inputs", "amplitude")
     parts = [
         result["view"],
         f"gs{run['gridsize']}",
         training["generator"],
-        training.get("inputs", "amplitude"),
+        f"retrieval{training['retrieval_iterations']}" if inputs == "retrieval" else inputs,
         *([training.get("group_generator", "channels")] if run["gridsize"] > 1 else []),
         result["precision"],
         f"corpus{corpus['objects']}" if corpus else "no corpus",

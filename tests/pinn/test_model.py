@@ -137,10 +137,32 @@ def test_retrieval_inputs_are_each_patterns_retrieval_in_full_precision():
     model = PtychoPINN(
         64, 2, probe, 100.0, 1.0, width=1, inputs="retrieval", retrieval_iterations=4
     )
-    expected = retrieve_patches(x, probe, centre_mask(64), 4) * probe.abs()  # peak |P| is 1
+    expected = retrieve_patches(x, probe, centre_mask(64), 4)
     torch.testing.assert_close(model.retrieved(x), expected)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         torch.testing.assert_close(model.retrieved(x), expected)
         patches = model.predict_patches(x)
     assert patches.shape == (2, 4, 64, 64)
     assert model.generator.stem[0].in_channels == 3
+
+
+@pytest.mark.parametrize("name", sorted(GENERATORS))
+def test_an_untrained_correction_returns_the_retrieval(name):
+    probe = torch.from_numpy(disk_probe(64, 28.0, curvature=3.0))
+    obj = torch.exp(1j * torch.rand(2, 4, 64, 64)).to(torch.complex64)
+    x = far_field(probe * obj)
+    model = PtychoPINN(
+        64,
+        2,
+        probe,
+        100.0,
+        1.0,
+        width=1,
+        generator=name,
+        inputs="retrieval",
+        retrieval_iterations=4,
+        correction=True,
+    )
+    torch.testing.assert_close(model.predict_patches(x), model.retrieved(x))
+    with pytest.raises(ValueError, match="correction"):
+        PtychoPINN(64, 1, probe, 100.0, 1.0, inputs="backprop", correction=True)

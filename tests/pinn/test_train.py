@@ -153,6 +153,7 @@ def test_training_lowers_the_loss_and_the_bundle_round_trips(tiny_data, tmp_path
         "inputs": "amplitude",
         "group_generator": "shared",
         "retrieval_iterations": 20,
+        "correction": False,
     }
     assert meta["intensity_scale"] == pytest.approx(result.intensity_scale)
     test_data = load_dataset(test)
@@ -381,6 +382,12 @@ def test_learning_rate_warms_up_then_follows_the_schedule(schedule):
 def test_plateau_schedule_refuses_a_warm_up():
     with pytest.raises(ValueError, match="warmup_fraction"):
         TrainingConfig(schedule="plateau", warmup_fraction=0.1)
+
+
+def test_a_correction_needs_a_retrieval_to_correct():
+    with pytest.raises(ValueError, match="correction needs inputs: retrieval"):
+        TrainingConfig(inputs="backprop", correction=True)
+    assert TrainingConfig(inputs="retrieval", correction=True).correction
 
 
 def test_bf16_training_is_deterministic_too(tiny_data, tmp_path):

@@ -68,6 +68,12 @@ class TrainingConfig(_Strict):
         description="inputs 'retrieval': iterations of ptypinn.physics.retrieval.retrieve_patches "
         "per pattern, in training and at inference",
     )
+    correction: bool = Field(
+        False,
+        description="inputs 'retrieval': the generator predicts a correction that multiplies "
+        "the retrieved object (amplitude factor 2·sigmoid, phase offset π·tanh) and starts as the "
+        "identity, so an untrained network returns the retrieval itself",
+    )
     group_generator: GroupGenerator = Field(
         "shared",
         description="gridsize >= 2: 'shared' (one single-pattern generator runs on every member; "
@@ -134,6 +140,8 @@ class TrainingConfig(_Strict):
     def _some_loss(self) -> TrainingConfig:
         if self.model == "pinn" and self.nll_weight == 0 and self.mae_weight == 0:
             raise ValueError("nll_weight and mae_weight are both 0: the PINN would have no loss")
+        if self.correction and self.inputs != "retrieval":
+            raise ValueError("correction needs inputs: retrieval (it corrects the retrieval)")
         if self.schedule == "plateau" and self.warmup_fraction:
             raise ValueError(
                 "warmup_fraction works with the constant and cosine schedules, not plateau"

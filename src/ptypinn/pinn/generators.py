@@ -63,6 +63,9 @@ def to_patches(
 class _Generator(nn.Module):
     """Shared plumbing: Glorot initialisation, channels-last, the two heads."""
 
+    amplitude: nn.Module
+    phase: nn.Module
+
     def __init__(self, patch_size: int) -> None:
         super().__init__()
         _check_size(patch_size)
@@ -76,6 +79,15 @@ class _Generator(nn.Module):
                 nn.init.zeros_(module.bias)
         # memory_format is documented for Module.to but missing from torch's overloads
         self.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+
+    def start_at_identity(self) -> None:
+        """Zero the last convolution of both heads: every patch starts as 0.5 · e^0 on the
+        window, whatever the input (the neutral correction of ``training.correction``)."""
+        for head in (self.amplitude, self.phase):
+            last = head if isinstance(head, nn.Conv2d) else list(head.children())[-1]
+            assert isinstance(last, nn.Conv2d) and last.bias is not None  # every head ends so
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
 
     def heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
@@ -217,7 +229,7 @@ GENERATORS: dict[str, Callable[[int, int, int, int | None], _Generator]] = {
 
 def build_generator(
     name: str, patch_size: int, channels: int, width: int, in_channels: int | None = None
-) -> nn.Module:
+) -> _Generator:
     """The registered generator ``name`` for N = ``patch_size``, C = ``channels`` patches out and
     ``in_channels`` feature maps in (default C)."""
     if name not in GENERATORS:

@@ -16,7 +16,8 @@ Shapes (channels first): diffraction ``X`` (B, C, N, N) normalised amplitudes, g
   ``inputs="retrieval"`` it sees the object that ``retrieval_iterations`` of single-pattern phase
   retrieval give (:func:`ptypinn.physics.retrieval.retrieve_patches`, weighted by ``|P|/max|P|``):
   a better guess, computed on the fly in float32 outside the gradient, so augmentation, every
-  gridsize, inference and refinement all see it.
+  gridsize, inference and refinement all see it. With ``correction`` the generator's patch
+  multiplies that retrieved object (×2, so its zeroed heads start at the identity).
 * For gridsize ≥ 2 the generator is one single-pattern generator run on every member
   (``group_generator="shared"``, the default), so the members are coupled only by the overlap
   constraint, or it sees a group's C patterns as channels (``"channels"``, the method's
@@ -150,6 +151,7 @@ class PtychoPINN(nn.Module):
         inputs: str = "amplitude",
         group_generator: str = "shared",
         retrieval_iterations: int = 20,
+        correction: bool = False,
     ) -> None:
         super().__init__()
         if probe.shape != (patch_size, patch_size):
@@ -164,13 +166,17 @@ class PtychoPINN(nn.Module):
             )
         if retrieval_iterations < 1:
             raise ValueError(f"retrieval_iterations must be >= 1, got {retrieval_iterations}")
+        if correction and inputs != "retrieval":
+            raise ValueError("correction needs inputs='retrieval'")
         self.gridsize, self.inputs = gridsize, inputs
-        self.retrieval_iterations = retrieval_iterations
+        self.retrieval_iterations, self.correction = retrieval_iterations, correction
         # One generator for single patterns, run on every member, or one for whole groups.
         self.shared = group_generator == "shared" or gridsize == 1
         channels = 1 if self.shared else gridsize**2
         features = channels * (1 if inputs == "amplitude" else 3)
         self.generator = build_generator(generator, patch_size, channels, width, features)
+        if correction:
+            self.generator.start_at_identity()
         self.register_buffer("probe", probe.to(torch.complex64))
         self.register_buffer("input_scale", torch.tensor(float(input_scale)))
         self.log_scale = nn.Parameter(
@@ -181,29 +187,34 @@ class PtychoPINN(nn.Module):
         """Object patches (B, C, N, N) straight from the generator (no overlap constraint)."""
         batch, channels, n, _ = diffraction.shape
         x = diffraction * self.input_scale
-        features = [x]
+        features, retrieved = [x], None
         if self.inputs == "backprop":
             guess = probe_backpropagation(x, self.probe)
             features += [guess.real.to(x.dtype), guess.imag.to(x.dtype)]
         elif self.inputs == "retrieval":
-            guess = self.retrieved(diffraction)
+            retrieved = self.retrieved(diffraction)
+            guess = retrieved * (self.probe.abs() / self.probe.abs().max())
             features += [guess.real.to(x.dtype), guess.imag.to(x.dtype)]
         stacked = torch.stack(features, dim=2)  # (B, C, F, N, N): each pattern's features
         if self.shared:
             patches = self.generator(stacked.reshape(batch * channels, -1, n, n))
-            return patches.reshape(batch, channels, n, n)
-        return self.generator(stacked.reshape(batch, -1, n, n))
+            patches = patches.reshape(batch, channels, n, n)
+        else:
+            patches = self.generator(stacked.reshape(batch, -1, n, n))
+        if self.correction:
+            assert retrieved is not None  # correction needs inputs="retrieval" (checked above)
+            return 2 * patches * retrieved
+        return patches
 
     def retrieved(self, diffraction: torch.Tensor) -> torch.Tensor:
-        """Each pattern's single-pattern retrieval (B, C, N, N) complex, weighted by
-        ``|P|/max|P|``; the diffraction's own units are the object's (``|O| <= 1``)."""
+        """Each pattern's single-pattern retrieval (B, C, N, N) complex; the diffraction's own
+        units are the object's (``|O| <= 1``)."""
         n = diffraction.shape[-1]
         with torch.no_grad(), torch.autocast(diffraction.device.type, enabled=False):
             support = centre_mask(n, device=diffraction.device)
-            obj = retrieve_patches(
+            return retrieve_patches(
                 diffraction.float(), self.probe, support, self.retrieval_iterations
             )
-            return obj * (self.probe.abs() / self.probe.abs().max())
 
     def forward(
         self, diffraction: torch.Tensor, offsets: torch.Tensor

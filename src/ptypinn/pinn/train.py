@@ -449,6 +449,7 @@ def build_model(spec: JobSpec, dataset: PtychoDataset) -> tuple[PtychoPINN, floa
         inputs=spec.training.inputs,
         group_generator=spec.training.group_generator,
         retrieval_iterations=spec.training.retrieval_iterations,
+        correction=spec.training.correction,
     )
     return model, scale
 
@@ -603,6 +604,7 @@ def save_bundle(
             "inputs": spec.training.inputs,
             "group_generator": spec.training.group_generator,
             "retrieval_iterations": spec.training.retrieval_iterations,
+            "correction": spec.training.correction,
         },
         "training": spec.training.model_dump(mode="json"),
         "precision": precision,
@@ -663,6 +665,7 @@ def load_bundle(path: str | Path) -> tuple[PtychoPINN, dict]:
             inputs=arch.get("inputs", "amplitude"),
             group_generator=arch.get("group_generator", "channels"),
             retrieval_iterations=arch.get("retrieval_iterations", 20),
+            correction=arch.get("correction", False),
         )
         if intact:
             model.load_state_dict(state)
