@@ -193,9 +193,10 @@ def main() -> None:
     )
     parser.add_argument(
         "--correction",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
         default=None,
-        help="inputs retrieval: the generator corrects the retrieved object",
+        help="inputs retrieval: the generator corrects the retrieved object (default: the "
+        "preset's, on with retrieval inputs)",
     )
     parser.add_argument(
         "--group-generator",

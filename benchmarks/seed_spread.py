@@ -24,11 +24,16 @@ def setting(result: dict, run: dict) -> str:
     training = result["training"]
     corpus = training.get("corpus")
     inputs = training.get("inputs", "amplitude")
+    if inputs == "retrieval":
+        corrected = training.get("correction", False)  # absent: before corrections existed
+        inputs = f"retrieval{training['retrieval_iterations']}" + (
+            " corrected" if corrected or corrected is None else ""
+        )
     parts = [
         result["view"],
         f"gs{run['gridsize']}",
         training["generator"],
-        f"retrieval{training['retrieval_iterations']}" if inputs == "retrieval" else inputs,
+        inputs,
         *([training.get("group_generator", "channels")] if run["gridsize"] > 1 else []),
         result["precision"],
         f"corpus{corpus['objects']}" if corpus else "no corpus",

@@ -150,10 +150,10 @@ def test_training_lowers_the_loss_and_the_bundle_round_trips(tiny_data, tmp_path
         "gridsize": 2,
         "width": 1,
         "generator": "resnet",
-        "inputs": "amplitude",
+        "inputs": "retrieval",
         "group_generator": "shared",
         "retrieval_iterations": 20,
-        "correction": False,
+        "correction": True,
     }
     assert meta["intensity_scale"] == pytest.approx(result.intensity_scale)
     test_data = load_dataset(test)
@@ -387,7 +387,9 @@ def test_plateau_schedule_refuses_a_warm_up():
 def test_a_correction_needs_a_retrieval_to_correct():
     with pytest.raises(ValueError, match="correction needs inputs: retrieval"):
         TrainingConfig(inputs="backprop", correction=True)
-    assert TrainingConfig(inputs="retrieval", correction=True).correction
+    assert TrainingConfig(inputs="retrieval").corrects()  # on by default with a retrieval
+    assert not TrainingConfig(inputs="retrieval", correction=False).corrects()
+    assert not TrainingConfig(inputs="amplitude").corrects()
 
 
 def test_bf16_training_is_deterministic_too(tiny_data, tmp_path):

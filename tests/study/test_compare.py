@@ -6,7 +6,13 @@ import pytest
 from ptypinn.io.artifacts import sha256_file
 from ptypinn.io.dataset import load_dataset
 from ptypinn.io.reconstruction import Reconstruction, write_reconstruction
-from ptypinn.study.compare import Scored, compare_view, run_comparison, scored_region
+from ptypinn.study.compare import (
+    Scored,
+    compare_view,
+    generator_inputs,
+    run_comparison,
+    scored_region,
+)
 from ptypinn.study.layout import split_path
 from ptypinn.study.simulate import run_simulation
 
@@ -95,4 +101,17 @@ def test_report_lists_tables_and_embeds_figures(phase_c, tmp_path):
         (tmp_path / "g" / "metrics.csv")
         .read_text()
         .startswith("dose,view,method,component,metric,value")
+    )
+
+
+def test_the_tables_say_what_the_generator_does_with_each_pattern():
+    corrected = {"generator": "resnet", "inputs": "retrieval", "retrieval_iterations": 20}
+    assert generator_inputs({**corrected, "correction": True}) == (
+        "resnet generator correcting a 20-iteration single-pattern retrieval"
+    )
+    assert generator_inputs({**corrected, "correction": False}) == (
+        "resnet generator on a 20-iteration single-pattern retrieval"
+    )
+    assert generator_inputs({"generator": "cnn", "inputs": "amplitude"}) == (
+        "cnn generator on amplitude inputs"
     )

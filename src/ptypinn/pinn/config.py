@@ -56,11 +56,12 @@ class TrainingConfig(_Strict):
         "in benchmarks/results/pinn_learning_curve_*.json; cnn is the method's reference",
     )
     inputs: InputFeatures = Field(
-        "amplitude",
-        description="what the generator sees per pattern: 'amplitude'; 'backprop' (the "
-        "amplitude and its probe back-propagation, a real-space first guess); or 'retrieval' (the "
-        "amplitude and the object that retrieval_iterations of single-pattern phase retrieval "
-        "with the known probe give, a better guess that costs that many FFT pairs per pattern)",
+        "retrieval",
+        description="what the generator sees per pattern: 'amplitude' (the method's reference); "
+        "'backprop' (the amplitude and its probe back-propagation, a real-space first guess); or "
+        "'retrieval' (the amplitude and the object that retrieval_iterations of single-pattern "
+        "phase retrieval with the known probe give, a better guess that costs that many FFT "
+        "pairs per pattern; it scores best in benchmarks/results/pinn_learning_curve_*.json)",
     )
     retrieval_iterations: int = Field(
         20,
@@ -68,11 +69,12 @@ class TrainingConfig(_Strict):
         description="inputs 'retrieval': iterations of ptypinn.physics.retrieval.retrieve_patches "
         "per pattern, in training and at inference",
     )
-    correction: bool = Field(
-        False,
+    correction: bool | None = Field(
+        None,
         description="inputs 'retrieval': the generator predicts a correction that multiplies "
         "the retrieved object (amplitude factor 2·sigmoid, phase offset π·tanh) and starts as the "
-        "identity, so an untrained network returns the retrieval itself",
+        "identity, so an untrained network returns the retrieval itself; None (the default): on "
+        "with inputs 'retrieval', off otherwise",
     )
     group_generator: GroupGenerator = Field(
         "shared",
@@ -147,6 +149,10 @@ class TrainingConfig(_Strict):
                 "warmup_fraction works with the constant and cosine schedules, not plateau"
             )
         return self
+
+    def corrects(self) -> bool:
+        """Whether the generator corrects the retrieval (``correction``, resolved)."""
+        return self.inputs == "retrieval" if self.correction is None else self.correction
 
     def max_steps(self) -> int | None:
         """Optimiser steps of a samples budget, ``ceil(samples / batch_size)``; None for an epochs

@@ -255,6 +255,7 @@ class PtychoPINNReconstructor:
                 "bundle": bundle.get("path"),
                 "gridsize": int(model.gridsize),
                 "training": {
+                    "architecture": bundle.get("architecture"),
                     "dataset": bundle.get("dataset"),
                     "epochs": len(bundle.get("history", [])),
                     "samples_seen": bundle.get("samples_seen"),

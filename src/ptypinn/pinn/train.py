@@ -449,7 +449,7 @@ def build_model(spec: JobSpec, dataset: PtychoDataset) -> tuple[PtychoPINN, floa
         inputs=spec.training.inputs,
         group_generator=spec.training.group_generator,
         retrieval_iterations=spec.training.retrieval_iterations,
-        correction=spec.training.correction,
+        correction=spec.training.corrects(),
     )
     return model, scale
 
@@ -604,7 +604,7 @@ def save_bundle(
             "inputs": spec.training.inputs,
             "group_generator": spec.training.group_generator,
             "retrieval_iterations": spec.training.retrieval_iterations,
-            "correction": spec.training.correction,
+            "correction": spec.training.corrects(),
         },
         "training": spec.training.model_dump(mode="json"),
         "precision": precision,

@@ -274,10 +274,25 @@ def describe(method: Method, view: str, rec: Reconstruction) -> tuple[str, str]:
     amount = f"{seen:,} samples seen" if seen else f"{training.get('epochs', '?')} epochs"
     trained = f"{data} train split, gs{rec.metadata.get('gridsize', '?')}, {kind}"
     model = (
-        f"{trained}: {dataset.get('count', '?')} training patterns, {amount}, "
+        f"{trained}, {generator_inputs(training.get('architecture') or {})}: "
+        f"{dataset.get('count', '?')} training patterns, {amount}, "
         f"{method.training_seconds or 0:.0f} s training"
     )
     return trained, model
+
+
+def generator_inputs(architecture: dict) -> str:
+    """What a bundle's generator does with each pattern, in words (for the tables): a network
+    that corrects a retrieval is mostly that retrieval, and the reader should know it."""
+    generator = architecture.get("generator", "?")
+    inputs = architecture.get("inputs", "amplitude")
+    if inputs != "retrieval":
+        return f"{generator} generator on {inputs} inputs"
+    retrieval = (
+        f"{architecture.get('retrieval_iterations', '?')}-iteration single-pattern retrieval"
+    )
+    verb = "correcting" if architecture.get("correction") else "on"
+    return f"{generator} generator {verb} a {retrieval}"
 
 
 def obtain(
