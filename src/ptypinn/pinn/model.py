@@ -31,7 +31,8 @@ import math
 import torch
 from torch import nn
 
-from ptypinn.physics.forward import extract_patches, far_field, probe_backpropagation, translate
+from ptypinn.physics.canvas import canvas_size, extract_from_canvas, merge_patches
+from ptypinn.physics.forward import far_field, probe_backpropagation
 from ptypinn.physics.retrieval import retrieve_patches
 from ptypinn.pinn.config import GROUP_GENERATORS, INPUT_FEATURES
 from ptypinn.pinn.generators import build_generator
@@ -45,51 +46,6 @@ def centre_mask(
     quarter = patch_size // 4
     mask[quarter : patch_size - quarter, quarter : patch_size - quarter] = 1
     return mask
-
-
-def canvas_size(patch_size: int, offsets: torch.Tensor) -> int:
-    """Smallest even canvas that holds every member of every group without clipping."""
-    reach = math.ceil(float(offsets.abs().max())) if offsets.numel() else 0
-    return patch_size + 2 * (reach + 1)
-
-
-def _pad_to(images: torch.Tensor, size: int) -> torch.Tensor:
-    before = (size - images.shape[-1]) // 2
-    after = size - images.shape[-1] - before
-    return nn.functional.pad(images, (before, after, before, after))
-
-
-def merge_patches(
-    patches: torch.Tensor, weights: torch.Tensor, offsets: torch.Tensor, size: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-sample weighted average of C patches placed at their offsets on a ``size`` canvas.
-
-    ``patches`` (B, C, N, N) complex, ``weights`` (N, N) real (where each patch is valid),
-    ``offsets`` (B, C, 2). Returns the canvas (B, size, size) and its summed weight. Each patch
-    contributes ``T(w·patch) / Σ T(w)``: the numerator is co-masked with the weight, so pixels no
-    patch covers are exactly zero rather than amplified.
-    """
-    batch, channels, n, _ = patches.shape
-    flat_shift = offsets.reshape(batch * channels, 2)
-    weighted = _pad_to((patches * weights).reshape(batch * channels, n, n), size)
-    mask = _pad_to(weights.expand(batch * channels, n, n), size)
-    numerator = translate(weighted, flat_shift).reshape(batch, channels, size, size).sum(1)
-    count = translate(mask, flat_shift).reshape(batch, channels, size, size).sum(1)
-    covered = count > 1e-6
-    canvas = torch.where(
-        covered,
-        numerator / torch.where(covered, count, torch.ones_like(count)),
-        torch.zeros_like(numerator),
-    )
-    return canvas, count
-
-
-def extract_from_canvas(
-    canvas: torch.Tensor, offsets: torch.Tensor, patch_size: int
-) -> torch.Tensor:
-    """Re-cut C patches (B, C, N, N) centred on each member's offset from the canvas centre."""
-    centre = float(canvas.shape[-1] // 2)
-    return extract_patches(canvas, offsets + centre, patch_size)
 
 
 def overlap_constraint(patches: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
