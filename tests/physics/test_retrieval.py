@@ -6,9 +6,12 @@ from scipy.ndimage import gaussian_filter
 from ptypinn.physics import forward as physics
 from ptypinn.physics.retrieval import (
     EPSILON,
+    SUPPORT_THRESHOLD,
     fourier_projection,
     object_projection,
     probe_inverse,
+    retrieval_support,
+    retrieve_groups,
     retrieve_patches,
 )
 
@@ -96,3 +99,80 @@ def test_retrieval_refuses_bad_settings(probe, iterations, beta):
     amplitudes = torch.ones(1, SIZE, SIZE)
     with pytest.raises(ValueError, match="iterations|beta"):
         retrieve_patches(amplitudes, probe, centre_mask(SIZE), iterations, beta)
+
+
+# --- The probe's support and the group retrieval
+
+
+def test_the_support_is_the_probe_footprint_wherever_the_probe_sits():
+    """An off-centre probe's support is its own footprint, centred on it (a fixed central window
+    would cut it and, being of even width, sit half a pixel off any probe's centre)."""
+    centred = physics.disk_probe(SIZE, 10.0, curvature=3.0)
+    moved = np.roll(centred, (5, -7), axis=(0, 1))
+    support = retrieval_support(moved).numpy()
+    power = np.abs(moved) ** 2
+    assert set(np.unique(support)) == {0.0, 1.0}
+    assert np.array_equal(support > 0, power >= SUPPORT_THRESHOLD * power.max())
+    rows, cols = np.nonzero(support)
+    # the disk's centre moved from (16, 16) to row 21, column 9: the support is centred there
+    assert (rows.mean(), cols.mean()) == pytest.approx((SIZE // 2 + 5, SIZE // 2 - 7), abs=1e-9)
+
+
+@pytest.fixture
+def scene(rng):
+    """A smooth phase object (64 × 64, 1 rad rms) seen at four sub-pixel positions whose probes
+    overlap by most of their width, with its noise-free far fields."""
+    phase = gaussian_filter(rng.normal(size=(64, 64)), 2)
+    obj = torch.from_numpy(np.exp(1j * phase / phase.std())).to(torch.complex64)
+    probe = torch.from_numpy(physics.disk_probe(SIZE, 14.0, curvature=0.0))
+    positions = torch.tensor(
+        [[28.3, 29.6], [33.7, 28.9], [29.1, 34.4], [34.5, 33.8]], dtype=torch.float64
+    )
+    amplitudes = physics.far_field(physics.exit_waves(obj, probe, positions))
+    offsets = (positions - positions.mean(0)).float()
+    truth = physics.extract_patches(obj, positions, SIZE)
+    return obj, probe, amplitudes, offsets, truth
+
+
+def test_a_group_of_one_at_its_centre_is_the_single_pattern_retrieval(probe, phase_objects):
+    support = retrieval_support(probe)
+    amplitudes = physics.far_field(probe * phase_objects)
+    alone = retrieve_patches(amplitudes, probe, support, 8)
+    grouped = retrieve_groups(amplitudes[:, None], torch.zeros(4, 1, 2), probe, support, 8)
+    torch.testing.assert_close(grouped[:, 0], alone, atol=1e-5, rtol=0)
+
+
+def test_group_retrieval_converges_toward_the_object(scene):
+    """Error falls with iterations and the four patches come out as cuts of one object: one phase
+    reference and one twin state, where each pattern retrieved alone (a flat-phase probe leaves
+    every single pattern its twin) agrees with the truth far less."""
+    _, probe, amplitudes, offsets, truth = scene
+    support = retrieval_support(probe)
+    lit = (probe.abs() > 0.5) & (support > 0)
+    on_lit = lit.expand(4, -1, -1).reshape(-1)
+    misfits, agreements = [], []
+    for iterations in (0, 5, 20, 80):
+        patches = retrieve_groups(amplitudes[None], offsets[None], probe, support, iterations)[0]
+        misfits.append(_misfit(patches, probe, amplitudes))
+        # one constant phase for the whole group: the four patches scored as one vector
+        agreements.append(_agreement(patches.reshape(1, -1), truth.reshape(1, -1), on_lit))
+    # the misfit left (0.06) is the regularised object update and the bilinear sub-pixel moves
+    assert misfits == sorted(misfits, reverse=True) and misfits[-1] < 0.07
+    assert agreements == sorted(agreements) and agreements[-1] > 0.99
+    alone = retrieve_patches(amplitudes, probe, support, 80)
+    assert _agreement(alone, truth, lit) < agreements[-1] - 0.2
+
+
+def test_group_retrieval_reads_only_what_it_is_given(scene):
+    """The same diffraction, offsets and probe give the same patches, bit for bit (deterministic
+    on the CPU); the object enters only through the diffraction."""
+    _, probe, amplitudes, offsets, _ = scene
+    support = retrieval_support(probe)
+    first = retrieve_groups(amplitudes[None], offsets[None], probe, support, 10)
+    second = retrieve_groups(amplitudes[None].clone(), offsets[None].clone(), probe, support, 10)
+    assert torch.equal(first, second)
+
+
+def test_group_retrieval_refuses_mismatched_offsets(probe):
+    with pytest.raises(ValueError, match=r"amplitudes \(B, C, N, N\) and offsets \(B, C, 2\)"):
+        retrieve_groups(torch.ones(2, 4, SIZE, SIZE), torch.zeros(2, 3, 2), probe, probe.abs(), 2)

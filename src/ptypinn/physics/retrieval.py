@@ -1,11 +1,23 @@
-"""Phase retrieval of single diffraction patterns with a known probe.
+"""Phase retrieval with a known probe, of single diffraction patterns or of overlapping groups.
 
-Each pattern is retrieved alone, with no overlap: the exit wave ``ψ = P·O`` must have the
-measured far-field amplitude (the Fourier constraint, :func:`fourier_projection`) and come from
-an object that lives on a support window and is passive, ``|O| ≤ 1`` (the object constraint,
-:func:`object_projection`). :func:`retrieve_patches` iterates between the two; the result is a
-real-space first guess per pattern (what PtychoPINN's ``inputs: retrieval`` gives its generator)
-and, stitched, a yardstick for any method that works pattern by pattern.
+The exit wave ``ψ = P·O`` must have the measured far-field amplitude (the Fourier constraint,
+:func:`fourier_projection`) and come from an object that lives on a support and is passive,
+``|O| ≤ 1`` (the object constraint).
+
+* :func:`retrieve_patches` retrieves each pattern alone, with no overlap
+  (:func:`object_projection`): a real-space first guess per pattern (what PtychoPINN's
+  ``inputs: retrieval`` gives its generator) and, stitched, a yardstick for any method that works
+  pattern by pattern.
+* :func:`retrieve_groups` retrieves a group of C overlapping patterns on one shared canvas
+  (:class:`GroupProjection`: the object that best explains all C exit waves at once, placed and
+  cut with :mod:`ptypinn.physics.canvas`), so its C patches share one phase reference and one
+  twin state: what ``inputs: group_retrieval`` gives a gridsize-g generator, and the group
+  yardstick of ``benchmarks/group_retrieval.py``. With C = 1 it is :func:`retrieve_patches`.
+
+The support is the probe's footprint, ``|P|² ≥ SUPPORT_THRESHOLD · max |P|²``
+(:func:`retrieval_support`): it is centred where the probe is, as wide as the light, and follows
+any probe (a centred window of even width would sit half a pixel off the probe's centre and bias
+the retrieved object by as much).
 
 The iteration is relaxed averaged alternating reflections with the object constraint applied
 last: ``ψ ← β (ψ + P_S(2 P_M ψ − ψ) − P_M ψ) + (1 − β) P_S P_M ψ`` with ``P_M`` the Fourier and
@@ -15,7 +27,16 @@ and converges in fewer iterations (``benchmarks/single_pattern_retrieval.py``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import numpy as np
 import torch
+
+from ptypinn.physics.canvas import canvas_size, extract_from_canvas, place
+from ptypinn.physics.scan import probe_footprint
+
+SUPPORT_THRESHOLD = 1e-2
+"""The retrieval's support: where ``|P|²`` is at least this share of its peak."""
 
 EPSILON = 1e-2
 """Regularises ``conj(P) / (|P|² + ε)`` where the probe is weak (relative to a peak |P| of 1)."""
@@ -43,6 +64,56 @@ def object_projection(exit_waves: torch.Tensor, inverse: torch.Tensor) -> torch.
     return estimate / estimate.abs().clamp_min(1.0)
 
 
+def retrieval_support(probe: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """The probe's footprint at :data:`SUPPORT_THRESHOLD` as a float32 (N, N) mask."""
+    if isinstance(probe, torch.Tensor):
+        probe = probe.detach().cpu().numpy()
+    mask, _ = probe_footprint(probe, SUPPORT_THRESHOLD)
+    return torch.from_numpy(mask.astype(np.float32))
+
+
+def _check(iterations: int, beta: float) -> None:
+    if iterations < 0:
+        raise ValueError(f"iterations must be >= 0, got {iterations}")
+    if not 0 <= beta <= 1:
+        raise ValueError(f"beta must be in [0, 1], got {beta}")
+
+
+def _relaxed_reflections(
+    start: torch.Tensor,
+    probe: torch.Tensor,
+    measured: torch.Tensor,
+    project: Callable[[torch.Tensor], torch.Tensor],
+    iterations: int,
+    beta: float,
+) -> torch.Tensor:
+    """The iteration of the module docstring from the object patches ``start``; ``project`` maps
+    exit waves to the object patches that best explain them (the object constraint ``P_S``,
+    without the probe). Returns the last ``P_S P_M ψ``."""
+    obj = start
+    psi = probe * obj
+    for _ in range(iterations):
+        fitted = fourier_projection(psi, measured)
+        if beta:
+            # both object projections in one call: a group's canvas is built once per iteration
+            both = project(torch.cat((fitted, 2 * fitted - psi)))
+            obj, reflected = both[: len(psi)], probe * both[len(psi) :]
+            psi = beta * (psi + reflected - fitted) + (1 - beta) * probe * obj
+        else:
+            obj = project(fitted)
+            psi = probe * obj
+    return obj
+
+
+def _prepared(
+    amplitudes: torch.Tensor, probe: torch.Tensor, support: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    probe = probe.to(torch.complex64)
+    support = support.to(device=probe.device, dtype=probe.real.dtype)
+    measured = torch.fft.ifftshift(amplitudes.to(probe.real.dtype), dim=(-2, -1))
+    return probe, support, measured
+
+
 def retrieve_patches(
     amplitudes: torch.Tensor,
     probe: torch.Tensor,
@@ -54,22 +125,76 @@ def retrieve_patches(
     (..., N, N), centred as :func:`ptypinn.physics.forward.far_field` returns them, starting from
     an object of ones on ``support`` (N, N); each iteration's object is ``P_S P_M ψ``.
     ``iterations`` ≥ 0 (0 returns the start)."""
-    if iterations < 0:
-        raise ValueError(f"iterations must be >= 0, got {iterations}")
-    if not 0 <= beta <= 1:
-        raise ValueError(f"beta must be in [0, 1], got {beta}")
-    probe = probe.to(torch.complex64)
-    support = support.to(probe.real.dtype)
-    measured = torch.fft.ifftshift(amplitudes.to(probe.real.dtype), dim=(-2, -1))
+    _check(iterations, beta)
+    probe, support, measured = _prepared(amplitudes, probe, support)
     inverse = probe_inverse(probe, support)
-    obj = support.to(probe.dtype).expand(measured.shape)
-    psi = probe * obj
-    for _ in range(iterations):
-        fitted = fourier_projection(psi, measured)
-        obj = object_projection(fitted, inverse)
-        if beta:
-            reflected = probe * object_projection(2 * fitted - psi, inverse)
-            psi = beta * (psi + reflected - fitted) + (1 - beta) * probe * obj
-        else:
-            psi = probe * obj
-    return obj
+    start = support.to(probe.dtype).expand(measured.shape)
+    return _relaxed_reflections(
+        start, probe, measured, lambda waves: object_projection(waves, inverse), iterations, beta
+    )
+
+
+class GroupProjection:
+    """The object constraint of a group: C exit waves (B, C, N, N) → the passive object on the
+    group's canvas that explains them best, ``O = Σ T(conj(P)·s·ψ) / (Σ T(|P|²·s) + ε |P|²max)``
+    (``T``: a member moved to its offset, ``s`` the support), its modulus clipped to 1, and cut
+    back into C patches on the support. For one member at offset 0 it is
+    :func:`object_projection` with :func:`probe_inverse`."""
+
+    def __init__(self, probe: torch.Tensor, support: torch.Tensor, offsets: torch.Tensor) -> None:
+        self.n = probe.shape[-1]
+        self.offsets, self.size = offsets, canvas_size(self.n, offsets)
+        self.support = support
+        self.weighted_conj = probe.conj() * support
+        power = probe.abs().square()
+        self.coverage = (
+            place((power * support).expand(*offsets.shape[:2], self.n, self.n), offsets, self.size)
+            + EPSILON * power.max()
+        )
+
+    def canvas(self, waves: torch.Tensor) -> torch.Tensor:
+        """The passive object (B', size, size) explaining ``waves``; B' may be a multiple of B
+        (several sets of exit waves of the same groups)."""
+        repeat = waves.shape[0] // self.offsets.shape[0]
+        offsets = self.offsets.repeat(repeat, 1, 1)
+        estimate = place(waves * self.weighted_conj, offsets, self.size) / self.coverage.repeat(
+            repeat, 1, 1
+        )
+        return estimate / estimate.abs().clamp_min(1.0)
+
+    def __call__(self, waves: torch.Tensor) -> torch.Tensor:
+        repeat = waves.shape[0] // self.offsets.shape[0]
+        offsets = self.offsets.repeat(repeat, 1, 1)
+        return extract_from_canvas(self.canvas(waves), offsets, self.n) * self.support
+
+
+def retrieve_groups(
+    amplitudes: torch.Tensor,
+    offsets: torch.Tensor,
+    probe: torch.Tensor,
+    support: torch.Tensor,
+    iterations: int,
+    beta: float = 0.8,
+) -> torch.Tensor:
+    """Object patches (B, C, N, N) complex retrieved jointly from each group's C far-field
+    ``amplitudes`` (B, C, N, N, centred) at ``offsets`` (B, C, 2) = member − centroid (x, y) px,
+    with :class:`GroupProjection` as the object constraint, from an object of ones wherever the
+    group's supports reach. ``iterations`` ≥ 0 (0 returns the start)."""
+    _check(iterations, beta)
+    if amplitudes.ndim != 4 or offsets.shape != (*amplitudes.shape[:2], 2):
+        raise ValueError(
+            "retrieve_groups expects amplitudes (B, C, N, N) and offsets (B, C, 2); got "
+            f"{tuple(amplitudes.shape)} and {tuple(offsets.shape)}"
+        )
+    probe, support, measured = _prepared(amplitudes, probe, support)
+    offsets = offsets.to(device=probe.device, dtype=probe.real.dtype)
+    project = GroupProjection(probe, support, offsets)
+    start = (
+        extract_from_canvas(
+            (project.coverage > EPSILON * probe.abs().square().max()).to(probe.dtype),
+            offsets,
+            project.n,
+        )
+        * support
+    )
+    return _relaxed_reflections(start, probe, measured, project, iterations, beta)

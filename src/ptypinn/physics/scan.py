@@ -63,14 +63,16 @@ def disc_overlap_distance(fraction: float, diameter: float) -> float:
     return float(brentq(excess, 0.0, diameter, xtol=1e-12 * diameter))
 
 
-def probe_footprint(probe: np.ndarray) -> tuple[np.ndarray, float]:
-    """Footprint mask (``|P|^2 > max |P|^2 / e^2``) and its equivalent-disc diameter
-    ``2 sqrt(area / pi)`` in pixels."""
+def probe_footprint(probe: np.ndarray, threshold: float = math.e**-2) -> tuple[np.ndarray, float]:
+    """Footprint mask (``|P|^2 > threshold · max |P|^2``, by default ``1/e^2``) and its
+    equivalent-disc diameter ``2 sqrt(area / pi)`` in pixels."""
+    if not 0 < threshold < 1:
+        raise ValueError(f"the footprint threshold must be in (0, 1), got {threshold}")
     intensity = np.abs(np.asarray(probe)) ** 2
     peak = float(intensity.max()) if intensity.size else 0.0
     if not peak > 0:
         raise ValueError("the probe is zero everywhere: it has no footprint")
-    mask = intensity > peak / math.e**2
+    mask = intensity > peak * threshold
     return mask, 2 * math.sqrt(float(mask.sum()) / math.pi)
 
 
