@@ -6,14 +6,17 @@ gridsize trains one run for the largest budget and, at every milestone (samples 
 the test split (the unseen upper half of the object) and the training split and scores both.
 With the default constant learning rate, a milestone inside the run is what a run with that
 budget would give; with ``--schedule cosine`` only the last milestone is. CDTools reconstructs
-the same test split once, as the reference line.
+the same test split once, as the reference line. Before training, each run scores its model's
+input alone (``ptypinn.pinn.model.input_alone``: the retrieval the generator is given, stitched
+without the network) on both splits, so each point's ``gain`` is what the network adds.
 
 Usage:
   python benchmarks/pinn_learning_curve.py --milestones 1e4,3e4,1e5 --gridsizes 1,2 --view dense \
       --json benchmarks/results/pinn_learning_curve.json \
       --png benchmarks/results/pinn_learning_curve.png
-Prints (and writes) one JSON object: per gridsize and milestone, phase and amplitude SSIM and phase
-FRC50 on the test and training splits, wall time and samples/s; the machine and thread count.
+Prints (and writes) one JSON object: per gridsize, the input alone's scores (``runs[].input``) and
+per milestone phase and amplitude SSIM and phase FRC50 on the test and training splits, the test
+phase SSIM gained over the input, wall time and samples/s; the machine and thread count.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from ptypinn.io.dataset import PtychoDataset, load_dataset  # noqa: E402
 from ptypinn.io.reconstruction import ReconstructionInput  # noqa: E402
 from ptypinn.pinn.config import CorpusConfig  # noqa: E402
 from ptypinn.pinn.inference import PtychoPINNReconstructor  # noqa: E402
+from ptypinn.pinn.model import input_alone  # noqa: E402
 from ptypinn.pinn.runtime import TrainerOptions  # noqa: E402
 from ptypinn.pinn.train import JobSpec, PtychoModule, train_model  # noqa: E402
 from ptypinn.study.compare import scored_region  # noqa: E402
@@ -78,8 +82,18 @@ class Milestones(L.Callback):
         self.pending, self.test, self.train = sorted(milestones), test, train
         self.neighbor_count, self.seed = neighbor_count, seed
         self.points: list[dict] = []
+        self.input: dict | None = None
         self.training_seconds = 0.0
         self.started = 0.0
+
+    def on_train_start(self, trainer: L.Trainer, module: PtychoModule) -> None:
+        alone = input_alone(module.model)
+        if alone is not None:
+            self.input = {
+                split: quality(alone, data, self.neighbor_count, self.seed)
+                for split, data in (("test", self.test), ("train", self.train))
+            }
+            print(json.dumps({"input": self.input}), flush=True)
 
     def on_train_batch_start(
         self, trainer: L.Trainer, module: PtychoModule, batch: object, batch_idx: int
@@ -115,6 +129,8 @@ class Milestones(L.Callback):
             "test": quality(model, self.test, self.neighbor_count, self.seed),
             "train": quality(model, self.train, self.neighbor_count, self.seed),
         }
+        if self.input is not None:
+            point["gain"] = point["test"]["phase_ssim"] - self.input["test"]["phase_ssim"]
         model.train()
         self.points.append(point)
         print(json.dumps(point), flush=True)
@@ -139,12 +155,19 @@ def plot(result: dict, path: Path) -> None:
     for ax, split in zip(axes, ("test", "train"), strict=True):
         for run in result["runs"]:
             samples = [p["samples_seen"] for p in run["points"]]
-            ax.plot(
+            line = ax.plot(
                 samples,
                 [p[split]["phase_ssim"] for p in run["points"]],
                 marker="o",
                 label=f"PtychoPINN gs{run['gridsize']}",
-            )
+            )[0]
+            if run.get("input"):
+                ax.axhline(
+                    run["input"][split]["phase_ssim"],
+                    color=line.get_color(),
+                    linestyle=":",
+                    label=f"gs{run['gridsize']} input alone (no network)",
+                )
         if result.get("cdtools"):
             ax.axhline(
                 result["cdtools"]["phase_ssim"],
@@ -183,13 +206,14 @@ def main() -> None:
     parser.add_argument(
         "--inputs",
         default=None,
-        help="generator inputs: amplitude, backprop or retrieval (default: the preset's)",
+        help="generator inputs: amplitude, backprop, retrieval or group_retrieval (default: the "
+        "preset's)",
     )
     parser.add_argument(
         "--retrieval-iterations",
         type=int,
         default=None,
-        help="inputs retrieval: iterations per pattern (default: the preset's)",
+        help="retrieval inputs: iterations per pattern or group (default: the preset's)",
     )
     parser.add_argument(
         "--correction",
@@ -289,7 +313,12 @@ def main() -> None:
         spec = JobSpec(train_path, gridsize, design.neighbor_count, design.seeds.grouping, training)
         trained = train_model(spec, train, work / f"gs{gridsize}", options, callbacks=[tracker])
         result["runs"].append(
-            {"gridsize": gridsize, "final_loss": trained.final_loss, "points": tracker.points}
+            {
+                "gridsize": gridsize,
+                "final_loss": trained.final_loss,
+                "input": tracker.input,
+                "points": tracker.points,
+            }
         )
     result.update(
         {

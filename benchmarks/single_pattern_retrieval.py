@@ -3,7 +3,7 @@
 A gridsize-1 PtychoPINN predicts each patch from its own diffraction pattern; the overlap between
 patterns only enters at stitching. This benchmark does the same with no network: each pattern of
 the smoke test split is phase-retrieved alone by error reduction (known probe, support the
-generator's central window, |O| <= 1), from a flat start, and the patches are stitched exactly as
+probe's footprint, |O| <= 1), from a flat start, and the patches are stitched exactly as
 PtychoPINN's are (|P|² weights, phase synchronisation) and scored by the same scorer. The retrieval
 is ``ptypinn.physics.retrieval.retrieve_patches`` (what ``training.inputs: retrieval`` feeds the
 generator): ``--beta 0`` is error reduction, 0.8 the relaxed reflections (RAAR) default.
@@ -28,9 +28,8 @@ from report import emit, environment
 
 from ptypinn.analysis.metrics import score
 from ptypinn.io.dataset import load_dataset
-from ptypinn.physics.retrieval import retrieve_patches
+from ptypinn.physics.retrieval import retrieval_support, retrieve_patches
 from ptypinn.physics.stitch import stitch
-from ptypinn.pinn.model import centre_mask
 from ptypinn.study.compare import scored_region
 from ptypinn.study.design import preset
 
@@ -50,13 +49,13 @@ def main() -> None:
     _, test_path = view_splits(design, "baseline", args.dose, work)
     test = load_dataset(test_path)
     probe = torch.from_numpy(test.probe)
-    window = centre_mask(test.patch_size)
-    weight = (probe.abs().square() * window).numpy()
+    support = retrieval_support(probe)
+    weight = (probe.abs().square() * support).numpy()
     diffraction = torch.from_numpy(test.diffraction)
     points = []
     for iterations in checkpoints:
         started = time.perf_counter()
-        obj = retrieve_patches(diffraction, probe, window, iterations, args.beta)
+        obj = retrieve_patches(diffraction, probe, support, iterations, args.beta)
         seconds = time.perf_counter() - started
         image, _ = stitch(obj.numpy(), test.positions, test.object_shape, weight, synchronise=True)
         values = score(image, test.obj, scored_region(test))[2].values

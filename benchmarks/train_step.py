@@ -94,8 +94,9 @@ def parts(n: int, gridsize: int, batch_size: int, steps: int) -> dict[str, float
     offsets = (
         torch.randn(batch_size, channels, 2) * 4 if gridsize > 1 else torch.zeros(batch_size, 1, 2)
     )
-    patches = model.predict_patches(x).detach().requires_grad_(True)
-    constrained = overlap_constraint(patches, offsets).detach().requires_grad_(True)
+    patches = model.predict_patches(x, offsets).detach().requires_grad_(True)
+    constrained = overlap_constraint(patches, offsets, model.output_support)
+    constrained = constrained.detach().requires_grad_(True)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     model.generator(x).abs().sum().backward()
 
@@ -103,7 +104,7 @@ def parts(n: int, gridsize: int, batch_size: int, steps: int) -> dict[str, float
         model.generator(x).abs().sum().backward()
 
     def constraint() -> None:
-        overlap_constraint(patches, offsets).abs().sum().backward()
+        overlap_constraint(patches, offsets, model.output_support).abs().sum().backward()
 
     def physics() -> None:
         amplitude = far_field(model.probe * constrained) * INTENSITY

@@ -6,9 +6,15 @@ import torch
 from scipy.ndimage import gaussian_filter
 
 from ptypinn.physics.forward import disk_probe, extract_patches, far_field
-from ptypinn.physics.retrieval import retrieve_patches
+from ptypinn.physics.retrieval import retrieval_support, retrieve_groups, retrieve_patches
 from ptypinn.pinn.generators import GENERATORS, build_generator
-from ptypinn.pinn.model import PtychoPINN, centre_mask, overlap_constraint, poisson_nll
+from ptypinn.pinn.model import (
+    PtychoPINN,
+    centre_mask,
+    input_alone,
+    overlap_constraint,
+    poisson_nll,
+)
 
 
 def smooth_object(size=160, seed=0, sigma=6.0):
@@ -46,7 +52,7 @@ def test_overlap_constraint_keeps_patches_cut_from_one_object():
     members = positions[groups]  # (2, 4, 2)
     patches = extract_patches(obj, members.reshape(-1, 2), 64).reshape(2, 4, 64, 64)
     offsets = members - members.mean(1, keepdim=True)
-    merged = overlap_constraint(patches, offsets)
+    merged = overlap_constraint(patches, offsets, centre_mask(64))
     inside = centre_mask(64).bool()
     error = (merged - patches)[..., inside].abs()
     # Only bilinear resampling (there and back) separates them: a few % of |O| ~ 0.8 at most.
@@ -58,7 +64,7 @@ def test_overlap_constraint_is_per_sample():
     patches = torch.zeros(2, 4, 64, 64, dtype=torch.complex64)
     patches[1] = 1.0
     offsets = torch.tensor([[[-5.0, -5.0], [5.0, -5.0], [-5.0, 5.0], [5.0, 5.0]]]).expand(2, 4, 2)
-    merged = overlap_constraint(patches, offsets)
+    merged = overlap_constraint(patches, offsets, centre_mask(64))
     inside = centre_mask(64).bool()
     assert torch.all(merged[0] == 0)
     assert torch.allclose(merged[1][..., inside], torch.ones(()) + 0j, atol=1e-5)
@@ -66,7 +72,7 @@ def test_overlap_constraint_is_per_sample():
 
 def test_overlap_constraint_is_identity_for_gridsize_one():
     patches = torch.randn(3, 1, 64, 64, dtype=torch.complex64)
-    assert torch.equal(overlap_constraint(patches, torch.zeros(3, 1, 2)), patches)
+    assert torch.equal(overlap_constraint(patches, torch.zeros(3, 1, 2), centre_mask(64)), patches)
 
 
 def test_poisson_nll_is_smallest_at_the_true_rate():
@@ -79,24 +85,39 @@ def test_poisson_nll_is_smallest_at_the_true_rate():
     assert torch.isclose(best, expected, atol=1e-4)
 
 
-def test_physics_decoder_reproduces_the_simulator_for_the_true_object():
+@pytest.mark.parametrize("inputs", ["amplitude", "group_retrieval"])
+def test_physics_decoder_reproduces_the_simulator_for_the_true_object(inputs):
+    """The identity of the overlap path: with the true object's patches as the generator's output,
+    a gridsize-2 model's forward model gives the simulated noise-free diffraction at sub-pixel
+    offsets. A model that corrects a retrieval lives on the probe's footprint, which this probe
+    (32 px, the smoke default) overfills the generator's window by."""
     obj = smooth_object()
-    probe = torch.from_numpy(disk_probe(64, 24, curvature=3.0))
-    positions = torch.tensor([[80.0, 80.0], [90.0, 84.0], [76.0, 92.0], [88.0, 95.0]])
-    truth = extract_patches(obj, positions, 64)
+    probe = torch.from_numpy(disk_probe(64, 32 if inputs == "group_retrieval" else 24, 3.0))
+    positions = torch.tensor([[80.3, 80.6], [90.7, 84.1], [76.2, 92.9], [88.5, 95.4]])
+    truth = extract_patches(obj, positions.double(), 64)
     simulated = far_field(probe * truth)  # what simulate.clean_amplitudes computes
-    model = PtychoPINN(64, 2, probe, intensity_scale=3.0, input_scale=1.0, width=1)
+    correcting = inputs == "group_retrieval"
+    model = PtychoPINN(64, 2, probe, 3.0, 1.0, width=1, inputs=inputs, correction=correcting)
+    if inputs == "group_retrieval":
+        assert torch.equal(model.output_support, retrieval_support(probe))
     offsets = positions - positions.mean(0)
-    masked = truth * centre_mask(64)
+    masked = truth * model.output_support
     predicted = (
-        far_field(model.probe * overlap_constraint(masked[None], offsets[None]))[0]
+        far_field(
+            model.probe * overlap_constraint(masked[None], offsets[None], model.output_support)
+        )[0]
         * model.log_scale.exp()
     )
-    # The probe (diameter 24 px < N/2) lies inside the predicted window, so the masked truth is
-    # enough; what is left is bilinear resampling in the merge.
+    # what is left is bilinear resampling in the merge
     error = torch.linalg.norm(predicted / 3.0 - simulated) / torch.linalg.norm(simulated)
     flat = far_field(probe * torch.ones_like(truth))
     assert error < 0.05 < torch.linalg.norm(flat - simulated) / torch.linalg.norm(simulated)
+    if inputs == "group_retrieval":  # the generator's window alone would cut the probe's rim
+        window = model.window
+        cut = far_field(
+            model.probe * overlap_constraint((truth * window)[None], offsets[None], window)
+        )[0]
+        assert torch.linalg.norm(cut - simulated) / torch.linalg.norm(simulated) > 2 * error
 
 
 def test_gradient_reaches_every_parameter():
@@ -116,38 +137,30 @@ def test_a_shared_group_generator_predicts_each_member_as_if_alone():
     torch.manual_seed(0)
     x = torch.rand(3, 4, 64, 64)
     shared = PtychoPINN(64, 2, probe, 100.0, 1.0, width=1, group_generator="shared")
-    together = shared.predict_patches(x)
+    d = torch.zeros(3, 4, 2)
+    together = shared.predict_patches(x, d)
     for member in range(4):
-        alone = shared.predict_patches(x[:, member : member + 1])[:, 0]
+        alone = shared.predict_patches(x[:, member : member + 1], d[:, :1])[:, 0]
         torch.testing.assert_close(together[:, member], alone, atol=1e-6, rtol=0)
     # with channels the members' patches depend on each other
     joint = PtychoPINN(64, 2, probe, 100.0, 1.0, width=1, group_generator="channels")
     moved = x.clone()
     moved[:, 1] = torch.rand(3, 64, 64)
-    assert not torch.allclose(joint.predict_patches(x)[:, 0], joint.predict_patches(moved)[:, 0])
-    torch.testing.assert_close(
-        shared.predict_patches(x)[:, 0], shared.predict_patches(moved)[:, 0], atol=1e-6, rtol=0
+    assert not torch.allclose(
+        joint.predict_patches(x, d)[:, 0], joint.predict_patches(moved, d)[:, 0]
     )
+    torch.testing.assert_close(
+        shared.predict_patches(x, d)[:, 0],
+        shared.predict_patches(moved, d)[:, 0],
+        atol=1e-6,
+        rtol=0,
+    )
+
+
+GROUP_OFFSETS = torch.tensor([[[-4.5, -3.2], [4.1, -3.6], [-3.8, 4.3], [4.2, 2.5]]]).expand(2, 4, 2)
 
 
 def test_retrieval_inputs_are_each_patterns_retrieval_in_full_precision():
-    probe = torch.from_numpy(disk_probe(64, 28.0, curvature=3.0))
-    obj = torch.exp(1j * torch.rand(2, 4, 64, 64)).to(torch.complex64)
-    x = far_field(probe * obj)
-    model = PtychoPINN(
-        64, 2, probe, 100.0, 1.0, width=1, inputs="retrieval", retrieval_iterations=4
-    )
-    expected = retrieve_patches(x, probe, centre_mask(64), 4)
-    torch.testing.assert_close(model.retrieved(x), expected)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        torch.testing.assert_close(model.retrieved(x), expected)
-        patches = model.predict_patches(x)
-    assert patches.shape == (2, 4, 64, 64)
-    assert model.generator.stem[0].in_channels == 3
-
-
-@pytest.mark.parametrize("name", sorted(GENERATORS))
-def test_an_untrained_correction_returns_the_retrieval(name):
     probe = torch.from_numpy(disk_probe(64, 28.0, curvature=3.0))
     obj = torch.exp(1j * torch.rand(2, 4, 64, 64)).to(torch.complex64)
     x = far_field(probe * obj)
@@ -158,11 +171,79 @@ def test_an_untrained_correction_returns_the_retrieval(name):
         100.0,
         1.0,
         width=1,
-        generator=name,
         inputs="retrieval",
+        retrieval_iterations=4,
+        group_generator="shared",
+    )
+    expected = retrieve_patches(x, probe, retrieval_support(probe), 4)
+    torch.testing.assert_close(model.retrieved(x, GROUP_OFFSETS), expected)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        torch.testing.assert_close(model.retrieved(x, GROUP_OFFSETS), expected)
+        patches = model.predict_patches(x, GROUP_OFFSETS)
+    assert patches.shape == (2, 4, 64, 64)
+    assert model.generator.stem[0].in_channels == 3
+
+
+def test_group_retrieval_inputs_are_each_groups_joint_retrieval_seen_as_channels():
+    probe = torch.from_numpy(disk_probe(64, 28.0, curvature=3.0))
+    obj = torch.exp(1j * torch.rand(2, 4, 64, 64)).to(torch.complex64)
+    x = far_field(probe * obj)
+    model = PtychoPINN(
+        64, 2, probe, 100.0, 1.0, width=1, inputs="group_retrieval", retrieval_iterations=4
+    )
+    expected = retrieve_groups(x, GROUP_OFFSETS, probe, retrieval_support(probe), 4)
+    torch.testing.assert_close(model.retrieved(x, GROUP_OFFSETS), expected)
+    assert not model.shared and model.generator.stem[0].in_channels == 12
+    # at gridsize 1 a group is one pattern: its retrieval alone
+    single = PtychoPINN(64, 1, probe, 100.0, 1.0, width=1, inputs="group_retrieval")
+    torch.testing.assert_close(
+        single.retrieved(x[:, :1], torch.zeros(2, 1, 2)),
+        retrieve_patches(x[:, :1], probe, retrieval_support(probe), 20),
+    )
+    with pytest.raises(ValueError, match="group_generator 'channels'"):
+        PtychoPINN(64, 2, probe, 1.0, 1.0, inputs="group_retrieval", group_generator="shared")
+
+
+@pytest.mark.parametrize("inputs", ["retrieval", "group_retrieval"])
+@pytest.mark.parametrize("name", sorted(GENERATORS))
+def test_an_untrained_correction_returns_the_retrieval(name, inputs):
+    probe = torch.from_numpy(disk_probe(64, 32.0, curvature=3.0))
+    obj = torch.exp(1j * torch.rand(2, 4, 64, 64)).to(torch.complex64)
+    x = far_field(probe * obj)
+    model = PtychoPINN(
+        64,
+        2,
+        probe,
+        100.0,
+        1.0,
+        width=1,
+        generator=name,
+        inputs=inputs,
         retrieval_iterations=4,
         correction=True,
     )
-    torch.testing.assert_close(model.predict_patches(x), model.retrieved(x))
+    retrieved = model.retrieved(x, GROUP_OFFSETS)
+    # the retrieval lives on the footprint, wider than the generator's window: none of it is cut
+    assert float(retrieved[..., model.window == 0].abs().max()) > 0.1
+    torch.testing.assert_close(model.predict_patches(x, GROUP_OFFSETS), retrieved)
     with pytest.raises(ValueError, match="correction"):
         PtychoPINN(64, 1, probe, 100.0, 1.0, inputs="backprop", correction=True)
+
+
+def test_the_input_alone_is_the_retrieval_without_the_network():
+    torch.manual_seed(0)
+    probe = torch.from_numpy(disk_probe(64, 32.0, curvature=3.0))
+    x = far_field(probe * torch.exp(1j * torch.rand(2, 4, 64, 64)).to(torch.complex64))
+    model = PtychoPINN(
+        64, 2, probe, 100.0, 1.0, width=1, inputs="group_retrieval", correction=False
+    )
+    alone = input_alone(model)
+    assert alone is not None and not model.passthrough
+    torch.testing.assert_close(
+        alone.predict_patches(x, GROUP_OFFSETS), model.retrieved(x, GROUP_OFFSETS)
+    )
+    assert torch.equal(alone.output_support, retrieval_support(probe))
+    assert not torch.allclose(
+        model.predict_patches(x, GROUP_OFFSETS), model.retrieved(x, GROUP_OFFSETS)
+    )
+    assert input_alone(PtychoPINN(64, 1, probe, 1.0, 1.0, inputs="amplitude")) is None

@@ -16,6 +16,7 @@ from ptypinn.io.reconstruction import (
 from ptypinn.physics.finite import NonFiniteError
 from ptypinn.physics.forward import disk_probe, extract_patches
 from ptypinn.physics.grouping import group_coordinates, make_groups
+from ptypinn.physics.retrieval import retrieval_support
 from ptypinn.physics.stitch import stitch, synchronise_phases
 from ptypinn.pinn.config import CorpusConfig, TrainingConfig
 from ptypinn.pinn.inference import (
@@ -175,7 +176,12 @@ def test_training_lowers_the_loss_and_the_bundle_round_trips(tiny_data, tmp_path
 
 @pytest.mark.parametrize(
     "inputs, group_generator, features",
-    [("backprop", "channels", 3 * 4), ("backprop", "shared", 3), ("retrieval", "shared", 3)],
+    [
+        ("backprop", "channels", 3 * 4),
+        ("backprop", "shared", 3),
+        ("retrieval", "shared", 3),
+        ("group_retrieval", "channels", 3 * 4),
+    ],
 )
 def test_guess_inputs_and_group_generators_come_back_from_the_bundle(
     tiny_data, tmp_path, inputs, group_generator, features
@@ -215,10 +221,12 @@ def test_guess_inputs_and_group_generators_come_back_from_the_bundle(
     )
     groups = covering_groups(groups, test_data.count)
     _, offsets = group_coordinates(test_data.positions, groups)
+    d = torch.from_numpy(offsets.astype(np.float32))
     with torch.no_grad():
         direct = overlap_constraint(
-            model.predict_patches(torch.from_numpy(test_data.diffraction[groups])),
-            torch.from_numpy(offsets.astype(np.float32)),
+            model.predict_patches(torch.from_numpy(test_data.diffraction[groups]), d),
+            d,
+            model.output_support,
         )
     np.testing.assert_allclose(first, direct.reshape(-1, 64, 64).numpy(), atol=1e-5)
     np.testing.assert_array_equal(owners, groups.reshape(-1))
@@ -432,13 +440,18 @@ def test_supervised_baseline_trains_against_true_patches(tiny_data, tmp_path):
     assert meta["training"]["model"] == "supervised"
 
 
-def test_stitch_weight_is_probe_intensity_on_the_predicted_window(tiny_data, tmp_path):
+@pytest.mark.parametrize("inputs", ["amplitude", "retrieval"])
+def test_stitch_weight_is_probe_intensity_where_the_patches_live(tiny_data, tmp_path, inputs):
+    """The generator's window for a model whose patches are the generator's; the probe's
+    footprint for a model that corrects a retrieval."""
     design, train, _ = tiny_data
     dataset = load_dataset(train)
-    result = train_model(spec_for(design, train, 1, epochs=1), dataset, tmp_path, QUIET)
+    spec = spec_for(design, train, 1, epochs=1, inputs=inputs)
+    result = train_model(spec, dataset, tmp_path, QUIET)
     model, _ = load_bundle(result.bundle)
+    where = centre_mask(64) if inputs == "amplitude" else retrieval_support(dataset.probe)
     np.testing.assert_allclose(
-        stitch_weight(model), np.abs(dataset.probe) ** 2 * centre_mask(64).numpy(), rtol=1e-6
+        stitch_weight(model), np.abs(dataset.probe) ** 2 * where.numpy(), rtol=1e-6
     )
 
 

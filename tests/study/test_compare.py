@@ -10,6 +10,7 @@ from ptypinn.study.compare import (
     Scored,
     compare_view,
     generator_inputs,
+    network_gain,
     run_comparison,
     scored_region,
 )
@@ -104,14 +105,39 @@ def test_report_lists_tables_and_embeds_figures(phase_c, tmp_path):
     )
 
 
-def test_the_tables_say_what_the_generator_does_with_each_pattern():
+def test_the_tables_say_which_recipe_and_what_the_generator_does_with_each_pattern():
     corrected = {"generator": "resnet", "inputs": "retrieval", "retrieval_iterations": 20}
     assert generator_inputs({**corrected, "correction": True}) == (
-        "resnet generator correcting a 20-iteration single-pattern retrieval"
+        "ptypinn recipe: resnet generator correcting a 20-iteration single-pattern retrieval"
     )
     assert generator_inputs({**corrected, "correction": False}) == (
-        "resnet generator on a 20-iteration single-pattern retrieval"
+        "ptypinn recipe: resnet generator on a 20-iteration single-pattern retrieval"
     )
-    assert generator_inputs({"generator": "cnn", "inputs": "amplitude"}) == (
-        "cnn generator on amplitude inputs"
+    grouped = {**corrected, "inputs": "group_retrieval", "gridsize": 2, "correction": True}
+    assert generator_inputs(grouped) == (
+        "ptypinn recipe: resnet generator correcting a 20-iteration group retrieval "
+        "(4 patterns on one canvas)"
     )
+    published = {"generator": "cnn", "inputs": "amplitude", "gridsize": 2}
+    assert generator_inputs({**published, "group_generator": "channels"}) == (
+        "published recipe: cnn generator on amplitude inputs"
+    )
+    assert generator_inputs({**published, "group_generator": "shared"}) == (
+        "ptypinn recipe: cnn generator on amplitude inputs"
+    )
+
+
+def test_the_network_gain_is_each_models_score_less_its_inputs():
+    phase = [
+        {"dose": 1e4, "view": "dense", "method": "PtychoPINN gs2", "ssim": 0.70},
+        {"dose": 1e4, "view": "dense", "method": "PtychoPINN gs2 + refine", "ssim": 0.72},
+        {"dose": 1e4, "view": "dense", "method": "PtychoPINN gs2 input alone", "ssim": 0.66},
+        {"dose": 1e4, "view": "dense", "method": "PtychoPINN gs1", "ssim": 0.60},
+        {"dose": 1e4, "view": "dense", "method": "CDTools", "ssim": 0.80},
+    ]
+    rows = network_gain(phase)
+    assert [(r["method"], r["input_alone_ssim"]) for r in rows] == [
+        ("PtychoPINN gs2", 0.66),
+        ("PtychoPINN gs2 + refine", 0.66),
+    ]
+    assert [r["gain"] for r in rows] == pytest.approx([0.04, 0.06])

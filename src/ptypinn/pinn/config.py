@@ -17,7 +17,8 @@ class _Strict(BaseModel):
 Method = Literal["pinn", "supervised"]
 METHODS: tuple[Method, ...] = ("pinn", "supervised")
 GeneratorName = Literal["cnn", "unet", "resnet"]
-InputFeatures = Literal["amplitude", "backprop", "retrieval"]
+InputFeatures = Literal["amplitude", "backprop", "retrieval", "group_retrieval"]
+RETRIEVAL_INPUTS: tuple[InputFeatures, ...] = ("retrieval", "group_retrieval")
 INPUT_FEATURES: tuple[InputFeatures, ...] = get_args(InputFeatures)
 GroupGenerator = Literal["channels", "shared"]
 GROUP_GENERATORS: tuple[GroupGenerator, ...] = get_args(GroupGenerator)
@@ -58,30 +59,35 @@ class TrainingConfig(_Strict):
     inputs: InputFeatures = Field(
         "retrieval",
         description="what the generator sees per pattern: 'amplitude' (the method's reference); "
-        "'backprop' (the amplitude and its probe back-propagation, a real-space first guess); or "
+        "'backprop' (the amplitude and its probe back-propagation, a real-space first guess); "
         "'retrieval' (the amplitude and the object that retrieval_iterations of single-pattern "
         "phase retrieval with the known probe give, a better guess that costs that many FFT "
-        "pairs per pattern; it scores best in benchmarks/results/pinn_learning_curve_*.json)",
+        "pairs per pattern); or 'group_retrieval' (the same iteration run on each group's shared "
+        "canvas, ptypinn.physics.retrieval.retrieve_groups, so a group's C first guesses share one "
+        "phase reference and one twin state; the generator sees them jointly as channels; at "
+        "gridsize 1 it is 'retrieval')",
     )
     retrieval_iterations: int = Field(
         20,
         ge=1,
-        description="inputs 'retrieval': iterations of ptypinn.physics.retrieval.retrieve_patches "
-        "per pattern, in training and at inference",
+        le=10_000,
+        description="inputs 'retrieval' and 'group_retrieval': iterations of the retrieval per "
+        "pattern or group, in training and at inference",
     )
     correction: bool | None = Field(
         None,
-        description="inputs 'retrieval': the generator predicts a correction that multiplies "
-        "the retrieved object (amplitude factor 2·sigmoid, phase offset π·tanh) and starts as the "
-        "identity, so an untrained network returns the retrieval itself; None (the default): on "
-        "with inputs 'retrieval', off otherwise",
+        description="inputs 'retrieval' or 'group_retrieval': the generator predicts a "
+        "correction that multiplies the retrieved object (amplitude factor 2·sigmoid, phase "
+        "offset π·tanh) and starts as the identity, so an untrained network returns the "
+        "retrieval itself; None (the default): on with those inputs, off otherwise",
     )
-    group_generator: GroupGenerator = Field(
-        "shared",
+    group_generator: GroupGenerator | None = Field(
+        None,
         description="gridsize >= 2: 'shared' (one single-pattern generator runs on every member; "
-        "the overlap constraint alone couples them; it learns faster on the dense view) or "
-        "'channels' (one generator sees the group's C patterns as channels, the method's "
-        "reference)",
+        "the overlap constraint alone couples them) or 'channels' (one generator sees the "
+        "group's C patterns as channels, the method's reference); None (the default): "
+        "'channels' with inputs 'group_retrieval' (whose guesses belong together), 'shared' "
+        "otherwise",
     )
     width: int = Field(2, ge=1, description="filter multiplier of the generator ladders")
     epochs: int = Field(
@@ -142,8 +148,15 @@ class TrainingConfig(_Strict):
     def _some_loss(self) -> TrainingConfig:
         if self.model == "pinn" and self.nll_weight == 0 and self.mae_weight == 0:
             raise ValueError("nll_weight and mae_weight are both 0: the PINN would have no loss")
-        if self.correction and self.inputs != "retrieval":
-            raise ValueError("correction needs inputs: retrieval (it corrects the retrieval)")
+        if self.correction and self.inputs not in RETRIEVAL_INPUTS:
+            raise ValueError(
+                "correction needs inputs: retrieval or group_retrieval (it corrects the retrieval)"
+            )
+        if self.inputs == "group_retrieval" and self.group_generator == "shared":
+            raise ValueError(
+                "inputs: group_retrieval gives each group's members jointly: use group_generator "
+                "'channels' (or leave it unset)"
+            )
         if self.schedule == "plateau" and self.warmup_fraction:
             raise ValueError(
                 "warmup_fraction works with the constant and cosine schedules, not plateau"
@@ -152,7 +165,13 @@ class TrainingConfig(_Strict):
 
     def corrects(self) -> bool:
         """Whether the generator corrects the retrieval (``correction``, resolved)."""
-        return self.inputs == "retrieval" if self.correction is None else self.correction
+        return self.inputs in RETRIEVAL_INPUTS if self.correction is None else self.correction
+
+    def generator_grouping(self) -> GroupGenerator:
+        """``group_generator``, resolved."""
+        if self.group_generator is not None:
+            return self.group_generator
+        return "channels" if self.inputs == "group_retrieval" else "shared"
 
     def max_steps(self) -> int | None:
         """Optimiser steps of a samples budget, ``ceil(samples / batch_size)``; None for an epochs

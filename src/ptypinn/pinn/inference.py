@@ -38,7 +38,7 @@ from ptypinn.io.reconstruction import Reconstruction, ReconstructionInput
 from ptypinn.physics.finite import require_finite
 from ptypinn.physics.grouping import group_coordinates, make_groups
 from ptypinn.physics.stitch import stitch
-from ptypinn.pinn.model import PtychoPINN, centre_mask, overlap_constraint, physics_loss
+from ptypinn.pinn.model import PtychoPINN, overlap_constraint, physics_loss
 from ptypinn.pinn.train import load_bundle
 
 METHOD = "ptychopinn"
@@ -71,8 +71,9 @@ class PtychoPINNOptions(BaseModel):
 
 
 def stitch_weight(model: PtychoPINN) -> np.ndarray:
+    """``|P|²`` where the model's patches live (:attr:`PtychoPINN.output_support`)."""
     probe = model.probe.detach().cpu()
-    return (probe.abs().square() * centre_mask(probe.shape[-1])).numpy()
+    return (probe.abs().square() * model.output_support.cpu()).numpy()
 
 
 def covering_groups(groups: np.ndarray, count: int) -> np.ndarray:
@@ -84,6 +85,18 @@ def covering_groups(groups: np.ndarray, count: int) -> np.ndarray:
             covered[members] = True
             chosen.append(index)
     return groups[chosen]
+
+
+def inference_groups(
+    positions: np.ndarray, gridsize: int, neighbor_count: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The groups (G, C) a gridsize reconstructs a scan with and their member offsets (G, C, 2):
+    one seeded at each position, thinned for gridsize ≥ 2 to those that cover a new position."""
+    count = len(positions)
+    groups = make_groups(positions, gridsize, neighbor_count, n_groups=count, seed=seed)
+    if gridsize > 1:
+        groups = covering_groups(groups, count)
+    return groups, group_coordinates(positions, groups)[1]
 
 
 @torch.inference_mode()
@@ -107,10 +120,7 @@ def predict_patches(
     if diffraction.shape[-1] != size:
         held = f"{diffraction.shape[-1]}x{diffraction.shape[-1]}"
         raise DatasetError(f"the model was trained on {size}x{size} patterns; the data has {held}")
-    groups = make_groups(positions, model.gridsize, neighbor_count, n_groups=count, seed=seed)
-    if model.gridsize > 1:
-        groups = covering_groups(groups, count)
-    _, offsets = group_coordinates(positions, groups)
+    groups, offsets = inference_groups(positions, model.gridsize, neighbor_count, seed)
     device = model.probe.device
     n = diffraction.shape[-1]
 
@@ -119,22 +129,27 @@ def predict_patches(
 
     single = None
     if model.shared:  # a pattern's patch does not depend on its group: predict each once
+        alone = torch.zeros(1, 1, 2, device=device)
         single = torch.cat(
             [
-                model.predict_patches(as_tensor(diffraction[start : start + batch_size, None]))
+                model.predict_patches(
+                    as_tensor(diffraction[start : start + batch_size, None]),
+                    alone.expand(len(diffraction[start : start + batch_size]), 1, 2),
+                )
                 for start in range(0, count, batch_size)
             ]
         )[:, 0]
     out = np.zeros((*groups.shape, n, n), dtype=np.complex64)
     for start in range(0, len(groups), batch_size):
         members = groups[start : start + batch_size]
+        d = as_tensor(offsets[start : start + batch_size])
         patches = (
             single[torch.from_numpy(members)]
             if single is not None
-            else model.predict_patches(as_tensor(diffraction[members]))
+            else model.predict_patches(as_tensor(diffraction[members]), d)
         )
-        d = as_tensor(offsets[start : start + batch_size])
-        out[start : start + len(members)] = overlap_constraint(patches, d).cpu().numpy()
+        constrained = overlap_constraint(patches, d, model.output_support)
+        out[start : start + len(members)] = constrained.cpu().numpy()
     return out.reshape(-1, n, n), groups.reshape(-1)
 
 

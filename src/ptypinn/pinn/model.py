@@ -16,16 +16,28 @@ Shapes (channels first): diffraction ``X`` (B, C, N, N) normalised amplitudes, g
   ``inputs="retrieval"`` it sees the object that ``retrieval_iterations`` of single-pattern phase
   retrieval give (:func:`ptypinn.physics.retrieval.retrieve_patches`, weighted by ``|P|/max|P|``):
   a better guess, computed on the fly in float32 outside the gradient, so augmentation, every
-  gridsize, inference and refinement all see it. With ``correction`` the generator's patch
-  multiplies that retrieved object (×2, so its zeroed heads start at the identity).
+  gridsize, inference and refinement all see it. ``inputs="group_retrieval"`` runs the same
+  iteration on each group's shared canvas (:func:`ptypinn.physics.retrieval.retrieve_groups`):
+  the C guesses of a group share one phase reference and one twin state, and the overlap they
+  carry is used before the network sees them. With ``correction`` the generator's patch
+  multiplies the retrieved object (×2, so its zeroed heads start at the identity) on the window
+  it predicts; where the probe's footprint reaches beyond that window the retrieval passes as it
+  is.
+* The retrieval's support is the probe's footprint
+  (:func:`ptypinn.physics.retrieval.retrieval_support`), centred on the probe. The generator
+  predicts the central N/2 × N/2 window (:func:`centre_mask`), whose centre lies half a pixel
+  from any pixel-centred probe's; a model whose patches are the generator's alone lives on that
+  window, a correcting model on the footprint (:attr:`PtychoPINN.output_support`): the overlap
+  constraint and the stitching weigh each patch by where it lives.
 * For gridsize ≥ 2 the generator is one single-pattern generator run on every member
-  (``group_generator="shared"``, the default), so the members are coupled only by the overlap
-  constraint, or it sees a group's C patterns as channels (``"channels"``, the method's
-  reference).
+  (``group_generator="shared"``), so the members are coupled only by the overlap constraint, or it
+  sees a group's C patterns as channels (``"channels"``, the method's reference and the only
+  choice with group retrieval inputs).
 """
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
@@ -33,8 +45,8 @@ from torch import nn
 
 from ptypinn.physics.canvas import canvas_size, extract_from_canvas, merge_patches
 from ptypinn.physics.forward import far_field, probe_backpropagation
-from ptypinn.physics.retrieval import retrieve_patches
-from ptypinn.pinn.config import GROUP_GENERATORS, INPUT_FEATURES
+from ptypinn.physics.retrieval import retrieval_support, retrieve_groups, retrieve_patches
+from ptypinn.pinn.config import GROUP_GENERATORS, INPUT_FEATURES, RETRIEVAL_INPUTS
 from ptypinn.pinn.generators import build_generator
 
 
@@ -48,13 +60,17 @@ def centre_mask(
     return mask
 
 
-def overlap_constraint(patches: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
-    """Average each group's patches where they overlap and cut them out again (no-op for C = 1)."""
+def overlap_constraint(
+    patches: torch.Tensor, offsets: torch.Tensor, weights: torch.Tensor
+) -> torch.Tensor:
+    """Average each group's patches where they overlap (each patch weighted by ``weights``, where
+    it lives) and cut them out again (no-op for C = 1)."""
     if patches.shape[1] == 1:
         return patches
     n = patches.shape[-1]
-    weights = centre_mask(n, dtype=patches.real.dtype, device=patches.device)
-    canvas, _ = merge_patches(patches, weights, offsets, canvas_size(n, offsets))
+    canvas, _ = merge_patches(
+        patches, weights.to(patches.real.dtype), offsets, canvas_size(n, offsets)
+    )
     return extract_from_canvas(canvas, offsets, n)
 
 
@@ -93,6 +109,9 @@ class PtychoPINN(nn.Module):
 
     probe: torch.Tensor  # buffers (registered in __init__)
     input_scale: torch.Tensor
+    support: torch.Tensor
+    window: torch.Tensor
+    output_support: torch.Tensor
 
     def __init__(
         self,
@@ -105,7 +124,7 @@ class PtychoPINN(nn.Module):
         trainable_scale: bool = True,
         generator: str = "resnet",
         inputs: str = "amplitude",
-        group_generator: str = "shared",
+        group_generator: str = "channels",
         retrieval_iterations: int = 20,
         correction: bool = False,
     ) -> None:
@@ -122,10 +141,13 @@ class PtychoPINN(nn.Module):
             )
         if retrieval_iterations < 1:
             raise ValueError(f"retrieval_iterations must be >= 1, got {retrieval_iterations}")
-        if correction and inputs != "retrieval":
-            raise ValueError("correction needs inputs='retrieval'")
+        if correction and inputs not in RETRIEVAL_INPUTS:
+            raise ValueError(f"correction needs inputs in {RETRIEVAL_INPUTS}, got {inputs!r}")
+        if inputs == "group_retrieval" and group_generator == "shared" and gridsize > 1:
+            raise ValueError("inputs 'group_retrieval' need group_generator 'channels'")
         self.gridsize, self.inputs = gridsize, inputs
         self.retrieval_iterations, self.correction = retrieval_iterations, correction
+        self.passthrough = False  # True: the model's input alone (see input_alone)
         # One generator for single patterns, run on every member, or one for whole groups.
         self.shared = group_generator == "shared" or gridsize == 1
         channels = 1 if self.shared else gridsize**2
@@ -135,20 +157,28 @@ class PtychoPINN(nn.Module):
             self.generator.start_at_identity()
         self.register_buffer("probe", probe.to(torch.complex64))
         self.register_buffer("input_scale", torch.tensor(float(input_scale)))
+        # derived from the probe, so not saved with the weights
+        self.register_buffer("support", retrieval_support(probe), persistent=False)
+        self.register_buffer("window", centre_mask(patch_size), persistent=False)
+        output = self.support if correction else self.window
+        self.register_buffer("output_support", output.clone(), persistent=False)
         self.log_scale = nn.Parameter(
             torch.tensor(math.log(intensity_scale)), requires_grad=trainable_scale
         )
 
-    def predict_patches(self, diffraction: torch.Tensor) -> torch.Tensor:
-        """Object patches (B, C, N, N) straight from the generator (no overlap constraint)."""
+    def predict_patches(self, diffraction: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+        """Object patches (B, C, N, N) straight from the generator (no overlap constraint) for
+        the groups' diffraction (B, C, N, N) at ``offsets`` (B, C, 2)."""
         batch, channels, n, _ = diffraction.shape
         x = diffraction * self.input_scale
         features, retrieved = [x], None
         if self.inputs == "backprop":
             guess = probe_backpropagation(x, self.probe)
             features += [guess.real.to(x.dtype), guess.imag.to(x.dtype)]
-        elif self.inputs == "retrieval":
-            retrieved = self.retrieved(diffraction)
+        elif self.inputs in RETRIEVAL_INPUTS:
+            retrieved = self.retrieved(diffraction, offsets)
+            if self.passthrough:
+                return retrieved
             guess = retrieved * (self.probe.abs() / self.probe.abs().max())
             features += [guess.real.to(x.dtype), guess.imag.to(x.dtype)]
         stacked = torch.stack(features, dim=2)  # (B, C, F, N, N): each pattern's features
@@ -158,23 +188,39 @@ class PtychoPINN(nn.Module):
         else:
             patches = self.generator(stacked.reshape(batch, -1, n, n))
         if self.correction:
-            assert retrieved is not None  # correction needs inputs="retrieval" (checked above)
-            return 2 * patches * retrieved
+            assert retrieved is not None  # correction needs retrieval inputs (checked above)
+            # the correction on the generator's window, the identity elsewhere on the footprint
+            return retrieved * torch.where(self.window > 0, 2 * patches, 1)
         return patches
 
-    def retrieved(self, diffraction: torch.Tensor) -> torch.Tensor:
-        """Each pattern's single-pattern retrieval (B, C, N, N) complex; the diffraction's own
-        units are the object's (``|O| <= 1``)."""
-        n = diffraction.shape[-1]
+    def retrieved(self, diffraction: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+        """Each pattern's retrieval (B, C, N, N) complex: alone, or with its group on a shared
+        canvas (``inputs="group_retrieval"``); the diffraction's own units are the object's
+        (``|O| <= 1``)."""
         with torch.no_grad(), torch.autocast(diffraction.device.type, enabled=False):
-            support = centre_mask(n, device=diffraction.device)
-            return retrieve_patches(
-                diffraction.float(), self.probe, support, self.retrieval_iterations
-            )
+            amplitudes = diffraction.float()
+            if self.inputs == "group_retrieval" and diffraction.shape[1] > 1:
+                return retrieve_groups(
+                    amplitudes, offsets.float(), self.probe, self.support, self.retrieval_iterations
+                )
+            return retrieve_patches(amplitudes, self.probe, self.support, self.retrieval_iterations)
 
     def forward(
         self, diffraction: torch.Tensor, offsets: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        patches = overlap_constraint(self.predict_patches(diffraction), offsets)
+        patches = overlap_constraint(
+            self.predict_patches(diffraction, offsets), offsets, self.output_support
+        )
         amplitude = far_field(self.probe * patches) * self.log_scale.exp()
         return patches, amplitude
+
+
+def input_alone(model: PtychoPINN) -> PtychoPINN | None:
+    """A copy of ``model`` whose patches are its retrieval alone, without the network (what the
+    generator is given); None for inputs that hold no object guess."""
+    if model.inputs not in RETRIEVAL_INPUTS:
+        return None
+    alone = copy.deepcopy(model)
+    alone.passthrough = True
+    alone.output_support = alone.support
+    return alone

@@ -51,7 +51,7 @@ from ptypinn.physics.grouping import group_coordinates, make_groups
 from ptypinn.pinn.config import TrainingConfig
 from ptypinn.pinn.corpus import corpus_datasets
 from ptypinn.pinn.generators import ENCODER_LADDERS
-from ptypinn.pinn.model import PtychoPINN, centre_mask, physics_loss
+from ptypinn.pinn.model import PtychoPINN, physics_loss
 from ptypinn.pinn.runtime import TrainerError, TrainerOptions, resolved_precision
 
 BUNDLE_FORMAT = "ptypinn.bundle/2"
@@ -306,13 +306,12 @@ class PtychoModule(L.LightningModule):
         self.config = config
         self.history: list[float] = []
         self.samples_seen = 0
-        n = model.probe.shape[-1]
-        self.register_buffer("mask", centre_mask(n).bool())
+        self.register_buffer("mask", model.output_support.bool())
 
     def loss(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         diffraction, offsets = batch[0], batch[1]
         if self.config.model == "supervised":
-            predicted = self.model.predict_patches(diffraction)[..., self.mask]
+            predicted = self.model.predict_patches(diffraction, offsets)[..., self.mask]
             truth = batch[2][..., self.mask]
             return (predicted.abs() - truth.abs()).abs().mean() + (
                 predicted.angle() - truth.angle()
@@ -447,7 +446,7 @@ def build_model(spec: JobSpec, dataset: PtychoDataset) -> tuple[PtychoPINN, floa
         trainable_scale=spec.training.trainable_scale and spec.training.model == "pinn",
         generator=spec.training.generator,
         inputs=spec.training.inputs,
-        group_generator=spec.training.group_generator,
+        group_generator=spec.training.generator_grouping(),
         retrieval_iterations=spec.training.retrieval_iterations,
         correction=spec.training.corrects(),
     )
@@ -602,7 +601,7 @@ def save_bundle(
             "width": spec.training.width,
             "generator": spec.training.generator,
             "inputs": spec.training.inputs,
-            "group_generator": spec.training.group_generator,
+            "group_generator": spec.training.generator_grouping(),
             "retrieval_iterations": spec.training.retrieval_iterations,
             "correction": spec.training.corrects(),
         },

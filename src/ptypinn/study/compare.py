@@ -6,7 +6,9 @@ For each dose and view, every method reconstructs the view's *test* split:
   design's methods list it), then every model trained on the full scan (the baseline,
   ``PtychoPINN gs1``), run on the same test data; with ``training.refine_steps`` the view's own
   PtychoPINN models also appear as ``… + refine``, fine-tuned on the test diffraction first (no
-  ground truth);
+  ground truth); every PtychoPINN model whose generator is given a retrieval also appears as
+  ``… input alone``: that retrieval stitched without the network, so the gain the network adds
+  is in the tables (section "Network gain");
 * every iterative engine of the design (``iterative.engines``), each its own method: its phase F
   reconstruction of the same test split.
 
@@ -53,7 +55,9 @@ from ptypinn.io.progress import progress_bar
 from ptypinn.io.reconstruction import Reconstruction, ReconstructionInput, read_reconstruction
 from ptypinn.physics.forward import mean_counts
 from ptypinn.physics.scan import illuminated, probe_footprint
+from ptypinn.pinn.config import RETRIEVAL_INPUTS
 from ptypinn.pinn.inference import PtychoPINNOptions, PtychoPINNReconstructor
+from ptypinn.pinn.model import input_alone
 from ptypinn.pinn.train import BUNDLE_NAME, load_bundle
 from ptypinn.study.design import StudyDesign
 from ptypinn.study.layout import (
@@ -130,6 +134,7 @@ class Method:
     trained_view: str = ""
     training_seconds: float | None = None
     refine_steps: int = 0
+    input_alone: bool = False
 
     @property
     def missing(self) -> str:
@@ -178,6 +183,15 @@ def view_methods(
                     training_seconds=record.wall_time_s if record else None,
                 )
                 methods.append(found)
+                if method == "pinn":
+                    methods.append(
+                        replace(
+                            found,
+                            label=f"{found.label} {INPUT_ALONE}",
+                            input_alone=True,
+                            required=False,
+                        )
+                    )
                 if method == "pinn" and design.training.refine_steps and source == view:
                     methods.append(
                         replace(
@@ -207,6 +221,13 @@ def checked_bundle(bundle: Path, recorded_sha256: str | None, train_sha256: str 
             "(its dataset SHA-256 differs)"
         )
     return model, meta
+
+
+INPUT_ALONE = "input alone"
+
+
+class NoObjectGuess(DatasetError):
+    """A model whose generator is given no object guess has no input to score alone."""
 
 
 def _method_folder(method: str) -> str:
@@ -282,17 +303,50 @@ def describe(method: Method, view: str, rec: Reconstruction) -> tuple[str, str]:
 
 
 def generator_inputs(architecture: dict) -> str:
-    """What a bundle's generator does with each pattern, in words (for the tables): a network
-    that corrects a retrieval is mostly that retrieval, and the reader should know it."""
+    """Which recipe a bundle follows and what its generator does with each pattern, in words (for
+    the tables): the published recipe (amplitude inputs, a gridsize ≥ 2 group's patterns as
+    channels) or ours; a network that corrects a retrieval is mostly that retrieval, and the
+    reader should know it."""
     generator = architecture.get("generator", "?")
     inputs = architecture.get("inputs", "amplitude")
-    if inputs != "retrieval":
-        return f"{generator} generator on {inputs} inputs"
-    retrieval = (
-        f"{architecture.get('retrieval_iterations', '?')}-iteration single-pattern retrieval"
-    )
+    grouped = architecture.get("gridsize", 1) > 1
+    if inputs == "amplitude" and (not grouped or architecture.get("group_generator") == "channels"):
+        return f"published recipe: {generator} generator on amplitude inputs"
+    if inputs not in RETRIEVAL_INPUTS:
+        return f"ptypinn recipe: {generator} generator on {inputs} inputs"
+    iterations = architecture.get("retrieval_iterations", "?")
+    if inputs == "group_retrieval" and grouped:
+        count = architecture["gridsize"] ** 2
+        retrieval = f"{iterations}-iteration group retrieval ({count} patterns on one canvas)"
+    else:
+        retrieval = f"{iterations}-iteration single-pattern retrieval"
     verb = "correcting" if architecture.get("correction") else "on"
-    return f"{generator} generator {verb} a {retrieval}"
+    return f"ptypinn recipe: {generator} generator {verb} a {retrieval}"
+
+
+def network_gain(phase: list[dict]) -> list[dict]:
+    """Phase SSIM of each PtychoPINN row beside its input alone's, and the difference."""
+    alone = {
+        (r["dose"], r["view"], r["method"].removesuffix(f" {INPUT_ALONE}")): r.get("ssim")
+        for r in phase
+        if r["method"].endswith(f" {INPUT_ALONE}")
+    }
+    rows = []
+    for record in phase:
+        key = (record["dose"], record["view"], record["method"].removesuffix(" + refine"))
+        model, guess = record.get("ssim"), alone.get(key)
+        if record["method"].endswith(INPUT_ALONE) or key not in alone:
+            continue
+        gain = model - guess if model is not None and guess is not None else None
+        rows.append(
+            {
+                **{k: record[k] for k in ("dose", "view", "method")},
+                "ssim": model,
+                "input_alone_ssim": guess,
+                "gain": gain,
+            }
+        )
+    return rows
 
 
 def obtain(
@@ -314,6 +368,11 @@ def obtain(
             raise DatasetError("it was made from other test data (dataset SHA-256 differs)")
         return rec
     model, meta = checked_bundle(method.source, method.recorded_sha256, train_sha256)
+    if method.input_alone:
+        alone = input_alone(model)
+        if alone is None:
+            raise NoObjectGuess(f"{method.label}: the generator is given no object guess")
+        model = alone
     reconstructor = PtychoPINNReconstructor(
         model,
         {**meta, "path": str(method.source)},
@@ -378,6 +437,8 @@ def compare_view(
                 output_root,
                 (train_sha256 or {}).get(method.trained_view),
             )
+        except NoObjectGuess:
+            continue
         except DatasetError as error:
             result.missing.append(f"dose {dose:g} {view}: {method.label} not used: {error}")
             continue
@@ -421,6 +482,11 @@ METHODS_TEXT = (
     "the test split is under Reconstruction time). "
     "In the dense and sparse sections, PtychoPINN gs1 is the baseline model "
     "(gridsize 1, trained on the full-scan training split) applied to that view's test data.\n\n"
+)
+GAIN_TEXT = (
+    "Phase SSIM of each PtychoPINN model beside its input alone (the retrieval its generator is "
+    "given, stitched without the network): the gain is what the network adds. A model that does "
+    "not beat its input adds nothing.\n\n"
 )
 REGION_TEXT = (
     "Per view: illuminated test pixels, their share of the bounding box, and the side of the "
@@ -650,6 +716,14 @@ def run_comparison(
             + markdown_table(tables["phase"], columns),
         ),
         ("Amplitude", markdown_table(tables["amplitude"], columns)),
+        (
+            "Network gain",
+            GAIN_TEXT
+            + markdown_table(
+                network_gain(tables["phase"]),
+                ("dose", "view", "method", "ssim", "input_alone_ssim", "gain"),
+            ),
+        ),
         (
             "Reconstruction time",
             "Iterations 0: one forward pass (network inference); for "
