@@ -6,7 +6,13 @@ import torch
 from scipy.ndimage import gaussian_filter
 
 from ptypinn.physics.forward import disk_probe, extract_patches, far_field
-from ptypinn.physics.retrieval import retrieval_support, retrieve_groups, retrieve_patches
+from ptypinn.physics.retrieval import (
+    fourier_projection,
+    object_constraint,
+    retrieval_support,
+    retrieve_groups,
+    retrieve_patches,
+)
 from ptypinn.pinn.generators import GENERATORS, build_generator
 from ptypinn.pinn.model import (
     PtychoPINN,
@@ -247,3 +253,42 @@ def test_the_input_alone_is_the_retrieval_without_the_network():
         model.predict_patches(x, GROUP_OFFSETS), model.retrieved(x, GROUP_OFFSETS)
     )
     assert input_alone(PtychoPINN(64, 1, probe, 1.0, 1.0, inputs="amplitude")) is None
+
+
+@pytest.mark.parametrize("gridsize", [1, 2])
+def test_untrained_unrolled_steps_are_error_reduction_steps_from_the_retrieval(gridsize):
+    """Each unrolled step is one physics update (measured amplitudes, then the group's object
+    constraint) and a learned correction that starts as the identity; the gradient reaches every
+    step's correction."""
+    torch.manual_seed(0)
+    probe = torch.from_numpy(disk_probe(64, 32.0, curvature=3.0))
+    channels = gridsize**2
+    x = far_field(probe * torch.exp(1j * torch.rand(2, channels, 64, 64)).to(torch.complex64))
+    offsets = GROUP_OFFSETS[:, :channels] if gridsize > 1 else torch.zeros(2, 1, 2)
+    model = PtychoPINN(
+        64,
+        gridsize,
+        probe,
+        10.0,
+        1.0,
+        width=1,
+        inputs="group_retrieval",
+        correction=True,
+        retrieval_iterations=3,
+        unrolled_steps=2,
+    )
+    support = retrieval_support(probe)
+    reference = (
+        retrieve_groups(x, offsets, probe, support, 3)
+        if gridsize > 1
+        else retrieve_patches(x, probe, support, 3)
+    )
+    measured = torch.fft.ifftshift(x, dim=(-2, -1))
+    constraint = object_constraint(probe, support, offsets)
+    for _ in range(2):
+        reference = constraint(fourier_projection(probe * reference, measured))
+    torch.testing.assert_close(model.predict_patches(x, offsets), reference, atol=1e-5, rtol=0)
+    _, amplitude = model(x, offsets)
+    poisson_nll(amplitude, (10 * x) ** 2).backward()
+    for refiner in model.refiners:
+        assert refiner.body[-1].weight.grad.abs().sum() > 0

@@ -155,6 +155,7 @@ def test_training_lowers_the_loss_and_the_bundle_round_trips(tiny_data, tmp_path
         "group_generator": "shared",
         "retrieval_iterations": 20,
         "correction": True,
+        "unrolled_steps": 0,
     }
     assert meta["intensity_scale"] == pytest.approx(result.intensity_scale)
     test_data = load_dataset(test)
@@ -187,6 +188,7 @@ def test_guess_inputs_and_group_generators_come_back_from_the_bundle(
     tiny_data, tmp_path, inputs, group_generator, features
 ):
     design, train, test = tiny_data
+    unrolled = 2 if inputs == "group_retrieval" else 0
     spec = spec_for(
         design,
         train,
@@ -195,10 +197,12 @@ def test_guess_inputs_and_group_generators_come_back_from_the_bundle(
         retrieval_iterations=3,
         generator="resnet",
         group_generator=group_generator,
+        unrolled_steps=unrolled,
         samples=16,
     )
     result = train_model(spec, load_dataset(train), tmp_path, QUIET)
     model, meta = load_bundle(result.bundle)
+    assert len(model.refiners) == meta["architecture"]["unrolled_steps"] == unrolled
     assert meta["architecture"]["inputs"] == inputs
     assert meta["architecture"]["group_generator"] == group_generator
     assert model.retrieval_iterations == meta["architecture"]["retrieval_iterations"] == 3

@@ -118,6 +118,9 @@ def test_the_tables_say_which_recipe_and_what_the_generator_does_with_each_patte
         "ptypinn recipe: resnet generator correcting a 20-iteration group retrieval "
         "(4 patterns on one canvas)"
     )
+    assert generator_inputs({**grouped, "unrolled_steps": 2}).endswith(
+        "(4 patterns on one canvas), then 2 unrolled physics steps with learned corrections"
+    )
     published = {"generator": "cnn", "inputs": "amplitude", "gridsize": 2}
     assert generator_inputs({**published, "group_generator": "channels"}) == (
         "published recipe: cnn generator on amplitude inputs"

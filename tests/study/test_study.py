@@ -196,10 +196,13 @@ def test_the_design_gridsizes_and_methods_drive_training_and_the_comparison(tmp_
     }
     rows = json.loads((tmp_path / "phase_g" / "metrics.json").read_text())
     dense = {row["method"] for row in rows if row["view"] == "dense"}
+    # each PtychoPINN model (retrieval inputs, the default) beside its input alone
     assert dense == {
         "PtychoPINN gs3",
+        "PtychoPINN gs3 input alone",
         "supervised gs3",
         "PtychoPINN gs1",
+        "PtychoPINN gs1 input alone",
         "supervised gs1",
         "CDTools",
     }

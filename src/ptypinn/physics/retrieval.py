@@ -168,6 +168,19 @@ class GroupProjection:
         return extract_from_canvas(self.canvas(waves), offsets, self.n) * self.support
 
 
+def object_constraint(
+    probe: torch.Tensor, support: torch.Tensor, offsets: torch.Tensor
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The object constraint of patterns (B, C, N, N) at ``offsets`` (B, C, 2): each group's
+    canvas (:class:`GroupProjection`) for C ≥ 2, each pattern's own :func:`object_projection`
+    for C = 1. Differentiable: one constrained update is
+    ``constraint(fourier_projection(P·O, measured))``."""
+    if offsets.shape[1] > 1:
+        return GroupProjection(probe, support, offsets)
+    inverse = probe_inverse(probe, support)
+    return lambda waves: object_projection(waves, inverse)
+
+
 def retrieve_groups(
     amplitudes: torch.Tensor,
     offsets: torch.Tensor,

@@ -89,6 +89,15 @@ class TrainingConfig(_Strict):
         "'channels' with inputs 'group_retrieval' (whose guesses belong together), 'shared' "
         "otherwise",
     )
+    unrolled_steps: int = Field(
+        0,
+        ge=0,
+        le=16,
+        description="after the generator, this many differentiable physics updates (the measured "
+        "amplitudes, then the group's object constraint: one retrieval iteration) each followed "
+        "by a small learned correction that starts as the identity (an unrolled model, trained "
+        "with the physics loss alone); 0: none",
+    )
     width: int = Field(2, ge=1, description="filter multiplier of the generator ladders")
     epochs: int = Field(
         50, ge=1, description="passes over the training groups (when samples is not set)"

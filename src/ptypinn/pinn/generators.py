@@ -220,6 +220,37 @@ class ResidualGenerator(_Generator):
         return self.amplitude(features), self.phase(features)
 
 
+class PatchRefiner(nn.Module):
+    """A small full-resolution network that corrects an object patch after a physics update
+    (``training.unrolled_steps``): three 3×3 convolutions on the patch's real and imaginary
+    parts give a factor ``2·sigmoid(a)·e^{iπ·tanh(p)}``, which starts as exactly 1 (the last
+    convolution is zeroed)."""
+
+    def __init__(self, channels: int = 16) -> None:
+        super().__init__()
+        last = nn.Conv2d(channels, 2, 3, padding=1)
+        nn.init.zeros_(last.weight)
+        assert last.bias is not None  # built with a bias
+        nn.init.zeros_(last.bias)
+        self.body = nn.Sequential(
+            nn.Conv2d(2, channels, 3, padding=1),
+            nn.GELU(),
+            nn.Conv2d(channels, channels, 3, padding=1),
+            nn.GELU(),
+            last,
+        )
+
+    def forward(self, patches: torch.Tensor) -> torch.Tensor:
+        """(B, C, N, N) complex patches → the same, each multiplied by its learned factor."""
+        batch, channels, n, _ = patches.shape
+        planes = torch.view_as_real(patches.reshape(-1, n, n)).permute(0, 3, 1, 2)
+        logits = self.body(planes.contiguous()).float()
+        factor = torch.polar(
+            2 * torch.sigmoid(logits[:, 0]), math.pi * torch.tanh(logits[:, 1])
+        ).reshape(batch, channels, n, n)
+        return patches * factor
+
+
 GENERATORS: dict[str, Callable[[int, int, int, int | None], _Generator]] = {
     "cnn": CNNGenerator,
     "unet": UNetGenerator,

@@ -45,9 +45,15 @@ from torch import nn
 
 from ptypinn.physics.canvas import canvas_size, extract_from_canvas, merge_patches
 from ptypinn.physics.forward import far_field, probe_backpropagation
-from ptypinn.physics.retrieval import retrieval_support, retrieve_groups, retrieve_patches
+from ptypinn.physics.retrieval import (
+    fourier_projection,
+    object_constraint,
+    retrieval_support,
+    retrieve_groups,
+    retrieve_patches,
+)
 from ptypinn.pinn.config import GROUP_GENERATORS, INPUT_FEATURES, RETRIEVAL_INPUTS
-from ptypinn.pinn.generators import build_generator
+from ptypinn.pinn.generators import PatchRefiner, build_generator
 
 
 def centre_mask(
@@ -127,6 +133,7 @@ class PtychoPINN(nn.Module):
         group_generator: str = "channels",
         retrieval_iterations: int = 20,
         correction: bool = False,
+        unrolled_steps: int = 0,
     ) -> None:
         super().__init__()
         if probe.shape != (patch_size, patch_size):
@@ -155,6 +162,9 @@ class PtychoPINN(nn.Module):
         self.generator = build_generator(generator, patch_size, channels, width, features)
         if correction:
             self.generator.start_at_identity()
+        if unrolled_steps < 0:
+            raise ValueError(f"unrolled_steps must be >= 0, got {unrolled_steps}")
+        self.refiners = nn.ModuleList(PatchRefiner() for _ in range(unrolled_steps))
         self.register_buffer("probe", probe.to(torch.complex64))
         self.register_buffer("input_scale", torch.tensor(float(input_scale)))
         # derived from the probe, so not saved with the weights
@@ -190,7 +200,21 @@ class PtychoPINN(nn.Module):
         if self.correction:
             assert retrieved is not None  # correction needs retrieval inputs (checked above)
             # the correction on the generator's window, the identity elsewhere on the footprint
-            return retrieved * torch.where(self.window > 0, 2 * patches, 1)
+            patches = retrieved * torch.where(self.window > 0, 2 * patches, 1)
+        return self.unrolled(patches, diffraction, offsets) if len(self.refiners) else patches
+
+    def unrolled(
+        self, patches: torch.Tensor, diffraction: torch.Tensor, offsets: torch.Tensor
+    ) -> torch.Tensor:
+        """``training.unrolled_steps`` differentiable updates of the patches, each the physics
+        (the measured amplitudes, then the object constraint of the group, as one retrieval
+        iteration by error reduction) followed by a small learned correction."""
+        with torch.autocast(diffraction.device.type, enabled=False):
+            measured = torch.fft.ifftshift(diffraction.float(), dim=(-2, -1))
+            constraint = object_constraint(self.probe, self.support, offsets.float())
+            for refine in self.refiners:
+                patches = constraint(fourier_projection(self.probe * patches, measured))
+                patches = refine(patches)
         return patches
 
     def retrieved(self, diffraction: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:

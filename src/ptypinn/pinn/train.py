@@ -449,6 +449,7 @@ def build_model(spec: JobSpec, dataset: PtychoDataset) -> tuple[PtychoPINN, floa
         group_generator=spec.training.generator_grouping(),
         retrieval_iterations=spec.training.retrieval_iterations,
         correction=spec.training.corrects(),
+        unrolled_steps=spec.training.unrolled_steps,
     )
     return model, scale
 
@@ -604,6 +605,7 @@ def save_bundle(
             "group_generator": spec.training.generator_grouping(),
             "retrieval_iterations": spec.training.retrieval_iterations,
             "correction": spec.training.corrects(),
+            "unrolled_steps": spec.training.unrolled_steps,
         },
         "training": spec.training.model_dump(mode="json"),
         "precision": precision,
@@ -665,6 +667,7 @@ def load_bundle(path: str | Path) -> tuple[PtychoPINN, dict]:
             group_generator=arch.get("group_generator", "channels"),
             retrieval_iterations=arch.get("retrieval_iterations", 20),
             correction=arch.get("correction", False),
+            unrolled_steps=arch.get("unrolled_steps", 0),
         )
         if intact:
             model.load_state_dict(state)

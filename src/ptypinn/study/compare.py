@@ -321,7 +321,9 @@ def generator_inputs(architecture: dict) -> str:
     else:
         retrieval = f"{iterations}-iteration single-pattern retrieval"
     verb = "correcting" if architecture.get("correction") else "on"
-    return f"ptypinn recipe: {generator} generator {verb} a {retrieval}"
+    steps = architecture.get("unrolled_steps", 0)
+    unrolled = f", then {steps} unrolled physics steps with learned corrections" if steps else ""
+    return f"ptypinn recipe: {generator} generator {verb} a {retrieval}{unrolled}"
 
 
 def network_gain(phase: list[dict]) -> list[dict]:
