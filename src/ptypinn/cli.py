@@ -475,6 +475,7 @@ def reconstruct_iterative(
     An engine that cannot run here fails its jobs (exit status 1) and the other engines still run.
     """
     from ptypinn.study.iterative import run_iterative_matrix
+    from ptypinn.study.matrix import BASELINE
 
     design = with_iterative(resolve_design(preset_name, config), engine, iterations)
     manifest = run_iterative_matrix(
@@ -483,7 +484,7 @@ def reconstruct_iterative(
         artifact_root,
         design.iterative,
         doses=dose,
-        views=view,
+        views=view or [BASELINE, *design.view_names()],
         splits=split,
         dry_run=dry_run,
         allow_missing_phase_d=allow_missing_phase_d,

@@ -247,3 +247,40 @@ def test_cli_user_errors_exit_2_without_traceback(tmp_path, monkeypatch, capsys,
     assert "error:" in out.err and expected in out.err
     assert "Traceback" not in out.err + out.out
     assert not (tmp_path / "f").exists()
+
+
+def test_the_cli_follows_the_designs_own_views(tmp_path, monkeypatch, capsys):
+    """A design whose views are not named dense and sparse gets its iterative jobs (phase F once
+    fell back to dense and sparse and, with missing views allowed, said nothing)."""
+    phase_c, phase_d = _study(tmp_path, doses=(1000,), views=("close", "far"))
+    design = tmp_path / "design.yaml"
+    design.write_text(
+        "views:\n"
+        "  - {name: close, fraction: 0.7, rule: patch_linear}\n"
+        "  - {name: far, fraction: 0.2, rule: patch_linear}\n"
+    )
+    code, out = run_main(
+        monkeypatch,
+        capsys,
+        "reconstruct-iterative",
+        "--phase-c-root",
+        str(phase_c),
+        "--phase-d-root",
+        str(phase_d),
+        "--artifact-root",
+        str(tmp_path / "f"),
+        "--config",
+        str(design),
+        "--engine",
+        "cdtools",
+        "--split",
+        "test",
+        "--dry-run",
+    )
+    assert code == 0, out.err
+    listed = [line.split(":")[0] for line in out.out.splitlines() if "cdtools" in line]
+    assert listed == [
+        "dose 1000 baseline/test cdtools",
+        "dose 1000 close/test cdtools",
+        "dose 1000 far/test cdtools",
+    ]

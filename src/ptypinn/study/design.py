@@ -253,6 +253,10 @@ class StudyDesign(_Strict):
             raise ValueError("; ".join(problems))
         return self
 
+    def view_names(self) -> tuple[str, ...]:
+        """The names of the design's overlap views, in order."""
+        return tuple(view.name for view in self.views)
+
     def probe_diameter(self) -> float:
         """Footprint diameter D of the design's probe, px (:func:`probe_footprint`)."""
         return probe_footprint(self.simulation.probe.build(self.patch_size))[1]

@@ -42,6 +42,7 @@ from ptypinn.study.layout import (
     SIMULATION_MANIFEST,
     TRAINING_MANIFEST,
 )
+from ptypinn.study.matrix import BASELINE
 
 STATE_FILE = "study_state.json"
 DESIGN_FILE = "design.yaml"
@@ -113,6 +114,7 @@ def _iterative(
         root / "phase_d",
         root / "phase_f",
         design.iterative,
+        views=[BASELINE, *design.view_names()],
         splits=list(design.iterative.splits),
         allow_missing_phase_d=True,
         resume=resume,
