@@ -32,6 +32,7 @@ from ptypinn.engines.api import (
     PtychiOptions,
 )
 from ptypinn.io.artifacts import atomic_path
+from ptypinn.physics.probes import airy_probe, disk_probe, gaussian_probe
 from ptypinn.physics.scan import disc_overlap_distance, probe_footprint
 from ptypinn.pinn.config import Method, TrainingConfig
 
@@ -105,8 +106,6 @@ class ProbeConfig(_Strict):
 
     def build(self, size: int) -> np.ndarray:
         """The probe on a ``size x size`` grid (complex64, peak amplitude 1)."""
-        from ptypinn.physics.forward import airy_probe, disk_probe, gaussian_probe  # imports torch
-
         extent = self.diameter_fraction * size
         if self.kind == "disk":
             return disk_probe(size, extent, edge=max(size / 32, 1.0), curvature=self.curvature)
