@@ -195,7 +195,7 @@ def test_score_prints_scores_alignment_and_region_and_refuses_bad_files(
         (
             "--probe",
             {"probeGuess": np.ones((64, 64), np.float64)},
-            "it is real (float64)",
+            "probeGuess is real (float64)",
         ),
         (
             "--object",

@@ -27,7 +27,7 @@ def test_a_valid_probe_and_object_come_back_as_complex64(tmp_path):
     [
         (np.ones((20, 20), np.complex64), "complex64 (20, 20)"),  # larger than N
         (np.ones((16, 12), np.complex64), "complex64 (16, 12)"),  # not N x N
-        (np.ones((16, 16), np.float32), "it is real (float32)"),
+        (np.ones((16, 16), np.float32), "probeGuess is real (float32)"),
         (np.full((16, 16), np.nan + 0j, np.complex64), "256 NaN or infinite values"),
         (np.zeros((16, 16), np.complex64), "zero everywhere"),
     ],
@@ -47,7 +47,9 @@ def test_missing_arrays_and_a_bad_object_are_named(tmp_path):
     assert not has_probe(path)
     with pytest.raises(DatasetError, match=r"no 'probeGuess' array \(it holds \['objectGuess'\]\)"):
         read_probe(path, 16)
-    with pytest.raises(DatasetError, match=r"2-D complex array; it is complex64 \(3, 4, 5\)"):
+    with pytest.raises(
+        DatasetError, match=r"2-D complex array; objectGuess is complex64 \(3, 4, 5\)"
+    ):
         read_object(path)
     with pytest.raises(DatasetError, match="no such file"):
         read_object(tmp_path / "nope.npz")

@@ -16,17 +16,17 @@ import numpy as np
 from ptypinn.io.dataset import DatasetError, read_npz
 
 
-def _contract_problem(array: np.ndarray, shape_ok: bool) -> str | None:
+def _contract_problem(name: str, array: np.ndarray, shape_ok: bool) -> str | None:
     """What breaks the complex, finite, non-zero contract (``None`` if nothing does)."""
     if not shape_ok:
-        return f"it is {array.dtype} {array.shape}"
+        return f"{name} is {array.dtype} {array.shape}"
     if not np.iscomplexobj(array):
-        return f"it is real ({array.dtype})"
+        return f"{name} is real ({array.dtype})"
     bad = int(array.size - np.count_nonzero(np.isfinite(array)))
     if bad:
-        return f"it holds {bad} NaN or infinite values"
+        return f"{name} holds {bad} NaN or infinite values"
     if not np.any(array):
-        return "it is zero everywhere (it would diffract no photons)"
+        return f"{name} is zero everywhere (it would diffract no photons)"
     return None
 
 
@@ -40,7 +40,7 @@ def _array(path: str | os.PathLike, key: str) -> np.ndarray:
 def read_object(path: str | os.PathLike) -> np.ndarray:
     """``objectGuess`` of an NPZ file, checked: a finite, non-zero, 2-D complex array."""
     obj = _array(path, "objectGuess")
-    problem = _contract_problem(obj, obj.ndim == 2)
+    problem = _contract_problem("objectGuess", obj, obj.ndim == 2)
     if problem:
         raise DatasetError(
             f"{path}: objectGuess must be a finite, non-zero, 2-D complex array; {problem}"
@@ -52,7 +52,7 @@ def read_probe(path: str | os.PathLike, size: int) -> np.ndarray:
     """``probeGuess`` of an NPZ file, checked: a finite, non-zero, complex ``size x size`` array
     (``size`` is the patch size N: a probe is sampled on the detector's real-space grid)."""
     probe = _array(path, "probeGuess")
-    problem = _contract_problem(probe, probe.shape == (size, size))
+    problem = _contract_problem("probeGuess", probe, probe.shape == (size, size))
     if problem:
         raise DatasetError(
             f"{path}: probeGuess must be a finite, non-zero, complex {size}x{size} array "
