@@ -182,3 +182,44 @@ def test_score_prints_scores_alignment_and_region_and_refuses_bad_files(
         code, out = run_main(monkeypatch, capsys, *args)
         assert code == 2 and message in out.err, out.err
         assert "Traceback" not in out.err + out.out
+
+
+@pytest.mark.parametrize(
+    ("name", "arrays", "message"),
+    [
+        (
+            "--probe",
+            {"probeGuess": np.ones((80, 80), np.complex64)},
+            "probeGuess must be a finite, non-zero, complex 64x64 array",
+        ),
+        (
+            "--probe",
+            {"probeGuess": np.ones((64, 64), np.float64)},
+            "probeGuess is real (float64)",
+        ),
+        (
+            "--object",
+            {"objectGuess": np.ones((100, 400), np.complex64)},
+            "objectGuess is 100x400 px, smaller than the scan needs at N=64",
+        ),
+    ],
+)
+def test_study_run_refuses_a_broken_object_or_probe_file(
+    tmp_path, monkeypatch, capsys, name, arrays, message
+):
+    np.savez(tmp_path / "input.npz", **arrays)
+    output = tmp_path / "study"
+    code, out = run_main(
+        monkeypatch,
+        capsys,
+        "study",
+        "run",
+        name,
+        str(tmp_path / "input.npz"),
+        "--output",
+        str(output),
+    )
+    assert code == 2
+    assert message in out.err and len(out.err.strip().splitlines()) == 1  # one message
+    assert "Traceback" not in out.err + out.out
+    assert not output.exists()

@@ -38,7 +38,14 @@ from ptypinn.pinn.runtime import (
     check_available,
     parse_devices,
 )
-from ptypinn.study.design import DesignError, StudyDesign, load_design, preset, with_iterative
+from ptypinn.study.design import (
+    DesignError,
+    StudyDesign,
+    load_design,
+    preset,
+    with_inputs,
+    with_iterative,
+)
 from ptypinn.study.runner import StudyStateError
 
 app = typer.Typer(
@@ -729,11 +736,29 @@ def study_run(
             help="Address of a running Dask scheduler (tcp://host:8786) to send training jobs to."
         ),
     ] = None,
+    object_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--object",
+            help="NPZ whose objectGuess (complex, each side at least 2N) replaces the embedded "
+            "object (design field simulation.object_file).",
+            dir_okay=False,
+        ),
+    ] = None,
+    probe_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--probe",
+            help="NPZ whose probeGuess (complex N x N) is the probe (design: simulation.probe "
+            "kind file).",
+            dir_okay=False,
+        ),
+    ] = None,
 ) -> None:
     """Run phases C to G (simulate, overlap, train, iterative, compare) and write the report."""
     from ptypinn.study.runner import report_path, run_study
 
-    design = resolve_design(preset_name, config)
+    design = with_inputs(resolve_design(preset_name, config), object_file, probe_file)
     console = Console(soft_wrap=True)
     start = time.perf_counter()
     if dask_scheduler is None:

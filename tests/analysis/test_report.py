@@ -191,3 +191,17 @@ def test_grid_rows_share_the_truth_colour_limits():
     assert report.colour_limits(panels, np.angle) == pytest.approx((0.0, 0.8))
     alone = [report.Panel(1e3, "dense", "method", np.array([[np.nan, 1.0], [2.0, 3.0]]))]
     assert report.colour_limits(alone, np.abs) == pytest.approx((1.02, 2.98))  # NaN ignored
+
+
+def test_probe_figure_is_a_png_of_three_panels(tmp_path, monkeypatch):
+    probe = np.ones((16, 16), np.complex64)
+    path = report.probe_figure(probe, np.abs(probe), np.abs(probe) > 0.5, tmp_path / "q.png")
+    assert path.read_bytes().startswith(b"\x89PNG")
+    drawn = []
+    monkeypatch.setattr(report, "_save", lambda figure, path: drawn.append(figure) or path)
+    report.probe_figure(probe, np.abs(np.fft.fft2(probe)), np.abs(probe) > 0.5, tmp_path / "p.png")
+    assert [ax.get_title() for ax in drawn[0].axes if ax.get_title()] == [
+        "amplitude (orange: footprint)",
+        "phase (rad)",
+        "far-field intensity (log10 of peak)",
+    ]

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from ptypinn.physics import forward as physics
+from ptypinn.physics.probes import disk_probe
 
 
 def test_parseval_far_field_preserves_energy(rng):
@@ -120,27 +121,6 @@ def test_dose_scale_sets_mean_photons():
         physics.dose_scale(energies, 0)
 
 
-def test_disk_probe_has_the_requested_diameter():
-    probe = physics.disk_probe(128, diameter=60, edge=2.0, curvature=2.0)
-    # The erfc edge crosses half amplitude at the rim, so the half-max area is pi (D/2)^2.
-    area = np.count_nonzero(np.abs(probe) > 0.5)
-    assert area == pytest.approx(math.pi * 30**2, rel=0.03)
-    assert probe.dtype == np.complex64 and np.abs(probe).max() == pytest.approx(1.0)
-    # Defocus phase: curvature radians at the rim relative to the centre.
-    assert np.angle(probe[64, 64 + 30] / probe[64, 64]) == pytest.approx(2.0, abs=1e-5)
-
-
-def test_gaussian_probe_is_half_maximum_at_half_fwhm():
-    probe = physics.gaussian_probe(64, fwhm=20)
-    assert abs(probe[32, 32 + 10]) == pytest.approx(0.5, rel=1e-5)
-
-
-def test_airy_probe_is_dark_at_its_first_zero():
-    probe = physics.airy_probe(128, first_zero_radius=20)
-    assert abs(probe[64, 64 + 20]) < 1e-6
-    assert abs(probe[64, 64 + 10]) > 0.3
-
-
 def test_raster_scan_stays_inside_and_keeps_its_step(rng):
     positions = physics.raster_scan((100, 120), 32, step=10, jitter=0.0)
     assert positions[:, 0].min() >= 16 and positions[:, 0].max() <= 120 - 17
@@ -165,7 +145,7 @@ def test_scan_refuses_an_object_smaller_than_a_patch():
 
 @pytest.mark.parametrize("curvature", [0.0, 3.0])
 def test_probe_backpropagation_of_an_empty_object_is_the_probe_intensity(curvature):
-    probe = torch.from_numpy(physics.disk_probe(32, 16.0, curvature=curvature))
+    probe = torch.from_numpy(disk_probe(32, 16.0, curvature=curvature))
     amplitudes = physics.far_field(probe[None].repeat(2, 1, 1))  # object of ones, twice
     estimate = physics.probe_backpropagation(amplitudes, probe)
     expected = probe.abs().square() / probe.abs().max()

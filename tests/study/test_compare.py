@@ -14,6 +14,7 @@ from ptypinn.study.compare import (
     run_comparison,
     scored_region,
 )
+from ptypinn.study.design import make_design, merged, with_inputs
 from ptypinn.study.layout import split_path
 from ptypinn.study.simulate import run_simulation
 
@@ -144,3 +145,40 @@ def test_the_network_gain_is_each_models_score_less_its_inputs():
         ("PtychoPINN gs2 + refine", 0.66),
     ]
     assert [r["gain"] for r in rows] == pytest.approx([0.04, 0.06])
+
+
+def test_the_report_shows_the_users_probe_its_file_sha256_and_footprint(tiny_design, tmp_path):
+    # a flat disk of radius 12 px: its footprint is the disk, D = 2 sqrt(area / pi) ~ 24 px
+    yy, xx = np.mgrid[:64, :64] - 32
+    probe = np.where(np.hypot(xx, yy) <= 12, np.exp(0.1j * xx), 0).astype(np.complex64)
+    np.savez(tmp_path / "probe.npz", probeGuess=probe)
+    design = with_inputs(
+        tiny_design.model_copy(update={"doses": (1e4,)}), None, tmp_path / "probe.npz"
+    )
+    run_simulation(design, tmp_path / "c")
+    fake_iterative(tmp_path / "f", split_path(tmp_path / "c", 1e4, "test"))
+    run_comparison(
+        design, tmp_path / "c", tmp_path / "d", tmp_path / "e", tmp_path / "f", tmp_path / "g"
+    )
+    markdown = (tmp_path / "g" / "report.md").read_text()
+    assert "## Object and probe" in markdown
+    assert sha256_file(tmp_path / "probe.npz") in markdown and "kind file" in markdown
+    diameter = 2 * np.sqrt(np.count_nonzero(probe) / np.pi)
+    assert f"D = {diameter:.1f} px" in markdown and 23.5 < diameter < 24.5
+    assert "figures/probe.png" in markdown and (tmp_path / "g" / "figures" / "probe.png").is_file()
+
+
+def test_the_report_states_a_model_probes_parameters(tiny_design, tmp_path):
+    probe = {"kind": "zone_plate", "central_stop": 0.4}
+    design = make_design(
+        merged(tiny_design.to_dict(), {"doses": [1e4], "simulation": {"probe": probe}})
+    )
+    run_simulation(design, tmp_path / "c")
+    fake_iterative(tmp_path / "f", split_path(tmp_path / "c", 1e4, "test"))
+    run_comparison(
+        design, tmp_path / "c", tmp_path / "d", tmp_path / "e", tmp_path / "f", tmp_path / "g"
+    )
+    markdown = (tmp_path / "g" / "report.md").read_text()
+    stated = "kind zone_plate, diameter_fraction 0.5, pupil_fraction 0.5, central_stop 0.4"
+    assert markdown.count(stated) == 2  # the design table and the probe section
+    assert "SHA-256" not in markdown.split("## Object and probe")[1].split("##")[0]

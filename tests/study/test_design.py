@@ -1,14 +1,20 @@
 from typing import get_args
 
+import numpy as np
 import pytest
 
 from ptypinn.engines.api import ENGINES, CDToolsOptions, EngineName, PtychiOptions
+from ptypinn.io.dataset import DatasetError
+from ptypinn.physics.probes import diffuser_probe
 from ptypinn.study.design import (
     DesignError,
+    ProbeConfig,
     StudyDesign,
     load_design,
     make_design,
+    merged,
     preset,
+    with_inputs,
     with_iterative,
 )
 
@@ -234,3 +240,63 @@ def test_scoring_defaults_bound_the_alignment_and_guard_the_split():
     assert design.simulation.guard_band is True
     with pytest.raises(DesignError, match="metrics.max_shift_px"):
         make_design({"metrics": {"max_shift_px": -1}})
+
+
+@pytest.mark.parametrize("kind", ["disk", "gaussian", "airy", "zone_plate", "diffuser"])
+def test_every_probe_model_builds_from_the_design(kind):
+    values = merged(preset("smoke").to_dict(), {"simulation": {"probe": {"kind": kind}}})
+    design = make_design(values)
+    probe = design.simulation.probe.build(64)
+    assert probe.shape == (64, 64) and probe.dtype == np.complex64
+    assert np.abs(probe).max() == pytest.approx(1.0)
+    # a footprint well inside N, about N/2 across
+    assert 0.3 * 64 < design.probe_diameter() < 0.65 * 64
+    parameters = design.simulation.probe.parameters()
+    assert parameters["kind"] == kind and ("diffuser" in parameters) == (kind == "diffuser")
+
+
+def test_the_default_probe_is_unchanged():
+    assert preset("full").simulation.probe.parameters() == {
+        "kind": "disk",
+        "diameter_fraction": 0.5,
+        "curvature": 3.0,
+    }
+
+
+def test_a_diffuser_multiplies_its_base_by_the_seeded_screen():
+    values = {"kind": "diffuser", "diffuser": {"base": "zone_plate", "rms_phase": 0.5, "seed": 3}}
+    probe = ProbeConfig.model_validate(values)
+    base = ProbeConfig(kind="zone_plate")
+    expected = diffuser_probe(base.build(128), 4.0, 0.5, seed=3)
+    np.testing.assert_array_equal(probe.build(128), expected)
+
+
+def test_a_file_probe_needs_its_file_and_reads_it(tmp_path):
+    with pytest.raises(DesignError, match="needs simulation.probe.file"):
+        make_design(merged(preset("smoke").to_dict(), {"simulation": {"probe": {"kind": "file"}}}))
+    probe = (0.5 * np.exp(1j * np.arange(64 * 64) / 500)).reshape(64, 64).astype(np.complex64)
+    np.savez(tmp_path / "probe.npz", probeGuess=probe)
+    design = with_inputs(preset("smoke"), probe_file=tmp_path / "probe.npz")
+    assert design.simulation.probe.kind == "file" and design.simulation.probe.file.is_absolute()
+    np.testing.assert_array_equal(design.simulation.probe.build(64), probe)
+    assert design.simulation.input_files() == {"probe": tmp_path / "probe.npz"}
+
+
+def test_input_files_in_a_design_file_are_relative_to_it(tmp_path):
+    (tmp_path / "sub").mkdir()
+    np.savez(tmp_path / "sub" / "p.npz", probeGuess=np.ones((64, 64), np.complex64))
+    config = tmp_path / "sub" / "design.yaml"
+    config.write_text("simulation:\n  object_file: obj.npz\n  probe: {kind: file, file: p.npz}\n")
+    design = load_design(config, base="smoke")
+    assert design.simulation.input_files() == {
+        "object": tmp_path / "sub" / "obj.npz",
+        "probe": tmp_path / "sub" / "p.npz",
+    }
+    # saved with absolute paths: the study folder's design.yaml reads back the same
+    assert load_design(design.save(tmp_path / "copy.yaml"), base="smoke") == design
+
+
+def test_a_user_object_smaller_than_the_scan_is_refused(tmp_path):
+    np.savez(tmp_path / "obj.npz", objectGuess=np.ones((200, 100), np.complex64))
+    with pytest.raises(DatasetError, match=r"200x100 px, smaller than the scan needs at N=64"):
+        with_inputs(preset("smoke"), object_file=tmp_path / "obj.npz")

@@ -8,7 +8,7 @@ from ptypinn.io.dataset import load_dataset
 from ptypinn.physics.samples import AMPLITUDE_RANGE, PHASE_RANGE, default_object
 from ptypinn.physics.scan import illuminated, probe_footprint
 from ptypinn.study.compare import scored_region
-from ptypinn.study.design import make_design
+from ptypinn.study.design import make_design, with_inputs
 from ptypinn.study.simulate import (
     clean_amplitudes,
     default_source,
@@ -139,3 +139,32 @@ def test_a_new_run_removes_the_doses_an_earlier_run_wrote(tiny_design, tmp_path)
         not (tmp_path / "dose_2000").exists() and (tmp_path / "dose_1000" / "train.npz").is_file()
     )
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_the_users_object_and_probe_are_simulated_with_their_sha256(tiny_design, tmp_path):
+    rng = np.random.default_rng(5)
+    obj = np.exp(1j * rng.uniform(-1, 1, (140, 150))).astype(np.complex64)
+    probe = (tiny_design.simulation.probe.build(64) * np.exp(0.3j)).astype(np.complex64)
+    np.savez(tmp_path / "obj.npz", objectGuess=obj)
+    np.savez(tmp_path / "probe.npz", probeGuess=probe)
+    design = with_inputs(tiny_design, tmp_path / "obj.npz", tmp_path / "probe.npz")
+    manifest = run_simulation(design, tmp_path / "c", doses=[1e4])
+    source = manifest["source"]
+    assert source["object"] == str(tmp_path / "obj.npz")
+    assert source["object_file_sha256"] == sha256_file(tmp_path / "obj.npz")
+    assert source["probe_file_sha256"] == sha256_file(tmp_path / "probe.npz")
+    assert source["probe"] == {"kind": "file", "file": str(tmp_path / "probe.npz")}
+    test = load_dataset(tmp_path / "c" / "dose_10000" / "test.npz")
+    np.testing.assert_array_equal(test.obj, obj)
+    np.testing.assert_array_equal(test.probe, probe)
+    assert test.metadata["source"] == source
+
+
+def test_a_model_probe_is_recorded_by_its_parameters(tiny_design, tmp_path):
+    manifest = run_simulation(tiny_design, tmp_path / "c", doses=[1e4])
+    assert manifest["source"]["probe"] == {
+        "kind": "disk",
+        "diameter_fraction": 0.5,
+        "curvature": 3.0,
+    }
+    assert not any(key.endswith("sha256") for key in manifest["source"])

@@ -4,10 +4,12 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 from rich.console import Console
 
-from ptypinn.study.design import make_design
+from ptypinn.io.artifacts import sha256_file
+from ptypinn.study.design import make_design, with_inputs, with_iterative
 from ptypinn.study.layout import TRAINING_MANIFEST
 from ptypinn.study.runner import STATE_FILE, report_path, run_study
 
@@ -206,3 +208,34 @@ def test_the_design_gridsizes_and_methods_drive_training_and_the_comparison(tmp_
         "supervised gs1",
         "CDTools",
     }
+
+
+@pytest.mark.slow
+def test_a_study_on_the_users_probe_resumes_and_reruns_when_the_file_changes(
+    micro_design, tmp_path
+):
+    design = with_iterative(micro_design, ["cdtools"])
+    probe_file = tmp_path / "probe.npz"
+    probe = design.simulation.probe.build(design.patch_size)
+    np.savez(probe_file, probeGuess=probe)
+    design = with_inputs(design, probe_file=probe_file)
+    output = tmp_path / "study"
+    state = run_study(design, output, console=quiet())
+    digest = sha256_file(probe_file)
+    manifest = json.loads((output / "phase_c" / "simulation_manifest.json").read_text())
+    assert manifest["source"]["probe_file_sha256"] == digest
+    assert digest in report_path(output).read_text()
+
+    def resumed() -> str:
+        console = Console(record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+        run_study(design, output, resume=True, console=console)
+        return console.export_text()
+
+    assert resumed().count("unchanged, skipped") == 5  # nothing runs again
+
+    np.savez(probe_file, probeGuess=probe * np.exp(0.5j * np.linspace(-1, 1, 64))[None, :])
+    text = resumed()
+    assert "unchanged, skipped" not in text  # from phase C on, every step runs again
+    assert all(f"{step}: done" in text for step in state["steps"])
+    manifest = json.loads((output / "phase_c" / "simulation_manifest.json").read_text())
+    assert manifest["source"]["probe_file_sha256"] == sha256_file(probe_file) != digest

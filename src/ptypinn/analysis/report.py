@@ -348,3 +348,35 @@ def write_report(
     with atomic_path(folder / "report.html") as tmp:
         tmp.write_text(page, encoding="utf-8")
     return folder / "report.md", folder / "report.html"
+
+
+def probe_figure(
+    probe: np.ndarray,
+    far_field: np.ndarray,
+    footprint: np.ndarray,
+    path: str | os.PathLike,
+    title: str = "probe",
+) -> Path:
+    """The probe: amplitude with its footprint outlined, phase (blank where the amplitude is
+    below 1% of its peak, where the phase means nothing) and far-field intensity (log10, relative
+    to its peak). ``far_field`` is the probe's far-field amplitude, ``footprint`` its mask."""
+    amplitude = np.abs(probe)
+    figure, axes = plt.subplots(1, 3, figsize=(11, 3.7), layout="constrained")
+    shown = axes[0].imshow(amplitude, cmap="gray")
+    axes[0].contour(footprint.astype(float), levels=[0.5], colors="C1", linewidths=1.0)
+    figure.colorbar(shown, ax=axes[0], fraction=0.046)
+    axes[0].set_title("amplitude (orange: footprint)", fontsize=9)
+    phase = np.where(amplitude > 0.01 * amplitude.max(), np.angle(probe), np.nan)
+    shown = axes[1].imshow(phase, cmap="twilight", vmin=-np.pi, vmax=np.pi)
+    figure.colorbar(shown, ax=axes[1], fraction=0.046)
+    axes[1].set_title("phase (rad)", fontsize=9)
+    intensity = np.asarray(far_field, dtype=np.float64) ** 2
+    peak = intensity.max() if intensity.max() > 0 else 1.0
+    shown = axes[2].imshow(np.log10(np.maximum(intensity / peak, 1e-6)), cmap="magma")
+    figure.colorbar(shown, ax=axes[2], fraction=0.046)
+    axes[2].set_title("far-field intensity (log10 of peak)", fontsize=9)
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    figure.suptitle(title)
+    return _save(figure, Path(path))

@@ -1,6 +1,7 @@
 """Files and contracts: what the other wings read and write. Imports only ``physics``.
 
 * ``dataset`` — the canonical NPZ dataset (``PtychoDataset``) and its validator
+* ``sources`` — the user's object and probe files (``objectGuess``, ``probeGuess``), checked
 * ``reconstruction`` — the one reconstruction contract (input without the truth, result) and its NPZ
 * ``cxi``, ``product``, ``hdf5``, ``formats`` — CXI 1.6 and ptychodus product files, conversion
 * ``artifacts`` — atomic writes, SHA-256 records, outputs that stay inside their folder
@@ -16,4 +17,5 @@ __all__ = [
     "product",
     "progress",
     "reconstruction",
+    "sources",
 ]

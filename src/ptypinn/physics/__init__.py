@@ -1,6 +1,7 @@
 """Physics, in small pure functions (numpy/torch, no files, no study): the lowest wing.
 
-* ``forward`` — sub-pixel patches, exit waves, far field, dose and Poisson counts, probes, scans
+* ``forward`` — sub-pixel patches, exit waves, far field, dose and Poisson counts, scans
+* ``probes`` — probe models: disk, Gaussian, Airy, defocused zone plate, diffuser phase screen
 * ``scan`` — probe footprint, disc overlap f(d) and its inverse, illuminated region, spacings
 * ``grouping`` — K-nearest-neighbour groups of C = gridsize² positions
 * ``canvas`` — a group's shared canvas: place patches at their offsets, merge, cut again
@@ -10,4 +11,14 @@
 * ``finite`` — the NaN/infinity check every wing uses
 """
 
-__all__ = ["canvas", "finite", "forward", "geometry", "grouping", "samples", "scan", "stitch"]
+__all__ = [
+    "canvas",
+    "finite",
+    "forward",
+    "geometry",
+    "grouping",
+    "probes",
+    "samples",
+    "scan",
+    "stitch",
+]

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ptypinn import __version__
 from ptypinn.analysis.metrics import region_box, region_summary, score
@@ -44,6 +45,7 @@ from ptypinn.analysis.report import (
     markdown_table,
     metric_vs_dose,
     overlap_figure,
+    probe_figure,
     reconstruction_grid,
     write_report,
     write_tidy,
@@ -53,7 +55,8 @@ from ptypinn.io.artifacts import sha256_file, write_json
 from ptypinn.io.dataset import DatasetError, PtychoDataset, load_dataset
 from ptypinn.io.progress import progress_bar
 from ptypinn.io.reconstruction import Reconstruction, ReconstructionInput, read_reconstruction
-from ptypinn.physics.forward import mean_counts
+from ptypinn.io.sources import read_probe
+from ptypinn.physics.forward import far_field, mean_counts
 from ptypinn.physics.scan import illuminated, probe_footprint
 from ptypinn.pinn.config import RETRIEVAL_INPUTS
 from ptypinn.pinn.inference import PtychoPINNOptions, PtychoPINNReconstructor
@@ -604,11 +607,7 @@ def _design_table(design: StudyDesign) -> str:
             "value": f"{design.simulation.object_size} / {design.simulation.scan.step_px:g} "
             f"({design.simulation.scan.pattern})",
         },
-        {
-            "setting": "probe",
-            "value": f"{design.simulation.probe.kind}, "
-            f"diameter {design.simulation.probe.diameter_fraction}·N",
-        },
+        {"setting": "probe", "value": _parameters_text(design.simulation.probe.parameters())},
         {
             "setting": "training",
             "value": f"{design.training.model}, width {design.training.width}, "
@@ -621,6 +620,59 @@ def _design_table(design: StudyDesign) -> str:
         },
     ]
     return markdown_table(rows, ("setting", "value"))
+
+
+def _parameters_text(parameters: dict, prefix: str = "") -> str:
+    """``name value`` pairs of (nested) parameters, comma-separated."""
+    return ", ".join(
+        _parameters_text(value, f"{prefix}{name}.")
+        if isinstance(value, dict)
+        else f"{prefix}{name} {value}"
+        for name, value in parameters.items()
+    )
+
+
+PROBE_TEXT = (
+    "The illumination the data were simulated with, as phase C recorded it. Footprint: |P|² above "
+    "1/e² of its peak (outlined in the figure); D is the diameter of a disc of equal area, the D "
+    "of the overlap rule. The far field is |FFT(P)|² (log scale): a zone plate's is its annular "
+    "pupil, a diffuser spreads it."
+)
+
+
+def _probe_section(phase_c_root: Path, test_file: Path, size: int, figures: Path) -> tuple:
+    """The report's section on the object and probe (parameters, or file and SHA-256, and the
+    footprint) and the probe figure, from phase C's record and a test file's probeGuess."""
+    path = phase_c_root / SIMULATION_MANIFEST
+    source = json.loads(path.read_text()).get("source", {}) if path.is_file() else {}
+    probe = read_probe(test_file, size)
+    mask, diameter = probe_footprint(probe)
+    parameters = source.get("probe", {})
+    rows: list[dict] = [
+        {"item": "object", "value": source.get("object", "n/a")},
+        {"item": "object file SHA-256", "value": source.get("object_file_sha256")},
+        {
+            "item": "probe",
+            "value": _parameters_text(parameters) if isinstance(parameters, dict) else parameters,
+        },
+        {"item": "probe file SHA-256", "value": source.get("probe_file_sha256")},
+        {
+            "item": "probe footprint",
+            "value": f"D = {diameter:.1f} px, {int(mask.sum())} px "
+            f"({mask.mean():.1%} of the {size}x{size} window)",
+        },
+    ]
+    rows = [row for row in rows if row["value"] is not None]
+    amplitude = far_field(torch.from_numpy(probe)).numpy()
+    kind = parameters.get("kind", "probe") if isinstance(parameters, dict) else "probe"
+    figure = probe_figure(
+        probe,
+        amplitude,
+        mask,
+        figures / "probe.png",
+        f"probe ({kind}), footprint D = {diameter:.1f} px",
+    )
+    return PROBE_TEXT + "\n\n" + markdown_table(rows, ("item", "value")), figure
 
 
 def run_comparison(
@@ -694,6 +746,11 @@ def run_comparison(
     overlap = _overlap_rows(phase_d_root)
     if overlap:
         figures.insert(0, overlap_figure(overlap, figures_dir / "overlap.png"))
+    sections = [("Design", _design_table(design))]
+    if entries:
+        text, figure = _probe_section(phase_c_root, entries[0].test, design.patch_size, figures_dir)
+        sections.append(("Object and probe", text))
+        figures.insert(0, figure)
     tables = {component: aggregate(result.rows, component) for component in ("phase", "amplitude")}
     trained = {(t["dose"], t["view"], t["method"]): t["trained_on"] for t in result.timings}
     for table in tables.values():
@@ -701,7 +758,6 @@ def run_comparison(
             record["trained_on"] = trained.get((record["dose"], record["view"], record["method"]))
     columns = ("dose", "view", "method", "trained_on", "ms_ssim", "ssim", "psnr", "frc50")
     write_json(output_root / "aggregate.json", tables)
-    sections = [("Design", _design_table(design))]
     if overlap:
         overlap_table = markdown_table(overlap, OVERLAP_COLUMNS)
         sections.append(("Measured overlap (phase D)", f"{OVERLAP_TEXT}\n\n{overlap_table}"))

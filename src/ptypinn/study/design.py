@@ -32,6 +32,15 @@ from ptypinn.engines.api import (
     PtychiOptions,
 )
 from ptypinn.io.artifacts import atomic_path
+from ptypinn.io.dataset import DatasetError
+from ptypinn.io.sources import read_object, read_probe
+from ptypinn.physics.probes import (
+    airy_probe,
+    diffuser_probe,
+    disk_probe,
+    gaussian_probe,
+    zone_plate_probe,
+)
 from ptypinn.physics.scan import disc_overlap_distance, probe_footprint
 from ptypinn.pinn.config import Method, TrainingConfig
 
@@ -93,25 +102,101 @@ class MetricsConfig(_Strict):
     report_amplitude: bool = True
 
 
+ProbeKind = Literal["disk", "gaussian", "airy", "zone_plate", "diffuser", "file"]
+
+
+class DiffuserConfig(_Strict):
+    """The ``diffuser`` probe: the ``base`` probe (built from the other probe fields) times a
+    smooth random phase screen (:func:`ptypinn.physics.probes.phase_screen`)."""
+
+    base: Literal["disk", "gaussian", "airy", "zone_plate", "file"] = "disk"
+    correlation_px: float = Field(
+        4.0, gt=0, description="correlation length of the phase screen, px (1/e distance)"
+    )
+    rms_phase: float = Field(1.0, ge=0, description="rms phase of the screen, rad")
+    seed: int = Field(0, ge=0, description="seed of the screen's white noise")
+
+
+# The fields each kind is built from (the rest of ProbeConfig does not apply to it).
+PROBE_FIELDS: dict[str, tuple[str, ...]] = {
+    "disk": ("diameter_fraction", "curvature"),
+    "gaussian": ("diameter_fraction", "curvature"),
+    "airy": ("diameter_fraction", "curvature"),
+    "zone_plate": ("diameter_fraction", "pupil_fraction", "central_stop"),
+    "file": ("file",),
+}
+
+
 class ProbeConfig(_Strict):
-    kind: Literal["disk", "gaussian", "airy"] = "disk"
+    """The illumination (physics in :mod:`ptypinn.physics.probes`; fields per kind in
+    ``PROBE_FIELDS``)."""
+
+    kind: ProbeKind = "disk"
     diameter_fraction: float = Field(
         0.5,
         gt=0,
         le=1,
-        description="disk diameter, Gaussian FWHM or Airy first-zero diameter, as a fraction of N",
+        description="disk diameter, Gaussian FWHM, Airy first-zero diameter or the zone plate's "
+        "geometric beam diameter at the sample, as a fraction of N",
     )
-    curvature: float = Field(3.0, description="defocus phase at the rim, radians")
+    curvature: float = Field(3.0, description="disk/gaussian/airy: defocus phase at the rim, rad")
+    pupil_fraction: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="zone_plate: pupil radius as a fraction of the grid's Nyquist frequency, i.e. "
+        "pixel size / outermost zone width (NA = wavelength / (2 outermost zone width))",
+    )
+    central_stop: float = Field(
+        0.3, ge=0, lt=1, description="zone_plate: central-stop diameter / zone-plate diameter"
+    )
+    diffuser: DiffuserConfig = DiffuserConfig()
+    file: Path | None = Field(
+        None, description="file (or a diffuser on base file): NPZ whose probeGuess is the probe"
+    )
+
+    @model_validator(mode="after")
+    def _file_given(self) -> ProbeConfig:
+        if self.file is None and "file" in (self.kind, self.diffuser_base):
+            raise ValueError("a probe of kind 'file' needs simulation.probe.file (an NPZ path)")
+        return self
+
+    @property
+    def diffuser_base(self) -> str | None:
+        return self.diffuser.base if self.kind == "diffuser" else None
+
+    def parameters(self) -> dict:
+        """The fields this probe is built from: its kind and the physical parameters it uses
+        (for the provenance and the report)."""
+        values = self.model_dump(mode="json")
+        base = self.diffuser_base or self.kind
+        out = {"kind": self.kind} | {name: values[name] for name in PROBE_FIELDS[base]}
+        if self.kind == "diffuser":
+            out["diffuser"] = values["diffuser"]
+        return out
+
+    def input_file(self) -> Path | None:
+        """The probe file this probe reads (``None`` for a model probe)."""
+        return self.file if "file" in (self.kind, self.diffuser_base) else None
 
     def build(self, size: int) -> np.ndarray:
-        """The probe on a ``size x size`` grid (complex64, peak amplitude 1)."""
-        from ptypinn.physics.forward import airy_probe, disk_probe, gaussian_probe  # imports torch
-
+        """The probe on a ``size x size`` grid (complex64, peak amplitude 1 for the models; a
+        file's probe as it is)."""
+        if self.kind == "diffuser":
+            base = self.model_copy(update={"kind": self.diffuser.base}).build(size)
+            return diffuser_probe(
+                base, self.diffuser.correlation_px, self.diffuser.rms_phase, self.diffuser.seed
+            )
+        if self.kind == "file":
+            assert self.file is not None  # checked by the validator
+            return read_probe(self.file, size)
         extent = self.diameter_fraction * size
         if self.kind == "disk":
             return disk_probe(size, extent, edge=max(size / 32, 1.0), curvature=self.curvature)
         if self.kind == "gaussian":
             return gaussian_probe(size, extent, curvature=self.curvature)
+        if self.kind == "zone_plate":
+            return zone_plate_probe(size, extent, self.pupil_fraction, self.central_stop)
         return airy_probe(size, extent / 2, curvature=self.curvature)
 
 
@@ -122,7 +207,14 @@ class ScanConfig(_Strict):
 
 
 class SimulationConfig(_Strict):
-    object_size: int = Field(gt=0, description="side of the square default object, px")
+    object_size: int = Field(
+        gt=0, description="side of the square default object, px (unused with object_file)"
+    )
+    object_file: Path | None = Field(
+        None,
+        description="NPZ whose objectGuess is the object, instead of the embedded default "
+        "(each side at least 2N)",
+    )
     scan: ScanConfig
     probe: ProbeConfig = ProbeConfig()
     guard_band: bool = Field(
@@ -130,6 +222,11 @@ class SimulationConfig(_Strict):
         description="drop the positions whose probe footprint crosses the train/test split line, "
         "so no training position illuminates a scored test pixel",
     )
+
+    def input_files(self) -> dict[str, Path]:
+        """The user's files the simulation reads, by role (``object``, ``probe``)."""
+        files = {"object": self.object_file, "probe": self.probe.input_file()}
+        return {role: path for role, path in files.items() if path is not None}
 
 
 class IterativeConfig(_Strict):
@@ -332,6 +429,40 @@ def with_iterative(
     return make_design(values)
 
 
+def user_object(path: str | os.PathLike, patch_size: int) -> np.ndarray:
+    """``objectGuess`` of ``path`` (:func:`ptypinn.io.sources.read_object`), checked against the
+    scan: each side at least ``2N``, the size the embedded object needs, so both halves of the y
+    split hold positions."""
+    obj = read_object(path)
+    if min(obj.shape) < 2 * patch_size:
+        raise DatasetError(
+            f"{path}: objectGuess is {obj.shape[0]}x{obj.shape[1]} px, smaller than the scan "
+            f"needs at N={patch_size}: each side at least 2N = {2 * patch_size} px"
+        )
+    return obj
+
+
+def with_inputs(
+    design: StudyDesign,
+    object_file: str | os.PathLike | None = None,
+    probe_file: str | os.PathLike | None = None,
+) -> StudyDesign:
+    """``design`` on the user's object (``objectGuess`` of ``object_file``) and/or probe
+    (``probeGuess`` of ``probe_file``, probe kind ``file``). Each file is checked first, so a
+    broken one is one :class:`DatasetError` naming it; paths are stored absolute."""
+    if object_file is None and probe_file is None:
+        return design
+    values = design.to_dict()
+    if object_file is not None:
+        user_object(object_file, design.patch_size)
+        values["simulation"]["object_file"] = str(Path(object_file).resolve())
+    if probe_file is not None:
+        read_probe(probe_file, design.patch_size)
+        probe = {"kind": "file", "file": str(Path(probe_file).resolve())}
+        values["simulation"]["probe"] = {**values["simulation"]["probe"], **probe}
+    return make_design(values)
+
+
 # Sizing. The dense view's spacing (0.24 D) must not fall below the base step, and the sparse
 # view (0.69 D) must keep enough positions per split (smoke >= 50, full >= 200): with D ~ N/2 that
 # takes a 5 px step over 384 px at N = 64 (about 2,000 patterns per split) and a 12 px step over
@@ -393,4 +524,17 @@ def load_design(path: str | os.PathLike, base: str = "full") -> StudyDesign:
         raise DesignError(
             f"design file {path} must hold a mapping of fields, got {type(values).__name__}"
         )
+    _files_beside(values, path.parent)
     return make_design(merged(preset(base).to_dict(), values))
+
+
+def _files_beside(values: dict, folder: Path) -> None:
+    """Make the relative input-file paths of design ``values`` relative to ``folder`` (the design
+    file's), in place."""
+    simulation = values.get("simulation")
+    if not isinstance(simulation, dict):
+        return
+    probe = simulation.get("probe")
+    for owner, key in ((simulation, "object_file"), (probe, "file")):
+        if isinstance(owner, dict) and isinstance(owner.get(key), str):
+            owner[key] = str(folder / owner[key])  # an absolute path stays as it is

@@ -1,4 +1,5 @@
-"""The one-command study: phases C → G on the embedded default, resumable.
+"""The one-command study: phases C → G on the embedded default or the user's object and probe,
+resumable.
 
 Each step writes its outputs under ``<output>/<phase folder>`` and ends with a manifest. Its *key*
 is a hash of the step name, the package version, the design fields it uses and the bytes of the
@@ -191,16 +192,25 @@ STEPS = (
 
 
 def step_key(step: Step, design: StudyDesign, root: Path) -> str:
-    """Hash of what a step depends on: its name, the package version, the design fields it uses
-    and the bytes of the manifests it reads (which carry every upstream change)."""
+    """Hash of what a step depends on: its name, the package version, the design fields it uses,
+    the bytes of the user's object and probe files those fields name, and the bytes of the
+    manifests it reads (which carry every upstream change)."""
     inputs = {
         name: sha256_file(root / name) if (root / name).is_file() else None for name in step.reads
     }
     settings = {field: design.to_dict()[field] for field in step.uses}
-    payload = json.dumps(
-        {"step": step.name, "version": __version__, "design": settings, "inputs": inputs},
-        sort_keys=True,
-    )
+    content: dict[str, object] = {
+        "step": step.name,
+        "version": __version__,
+        "design": settings,
+        "inputs": inputs,
+    }
+    if "simulation" in step.uses and design.simulation.input_files():
+        # the user's object and probe files: a changed file re-runs the study from phase C
+        content["files"] = {
+            role: sha256_file(path) for role, path in design.simulation.input_files().items()
+        }
+    payload = json.dumps(content, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 

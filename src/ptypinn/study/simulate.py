@@ -26,8 +26,9 @@ import torch
 
 from ptypinn import __version__
 from ptypinn.io.artifacts import file_record, remove_files, sha256_file, write_json
-from ptypinn.io.dataset import DatasetError, PtychoDataset, read_npz, save_dataset
+from ptypinn.io.dataset import PtychoDataset, save_dataset
 from ptypinn.io.progress import progress_bar
+from ptypinn.io.sources import has_probe
 from ptypinn.physics.forward import (
     dose_scale,
     exit_waves,
@@ -40,7 +41,7 @@ from ptypinn.physics.forward import (
 )
 from ptypinn.physics.samples import default_object
 from ptypinn.physics.scan import probe_footprint
-from ptypinn.study.design import DesignError, StudyDesign
+from ptypinn.study.design import DesignError, StudyDesign, user_object, with_inputs
 from ptypinn.study.layout import SIMULATION_MANIFEST, dose_label, split_path
 from ptypinn.study.matrix import listed_files
 
@@ -55,45 +56,32 @@ class SimulationSource:
 
 
 def default_source(design: StudyDesign) -> SimulationSource:
-    """The embedded default object and the design's probe."""
-    size = design.simulation.object_size
+    """The object and probe the design names: ``simulation.object_file``'s objectGuess, else the
+    embedded default object; ``simulation.probe``. The provenance holds the probe's parameters
+    and every input file's path and SHA-256."""
+    simulation = design.simulation
+    size = simulation.object_size
+    files = simulation.input_files()
+    if "object" in files:
+        obj = user_object(files["object"], design.patch_size)
+        provenance: dict[str, object] = {"object": str(files["object"])}
+    else:
+        obj = default_object(size)
+        provenance = {
+            "object": f"embedded default ({size}x{size}: camera amplitude, astronaut phase)"
+        }
+    provenance["probe"] = simulation.probe.parameters()
+    provenance.update({f"{role}_file_sha256": sha256_file(path) for role, path in files.items()})
     return SimulationSource(
-        obj=default_object(size),
-        probe=design.simulation.probe.build(design.patch_size),
-        provenance={
-            "object": f"embedded default ({size}x{size}: camera amplitude, astronaut phase)",
-            "probe": design.simulation.probe.model_dump(mode="json"),
-        },
+        obj=obj, probe=simulation.probe.build(design.patch_size), provenance=provenance
     )
 
 
 def source_from_npz(path: str | os.PathLike, design: StudyDesign) -> SimulationSource:
-    """Object (``objectGuess``) and, if present, probe (``probeGuess``) from an NPZ file."""
-    arrays = read_npz(path)
-    if "objectGuess" not in arrays:
-        raise DatasetError(f"{path}: no 'objectGuess' array to simulate from")
-    obj = arrays["objectGuess"]
-    if obj.ndim != 2 or not np.iscomplexobj(obj) or not np.all(np.isfinite(obj)):
-        raise DatasetError(
-            f"{path}: objectGuess must be a finite 2-D complex array, got {obj.dtype} {obj.shape}"
-        )
-    if not np.any(obj):
-        raise DatasetError(f"{path}: objectGuess is zero everywhere: it would diffract no photons")
-    provenance: dict[str, object] = {"object": str(path), "object_file_sha256": sha256_file(path)}
-    if "probeGuess" in arrays:
-        probe = arrays["probeGuess"]
-        if probe.shape != (design.patch_size, design.patch_size) or not np.iscomplexobj(probe):
-            raise DatasetError(
-                f"{path}: probeGuess must be complex {design.patch_size}x{design.patch_size} "
-                f"to match N, got {probe.dtype} {probe.shape}"
-            )
-        provenance["probe"] = "probeGuess from the object file"
-    else:
-        probe = design.simulation.probe.build(design.patch_size)
-        provenance["probe"] = design.simulation.probe.model_dump(mode="json")
-    return SimulationSource(
-        obj=obj.astype(np.complex64), probe=probe.astype(np.complex64), provenance=provenance
-    )
+    """Object (``objectGuess``) and, if present, probe (``probeGuess``) from one NPZ file; without
+    a probeGuess, the design's probe."""
+    probe = path if has_probe(path) else None
+    return default_source(with_inputs(design, object_file=path, probe_file=probe))
 
 
 def scan_positions(design: StudyDesign, object_shape: tuple[int, int]) -> np.ndarray:
