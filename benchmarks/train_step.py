@@ -29,7 +29,8 @@ import torch
 from report import emit, environment
 
 from ptypinn.io.dataset import PtychoDataset
-from ptypinn.physics.forward import disk_probe, far_field
+from ptypinn.physics.forward import far_field
+from ptypinn.physics.probes import disk_probe
 from ptypinn.pinn.config import TrainingConfig
 from ptypinn.pinn.model import PtychoPINN, overlap_constraint, poisson_nll
 from ptypinn.pinn.train import GroupedPatterns, PtychoModule, build_groups

@@ -3,8 +3,9 @@ import pytest
 
 from ptypinn.engines.api import ENGINE_OPTIONS
 from ptypinn.io.reconstruction import ReconstructionInput
-from ptypinn.physics.forward import disk_probe, raster_scan
+from ptypinn.physics.forward import raster_scan
 from ptypinn.physics.geometry import default_geometry
+from ptypinn.physics.probes import disk_probe
 from ptypinn.physics.samples import default_object
 from ptypinn.study.simulate import SimulationSource, clean_amplitudes
 

@@ -8,8 +8,9 @@ from ptypinn.cli import app
 from ptypinn.io.cxi import read_cxi, write_cxi
 from ptypinn.io.dataset import load_dataset
 from ptypinn.io.hdf5 import FormatError
-from ptypinn.physics.forward import disk_probe, exit_waves, far_field, raster_scan
+from ptypinn.physics.forward import exit_waves, far_field, raster_scan
 from ptypinn.physics.geometry import default_geometry
+from ptypinn.physics.probes import disk_probe
 
 from test_cli import run_main
 

@@ -4,6 +4,7 @@ import torch
 from scipy.ndimage import gaussian_filter
 
 from ptypinn.physics import forward as physics
+from ptypinn.physics.probes import disk_probe
 from ptypinn.physics.retrieval import (
     EPSILON,
     SUPPORT_THRESHOLD,
@@ -27,7 +28,7 @@ def centre_mask(size):
 
 @pytest.fixture
 def probe():
-    return torch.from_numpy(physics.disk_probe(SIZE, 14.0, curvature=3.0))
+    return torch.from_numpy(disk_probe(SIZE, 14.0, curvature=3.0))
 
 
 @pytest.fixture
@@ -107,7 +108,7 @@ def test_retrieval_refuses_bad_settings(probe, iterations, beta):
 def test_the_support_is_the_probe_footprint_wherever_the_probe_sits():
     """An off-centre probe's support is its own footprint, centred on it (a fixed central window
     would cut it and, being of even width, sit half a pixel off any probe's centre)."""
-    centred = physics.disk_probe(SIZE, 10.0, curvature=3.0)
+    centred = disk_probe(SIZE, 10.0, curvature=3.0)
     moved = np.roll(centred, (5, -7), axis=(0, 1))
     support = retrieval_support(moved).numpy()
     power = np.abs(moved) ** 2
@@ -124,7 +125,7 @@ def scene(rng):
     overlap by most of their width, with its noise-free far fields."""
     phase = gaussian_filter(rng.normal(size=(64, 64)), 2)
     obj = torch.from_numpy(np.exp(1j * phase / phase.std())).to(torch.complex64)
-    probe = torch.from_numpy(physics.disk_probe(SIZE, 14.0, curvature=0.0))
+    probe = torch.from_numpy(disk_probe(SIZE, 14.0, curvature=0.0))
     positions = torch.tensor(
         [[28.3, 29.6], [33.7, 28.9], [29.1, 34.4], [34.5, 33.8]], dtype=torch.float64
     )
@@ -192,7 +193,7 @@ def test_a_support_centred_on_the_probe_leaves_no_half_pixel_shift():
     rng = np.random.default_rng(5)
     phase = gaussian_filter(rng.normal(size=(96, 96)), 2.5)
     obj = np.exp(1j * phase / phase.std()).astype(np.complex64)
-    probe = torch.from_numpy(physics.disk_probe(SIZE, 16.0, edge=1.0, curvature=3.0))
+    probe = torch.from_numpy(disk_probe(SIZE, 16.0, edge=1.0, curvature=3.0))
     grid = np.arange(28.0, 69.0, 3.0)
     positions = np.stack(np.meshgrid(grid, grid), -1).reshape(-1, 2)
     positions += rng.uniform(-0.5, 0.5, positions.shape)

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import cdist, pdist
 
-from ptypinn.physics.forward import gaussian_probe, raster_scan
+from ptypinn.physics.forward import raster_scan
+from ptypinn.physics.probes import gaussian_probe
 from ptypinn.physics.scan import (
     disc_overlap_distance,
     disc_overlap_fraction,

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from ptypinn.physics.forward import disk_probe, extract_patches
+from ptypinn.physics.forward import extract_patches
+from ptypinn.physics.probes import disk_probe
 from ptypinn.pinn.config import CorpusConfig
 from ptypinn.pinn.corpus import corpus_datasets
 

@@ -5,7 +5,8 @@ import pytest
 import torch
 from scipy.ndimage import gaussian_filter
 
-from ptypinn.physics.forward import disk_probe, extract_patches, far_field
+from ptypinn.physics.forward import extract_patches, far_field
+from ptypinn.physics.probes import disk_probe
 from ptypinn.physics.retrieval import (
     fourier_projection,
     object_constraint,

@@ -14,8 +14,9 @@ from ptypinn.io.reconstruction import (
     write_reconstruction,
 )
 from ptypinn.physics.finite import NonFiniteError
-from ptypinn.physics.forward import disk_probe, extract_patches
+from ptypinn.physics.forward import extract_patches
 from ptypinn.physics.grouping import group_coordinates, make_groups
+from ptypinn.physics.probes import disk_probe
 from ptypinn.physics.retrieval import retrieval_support
 from ptypinn.physics.stitch import stitch, synchronise_phases
 from ptypinn.pinn.config import CorpusConfig, TrainingConfig

@@ -10,7 +10,8 @@ from ptypinn.engines import torchvision_shim
 from ptypinn.io.artifacts import sha256_file
 from ptypinn.io.dataset import PtychoDataset, save_dataset
 from ptypinn.io.reconstruction import read_reconstruction
-from ptypinn.physics.forward import disk_probe, raster_scan
+from ptypinn.physics.forward import raster_scan
+from ptypinn.physics.probes import disk_probe
 from ptypinn.physics.samples import default_object
 from ptypinn.study.design import IterativeConfig
 from ptypinn.study.iterative import plan_jobs, run_iterative_matrix

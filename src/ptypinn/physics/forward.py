@@ -27,12 +27,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-# The probes moved to ptypinn.physics.probes; re-exported for callers that import them from here
-# (benchmarks/train_step.py).
-from ptypinn.physics.probes import airy_probe as airy_probe
-from ptypinn.physics.probes import disk_probe as disk_probe
-from ptypinn.physics.probes import gaussian_probe as gaussian_probe
-
 # --------------------------------------------------------------------------------------------
 # Geometry
 
