@@ -53,13 +53,13 @@ def small_dataset():
 
     from ptypinn.io.dataset import PtychoDataset
     from ptypinn.physics.forward import (
-        disk_probe,
         dose_scale,
         exit_waves,
         far_field,
         poisson_observe,
         raster_scan,
     )
+    from ptypinn.physics.probes import disk_probe
 
     rng = np.random.default_rng(1)
     size, shape = 32, (72, 80)

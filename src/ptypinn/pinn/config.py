@@ -57,7 +57,7 @@ class TrainingConfig(_Strict):
         "in benchmarks/results/pinn_learning_curve_*.json; cnn is the method's reference",
     )
     inputs: InputFeatures = Field(
-        "retrieval",
+        "group_retrieval",
         description="what the generator sees per pattern: 'amplitude' (the method's reference); "
         "'backprop' (the amplitude and its probe back-propagation, a real-space first guess); "
         "'retrieval' (the amplitude and the object that retrieval_iterations of single-pattern "
@@ -65,7 +65,8 @@ class TrainingConfig(_Strict):
         "pairs per pattern); or 'group_retrieval' (the same iteration run on each group's shared "
         "canvas, ptypinn.physics.retrieval.retrieve_groups, so a group's C first guesses share one "
         "phase reference and one twin state; the generator sees them jointly as channels; at "
-        "gridsize 1 it is 'retrieval')",
+        "gridsize 1 it is 'retrieval'; the default: it scores best, see "
+        "benchmarks/results/group_retrieval_*.json and pinn_learning_curve_*group_retrieval*.json)",
     )
     retrieval_iterations: int = Field(
         20,
