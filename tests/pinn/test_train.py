@@ -237,13 +237,18 @@ def test_guess_inputs_and_group_generators_come_back_from_the_bundle(
     np.testing.assert_array_equal(owners, groups.reshape(-1))
 
 
-def test_same_seed_gives_the_same_losses_and_the_same_bundle_bytes(tiny_data, tmp_path):
+@pytest.mark.parametrize(
+    ("gridsize", "training"),
+    [(1, {"epochs": 2}), (2, {"samples": 24, "retrieval_iterations": 4, "unrolled_steps": 1})],
+)
+def test_same_seed_gives_the_same_losses_and_the_same_bundle_bytes(
+    tiny_data, tmp_path, gridsize, training
+):
+    """Deterministic on the CPU, the default recipe (group retrieval inputs) included."""
     design, train, _ = tiny_data
     dataset = load_dataset(train)
-    runs = [
-        train_model(spec_for(design, train, 1, epochs=2), dataset, tmp_path / str(i), QUIET)
-        for i in range(2)
-    ]
+    spec = spec_for(design, train, gridsize, **training)
+    runs = [train_model(spec, dataset, tmp_path / str(i), QUIET) for i in range(2)]
     assert runs[0].history == runs[1].history
     assert runs[0].sha256 == runs[1].sha256 and runs[0].wall_time_s != runs[1].wall_time_s
 
