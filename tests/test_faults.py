@@ -589,3 +589,59 @@ def test_train_matrix_previews_and_empty_filters_leave_the_records_alone(study, 
     assert json.loads((tmp_path / "e" / TRAINING_MANIFEST).read_text())["jobs"][0]["status"] == "ok"
     result = invoke(*args, "--resume")
     assert result.exit_code == 0 and "(kept from an earlier run)" in result.stdout
+
+
+# --------------------------------------------------------------------------------------------
+# Issue 27: data that is not what it claims to be
+
+
+def test_intensities_are_refused_by_every_command_that_reads_a_dataset(study, tmp_path):
+    """Train, reconstruct and convert read through the one validator: intensities given as
+    amplitudes are refused with how to convert them, and nothing is written."""
+    intensities = edited(
+        study, tmp_path, diffraction=np.square(load_dataset(study["test"]).diffraction)
+    )
+    refused(
+        "train",
+        "--train",
+        intensities,
+        "--output",
+        tmp_path / "job",
+        "--config",
+        study["config"],
+        phrase="looks like intensities",
+    )
+    refused(
+        "reconstruct",
+        "--bundle",
+        study["bundle"],
+        "--data",
+        intensities,
+        "--output",
+        tmp_path / "rec",
+        phrase="looks like intensities",
+    )
+    refused("convert", intensities, tmp_path / "out.cxi", phrase="looks like intensities")
+    assert not any((tmp_path / name).exists() for name in ("job", "rec", "out.cxi"))
+
+
+def test_object_files_are_checked_for_values_and_header_bombs(tmp_path):
+    import zipfile
+
+    args = ("simulate", "--preset", "smoke", "--dose", "1000", "--output-root", tmp_path / "o")
+    np.savez(
+        tmp_path / "nan_probe.npz",
+        objectGuess=np.ones((160, 160), np.complex64),
+        probeGuess=np.full((64, 64), np.nan, np.complex64),
+    )
+    refused(*args, "--object", tmp_path / "nan_probe.npz", phrase="probeGuess contains 4096 NaN")
+    np.savez(tmp_path / "small.npz", objectGuess=np.ones((40, 160), np.complex64))
+    refused(*args, "--object", tmp_path / "small.npz", phrase="smaller than one 64x64 patch")
+    with (
+        zipfile.ZipFile(tmp_path / "bomb.npz", "w") as archive,
+        archive.open("objectGuess.npy", "w", force_zip64=True) as member,
+    ):
+        header = {"descr": "<c8", "fortran_order": False, "shape": (100_000, 100_000)}
+        np.lib.format.write_array_header_2_0(member, header)
+    refused(*args, "--object", tmp_path / "bomb.npz", phrase="claims shape (100000, 100000)")
+    assert not (tmp_path / "o").exists()

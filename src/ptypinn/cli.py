@@ -28,6 +28,7 @@ from ptypinn.io.artifacts import OutputError
 from ptypinn.io.dataset import DatasetError, PtychoDataset
 from ptypinn.io.formats import FileFormat, convert_file
 from ptypinn.io.hdf5 import FormatError
+from ptypinn.io.limits import TooLargeError
 from ptypinn.physics.finite import NonFiniteError
 from ptypinn.physics.grouping import GroupingError
 from ptypinn.pinn.runtime import (
@@ -60,6 +61,7 @@ USER_ERRORS = (
     TrainerError,
     StudyStateError,
     OutputError,
+    TooLargeError,
     OSError,
 )
 INTERRUPTED = (

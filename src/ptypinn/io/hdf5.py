@@ -19,6 +19,7 @@ import h5py
 import numpy as np
 
 from ptypinn.io.artifacts import atomic_path
+from ptypinn.io.limits import TooLargeError, check_allocation, claimed_bytes
 
 
 class FormatError(ValueError):
@@ -39,11 +40,33 @@ class HDF5Reader:
 
     def find(self, *names: str) -> str | None:
         """The first of ``names`` that is a dataset in the file (soft links followed), else
-        ``None``."""
+        ``None``; a link that leads nowhere (a loop, a dangling external link) is an error."""
         for name in names:
-            if isinstance(self.file.get(name), h5py.Dataset):
+            try:
+                node = self.file.get(name)
+            except (RuntimeError, KeyError, OSError) as error:
+                raise self.error(f"the link cannot be followed: {error}", name) from None
+            if isinstance(node, h5py.Dataset):
                 return name
         return None
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        """The shape dataset ``name`` declares (nothing is read)."""
+        return tuple(self.file[name].shape or ())
+
+    def read(self, name: str, itemsize: int | None = None) -> np.ndarray:
+        """The contents of dataset ``name``, after checking that its declared shape fits in memory
+        (elements of ``itemsize`` bytes when it is converted, else its own dtype's)."""
+        dataset = self.file[name]
+        size = dataset.dtype.itemsize if itemsize is None else max(itemsize, dataset.dtype.itemsize)
+        try:
+            check_allocation(
+                claimed_bytes(dataset.shape or (), size),
+                f"{self.path} at {name}: shape {dataset.shape} {dataset.dtype}",
+            )
+        except TooLargeError as error:
+            raise FormatError(str(error)) from None
+        return np.asarray(dataset[()])
 
     def array(self, *names: str, what: str) -> np.ndarray:
         """The contents of the first dataset found among ``names``; ``what`` says what was
@@ -51,25 +74,25 @@ class HDF5Reader:
         name = self.find(*names)
         if name is None:
             raise self.error(f"no {what}: looked for {' or '.join(names)}")
-        return np.asarray(self.file[name][()])
+        return self.read(name)
 
     def optional_array(self, *names: str) -> np.ndarray | None:
         name = self.find(*names)
-        return None if name is None else np.asarray(self.file[name][()])
+        return None if name is None else self.read(name)
 
     def scalar(self, *names: str, what: str) -> float:
         """A positive, finite number stored as a scalar (or one-element) dataset."""
         name = self.find(*names)
         if name is None:
             raise self.error(f"no {what}: looked for {' or '.join(names)}")
-        return self.number(np.asarray(self.file[name][()]), name, what)
+        return self.number(self.read(name), name, what)
 
     def attribute(
         self, owner: str, *keys: str, what: str, default: float | None = None, positive: bool = True
     ) -> float:
         """A number stored as attribute ``keys[0]`` (or a later alias) of dataset or group
         ``owner``."""
-        if owner not in self.file:
+        if self.find(owner) is None and not isinstance(self.file.get(owner), h5py.Group):
             raise self.error(f"no {what}: {owner} does not exist")
         attrs = self.file[owner].attrs
         for key in keys:

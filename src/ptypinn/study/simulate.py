@@ -26,7 +26,13 @@ import torch
 
 from ptypinn import __version__
 from ptypinn.io.artifacts import file_record, remove_files, sha256_file, write_json
-from ptypinn.io.dataset import DatasetError, PtychoDataset, read_npz, save_dataset
+from ptypinn.io.dataset import (
+    DatasetError,
+    PtychoDataset,
+    read_npz,
+    save_dataset,
+    validate_images,
+)
 from ptypinn.io.progress import progress_bar
 from ptypinn.physics.forward import (
     dose_scale,
@@ -70,23 +76,14 @@ def default_source(design: StudyDesign) -> SimulationSource:
 def source_from_npz(path: str | os.PathLike, design: StudyDesign) -> SimulationSource:
     """Object (``objectGuess``) and, if present, probe (``probeGuess``) from an NPZ file."""
     arrays = read_npz(path)
-    if "objectGuess" not in arrays:
-        raise DatasetError(f"{path}: no 'objectGuess' array to simulate from")
+    try:
+        validate_images(arrays, design.patch_size)
+    except DatasetError as error:
+        raise DatasetError(f"{path}: {error}") from None
     obj = arrays["objectGuess"]
-    if obj.ndim != 2 or not np.iscomplexobj(obj) or not np.all(np.isfinite(obj)):
-        raise DatasetError(
-            f"{path}: objectGuess must be a finite 2-D complex array, got {obj.dtype} {obj.shape}"
-        )
-    if not np.any(obj):
-        raise DatasetError(f"{path}: objectGuess is zero everywhere: it would diffract no photons")
     provenance: dict[str, object] = {"object": str(path), "object_file_sha256": sha256_file(path)}
     if "probeGuess" in arrays:
         probe = arrays["probeGuess"]
-        if probe.shape != (design.patch_size, design.patch_size) or not np.iscomplexobj(probe):
-            raise DatasetError(
-                f"{path}: probeGuess must be complex {design.patch_size}x{design.patch_size} "
-                f"to match N, got {probe.dtype} {probe.shape}"
-            )
         provenance["probe"] = "probeGuess from the object file"
     else:
         probe = design.simulation.probe.build(design.patch_size)
