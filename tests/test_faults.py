@@ -368,7 +368,7 @@ def test_simulation_inputs_are_checked(tmp_path):
         "1e400",
         "--output-root",
         tmp_path / "o",
-        phrase="--dose must be positive and finite, got [inf]",
+        phrase="--dose must be finite photon counts per pattern, got [inf]",
     )
     np.savez(tmp_path / "obj.npz", objectGuess=np.zeros((160, 160), np.complex64))
     refused(
@@ -645,3 +645,80 @@ def test_object_files_are_checked_for_values_and_header_bombs(tmp_path):
         np.lib.format.write_array_header_2_0(member, header)
     refused(*args, "--object", tmp_path / "bomb.npz", phrase="claims shape (100000, 100000)")
     assert not (tmp_path / "o").exists()
+
+
+def test_a_full_disk_while_writing_a_cxi_file_is_one_message(study, tmp_path):
+    """The file-size limit stands in for a full disk: HDF5 fails while writing or closing the
+    file; the user sees one line and no partial file (issue 27, item 13)."""
+    import resource
+    import signal
+
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+    size = os.path.getsize(study["test"])
+    try:
+        for limit in (4096, size // 2, size - 2048):
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limits[1]))
+            result = invoke("convert", study["test"], tmp_path / "out.cxi")
+            resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+            assert result.exit_code == 2, result.output
+            assert "Traceback" not in result.output and result.stderr.count("\n") == 1
+            assert "file too large" in result.stderr.lower()
+            assert list(tmp_path.iterdir()) == []
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+        signal.signal(signal.SIGXFSZ, previous)
+
+
+def test_a_manifest_with_an_infinite_dose_is_refused(study, tmp_path):
+    manifest = tmp_path / "c" / "simulation_manifest.json"
+    manifest.parent.mkdir()
+    original = (study["config"].parent / "c" / "simulation_manifest.json").read_text()
+    manifest.write_text(original.replace('"dose": 10000.0', '"dose": Infinity', 1))
+    refused(
+        "train-matrix",
+        "--phase-c-root",
+        tmp_path / "c",
+        "--phase-d-root",
+        tmp_path / "d",
+        "--artifact-root",
+        tmp_path / "e",
+        "--config",
+        study["config"],
+        "--dry-run",
+        "--allow-missing-phase-d",
+        phrase="Infinity is not a JSON number",
+    )
+
+
+def test_the_score_shift_bound_is_capped_as_in_the_design(study, tmp_path):
+    refused(
+        "score",
+        study["test"],
+        "--truth",
+        study["test"],
+        "--max-shift",
+        "100",
+        phrase="metrics.max_shift_px: Input should be less than or equal to 16",
+    )
+
+
+def test_designs_that_cannot_run_are_refused_before_anything_is_written(tmp_path):
+    """An infinite learning rate used to crash the manifest write after every NPZ was written;
+    a huge dose crashed the Poisson sampler (issue 27, items 8 and 11)."""
+    config = tmp_path / "d.yaml"
+    config.write_text("training:\n  learning_rate: .inf\n")
+    out = ("--output-root", tmp_path / "o")
+    refused("simulate", "--config", config, *out, phrase="training.learning_rate")
+    refused(
+        "simulate",
+        "--preset",
+        "smoke",
+        "--dose",
+        "1e300",
+        *out,
+        phrase="--dose must be at most 1e+12 photons per pattern",
+    )
+    config.write_text("doses: [1e300]\n")
+    refused("study", "run", "--config", config, "--output", tmp_path / "s", phrase="at most 1e+12")
+    assert not (tmp_path / "o").exists() and not (tmp_path / "s").exists()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import inspect
 import json
-import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -39,7 +38,15 @@ from ptypinn.pinn.runtime import (
     check_available,
     parse_devices,
 )
-from ptypinn.study.design import DesignError, StudyDesign, load_design, preset, with_iterative
+from ptypinn.study.design import (
+    DesignError,
+    StudyDesign,
+    check_doses,
+    load_design,
+    preset,
+    with_iterative,
+    with_metrics,
+)
 from ptypinn.study.runner import StudyStateError
 
 app = typer.Typer(
@@ -282,9 +289,10 @@ def simulate(
 
     design = resolve_design(preset_name, config)
     if dose:
-        bad = [d for d in dose if not (d > 0 and math.isfinite(d))]
-        if bad:
-            raise DesignError(f"--dose must be positive and finite, got {bad}")
+        try:
+            check_doses(dose, "--dose")
+        except ValueError as error:
+            raise DesignError(str(error)) from None
     source = source_from_npz(object_file, design) if object_file is not None else None
     manifest = run_simulation(design, output_root, source=source, doses=dose or None)
     for entry in manifest["doses"]:
@@ -560,8 +568,8 @@ def score(
     max_shift: Annotated[
         float | None,
         typer.Option(
-            help="Bound of the alignment shift, px per axis (default: the design's "
-            "metrics.max_shift_px).",
+            help="Bound of the alignment shift, px per axis, at most 16 (default: the "
+            "design's metrics.max_shift_px).",
             min=0,
         ),
     ] = None,
@@ -572,9 +580,10 @@ def score(
     the alignment applied and the region used (an unmeasurable score is null, with its reason)."""
     from ptypinn.study.scoring import score_file
 
-    metrics = resolve_design(preset_name, config).metrics
+    design = resolve_design(preset_name, config)
     if max_shift is not None:
-        metrics = metrics.model_copy(update={"max_shift_px": max_shift})
+        design = with_metrics(design, max_shift_px=max_shift)
+    metrics = design.metrics
     result = score_file(reconstruction, truth, metrics, from_format)
     typer.echo(json.dumps(result, indent=2, allow_nan=False))
 

@@ -241,7 +241,7 @@ def test_arrays_larger_than_memory_are_refused(tmp_path, monkeypatch):
     path = tmp_path / "d.npz"
     write_npz(path, make_arrays())
     monkeypatch.setattr(limits, "memory_limit_bytes", lambda: 1000)  # a machine of 2 kB
-    with pytest.raises(DatasetError, match="more than the 1e\\+03 B one read may use"):
+    with pytest.raises(DatasetError, match="more than the 1e\\+03 B allowed here"):
         load_dataset(path)
 
 

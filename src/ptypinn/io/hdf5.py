@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from ptypinn.io.artifacts import atomic_path
+from ptypinn.io.artifacts import OutputError, atomic_path
 from ptypinn.io.limits import TooLargeError, check_allocation, claimed_bytes
 
 
@@ -147,11 +148,24 @@ def open_hdf5(path: str | os.PathLike, kind: str) -> Iterator[HDF5Reader]:
         ) from None
 
 
+def _hdf5_reason(error: BaseException) -> str:
+    """The system's reason in an HDF5 write error (``File too large``, ``No space left on
+    device``), else its first line."""
+    found = re.search(r"error message = '([^']*)'", str(error))
+    return found.group(1) if found else str(error).strip().splitlines()[0]
+
+
 @contextlib.contextmanager
 def write_hdf5(path: str | os.PathLike) -> Iterator[h5py.File]:
-    """A new HDF5 file that replaces ``path`` only once it is completely written."""
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as file:
-        yield file
+    """A new HDF5 file that replaces ``path`` only once it is completely written; a write the
+    system refuses (a full disk: HDF5 reports it as ``OSError`` or, while closing the file, as
+    ``RuntimeError``) is an :class:`OutputError` of one line, and nothing is left behind."""
+    with atomic_path(path) as tmp:
+        try:
+            with h5py.File(tmp, "w") as file:
+                yield file
+        except (OSError, RuntimeError) as error:
+            raise OutputError(f"cannot write {path}: {_hdf5_reason(error)}") from None
 
 
 def plain_value(value: object) -> object:

@@ -49,5 +49,5 @@ def check_allocation(nbytes: int, what: str) -> None:
     if nbytes > limit:
         raise TooLargeError(
             f"{what} needs {format_bytes(nbytes)}, more than the {format_bytes(limit)} "
-            "one read may use here (half of this machine's memory)"
+            "allowed here (half of this machine's memory)"
         )

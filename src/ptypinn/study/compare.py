@@ -27,7 +27,6 @@ current test split. Anything else is listed as not used.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -47,7 +46,7 @@ from ptypinn.analysis.report import (
     write_tidy,
 )
 from ptypinn.engines.api import ENGINE_LABELS
-from ptypinn.io.artifacts import sha256_file, write_json
+from ptypinn.io.artifacts import read_json, sha256_file, write_json
 from ptypinn.io.dataset import DatasetError, PtychoDataset, load_dataset
 from ptypinn.io.progress import progress_bar
 from ptypinn.io.reconstruction import Reconstruction, ReconstructionInput, read_reconstruction
@@ -146,7 +145,7 @@ def trained_jobs(phase_e_root: Path) -> dict[str, JobRecord]:
     """Finished jobs of the training manifest by matrix cell."""
     path = phase_e_root / TRAINING_MANIFEST
     try:
-        jobs = json.loads(path.read_text(encoding="utf-8"))["jobs"] if path.is_file() else []
+        jobs = read_json(path)["jobs"] if path.is_file() else []
         records = [JobRecord.from_dict(job) for job in jobs]
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise DatasetError(f"{path} is not a readable training manifest: {error}") from None
@@ -401,7 +400,7 @@ def compare_view(
 
 def _overlap_rows(phase_d_root: Path) -> list[dict]:
     path = phase_d_root / METRICS_FILE
-    return json.loads(path.read_text()) if path.is_file() else []
+    return read_json(path) if path.is_file() else []
 
 
 ALIGNMENT_COLUMNS = (
@@ -448,7 +447,7 @@ def _photon_rows(phase_c_root: Path) -> list[dict]:
     if not path.is_file():
         return []
     rows = []
-    for entry in json.loads(path.read_text()).get("doses", []):
+    for entry in read_json(path).get("doses", []):
         measured = entry.get("measured_photons_per_pattern", {})
         rows += [
             {
@@ -477,7 +476,7 @@ def _training_rows(phase_e_root: Path) -> list[dict]:
     path = phase_e_root / TRAINING_MANIFEST
     if not path.is_file():
         return []
-    jobs = json.loads(path.read_text())["jobs"]
+    jobs = read_json(path)["jobs"]
     return [
         {
             key: job.get(key)

@@ -18,7 +18,6 @@ files are intact is kept, not run again.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -29,7 +28,13 @@ from pathlib import Path
 from ptypinn import __version__
 from ptypinn.engines.api import EngineUnavailable, Reconstructor
 from ptypinn.engines.registry import iterative_reconstructor
-from ptypinn.io.artifacts import file_record, record_matches, sha256_file, write_json
+from ptypinn.io.artifacts import (
+    file_record,
+    read_json,
+    record_matches,
+    sha256_file,
+    write_json,
+)
 from ptypinn.io.dataset import load_dataset
 from ptypinn.io.progress import progress_bar
 from ptypinn.io.reconstruction import ReconstructionInput
@@ -160,7 +165,7 @@ def _reusable(root: Path, config: IterativeConfig) -> dict[str, dict]:
     """Finished records of an earlier manifest whose engine ran with the same options and whose
     files are intact, by job label."""
     try:
-        old = json.loads((root / RECONSTRUCTION_MANIFEST).read_text(encoding="utf-8"))
+        old = read_json(root / RECONSTRUCTION_MANIFEST)
         return {
             f"{dose_label(r['dose'])}/{r['view']}/{r['split']}/{r['engine']}": r
             for r in old["jobs"]

@@ -32,7 +32,13 @@ from pathlib import Path
 from rich.console import Console
 
 from ptypinn import __version__
-from ptypinn.io.artifacts import remove_files, sha256_file, tree_digest, write_json
+from ptypinn.io.artifacts import (
+    read_json,
+    remove_files,
+    sha256_file,
+    tree_digest,
+    write_json,
+)
 from ptypinn.pinn.runtime import TrainerOptions
 from ptypinn.study.design import StudyDesign
 from ptypinn.study.layout import (
@@ -208,7 +214,7 @@ def _read_state(root: Path, strict: bool) -> dict:
     if not path.is_file():
         return {"steps": {}}
     try:
-        state = json.loads(path.read_text(encoding="utf-8"))
+        state = read_json(path)
         if not isinstance(state, dict) or not isinstance(state.get("steps"), dict):
             raise ValueError("it holds no table of steps")
     except (OSError, ValueError) as error:
