@@ -722,3 +722,29 @@ def test_designs_that_cannot_run_are_refused_before_anything_is_written(tmp_path
     config.write_text("doses: [1e300]\n")
     refused("study", "run", "--config", config, "--output", tmp_path / "s", phrase="at most 1e+12")
     assert not (tmp_path / "o").exists() and not (tmp_path / "s").exists()
+
+
+def test_matrix_commands_refuse_an_artifact_root_in_use(study, tmp_path):
+    """Issue 27, item 3: train-matrix and reconstruct-iterative lock their artifact root."""
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / "e").mkdir()
+        (tmp_path / "e" / ".ptypinn.lock").write_text(f"{holder.pid} ptypinn train-matrix\n")
+        roots = ("--phase-c-root", study["root"] / "c", "--phase-d-root", tmp_path / "d")
+        for command in ("train-matrix", "reconstruct-iterative"):
+            refused(
+                command,
+                *roots,
+                "--artifact-root",
+                tmp_path / "e",
+                "--config",
+                study["config"],
+                "--allow-missing-phase-d",
+                phrase=f"in use by process {holder.pid}",
+            )
+    finally:
+        holder.kill()
+        holder.wait()

@@ -9,6 +9,7 @@ traceback. Text that comes from users (paths, names, values) is never read as Ri
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import json
@@ -28,6 +29,7 @@ from ptypinn.io.dataset import DatasetError, PtychoDataset
 from ptypinn.io.formats import FileFormat, convert_file
 from ptypinn.io.hdf5 import FormatError
 from ptypinn.io.limits import TooLargeError
+from ptypinn.io.lock import folder_lock
 from ptypinn.physics.finite import NonFiniteError
 from ptypinn.physics.grouping import GroupingError
 from ptypinn.pinn.runtime import (
@@ -487,18 +489,26 @@ def reconstruct_iterative(
     from ptypinn.study.iterative import run_iterative_matrix
 
     design = with_iterative(resolve_design(preset_name, config), engine, iterations)
-    manifest = run_iterative_matrix(
-        phase_c_root,
-        phase_d_root,
-        artifact_root,
-        design.iterative,
-        doses=dose,
-        views=view,
-        splits=split,
-        dry_run=dry_run,
-        allow_missing_phase_d=allow_missing_phase_d,
-        resume=resume,
+    lock = (
+        contextlib.nullcontext(None)  # a dry run writes nothing, not even a lock
+        if dry_run
+        else folder_lock(artifact_root, "ptypinn reconstruct-iterative")
     )
+    with lock as note:
+        if note:
+            say(f"note: {note}")
+        manifest = run_iterative_matrix(
+            phase_c_root,
+            phase_d_root,
+            artifact_root,
+            design.iterative,
+            doses=dose,
+            views=view,
+            splits=split,
+            dry_run=dry_run,
+            allow_missing_phase_d=allow_missing_phase_d,
+            resume=resume,
+        )
     for job in manifest["jobs"]:
         detail = job["error"] or (
             f"final loss {job['final_loss']:.3g}, {job['wall_time_s']:.1f} s"
@@ -676,20 +686,23 @@ def train_matrix(
     design = with_epochs(resolve_design(preset_name, config), max_epochs)
     check_views(design, view)
     assert options is not None  # with_trainer_flags always passes it
-    manifest = run_training_matrix(
-        design,
-        phase_c_root,
-        phase_d_root,
-        artifact_root,
-        doses=dose,
-        views=view,
-        gridsizes=gridsize,
-        allow_missing_phase_d=allow_missing_phase_d,
-        dry_run=dry_run,
-        resume=resume,
-        options=options,
-        design_args=design_arguments(preset_name, config),
-    )
+    with folder_lock(artifact_root, "ptypinn train-matrix") as note:
+        if note:
+            say(f"note: {note}")
+        manifest = run_training_matrix(
+            design,
+            phase_c_root,
+            phase_d_root,
+            artifact_root,
+            doses=dose,
+            views=view,
+            gridsizes=gridsize,
+            allow_missing_phase_d=allow_missing_phase_d,
+            dry_run=dry_run,
+            resume=resume,
+            options=options,
+            design_args=design_arguments(preset_name, config),
+        )
     counts = (manifest["enumerated_count"], manifest["job_count"], manifest["skipped_count"])
     say("jobs: {} enumerated, {} after filters, {} views skipped".format(*counts))
     for event in manifest["skipped_views"]:

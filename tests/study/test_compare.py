@@ -115,3 +115,18 @@ def test_the_tables_say_what_the_generator_does_with_each_pattern():
     assert generator_inputs({"generator": "cnn", "inputs": "amplitude"}) == (
         "cnn generator on amplitude inputs"
     )
+
+
+def test_a_figures_folder_linked_out_of_the_output_is_refused(tmp_path):
+    """Issue 27, item 2: the comparison never writes through a link out of its folder."""
+    from ptypinn.io.artifacts import OutputError
+    from ptypinn.study.compare import run_comparison
+    from ptypinn.study.design import preset
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (tmp_path / "g").mkdir()
+    (tmp_path / "g" / "figures").symlink_to(outside)
+    with pytest.raises(OutputError, match="a symbolic link leads it out of the output folder"):
+        run_comparison(preset("smoke"), tmp_path, tmp_path, tmp_path, tmp_path, tmp_path / "g")
+    assert list(outside.iterdir()) == []

@@ -139,3 +139,17 @@ def test_a_new_run_removes_the_doses_an_earlier_run_wrote(tiny_design, tmp_path)
         not (tmp_path / "dose_2000").exists() and (tmp_path / "dose_1000" / "train.npz").is_file()
     )
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_a_dose_folder_linked_out_of_the_output_is_refused(tiny_design, tmp_path):
+    """Issue 27, item 2: nothing is written through a link that leads out of the folder."""
+    from ptypinn.io.artifacts import OutputError
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "dose_10000").symlink_to(outside)
+    design = tiny_design.model_copy(update={"doses": (1e4,)})
+    with pytest.raises(OutputError, match="a symbolic link leads it out of the output folder"):
+        run_simulation(design, tmp_path / "c")
+    assert list(outside.iterdir()) == []

@@ -46,7 +46,7 @@ from ptypinn.analysis.report import (
     write_tidy,
 )
 from ptypinn.engines.api import ENGINE_LABELS
-from ptypinn.io.artifacts import read_json, sha256_file, write_json
+from ptypinn.io.artifacts import ensure_inside, read_json, sha256_file, write_json
 from ptypinn.io.dataset import DatasetError, PtychoDataset, load_dataset
 from ptypinn.io.progress import progress_bar
 from ptypinn.io.reconstruction import Reconstruction, ReconstructionInput, read_reconstruction
@@ -320,7 +320,9 @@ def obtain(
     )
     rec = reconstructor.reconstruct(ReconstructionInput.from_dataset(test))
     rec = replace(rec, metadata={**rec.metadata, "data": str(test_path), "label": method.label})
-    folder = output_root / dose_label(dose) / view / _method_folder(method.label)
+    folder = ensure_inside(
+        output_root, output_root / dose_label(dose) / view / _method_folder(method.label)
+    )
     title = f"{method.label}, dose {dose:g}, {view}"
     # The figure shows the reconstruction as it is: the report's grids show it aligned, once.
     save_reconstruction(folder, rec, None, dose, view, method.label, title=title)
@@ -571,6 +573,7 @@ def run_comparison(
     )
     phase_f_root = None if phase_f_root is None else Path(phase_f_root)
     output_root = Path(output_root)
+    ensure_inside(output_root, output_root / "figures")
     entries, skips = collect_datasets(
         phase_c_root, phase_d_root, [v.name for v in design.views], allow_missing_phase_d=True
     )

@@ -27,7 +27,13 @@ import numpy as np
 import torch
 
 from ptypinn import __version__
-from ptypinn.io.artifacts import file_record, remove_files, sha256_file, write_json
+from ptypinn.io.artifacts import (
+    ensure_inside,
+    file_record,
+    remove_files,
+    sha256_file,
+    write_json,
+)
 from ptypinn.io.dataset import (
     DatasetError,
     PtychoDataset,
@@ -50,7 +56,7 @@ from ptypinn.physics.forward import (
 from ptypinn.physics.samples import default_object
 from ptypinn.physics.scan import probe_footprint
 from ptypinn.study.design import DesignError, StudyDesign, check_doses
-from ptypinn.study.layout import SIMULATION_MANIFEST, dose_label, split_path
+from ptypinn.study.layout import SIMULATION_MANIFEST, SPLITS, dose_label, split_path
 from ptypinn.study.matrix import listed_files
 
 
@@ -227,6 +233,10 @@ def run_simulation(
     earlier = listed_files(root / SIMULATION_MANIFEST)
     source = source if source is not None else default_source(design)
     check_scan_size(design, source.obj.shape)
+    for dose in doses:  # no symbolic link may lead a write out of the output folder
+        for split in SPLITS:
+            ensure_inside(root, split_path(root, dose, split))
+    ensure_inside(root, root / SIMULATION_MANIFEST)
     try:  # what the manifest will hold, checked before any data is written
         json.dumps({"design": design.to_dict(), "source": source.provenance}, allow_nan=False)
     except (TypeError, ValueError) as error:
