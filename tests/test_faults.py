@@ -748,3 +748,23 @@ def test_matrix_commands_refuse_an_artifact_root_in_use(study, tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_one_pattern_dataset_is_reconstructed_fully(study, tmp_path):
+    """Issue 27, item 9: the reconstruction and its figure are both written (the figure shows
+    the whole object: one position spans no rectangle to crop to)."""
+    test = load_dataset(study["test"])
+    one = edited(
+        study,
+        tmp_path,
+        diffraction=test.diffraction[:1],
+        xcoords=test.xcoords[:1] + 0.3,
+        ycoords=test.ycoords[:1] + 0.3,
+        scan_index=test.scan_index[:1],
+    )
+    result = invoke(
+        "reconstruct", "--bundle", study["bundle"], "--data", one, "--output", tmp_path / "r"
+    )
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "r" / "reconstruction.npz").is_file()
+    assert (tmp_path / "r" / "reconstruction.png").is_file()
