@@ -14,6 +14,7 @@ import functools
 import inspect
 import json
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -782,5 +783,19 @@ for _commands in (app, study_app):
         _info.callback = guarded(_info.callback)
 
 
+# Third-party deprecation notices a user cannot act on (Lightning calling a deprecated torch
+# API, CDTools a deprecated Matplotlib one): not shown among the progress lines. The same list
+# is in pytest's configuration (pyproject.toml); our own warnings are never filtered.
+QUIET_MODULES = (
+    r"(lightning|lightning_fabric|pytorch_lightning|torchmetrics|cdtools|ptychi)(\..*)?\Z"
+)
+
+
+def quiet_third_party_warnings() -> None:
+    for category in (DeprecationWarning, FutureWarning):
+        warnings.filterwarnings("ignore", category=category, module=QUIET_MODULES)
+
+
 def main() -> None:
+    quiet_third_party_warnings()
     app()

@@ -27,6 +27,7 @@ current test split. Anything else is listed as not used.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -405,6 +406,23 @@ def _overlap_rows(phase_d_root: Path) -> list[dict]:
     return read_json(path) if path.is_file() else []
 
 
+def overlap_once(rows: Sequence[dict]) -> list[dict]:
+    """The overlap rows with those that differ only in their dose merged: a view's geometry does
+    not depend on the dose (every dose has the same positions), so its row is shown once, its
+    ``dose`` reading ``all`` (or the doses it holds for, when they differ)."""
+    doses = list(dict.fromkeys(row["dose"] for row in rows))
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        key = tuple((column, row.get(column)) for column in OVERLAP_COLUMNS if column != "dose")
+        groups.setdefault(key, []).append(row)
+    merged = []
+    for group in groups.values():
+        held = [row["dose"] for row in group]
+        label = "all" if held == doses else ", ".join(f"{dose:g}" for dose in held)
+        merged.append({**group[0], "dose": label})
+    return merged
+
+
 ALIGNMENT_COLUMNS = (
     "shift_x_px",
     "shift_y_px",
@@ -519,7 +537,8 @@ OVERLAP_TEXT = (
     "S = (1 − f)·N. Measured with the same footprint: `nearest_overlap` is the disc-overlap "
     "fraction with the nearest neighbour (what the rule targets), `knn_overlap` the mean over "
     "the K nearest neighbours, both averaged over positions; coverage is the illuminated share "
-    "of the full scan's field of view."
+    "of the full scan's field of view. Every dose has the same positions, so a row that holds "
+    "at every dose is shown once (dose: all)."
 )
 
 
@@ -637,7 +656,7 @@ def run_comparison(
     write_json(output_root / "aggregate.json", tables)
     sections = [("Design", _design_table(design))]
     if overlap:
-        overlap_table = markdown_table(overlap, OVERLAP_COLUMNS)
+        overlap_table = markdown_table(overlap_once(overlap), OVERLAP_COLUMNS)
         sections.append(("Measured overlap (phase D)", f"{OVERLAP_TEXT}\n\n{overlap_table}"))
     photons = _photon_rows(phase_c_root) + result.photons
     if photons:
