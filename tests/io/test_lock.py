@@ -54,3 +54,12 @@ def test_a_stale_lock_is_taken_over_with_a_note(tmp_path):
     (tmp_path / LOCK_FILE).write_text("garbage")
     with folder_lock(tmp_path, "test") as note:
         assert "stale lock of an unknown process" in note
+
+
+def test_a_folder_the_lock_created_goes_if_the_run_wrote_nothing(tmp_path):
+    with pytest.raises(ValueError), folder_lock(tmp_path / "new" / "out", "test"):
+        raise ValueError("refused before writing")
+    assert not (tmp_path / "new" / "out").exists()
+    with folder_lock(tmp_path / "kept", "test"):
+        (tmp_path / "kept" / "result.txt").write_text("x")
+    assert sorted(p.name for p in (tmp_path / "kept").iterdir()) == ["result.txt"]

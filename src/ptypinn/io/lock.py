@@ -44,12 +44,14 @@ def _running(pid: int) -> bool:
 def folder_lock(folder: str | os.PathLike, command: str) -> Iterator[str | None]:
     """Hold ``folder``'s lock while the block runs; ``command`` names the run in the lock file.
 
-    Yields ``None``, or a note when a stale lock was taken over. Raises :class:`FolderBusyError`
+    Yields ``None``, or a note when a stale lock was taken over. A folder it created is removed
+    again if the run left it empty. Raises :class:`FolderBusyError`
     when another running process holds the lock.
     """
     folder = Path(folder)
     path = folder / LOCK_FILE
     note = None
+    created = not folder.exists()
     try:
         folder.mkdir(parents=True, exist_ok=True)
         for _ in range(3):
@@ -83,3 +85,6 @@ def folder_lock(folder: str | os.PathLike, command: str) -> Iterator[str | None]
     finally:
         if _holder(path) == os.getpid():
             path.unlink(missing_ok=True)
+        if created:  # a run that wrote nothing (refused, dry) leaves no folder behind
+            with contextlib.suppress(OSError):
+                folder.rmdir()
