@@ -429,8 +429,12 @@ def test_bad_bundles_are_refused(study, tmp_path):
 
 
 def test_a_diverging_training_fails_and_writes_no_bundle(study, tmp_path):
-    huge = edited(
-        study, tmp_path, diffraction=load_dataset(study["test"]).diffraction * np.float32(1e30)
+    test = load_dataset(study["test"])
+    huge = edited(  # in consistent units (the data check passes), but far beyond float32's range
+        study,
+        tmp_path,
+        diffraction=test.diffraction * np.float32(1e30),
+        probeGuess=test.probe * np.complex64(1e30),
     )
     refused(
         "train",
