@@ -223,3 +223,24 @@ def test_study_run_refuses_a_broken_object_or_probe_file(
     assert message in out.err and len(out.err.strip().splitlines()) == 1  # one message
     assert "Traceback" not in out.err + out.out
     assert not output.exists()
+
+
+def test_third_party_deprecations_are_quiet_and_ours_are_not():
+    """Issue 27, item 15: Lightning's and CDTools' deprecation notices are filtered in the CLI;
+    warnings from ptypinn (and other libraries' real warnings) still show."""
+    import warnings
+
+    from ptypinn.cli import quiet_third_party_warnings
+
+    def emitted(category, module):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            quiet_third_party_warnings()
+            warnings.warn_explicit("notice", category, "x.py", 1, module=module)
+        return len(caught)
+
+    assert emitted(FutureWarning, "lightning.pytorch.utilities._pytree") == 0
+    assert emitted(DeprecationWarning, "cdtools.tools.plotting.plotting") == 0
+    assert emitted(DeprecationWarning, "ptypinn.study.compare") == 1
+    assert emitted(UserWarning, "lightning.pytorch.trainer") == 1
+    assert emitted(DeprecationWarning, "lightningfast") == 1

@@ -16,11 +16,23 @@ line uses, so a notebook and ``ptypinn …`` give the same results::
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ptypinn.io.dataset import PtychoDataset, load_dataset
-from ptypinn.study.design import StudyDesign, preset
+import numpy as np
+
+from ptypinn.io.dataset import DatasetError, PtychoDataset, load_dataset
+from ptypinn.study.design import (
+    PRESETS,
+    DesignError,
+    StudyDesign,
+    load_design,
+    make_design,
+    merged,
+    preset,
+    with_metrics,
+)
 
 if TYPE_CHECKING:
     from ptypinn.io.reconstruction import Reconstruction
@@ -28,21 +40,61 @@ if TYPE_CHECKING:
     from ptypinn.pinn.train import TrainingResult
 
 
-def _design(design: StudyDesign | str) -> StudyDesign:
-    return preset(design) if isinstance(design, str) else design
+DesignLike = StudyDesign | str | os.PathLike | Mapping
+DESIGN_FORMS = (
+    "a StudyDesign, a preset name ('smoke', 'full'), a YAML design file, or a dict of fields "
+    "laid over the smoke preset"
+)
+
+
+def _design(design: DesignLike) -> StudyDesign:
+    """``design`` in any of its accepted forms (:data:`DESIGN_FORMS`)."""
+    if isinstance(design, StudyDesign):
+        return design
+    if isinstance(design, Mapping):
+        return make_design(merged(preset("smoke").to_dict(), dict(design)))
+    if isinstance(design, str) and design in PRESETS:
+        return preset(design)
+    if isinstance(design, str | os.PathLike) and Path(design).is_file():
+        return load_design(design, base="smoke")
+    raise DesignError(f"design must be {DESIGN_FORMS}; got {design!r}")
 
 
 def _dataset(data: PtychoDataset | str | os.PathLike) -> PtychoDataset:
-    return data if isinstance(data, PtychoDataset) else load_dataset(data)
+    if isinstance(data, PtychoDataset):
+        return data
+    if isinstance(data, str | os.PathLike):
+        return load_dataset(data)
+    raise DatasetError(
+        f"data must be a PtychoDataset or the path of a canonical NPZ, got {type(data).__name__}"
+    )
+
+
+def _reconstruction(
+    reconstruction: Reconstruction | str | os.PathLike, truth: PtychoDataset
+) -> np.ndarray:
+    """The reconstructed object on ``truth``'s grid: a reconstruction's own, or that of the
+    reconstruction file (NPZ or ptychodus product) at a path, placed as ``ptypinn score`` does."""
+    from ptypinn.io.reconstruction import Reconstruction
+    from ptypinn.study.scoring import load_reconstruction, on_truth_grid
+
+    if isinstance(reconstruction, Reconstruction):
+        return reconstruction.obj
+    if isinstance(reconstruction, str | os.PathLike):
+        return on_truth_grid(load_reconstruction(reconstruction), truth)
+    raise DatasetError(
+        "reconstruction must be a Reconstruction (from ptypinn.reconstruct) or the path of a "
+        f"reconstruction NPZ or ptychodus product, got {type(reconstruction).__name__}"
+    )
 
 
 def simulate(
-    design: StudyDesign | str = "smoke",
+    design: DesignLike = "smoke",
     output: str | os.PathLike = "ptypinn-sim",
     doses: list[float] | None = None,
 ) -> dict:
-    """Phase C: simulate every dose of ``design`` (a design or a preset name), split train/test
-    and write ``<output>/dose_<int>/{train,test}.npz``; returns the manifest."""
+    """Phase C: simulate every dose of ``design`` (any form of :data:`DESIGN_FORMS`), split
+    train/test and write ``<output>/dose_<int>/{train,test}.npz``; returns the manifest."""
     from ptypinn.study.simulate import run_simulation
 
     return run_simulation(_design(design), output, doses=doses)
@@ -52,7 +104,7 @@ def train(
     data: str | os.PathLike,
     output: str | os.PathLike,
     gridsize: int = 1,
-    design: StudyDesign | str = "smoke",
+    design: DesignLike = "smoke",
     options: TrainerOptions | None = None,
     **training: object,
 ) -> TrainingResult:
@@ -65,7 +117,7 @@ def train(
     settings = chosen.training.model_validate({**chosen.training.model_dump(), **training})
     spec = JobSpec(Path(data), gridsize, chosen.neighbor_count, chosen.seeds.grouping, settings)
     quiet = TrainerOptions(logger="none", checkpoints=False, progress=False)
-    return train_model(spec, load_dataset(data), Path(output), options or quiet)
+    return train_model(spec, _dataset(data), Path(output), options or quiet)
 
 
 def reconstruct(
@@ -82,22 +134,21 @@ def reconstruct(
 
 
 def score(
-    reconstruction: Reconstruction,
+    reconstruction: Reconstruction | str | os.PathLike,
     truth: PtychoDataset | str | os.PathLike,
     max_shift_px: float = 3,
 ) -> dict:
     """Every score of ``reconstruction`` against the true object of ``truth``, after the bounded
     alignment, with the alignment applied (what ``ptypinn score`` prints)."""
-    from ptypinn.study.design import MetricsConfig
     from ptypinn.study.scoring import score_object
 
-    return score_object(
-        reconstruction.obj, _dataset(truth), MetricsConfig(max_shift_px=max_shift_px)
-    )
+    dataset = _dataset(truth)
+    metrics = with_metrics(preset("smoke"), max_shift_px=max_shift_px).metrics
+    return score_object(_reconstruction(reconstruction, dataset), dataset, metrics)
 
 
 def run_study(
-    design: StudyDesign | str = "smoke",
+    design: DesignLike = "smoke",
     output: str | os.PathLike = "study-output",
     resume: bool = False,
 ) -> Path:

@@ -9,11 +9,12 @@ traceback. Text that comes from users (paths, names, values) is never read as Ri
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import json
-import math
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -28,6 +29,8 @@ from ptypinn.io.artifacts import OutputError
 from ptypinn.io.dataset import DatasetError, PtychoDataset
 from ptypinn.io.formats import FileFormat, convert_file
 from ptypinn.io.hdf5 import FormatError
+from ptypinn.io.limits import TooLargeError
+from ptypinn.io.lock import folder_lock
 from ptypinn.physics.finite import NonFiniteError
 from ptypinn.physics.grouping import GroupingError
 from ptypinn.pinn.runtime import (
@@ -41,10 +44,12 @@ from ptypinn.pinn.runtime import (
 from ptypinn.study.design import (
     DesignError,
     StudyDesign,
+    check_doses,
     load_design,
     preset,
     with_inputs,
     with_iterative,
+    with_metrics,
 )
 from ptypinn.study.runner import StudyStateError
 
@@ -67,6 +72,7 @@ USER_ERRORS = (
     TrainerError,
     StudyStateError,
     OutputError,
+    TooLargeError,
     OSError,
 )
 INTERRUPTED = (
@@ -287,9 +293,10 @@ def simulate(
 
     design = resolve_design(preset_name, config)
     if dose:
-        bad = [d for d in dose if not (d > 0 and math.isfinite(d))]
-        if bad:
-            raise DesignError(f"--dose must be positive and finite, got {bad}")
+        try:
+            check_doses(dose, "--dose")
+        except ValueError as error:
+            raise DesignError(str(error)) from None
     source = source_from_npz(object_file, design) if object_file is not None else None
     manifest = run_simulation(design, output_root, source=source, doses=dose or None)
     for entry in manifest["doses"]:
@@ -485,18 +492,26 @@ def reconstruct_iterative(
     from ptypinn.study.matrix import BASELINE
 
     design = with_iterative(resolve_design(preset_name, config), engine, iterations)
-    manifest = run_iterative_matrix(
-        phase_c_root,
-        phase_d_root,
-        artifact_root,
-        design.iterative,
-        doses=dose,
-        views=view or [BASELINE, *design.view_names()],
-        splits=split,
-        dry_run=dry_run,
-        allow_missing_phase_d=allow_missing_phase_d,
-        resume=resume,
+    lock = (
+        contextlib.nullcontext(None)  # a dry run writes nothing, not even a lock
+        if dry_run
+        else folder_lock(artifact_root, "ptypinn reconstruct-iterative")
     )
+    with lock as note:
+        if note:
+            say(f"note: {note}")
+        manifest = run_iterative_matrix(
+            phase_c_root,
+            phase_d_root,
+            artifact_root,
+            design.iterative,
+            doses=dose,
+            views=view or [BASELINE, *design.view_names()],
+            splits=split,
+            dry_run=dry_run,
+            allow_missing_phase_d=allow_missing_phase_d,
+            resume=resume,
+        )
     for job in manifest["jobs"]:
         detail = job["error"] or (
             f"final loss {job['final_loss']:.3g}, {job['wall_time_s']:.1f} s"
@@ -566,8 +581,8 @@ def score(
     max_shift: Annotated[
         float | None,
         typer.Option(
-            help="Bound of the alignment shift, px per axis (default: the design's "
-            "metrics.max_shift_px).",
+            help="Bound of the alignment shift, px per axis, at most 16 (default: the "
+            "design's metrics.max_shift_px).",
             min=0,
         ),
     ] = None,
@@ -578,9 +593,10 @@ def score(
     the alignment applied and the region used (an unmeasurable score is null, with its reason)."""
     from ptypinn.study.scoring import score_file
 
-    metrics = resolve_design(preset_name, config).metrics
+    design = resolve_design(preset_name, config)
     if max_shift is not None:
-        metrics = metrics.model_copy(update={"max_shift_px": max_shift})
+        design = with_metrics(design, max_shift_px=max_shift)
+    metrics = design.metrics
     result = score_file(reconstruction, truth, metrics, from_format)
     typer.echo(json.dumps(result, indent=2, allow_nan=False))
 
@@ -673,20 +689,23 @@ def train_matrix(
     design = with_epochs(resolve_design(preset_name, config), max_epochs)
     check_views(design, view)
     assert options is not None  # with_trainer_flags always passes it
-    manifest = run_training_matrix(
-        design,
-        phase_c_root,
-        phase_d_root,
-        artifact_root,
-        doses=dose,
-        views=view,
-        gridsizes=gridsize,
-        allow_missing_phase_d=allow_missing_phase_d,
-        dry_run=dry_run,
-        resume=resume,
-        options=options,
-        design_args=design_arguments(preset_name, config),
-    )
+    with folder_lock(artifact_root, "ptypinn train-matrix") as note:
+        if note:
+            say(f"note: {note}")
+        manifest = run_training_matrix(
+            design,
+            phase_c_root,
+            phase_d_root,
+            artifact_root,
+            doses=dose,
+            views=view,
+            gridsizes=gridsize,
+            allow_missing_phase_d=allow_missing_phase_d,
+            dry_run=dry_run,
+            resume=resume,
+            options=options,
+            design_args=design_arguments(preset_name, config),
+        )
     counts = (manifest["enumerated_count"], manifest["job_count"], manifest["skipped_count"])
     say("jobs: {} enumerated, {} after filters, {} views skipped".format(*counts))
     for event in manifest["skipped_views"]:
@@ -784,5 +803,19 @@ for _commands in (app, study_app):
         _info.callback = guarded(_info.callback)
 
 
+# Third-party deprecation notices a user cannot act on (Lightning calling a deprecated torch
+# API, CDTools a deprecated Matplotlib one): not shown among the progress lines. The same list
+# is in pytest's configuration (pyproject.toml); our own warnings are never filtered.
+QUIET_MODULES = (
+    r"(lightning|lightning_fabric|pytorch_lightning|torchmetrics|cdtools|ptychi)(\..*)?\Z"
+)
+
+
+def quiet_third_party_warnings() -> None:
+    for category in (DeprecationWarning, FutureWarning):
+        warnings.filterwarnings("ignore", category=category, module=QUIET_MODULES)
+
+
 def main() -> None:
+    quiet_third_party_warnings()
     app()

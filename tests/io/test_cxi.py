@@ -286,3 +286,64 @@ def test_cli_convert_reports_a_bad_file_without_traceback(
         monkeypatch, capsys, "convert", str(good), str(tmp_path / "out.data"), "--to", "npz"
     )
     assert code == 0 and load_dataset(tmp_path / "out.data").count == len(foreign_scan[2])
+
+
+# Header bombs and link loops are refused from the declared shapes (issue 27, item 10)
+
+
+def _edited(path, edit):
+    with h5py.File(path, "r+") as f:
+        edit(f)
+    return path
+
+
+def test_frames_claiming_more_than_memory_are_refused_before_reading(foreign_scan, tmp_path):
+    def bomb(f):
+        del f["entry_1/instrument_1/detector_1/data"]
+        f.create_dataset(
+            "entry_1/instrument_1/detector_1/data",
+            shape=(10**9, SIZE, SIZE),
+            dtype="f4",
+            chunks=(1, SIZE, SIZE),
+        )
+
+    path = _edited(write_foreign_cxi(tmp_path / "bomb.cxi", foreign_scan), bomb)
+    with pytest.raises(FormatError, match=r"shape \(1000000000, 32, 32\) float32 needs 7.45 TiB"):
+        read_cxi(path)
+
+
+def test_translations_claiming_more_rows_than_frames_are_refused_unread(foreign_scan, tmp_path):
+    def bomb(f):
+        name = "entry_1/sample_1/geometry_1/translation"
+        del f[name]
+        f.create_dataset(name, shape=(10**11, 3), dtype="f8", chunks=(1024, 3))
+
+    path = _edited(write_foreign_cxi(tmp_path / "bomb.cxi", foreign_scan), bomb)
+    with pytest.raises(FormatError, match="100000000000 translations for"):
+        read_cxi(path)
+
+
+def test_a_data_set_that_links_to_itself_is_refused(foreign_scan, tmp_path):
+    def loop(f):
+        del f["entry_1/data_1/data"]
+        f["entry_1/data_1/data"] = h5py.SoftLink("/entry_1/data_1/data")
+
+    path = _edited(write_foreign_cxi(tmp_path / "loop.cxi", foreign_scan), loop)
+    with pytest.raises(FormatError, match="at /entry_1/data_1/data: the link cannot be followed"):
+        read_cxi(path)
+
+
+def test_intensities_beyond_float32_are_not_written(small_dataset, tmp_path, monkeypatch, capsys):
+    """An NPZ of 1e30 amplitudes (with a probe in the same units) would give infinite CXI
+    intensities: refused, nothing written (issue 27, item 4)."""
+    from ptypinn.io.artifacts import write_npz
+
+    arrays = small_dataset.to_arrays()
+    arrays["diffraction"] = (arrays["diffraction"] * 1e30).astype(np.float32)
+    arrays["probeGuess"] = (arrays["probeGuess"] * 1e30).astype(np.complex64)
+    write_npz(tmp_path / "huge.npz", arrays)
+    code, out = run_main(
+        monkeypatch, capsys, "convert", str(tmp_path / "huge.npz"), str(tmp_path / "out.cxi")
+    )
+    assert code == 2 and "beyond float32" in out.err and "Traceback" not in out.err
+    assert not (tmp_path / "out.cxi").exists()

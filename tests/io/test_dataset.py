@@ -155,3 +155,102 @@ def test_unreadable_files(tmp_path):
     np.savez(pickled, diffraction=np.array([{"a": 1}], dtype=object))
     with pytest.raises(DatasetError, match="pickle"):
         load_dataset(pickled)
+
+
+# --------------------------------------------------------------------------------------------
+# Physical scale: intensities and photon counts are not amplitudes (issue 27, item 1)
+
+
+def bright(dataset, factor=4.0):
+    """The same measurement with the probe (and so the amplitudes) in units ``factor`` times
+    smaller: the far-field peak is then well above 1, as for the study's probes."""
+    arrays = dataset.to_arrays()
+    arrays["diffraction"] = (arrays["diffraction"] * factor).astype(np.float32)
+    arrays["probeGuess"] = (arrays["probeGuess"] * factor).astype(np.complex64)
+    return arrays
+
+
+def test_normalised_amplitudes_carry_less_energy_than_the_probe(small_dataset):
+    from ptypinn.io.dataset import energy_ratio
+
+    ratio = energy_ratio(small_dataset.diffraction, small_dataset.probe)
+    assert 0.2 < ratio <= 1.05  # a passive object at 1e4 photons
+    validate_arrays(small_dataset.to_arrays())
+
+
+def test_intensities_are_refused_with_how_to_convert(small_dataset):
+    arrays = bright(small_dataset)
+    validate_arrays(arrays)
+    arrays["diffraction"] = (arrays["diffraction"].astype(np.float64) ** 2).astype(np.float32)
+    with pytest.raises(DatasetError) as caught:
+        validate_arrays(arrays)
+    message = str(caught.value)
+    assert "times the probe's energy" in message
+    assert "looks like intensities" in message and "np.sqrt(diffraction)" in message
+
+
+def test_photon_counts_are_refused_with_how_to_normalise(small_dataset):
+    arrays = bright(small_dataset, 1.0)
+    scale = small_dataset.metadata["dose_scale"]
+    counts = np.round((scale * arrays["diffraction"].astype(np.float64)) ** 2)
+    arrays["diffraction"] = counts.astype(np.float32)
+    with pytest.raises(DatasetError, match="looks like photon counts") as caught:
+        validate_arrays(arrays)
+    assert "sqrt(counts) / s" in str(caught.value)
+
+
+def test_every_reader_applies_the_scale_check(tmp_path, small_dataset):
+    from ptypinn.io.formats import FileFormat, read_file
+
+    arrays = bright(small_dataset)
+    arrays["diffraction"] = np.square(arrays["diffraction"])
+    write_npz(tmp_path / "intensity.npz", arrays)
+    with pytest.raises(DatasetError, match="looks like intensities"):
+        load_dataset(tmp_path / "intensity.npz")
+    with pytest.raises(DatasetError, match="looks like intensities"):
+        read_file(tmp_path / "intensity.npz", FileFormat.npz)
+
+
+# --------------------------------------------------------------------------------------------
+# Header bombs: shapes are read from the headers before anything is loaded (issue 27, item 10)
+
+
+def bomb_npz(path, shape, dtype=np.float32, extra=None):
+    """An NPZ whose ``diffraction`` header claims ``shape`` but holds no data."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as archive:
+        with archive.open("diffraction.npy", "w", force_zip64=True) as member:
+            header = {"descr": np.dtype(dtype).str, "fortran_order": False, "shape": shape}
+            np.lib.format.write_array_header_2_0(member, header)
+        for key, value in (extra or {}).items():
+            with archive.open(f"{key}.npy", "w") as member:
+                np.lib.format.write_array(member, value)
+    return path
+
+
+def test_a_header_claiming_more_than_the_file_holds_is_refused_before_loading(tmp_path):
+    path = bomb_npz(tmp_path / "bomb.npz", (10**9, 64, 64))
+    with pytest.raises(DatasetError, match=r"claims shape \(1000000000, 64, 64\)"):
+        load_dataset(path)
+
+
+def test_arrays_larger_than_memory_are_refused(tmp_path, monkeypatch):
+    from ptypinn.io import limits
+
+    path = tmp_path / "d.npz"
+    write_npz(path, make_arrays())
+    monkeypatch.setattr(limits, "memory_limit_bytes", lambda: 1000)  # a machine of 2 kB
+    with pytest.raises(DatasetError, match="more than the 1e\\+03 B allowed here"):
+        load_dataset(path)
+
+
+def test_object_arrays_are_refused_from_the_header(tmp_path):
+    import zipfile
+
+    path = tmp_path / "objects.npz"
+    with zipfile.ZipFile(path, "w") as archive, archive.open("diffraction.npy", "w") as member:
+        header = {"descr": "|O", "fortran_order": False, "shape": (10**12,)}
+        np.lib.format.write_array_header_1_0(member, header)
+    with pytest.raises(DatasetError, match="pickle"):
+        load_dataset(path)

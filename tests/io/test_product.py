@@ -186,6 +186,25 @@ def _poison(name):
     return edit
 
 
+def _oversized(name):
+    """A data set whose declared shape claims terabytes (HDF5 stores none of it)."""
+
+    def edit(f):
+        dtype = f[name].dtype
+        del f[name]
+        f.create_dataset(name, shape=(1, 10**6, 10**6), dtype=dtype, chunks=(1, 64, 64))
+
+    return edit
+
+
+def _loop(name):
+    def edit(f):
+        del f[name]
+        f[name] = h5py.SoftLink(f"/{name}")
+
+    return edit
+
+
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
@@ -206,6 +225,12 @@ def _poison(name):
         (_replace("loss_epochs", [1, 2]), "at /loss_epochs: 2 loss epochs for 3 loss values"),
         (_poison("object"), "at /object: object contains 1 NaN or infinite values"),
         (_poison("probe"), "at /probe: probe contains 1 NaN or infinite values"),
+        (
+            _poison("probe_position_x_m"),
+            "at /probe_position_x_m: probe x positions contains 1 NaN",
+        ),
+        (_oversized("object"), "at object: shape (1, 1000000, 1000000) complex128 needs 14.6 TiB"),
+        (_loop("probe"), "at probe: the link cannot be followed"),
     ],
 )
 def test_bad_product_files_give_specific_errors(reconstruction, tmp_path, edit, message):

@@ -98,3 +98,14 @@ def test_input_checks_shapes(small_dataset):
         dataclasses.replace(inp, probe=inp.probe[:16, :16])
     with pytest.raises(DatasetError, match="starting object"):
         dataclasses.replace(inp, initial_object=np.ones((5, 5), np.complex64))
+
+
+def test_nan_positions_are_refused(reconstruction, tmp_path):
+    """Issue 27, item 4: `score` and `convert` never carry NaN positions into a product."""
+    positions = reconstruction.positions_px.copy()
+    positions[1, 0] = np.nan
+    write_reconstruction(
+        tmp_path / "nan.npz", dataclasses.replace(reconstruction, positions_px=positions)
+    )
+    with pytest.raises(FormatError, match="hold 1 NaN or infinite positions"):
+        read_reconstruction(tmp_path / "nan.npz")

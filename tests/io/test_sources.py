@@ -30,6 +30,7 @@ def test_a_valid_probe_and_object_come_back_as_complex64(tmp_path):
         (np.ones((16, 16), np.float32), "probeGuess is real (float32)"),
         (np.full((16, 16), np.nan + 0j, np.complex64), "256 NaN or infinite values"),
         (np.zeros((16, 16), np.complex64), "zero everywhere"),
+        (np.full((16, 16), 1e300 + 0j), "256 NaN or infinite values"),  # beyond complex64
     ],
 )
 def test_a_probe_that_breaks_the_contract_is_one_message(tmp_path, probe, found):
@@ -53,3 +54,26 @@ def test_missing_arrays_and_a_bad_object_are_named(tmp_path):
         read_object(path)
     with pytest.raises(DatasetError, match="no such file"):
         read_object(tmp_path / "nope.npz")
+
+
+@pytest.mark.parametrize(
+    ("obj", "found"),
+    [
+        (np.ones((30, 30)), "objectGuess is real (float64)"),
+        (np.full((30, 30), np.nan, np.complex64), "objectGuess contains 900 NaN or infinite"),
+        (np.ones((30, 30), np.complex128) * 1e300, "objectGuess contains 900 NaN or infinite"),
+        (np.zeros((30, 30), np.complex64), "objectGuess is zero everywhere"),
+    ],
+)
+def test_an_object_that_breaks_the_contract_is_one_message(tmp_path, obj, found):
+    """The dataset contract's value checks, on the user's object file (issue 27, item 12)."""
+    with pytest.raises(DatasetError) as error:
+        read_object(_npz(tmp_path, objectGuess=obj))
+    assert found in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_complex128_object_is_accepted_as_complex64(tmp_path):
+    obj = np.ones((30, 30), np.complex128) * (0.5 + 0.5j)
+    read = read_object(_npz(tmp_path, objectGuess=obj))
+    assert read.dtype == np.complex64
+    np.testing.assert_array_equal(read, obj.astype(np.complex64))

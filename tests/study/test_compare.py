@@ -182,3 +182,43 @@ def test_the_report_states_a_model_probes_parameters(tiny_design, tmp_path):
     stated = "kind zone_plate, diameter_fraction 0.5, pupil_fraction 0.5, central_stop 0.4"
     assert markdown.count(stated) == 2  # the design table and the probe section
     assert "SHA-256" not in markdown.split("## Object and probe")[1].split("##")[0]
+
+
+def test_a_figures_folder_linked_out_of_the_output_is_refused(tmp_path):
+    """Issue 27, item 2: the comparison never writes through a link out of its folder."""
+    from ptypinn.io.artifacts import OutputError
+    from ptypinn.study.compare import run_comparison
+    from ptypinn.study.design import preset
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (tmp_path / "g").mkdir()
+    (tmp_path / "g" / "figures").symlink_to(outside)
+    with pytest.raises(OutputError, match="a symbolic link leads it out of the output folder"):
+        run_comparison(preset("smoke"), tmp_path, tmp_path, tmp_path, tmp_path, tmp_path / "g")
+    assert list(outside.iterdir()) == []
+
+
+def test_the_overlap_table_shows_each_views_geometry_once():
+    """Issue 27, item 16: rows that differ only in their dose are one row (dose: all)."""
+    from ptypinn.study.compare import overlap_once
+
+    def row(dose, view, split, overlap):
+        return {"dose": dose, "view": view, "split": split, "nearest_overlap": overlap}
+
+    rows = [
+        row(d, v, s, 0.7 if v == "dense" else 0.2)
+        for d in (1e3, 1e4)
+        for v in ("dense", "sparse")
+        for s in ("train", "test")
+    ]
+    once = overlap_once(rows)
+    assert [(r["dose"], r["view"], r["split"]) for r in once] == [
+        ("all", "dense", "train"),
+        ("all", "dense", "test"),
+        ("all", "sparse", "train"),
+        ("all", "sparse", "test"),
+    ]
+    rows[0]["nearest_overlap"] = 0.69  # a dose whose measurement differs keeps its own row
+    labels = [(r["dose"], r["view"], r["split"]) for r in overlap_once(rows)]
+    assert ("1000", "dense", "train") in labels and ("10000", "dense", "train") in labels

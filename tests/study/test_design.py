@@ -102,6 +102,33 @@ def test_partial_yaml_takes_defaults(tmp_path):
             "iterative.cdtools.learning_rate",
             "greater than 0",
         ),
+        # Designs that validated but could not run (issue 27, items 5, 8, 11)
+        ({"doses": [1e300]}, "doses", "at most 1e+12 photons per pattern"),
+        ({"seeds": {"grouping": 10**23}}, "seeds.grouping", "less than or equal to 4294967295"),
+        ({"training": {"seed": 10**23}}, "training.seed", "less than or equal to 4294967295"),
+        ({"training": {"learning_rate": float("inf")}}, "training.learning_rate", "finite"),
+        ({"training": {"nll_weight": float("inf")}}, "training.nll_weight", "finite number"),
+        (
+            {"simulation": {"object_size": 10**7, "scan": {"step_px": 5}}},
+            "simulation.object_size",
+            "less than or equal to 8192",
+        ),
+        (
+            {"simulation": {"object_size": 8192, "scan": {"step_px": 1, "jitter_px": 0}}},
+            "simulation.scan.step_px",
+            "more than the 1,000,000 a study can run",
+        ),
+        (
+            {"simulation": {"object_size": 384, "scan": {"step_px": 1e-9}}},
+            "simulation.scan.step_px",
+            "greater than or equal to 0.25",
+        ),
+        (
+            {"simulation": {"object_size": 384, "scan": {"step_px": 5, "jitter_px": 1e6}}},
+            "jitter_px",
+            "more than the step (5 px)",
+        ),
+        ({"metrics": {"max_shift_px": 100}}, "metrics.max_shift_px", "less than or equal to 16"),
     ],
 )
 def test_invalid_designs_name_the_field(values, field, phrase):
@@ -300,3 +327,34 @@ def test_a_user_object_smaller_than_the_scan_is_refused(tmp_path):
     np.savez(tmp_path / "obj.npz", objectGuess=np.ones((200, 100), np.complex64))
     with pytest.raises(DatasetError, match=r"200x100 px, smaller than the scan needs at N=64"):
         with_inputs(preset("smoke"), object_file=tmp_path / "obj.npz")
+
+
+# --------------------------------------------------------------------------------------------
+# Design files (issue 27, items 5 and 11)
+
+
+def test_a_key_given_twice_is_refused(tmp_path):
+    path = tmp_path / "d.yaml"
+    path.write_text("doses: [1000]\ntraining:\n  epochs: 2\n  epochs: 3\n")
+    with pytest.raises(DesignError, match="the key 'epochs' is given twice"):
+        load_design(path)
+
+
+def test_a_deeply_nested_file_is_refused(tmp_path):
+    path = tmp_path / "deep.yaml"
+    path.write_text("a: " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(DesignError, match="nested more than 64 levels"):
+        load_design(path)
+    path.write_text("a:\n" + "".join("  " * i + "- \n" for i in range(1, 3000)))
+    with pytest.raises(DesignError, match="not valid YAML|nested"):
+        load_design(path)
+
+
+def test_the_scan_is_sized_before_phase_c_starts(tiny_design, tmp_path, monkeypatch):
+    from ptypinn.io import limits
+    from ptypinn.study.simulate import run_simulation
+
+    monkeypatch.setattr(limits, "memory_limit_bytes", lambda: 10**6)  # a 1 MB machine
+    with pytest.raises(DesignError, match=r"the scan \(about 41 patterns of 64x64 px"):
+        run_simulation(tiny_design, tmp_path / "c")
+    assert not (tmp_path / "c").exists()

@@ -217,7 +217,20 @@ def test_cli_runs_the_matrix_and_fails_when_a_job_fails(tmp_path, monkeypatch, c
     assert code == 2 and "test.npz changed since simulation_manifest.json was written" in out.err
     record_phases(phase_c, phase_d, (1000,), ("dense",))  # the manifest vouches for the bad file
     code, out = run_main(monkeypatch, capsys, *args, *baseline)
-    assert code == 1 and "1 of 1 jobs failed" in out.out
+    assert code == 1 and "1 of 3 jobs failed" in out.out
+    # the filtered runs kept the records of the jobs they left out (issue 27, item 6)
+    manifest = json.loads((tmp_path / "f" / "reconstruction_manifest.json").read_text())
+    jobs = {(job["view"], job["split"], job["engine"]): job for job in manifest["jobs"]}
+    assert sorted(jobs) == [
+        ("baseline", "test", "ptychi"),
+        ("dense", "train", "cdtools"),
+        ("dense", "train", "ptychi"),
+    ]
+    assert jobs["dense", "train", "cdtools"]["status"] == "ok"
+    assert (
+        "dose 1000 dense/train cdtools: ok" in out.out and "(kept from an earlier run)" in out.out
+    )
+    assert set(manifest["engines"]) == {"cdtools", "ptychi"}
 
 
 @pytest.mark.parametrize(
@@ -285,3 +298,19 @@ def test_the_cli_follows_the_designs_own_views(tmp_path, monkeypatch, capsys):
         "dose 1000 close/test cdtools",
         "dose 1000 far/test cdtools",
     ]
+
+
+def test_a_job_folder_linked_out_of_the_artifact_root_is_refused(tmp_path):
+    """Issue 27, item 2: the iterative phase never writes through a link out of its folder."""
+    from ptypinn.io.artifacts import OutputError
+
+    phase_c, phase_d = _study(tmp_path, doses=(1000,), views=("dense",))
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (tmp_path / "f" / "dose_1000").mkdir(parents=True)
+    (tmp_path / "f" / "dose_1000" / "baseline").symlink_to(outside)
+    with pytest.raises(OutputError, match="a symbolic link leads it out of the output folder"):
+        run_iterative_matrix(
+            phase_c, phase_d, tmp_path / "f", QUICK, views=["baseline"], splits=["test"]
+        )
+    assert list(outside.iterdir()) == []

@@ -177,6 +177,12 @@ def test_run_overlap_is_byte_reproducible(tiny_design, phase_c, tmp_path):
     )
 
 
+def flat_patterns(count: int, probe: np.ndarray) -> np.ndarray:
+    """Placeholder patterns carrying half of the probe's energy (a passive object's worth)."""
+    level = np.sqrt(0.5 * np.sum(np.abs(probe) ** 2) / probe.size)
+    return np.full((count, *probe.shape), level, np.float32)
+
+
 def test_a_view_short_in_one_split_is_written_in_neither(tiny_design, tmp_path):
     """Train has a wide scan, test only two positions: the dense view must not be half-written."""
     probe = top_hat(64, 16)
@@ -188,7 +194,7 @@ def test_a_view_short_in_one_split_is_written_in_neither(tiny_design, tmp_path):
         ("test", np.array([[40.0, 200.0], [200.0, 200.0]])),
     ):
         dataset = PtychoDataset(
-            diffraction=np.ones((len(positions), 64, 64), np.float32),
+            diffraction=flat_patterns(len(positions), probe),
             xcoords=positions[:, 0].copy(),
             ycoords=positions[:, 1].copy(),
             probe=probe,
@@ -281,7 +287,7 @@ def test_run_overlap_refuses_a_view_the_data_cannot_reach(tmp_path):
     files = {}
     for split in ("train", "test"):
         dataset = PtychoDataset(
-            diffraction=np.ones((len(positions), 64, 64), np.float32),
+            diffraction=flat_patterns(len(positions), probe),
             xcoords=positions[:, 0].copy(),
             ycoords=positions[:, 1].copy(),
             probe=probe,

@@ -168,3 +168,17 @@ def test_a_model_probe_is_recorded_by_its_parameters(tiny_design, tmp_path):
         "curvature": 3.0,
     }
     assert not any(key.endswith("sha256") for key in manifest["source"])
+
+
+def test_a_dose_folder_linked_out_of_the_output_is_refused(tiny_design, tmp_path):
+    """Issue 27, item 2: nothing is written through a link that leads out of the folder."""
+    from ptypinn.io.artifacts import OutputError
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "dose_10000").symlink_to(outside)
+    design = tiny_design.model_copy(update={"doses": (1e4,)})
+    with pytest.raises(OutputError, match="a symbolic link leads it out of the output folder"):
+        run_simulation(design, tmp_path / "c")
+    assert list(outside.iterdir()) == []

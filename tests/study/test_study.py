@@ -239,3 +239,92 @@ def test_a_study_on_the_users_probe_resumes_and_reruns_when_the_file_changes(
     assert all(f"{step}: done" in text for step in state["steps"])
     manifest = json.loads((output / "phase_c" / "simulation_manifest.json").read_text())
     assert manifest["source"]["probe_file_sha256"] == sha256_file(probe_file) != digest
+
+
+# --------------------------------------------------------------------------------------------
+# The runner's bookkeeping, with quick steps in place of the phases (issue 27, items 2, 3, 7)
+
+
+def quick_steps(started=None, release=None):
+    """Two steps that write one file each (and a manifest) under their folders; the first waits
+    for ``release`` after setting ``started``, when given."""
+    from ptypinn.study.runner import Step
+
+    def writer(folder, manifest):
+        def run(design, root, executor, resume):
+            if started is not None:
+                started.set()
+                assert release.wait(60)
+            (root / folder).mkdir(parents=True, exist_ok=True)
+            (root / folder / "out.txt").write_text(f"doses {design.doses}")
+            (root / folder / manifest).write_text("{}")
+            return []
+
+        return run
+
+    return (
+        Step("first", "phase_c", "m.json", (), ("doses",), writer("phase_c", "m.json")),
+        Step("second", "phase_e", "n.json", (), ("doses",), writer("phase_e", "n.json")),
+    )
+
+
+def test_hand_placed_files_are_never_outputs_and_survive_design_changes(
+    micro_design, tmp_path, monkeypatch
+):
+    from ptypinn.study import runner
+
+    monkeypatch.setattr(runner, "STEPS", quick_steps())
+    run_study(micro_design, tmp_path, console=quiet())
+    (tmp_path / "phase_e" / "NOTES.txt").write_text("mine")
+    (tmp_path / "phase_c" / "mynotes.txt").write_text("mine too")
+    for doses in ((2e4,), (3e4,)):  # two design changes: each step starts clean
+        state = run_study(
+            micro_design.model_copy(update={"doses": doses}), tmp_path, console=quiet()
+        )
+        assert state["steps"]["second"]["outputs"].keys() == {"out.txt", "n.json"}
+        assert state["steps"]["first"]["outputs"].keys() == {"out.txt", "m.json"}
+    assert (tmp_path / "phase_e" / "NOTES.txt").read_text() == "mine"
+    assert (tmp_path / "phase_c" / "mynotes.txt").read_text() == "mine too"
+    assert (tmp_path / "phase_e" / "out.txt").read_text() == "doses (30000.0,)"
+
+
+def test_a_second_run_on_a_study_folder_is_refused_at_once(micro_design, tmp_path, monkeypatch):
+    """While one run works, a second `study run` on the folder exits 2 naming the first's PID;
+    the first then completes with a consistent state."""
+    import os
+    import threading
+
+    from ptypinn.study import runner
+
+    started, release = threading.Event(), threading.Event()
+    monkeypatch.setattr(runner, "STEPS", quick_steps(started, release))
+    result = {}
+    first = threading.Thread(
+        target=lambda: result.update(run_study(micro_design, tmp_path, console=quiet()))
+    )
+    first.start()
+    try:
+        assert started.wait(60)
+        command = [sys.executable, "-m", "ptypinn", "study", "run", "--output", str(tmp_path)]
+        begin = time.monotonic()
+        second = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        assert second.returncode == 2, second.stderr
+        assert f"in use by process {os.getpid()}" in second.stderr
+        assert "Traceback" not in second.stderr and second.stderr.count("error:") == 1
+        assert time.monotonic() - begin < 60
+    finally:
+        release.set()
+        first.join(60)
+    state = json.loads((tmp_path / STATE_FILE).read_text())
+    assert state == result and all("finished" in step for step in state["steps"].values())
+    assert not (tmp_path / ".ptypinn.lock").exists()
+
+
+def test_a_phase_folder_linked_out_of_the_study_is_refused(micro_design, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "phase_g").symlink_to(outside)
+    with pytest.raises(Exception, match="a symbolic link leads it out of the output folder"):
+        run_study(micro_design, tmp_path / "s", console=quiet())
+    assert list(outside.iterdir()) == []

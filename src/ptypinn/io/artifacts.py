@@ -21,6 +21,7 @@ import tempfile
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -96,6 +97,16 @@ def write_json(path: str | os.PathLike, payload: object) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return path
+
+
+def _not_json(constant: str) -> float:
+    raise ValueError(f"{constant} is not a JSON number")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """The JSON in ``path``; ``NaN``/``Infinity`` (which :func:`write_json` never writes) raise
+    ``ValueError`` like any other malformed content."""
+    return json.loads(Path(path).read_text(encoding="utf-8"), parse_constant=_not_json)
 
 
 def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:

@@ -92,16 +92,15 @@ def _frames(h5: HDF5Reader) -> tuple[np.ndarray, str]:
     name = h5.find(*DATA_PATHS)
     if name is None:
         raise h5.error(f"no diffraction frames: looked for {' and '.join(DATA_PATHS)}")
-    frames = np.asarray(h5.file[name][()])
-    if frames.ndim != 3 or frames.shape[0] == 0 or frames.shape[1] != frames.shape[2]:
+    shape, dtype = h5.shape(name), h5.file[name].dtype
+    if len(shape) != 3 or shape[0] == 0 or shape[1] != shape[2]:
         raise h5.error(
-            "frames must be a non-empty (n, N, N) stack of square patterns, "
-            f"got shape {frames.shape}",
+            f"frames must be a non-empty (n, N, N) stack of square patterns, got shape {shape}",
             name,
         )
-    if np.iscomplexobj(frames) or not np.issubdtype(frames.dtype, np.number):
-        raise h5.error(f"frames must be real intensities, got dtype {frames.dtype}", name)
-    frames = frames.astype(np.float64)
+    if np.issubdtype(dtype, np.complexfloating) or not np.issubdtype(dtype, np.number):
+        raise h5.error(f"frames must be real intensities, got dtype {dtype}", name)
+    frames = h5.read(name, itemsize=8).astype(np.float64)
     bad = int(frames.size - np.count_nonzero(np.isfinite(frames)))
     if bad:
         raise h5.error(f"frames contain {bad} NaN or infinite values", name)
@@ -113,13 +112,12 @@ def _probe_positions(h5: HDF5Reader, count: int) -> np.ndarray:
     name = h5.find(*TRANSLATION_PATHS)
     if name is None:
         raise h5.error(f"no sample translations: looked for {' and '.join(TRANSLATION_PATHS)}")
-    translation = np.asarray(h5.file[name][()], dtype=np.float64)
-    if translation.ndim != 2 or translation.shape[1] not in (2, 3):
-        raise h5.error(
-            f"translations must have shape (n, 3) or (n, 2), got {translation.shape}", name
-        )
-    if translation.shape[0] != count:
-        raise h5.error(f"{translation.shape[0]} translations for {count} diffraction frames", name)
+    shape = h5.shape(name)
+    if len(shape) != 2 or shape[1] not in (2, 3):
+        raise h5.error(f"translations must have shape (n, 3) or (n, 2), got {shape}", name)
+    if shape[0] != count:
+        raise h5.error(f"{shape[0]} translations for {count} diffraction frames", name)
+    translation = np.asarray(h5.read(name, itemsize=8), dtype=np.float64)
     if not np.all(np.isfinite(translation)):
         raise h5.error("translations contain NaN or infinite values", name)
     return -translation[:, :2]
@@ -161,17 +159,14 @@ def _probe(h5: HDF5Reader, size: int) -> tuple[np.ndarray | None, dict]:
     name = h5.find(*PROBE_PATHS)
     if name is None:
         return None, {}
-    probe = np.asarray(h5.file[name][()])
-    if (
-        probe.ndim < 2
-        or probe.shape[-2:] != (size, size)
-        or not np.issubdtype(probe.dtype, np.number)
-    ):
+    shape, dtype = h5.shape(name), h5.file[name].dtype
+    if len(shape) < 2 or shape[-2:] != (size, size) or not np.issubdtype(dtype, np.number):
         raise h5.error(
             f"probe must be {size}x{size} (the frame size) with optional leading mode axes, "
-            f"got {probe.dtype} {probe.shape}",
+            f"got {dtype} {shape}",
             name,
         )
+    probe = h5.read(name)
     modes = probe.reshape(-1, size, size)
     notes: dict[str, object] = {"probe_source": name}
     if modes.shape[0] > 1:
@@ -297,7 +292,13 @@ def write_cxi(path: str | os.PathLike, dataset: PtychoDataset) -> Path:
     size = dataset.patch_size
     geometry = dataset_geometry(dataset.metadata, size)
     scale = float(dataset.metadata.get("dose_scale", 1.0))
-    intensity = ((scale * dataset.diffraction.astype(np.float64)) ** 2).astype(np.float32)
+    intensity = (scale * dataset.diffraction.astype(np.float64)) ** 2
+    if not np.all(intensity <= np.finfo(np.float32).max):
+        raise DatasetError(
+            f"{path}: the intensities (dose_scale * diffraction)^2 reach {intensity.max():.3g}, "
+            "beyond float32 (3.4e38): they cannot be stored in a CXI file"
+        )
+    intensity = intensity.astype(np.float32)
     translation = np.zeros((dataset.count, 3))
     translation[:, :2] = -geometry.to_metres(dataset.positions)
     metadata = {**dataset.metadata, "geometry": geometry.to_metadata(size), "dose_scale": scale}

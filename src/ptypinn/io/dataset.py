@@ -22,10 +22,12 @@ import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
 from ptypinn.io.artifacts import write_npz
+from ptypinn.io.limits import TooLargeError, check_allocation, claimed_bytes
 from ptypinn.physics.geometry import Geometry, dataset_geometry, object_grid_shape
 
 REQUIRED_KEYS = ("diffraction", "xcoords", "ycoords", "probeGuess")
@@ -40,6 +42,11 @@ LEGACY_HINTS = {
 
 
 GRID_MARGIN = 4  # an object grid may span at most this many times the area of all patterns together
+
+# A passive object (|O| <= 1) scatters at most the photons its probe carries: for normalised
+# amplitudes the mean over patterns of sum(A^2) / sum(|P|^2) is at most 1 (0.6 on the default
+# simulation). Above this bound the diffraction is not a normalised amplitude of this probe.
+MAX_ENERGY_RATIO = 2.0
 
 
 class DatasetError(ValueError):
@@ -137,7 +144,7 @@ def read_metadata(arrays: Mapping[str, np.ndarray]) -> object:
     return json.loads(str(np.asarray(arrays["metadata"])[()])) if "metadata" in arrays else {}
 
 
-def _check_finite(name: str, array: np.ndarray, problems: list[str]) -> None:
+def check_finite(name: str, array: np.ndarray, problems: list[str]) -> None:
     bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
     if bad:
         problems.append(f"{name} contains {bad} NaN or infinite values")
@@ -159,7 +166,7 @@ def _check_diffraction(diffraction: np.ndarray, problems: list[str]) -> None:
         return
     if diffraction.dtype != np.float32:
         problems.append(f"diffraction must be float32, got {diffraction.dtype}")
-    _check_finite("diffraction", diffraction, problems)
+    check_finite("diffraction", diffraction, problems)
     finite = diffraction[np.isfinite(diffraction)]
     if finite.size and finite.min() < 0:
         problems.append(
@@ -181,7 +188,7 @@ def _check_coords(arrays: Mapping[str, np.ndarray], count: int | None, problems:
             problems.append(
                 f"{name} has {coords.shape[0]} entries but diffraction has {count} patterns"
             )
-        _check_finite(name, coords, problems)
+        check_finite(name, coords, problems)
 
 
 def _check_complex_image(name: str, array: np.ndarray, problems: list[str]) -> None:
@@ -190,7 +197,69 @@ def _check_complex_image(name: str, array: np.ndarray, problems: list[str]) -> N
         return
     if array.dtype != np.complex64:
         problems.append(f"{name} must be complex64, got {array.dtype}")
-    _check_finite(name, array, problems)
+    if not np.issubdtype(array.dtype, np.number):
+        return
+    check_finite(name, array, problems)
+    if array.size and not np.any(np.abs(array[np.isfinite(array)]) > 0):
+        problems.append(f"{name} is zero everywhere")
+
+
+def energy_ratio(diffraction: np.ndarray, probe: np.ndarray, chunk: int = 1024) -> float:
+    """Mean over patterns of ``sum(A^2) / sum(|P|^2)``: at most 1 for normalised amplitudes of a
+    passive object (Parseval), far above it for intensities or photon counts."""
+    total = 0.0
+    for start in range(0, diffraction.shape[0], chunk):
+        block = diffraction[start : start + chunk]
+        total += float(np.sum(np.square(block, dtype=np.float64)))
+    probe_energy = float(np.sum(np.abs(probe.astype(np.complex128)) ** 2))
+    return total / diffraction.shape[0] / probe_energy
+
+
+def _check_scale(diffraction: np.ndarray, probe: np.ndarray, problems: list[str]) -> None:
+    """Refuse diffraction that carries more photons than the probe: intensities or counts given
+    as amplitudes (the message says which it looks like and how to convert it)."""
+    ratio = energy_ratio(diffraction, probe)
+    if ratio <= MAX_ENERGY_RATIO:
+        return
+    message = (
+        f"diffraction carries {ratio:.4g} times the probe's energy (mean over patterns of "
+        f"sum(diffraction^2) / sum(|probeGuess|^2); at most 1 for normalised amplitudes of a "
+        f"passive object, refused above {MAX_ENERGY_RATIO:g})"
+    )
+    root = energy_ratio(np.sqrt(diffraction), probe)
+    if root <= MAX_ENERGY_RATIO:
+        message += (
+            f": it looks like intensities (amplitude squared; their square root gives "
+            f"{root:.3g}); store np.sqrt(diffraction) instead"
+        )
+    else:
+        message += (
+            ": it looks like photon counts or unnormalised amplitudes; store "
+            "sqrt(counts) / s with s = sqrt(mean over patterns of sum(counts) / "
+            "sum(|probeGuess|^2)), as `ptypinn convert` does for CXI files"
+        )
+    problems.append(message)
+
+
+def _check_images(arrays: Mapping[str, np.ndarray], size: int | None, problems: list[str]) -> None:
+    """The probe and object checks, shared by datasets and object/probe files: complex64, finite,
+    not zero everywhere, the probe ``size x size`` (if known) and the object at least as large."""
+    probe_shape = None
+    if "probeGuess" in arrays:
+        probe = np.asarray(arrays["probeGuess"])
+        _check_complex_image("probeGuess", probe, problems)
+        if probe.ndim == 2:
+            probe_shape = probe.shape
+        if size is not None and probe.shape != (size, size):
+            problems.append(
+                f"probeGuess has shape {probe.shape} but the diffraction patterns are {size}x{size}"
+            )
+    if "objectGuess" in arrays:
+        obj = np.asarray(arrays["objectGuess"])
+        _check_complex_image("objectGuess", obj, problems)
+        patch = size or (probe_shape[0] if probe_shape else None)
+        if obj.ndim == 2 and patch is not None and min(obj.shape) < patch:
+            problems.append(f"objectGuess {obj.shape} is smaller than one {patch}x{patch} patch")
 
 
 def validate_arrays(
@@ -222,20 +291,11 @@ def validate_arrays(
                 problems.append("diffraction holds no patterns")
     if "xcoords" in arrays and "ycoords" in arrays:
         _check_coords({k: np.asarray(arrays[k]) for k in ("xcoords", "ycoords")}, count, problems)
-    if "probeGuess" in arrays:
-        probe = np.asarray(arrays["probeGuess"])
-        _check_complex_image("probeGuess", probe, problems)
-        if size is not None and probe.shape != (size, size):
-            problems.append(
-                f"probeGuess has shape {probe.shape} but the diffraction patterns are {size}x{size}"
-            )
-        elif probe.size and not np.any(np.abs(probe) > 0):
-            problems.append("probeGuess is zero everywhere")
+    _check_images(arrays, size, problems)
+    if not problems:  # the physical check needs well-formed, finite arrays
+        _check_scale(np.asarray(arrays["diffraction"]), np.asarray(arrays["probeGuess"]), problems)
     if "objectGuess" in arrays:
         obj = np.asarray(arrays["objectGuess"])
-        _check_complex_image("objectGuess", obj, problems)
-        if obj.ndim == 2 and size is not None and min(obj.shape) < size:
-            problems.append(f"objectGuess {obj.shape} is smaller than one {size}x{size} patch")
         x, y = np.asarray(arrays.get("xcoords", [])), np.asarray(arrays.get("ycoords", []))
         if obj.ndim == 2 and x.ndim == 1 and x.shape == y.shape:
             outside = int(
@@ -291,6 +351,52 @@ def dataset_from_arrays(arrays: Mapping[str, np.ndarray]) -> PtychoDataset:
     )
 
 
+def _member_header(member: IO[bytes]) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype an ``.npy`` member's header states (nothing else is read)."""
+    version = np.lib.format.read_magic(member)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+    elif version == (2, 0):
+        shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+    else:
+        raise ValueError(f"unsupported .npy format version {version}")
+    return tuple(shape), dtype
+
+
+def check_npz_headers(path: str | os.PathLike) -> None:
+    """Read every member's header and refuse, before any array is loaded, a member that claims
+    more bytes than it holds, Python objects (pickle), or arrays that need more memory than
+    :func:`~ptypinn.io.limits.memory_limit_bytes` allows together."""
+    total = 0
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            if not info.filename.endswith(".npy"):
+                total += info.file_size
+                continue
+            key = info.filename.removesuffix(".npy")
+            with archive.open(info) as member:
+                try:
+                    shape, dtype = _member_header(member)
+                except ValueError as error:
+                    raise DatasetError(
+                        f"{path}: {key!r} has no readable .npy header: {error}"
+                    ) from None
+                header = member.tell()
+            if dtype.hasobject:
+                raise DatasetError(
+                    f"{path} stores Python objects (pickle) in {key!r}; "
+                    "the contract allows plain arrays only"
+                )
+            claimed = claimed_bytes(shape, dtype.itemsize)
+            if claimed > info.file_size - header:
+                raise DatasetError(
+                    f"{path}: {key!r} claims shape {shape} {dtype} ({claimed} bytes) but holds "
+                    f"only {info.file_size - header} bytes: the file is damaged or forged"
+                )
+            total += claimed
+    check_allocation(total, f"{path} (its arrays)")
+
+
 def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """All arrays of an NPZ file, loaded without pickle; unreadable files raise
     :class:`DatasetError`."""
@@ -298,12 +404,17 @@ def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
     if path.is_file() and not zipfile.is_zipfile(path):
         raise DatasetError(f"{path} is not a readable NPZ file (not a zip archive)")
     try:
+        check_npz_headers(path)
         with np.load(path, allow_pickle=False) as npz:
             return {key: npz[key] for key in npz.files}
     except FileNotFoundError:
         raise DatasetError(f"no such file: {path}") from None
     except (zipfile.BadZipFile, OSError, EOFError) as error:
         raise DatasetError(f"{path} is not a readable NPZ file: {error}") from None
+    except DatasetError:
+        raise
+    except TooLargeError as error:
+        raise DatasetError(str(error)) from None
     except ValueError as error:
         if "pickle" in str(error).lower():
             raise DatasetError(

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from ptypinn.io.artifacts import atomic_path
+from ptypinn.io.artifacts import OutputError, atomic_path
+from ptypinn.io.limits import TooLargeError, check_allocation, claimed_bytes
 
 
 class FormatError(ValueError):
@@ -39,11 +41,33 @@ class HDF5Reader:
 
     def find(self, *names: str) -> str | None:
         """The first of ``names`` that is a dataset in the file (soft links followed), else
-        ``None``."""
+        ``None``; a link that leads nowhere (a loop, a dangling external link) is an error."""
         for name in names:
-            if isinstance(self.file.get(name), h5py.Dataset):
+            try:
+                node = self.file.get(name)
+            except (RuntimeError, KeyError, OSError) as error:
+                raise self.error(f"the link cannot be followed: {error}", name) from None
+            if isinstance(node, h5py.Dataset):
                 return name
         return None
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        """The shape dataset ``name`` declares (nothing is read)."""
+        return tuple(self.file[name].shape or ())
+
+    def read(self, name: str, itemsize: int | None = None) -> np.ndarray:
+        """The contents of dataset ``name``, after checking that its declared shape fits in memory
+        (elements of ``itemsize`` bytes when it is converted, else its own dtype's)."""
+        dataset = self.file[name]
+        size = dataset.dtype.itemsize if itemsize is None else max(itemsize, dataset.dtype.itemsize)
+        try:
+            check_allocation(
+                claimed_bytes(dataset.shape or (), size),
+                f"{self.path} at {name}: shape {dataset.shape} {dataset.dtype}",
+            )
+        except TooLargeError as error:
+            raise FormatError(str(error)) from None
+        return np.asarray(dataset[()])
 
     def array(self, *names: str, what: str) -> np.ndarray:
         """The contents of the first dataset found among ``names``; ``what`` says what was
@@ -51,25 +75,25 @@ class HDF5Reader:
         name = self.find(*names)
         if name is None:
             raise self.error(f"no {what}: looked for {' or '.join(names)}")
-        return np.asarray(self.file[name][()])
+        return self.read(name)
 
     def optional_array(self, *names: str) -> np.ndarray | None:
         name = self.find(*names)
-        return None if name is None else np.asarray(self.file[name][()])
+        return None if name is None else self.read(name)
 
     def scalar(self, *names: str, what: str) -> float:
         """A positive, finite number stored as a scalar (or one-element) dataset."""
         name = self.find(*names)
         if name is None:
             raise self.error(f"no {what}: looked for {' or '.join(names)}")
-        return self.number(np.asarray(self.file[name][()]), name, what)
+        return self.number(self.read(name), name, what)
 
     def attribute(
         self, owner: str, *keys: str, what: str, default: float | None = None, positive: bool = True
     ) -> float:
         """A number stored as attribute ``keys[0]`` (or a later alias) of dataset or group
         ``owner``."""
-        if owner not in self.file:
+        if self.find(owner) is None and not isinstance(self.file.get(owner), h5py.Group):
             raise self.error(f"no {what}: {owner} does not exist")
         attrs = self.file[owner].attrs
         for key in keys:
@@ -124,11 +148,24 @@ def open_hdf5(path: str | os.PathLike, kind: str) -> Iterator[HDF5Reader]:
         ) from None
 
 
+def _hdf5_reason(error: BaseException) -> str:
+    """The system's reason in an HDF5 write error (``File too large``, ``No space left on
+    device``), else its first line."""
+    found = re.search(r"error message = '([^']*)'", str(error))
+    return found.group(1) if found else str(error).strip().splitlines()[0]
+
+
 @contextlib.contextmanager
 def write_hdf5(path: str | os.PathLike) -> Iterator[h5py.File]:
-    """A new HDF5 file that replaces ``path`` only once it is completely written."""
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as file:
-        yield file
+    """A new HDF5 file that replaces ``path`` only once it is completely written; a write the
+    system refuses (a full disk: HDF5 reports it as ``OSError`` or, while closing the file, as
+    ``RuntimeError``) is an :class:`OutputError` of one line, and nothing is left behind."""
+    with atomic_path(path) as tmp:
+        try:
+            with h5py.File(tmp, "w") as file:
+                yield file
+        except (OSError, RuntimeError) as error:
+            raise OutputError(f"cannot write {path}: {_hdf5_reason(error)}") from None
 
 
 def plain_value(value: object) -> object:

@@ -146,6 +146,8 @@ def _positions(h5: HDF5Reader) -> tuple[np.ndarray, np.ndarray | None]:
             "must be 1-D and of equal length",
             "/probe_position_y_m",
         )
+    h5.finite(x, "/probe_position_x_m", "probe x positions")
+    h5.finite(y, "/probe_position_y_m", "probe y positions")
     indexes = h5.optional_array("probe_position_indexes")
     if indexes is not None and indexes.shape != x.shape:
         raise h5.error(

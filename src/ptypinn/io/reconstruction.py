@@ -203,6 +203,9 @@ def reconstruction_from_arrays(
         raise FormatError(
             f"{source}: xcoords {x.shape} and ycoords {y.shape} must be 1-D and of equal length"
         )
+    bad = int(x.size + y.size - np.count_nonzero(np.isfinite(x)) - np.count_nonzero(np.isfinite(y)))
+    if bad:
+        raise FormatError(f"{source}: xcoords and ycoords hold {bad} NaN or infinite positions")
     try:
         metadata = read_metadata(arrays)
     except ValueError:

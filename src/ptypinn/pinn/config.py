@@ -110,7 +110,7 @@ class TrainingConfig(_Strict):
         "overrides epochs: steps = ceil(samples / batch)",
     )
     batch_size: int = Field(16, ge=1, description="groups per optimisation step")
-    learning_rate: float = Field(1e-3, gt=0)
+    learning_rate: float = Field(1e-3, gt=0, le=10.0, allow_inf_nan=False)
     schedule: Schedule = Field(
         "constant",
         description="learning rate after warm-up: constant, cosine decay to 0, "
@@ -146,7 +146,7 @@ class TrainingConfig(_Strict):
     corpus: CorpusConfig | None = Field(
         None, description="a procedurally generated training corpus added to the data (None: none)"
     )
-    seed: int = Field(42, ge=0)
+    seed: int = Field(42, ge=0, le=2**32 - 1)
     refine_steps: int = Field(
         0,
         ge=0,

@@ -323,8 +323,8 @@ class PtychoModule(L.LightningModule):
         loss = self.loss(batch)
         if not torch.isfinite(loss):
             raise NonFiniteError(
-                f"training diverged: the loss is {float(loss)} at epoch {self.current_epoch + 1}, "
-                f"batch {batch_idx + 1}; no model bundle was written"
+                f"training diverged: the loss is {float(loss.detach())} at epoch "
+                f"{self.current_epoch + 1}, batch {batch_idx + 1}; no model bundle was written"
             )
         self.samples_seen += batch[0].shape[0]
         self.log(

@@ -29,7 +29,7 @@ current test split. Anything else is listed as not used.
 
 from __future__ import annotations
 
-import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -51,7 +51,7 @@ from ptypinn.analysis.report import (
     write_tidy,
 )
 from ptypinn.engines.api import ENGINE_LABELS
-from ptypinn.io.artifacts import sha256_file, write_json
+from ptypinn.io.artifacts import ensure_inside, read_json, sha256_file, write_json
 from ptypinn.io.dataset import DatasetError, PtychoDataset, load_dataset
 from ptypinn.io.progress import progress_bar
 from ptypinn.io.reconstruction import Reconstruction, ReconstructionInput, read_reconstruction
@@ -154,7 +154,7 @@ def trained_jobs(phase_e_root: Path) -> dict[str, JobRecord]:
     """Finished jobs of the training manifest by matrix cell."""
     path = phase_e_root / TRAINING_MANIFEST
     try:
-        jobs = json.loads(path.read_text(encoding="utf-8"))["jobs"] if path.is_file() else []
+        jobs = read_json(path)["jobs"] if path.is_file() else []
         records = [JobRecord.from_dict(job) for job in jobs]
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise DatasetError(f"{path} is not a readable training manifest: {error}") from None
@@ -385,7 +385,9 @@ def obtain(
     )
     rec = reconstructor.reconstruct(ReconstructionInput.from_dataset(test))
     rec = replace(rec, metadata={**rec.metadata, "data": str(test_path), "label": method.label})
-    folder = output_root / dose_label(dose) / view / _method_folder(method.label)
+    folder = ensure_inside(
+        output_root, output_root / dose_label(dose) / view / _method_folder(method.label)
+    )
     title = f"{method.label}, dose {dose:g}, {view}"
     # The figure shows the reconstruction as it is: the report's grids show it aligned, once.
     save_reconstruction(folder, rec, None, dose, view, method.label, title=title)
@@ -467,7 +469,24 @@ def compare_view(
 
 def _overlap_rows(phase_d_root: Path) -> list[dict]:
     path = phase_d_root / METRICS_FILE
-    return json.loads(path.read_text()) if path.is_file() else []
+    return read_json(path) if path.is_file() else []
+
+
+def overlap_once(rows: Sequence[dict]) -> list[dict]:
+    """The overlap rows with those that differ only in their dose merged: a view's geometry does
+    not depend on the dose (every dose has the same positions), so its row is shown once, its
+    ``dose`` reading ``all`` (or the doses it holds for, when they differ)."""
+    doses = list(dict.fromkeys(row["dose"] for row in rows))
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        key = tuple((column, row.get(column)) for column in OVERLAP_COLUMNS if column != "dose")
+        groups.setdefault(key, []).append(row)
+    merged = []
+    for group in groups.values():
+        held = [row["dose"] for row in group]
+        label = "all" if held == doses else ", ".join(f"{dose:g}" for dose in held)
+        merged.append({**group[0], "dose": label})
+    return merged
 
 
 ALIGNMENT_COLUMNS = (
@@ -519,7 +538,7 @@ def _photon_rows(phase_c_root: Path) -> list[dict]:
     if not path.is_file():
         return []
     rows = []
-    for entry in json.loads(path.read_text()).get("doses", []):
+    for entry in read_json(path).get("doses", []):
         measured = entry.get("measured_photons_per_pattern", {})
         rows += [
             {
@@ -548,7 +567,7 @@ def _training_rows(phase_e_root: Path) -> list[dict]:
     path = phase_e_root / TRAINING_MANIFEST
     if not path.is_file():
         return []
-    jobs = json.loads(path.read_text())["jobs"]
+    jobs = read_json(path)["jobs"]
     return [
         {
             key: job.get(key)
@@ -589,7 +608,8 @@ OVERLAP_TEXT = (
     "S = (1 − f)·N. Measured with the same footprint: `nearest_overlap` is the disc-overlap "
     "fraction with the nearest neighbour (what the rule targets), `knn_overlap` the mean over "
     "the K nearest neighbours, both averaged over positions; coverage is the illuminated share "
-    "of the full scan's field of view."
+    "of the full scan's field of view. Every dose has the same positions, so a row that holds "
+    "at every dose is shown once (dose: all)."
 )
 
 
@@ -644,7 +664,7 @@ def _probe_section(phase_c_root: Path, test_file: Path, size: int, figures: Path
     """The report's section on the object and probe (parameters, or file and SHA-256, and the
     footprint) and the probe figure, from phase C's record and a test file's probeGuess."""
     path = phase_c_root / SIMULATION_MANIFEST
-    source = json.loads(path.read_text()).get("source", {}) if path.is_file() else {}
+    source = read_json(path).get("source", {}) if path.is_file() else {}
     probe = read_probe(test_file, size)
     mask, diameter = probe_footprint(probe)
     parameters = source.get("probe", {})
@@ -692,6 +712,7 @@ def run_comparison(
     )
     phase_f_root = None if phase_f_root is None else Path(phase_f_root)
     output_root = Path(output_root)
+    ensure_inside(output_root, output_root / "figures")
     entries, skips = collect_datasets(
         phase_c_root, phase_d_root, [v.name for v in design.views], allow_missing_phase_d=True
     )
@@ -759,7 +780,7 @@ def run_comparison(
     columns = ("dose", "view", "method", "trained_on", "ms_ssim", "ssim", "psnr", "frc50")
     write_json(output_root / "aggregate.json", tables)
     if overlap:
-        overlap_table = markdown_table(overlap, OVERLAP_COLUMNS)
+        overlap_table = markdown_table(overlap_once(overlap), OVERLAP_COLUMNS)
         sections.append(("Measured overlap (phase D)", f"{OVERLAP_TEXT}\n\n{overlap_table}"))
     photons = _photon_rows(phase_c_root) + result.photons
     if photons:

@@ -45,6 +45,13 @@ from ptypinn.physics.scan import disc_overlap_distance, probe_footprint
 from ptypinn.pinn.config import Method, TrainingConfig
 
 PATCH_SIZES = (64, 128, 256)
+# Bounds of what can run (each field's description states its own).
+MAX_DOSE = 1e12  # photons per pattern; numpy's Poisson sampler fails far above
+MAX_SEED = 2**32 - 1  # numpy and torch seeds
+MAX_OBJECT_SIZE = 8192  # px: a 512 MiB complex64 object
+MIN_STEP_PX = 0.25
+MAX_POSITIONS = 1_000_000  # patterns of the full scan (about 16 GiB of amplitudes at N = 64)
+MAX_NESTING = 64  # levels of a design file: the design itself has fewer than 6
 
 
 class DesignError(ValueError):
@@ -84,9 +91,9 @@ class OverlapView(_Strict):
 
 
 class Seeds(_Strict):
-    simulation: int = Field(42, ge=0)
-    grouping: int = Field(123, ge=0)
-    subsampling: int = Field(456, ge=0)
+    simulation: int = Field(42, ge=0, le=MAX_SEED, description="at most 2**32 - 1")
+    grouping: int = Field(123, ge=0, le=MAX_SEED, description="at most 2**32 - 1")
+    subsampling: int = Field(456, ge=0, le=MAX_SEED, description="at most 2**32 - 1")
 
 
 class MetricsConfig(_Strict):
@@ -202,13 +209,38 @@ class ProbeConfig(_Strict):
 
 class ScanConfig(_Strict):
     pattern: Literal["raster", "fermat"] = "raster"
-    step_px: float = Field(gt=0, description="scan step of the full (baseline) scan, object pixels")
-    jitter_px: float = Field(1.0, ge=0, description="uniform raster jitter, +- px")
+    step_px: float = Field(
+        ge=MIN_STEP_PX,
+        description="scan step of the full (baseline) scan, object pixels "
+        f"(at least {MIN_STEP_PX})",
+    )
+    jitter_px: float = Field(
+        1.0, ge=0, description="uniform raster jitter, +- px (at most the step)"
+    )
+
+    @model_validator(mode="after")
+    def _jitter_within_step(self) -> ScanConfig:
+        if self.jitter_px > self.step_px:
+            raise ValueError(
+                f"jitter_px: {self.jitter_px:g} px is more than the step ({self.step_px:g} px): "
+                "positions would leave their raster cell and pile up on the edges of the scan"
+            )
+        return self
+
+    def position_count(self, object_shape: tuple[int, int], patch_size: int) -> int:
+        """About how many positions the scan places on an object of ``object_shape`` (a
+        raster's count; a Fermat spiral's hexagonal density holds 15% more)."""
+        rows, cols = (max(side - patch_size, 0) / self.step_px + 1 for side in object_shape)
+        factor = 2 / math.sqrt(3) if self.pattern == "fermat" else 1.0
+        return math.ceil(rows * cols * factor)
 
 
 class SimulationConfig(_Strict):
     object_size: int = Field(
-        gt=0, description="side of the square default object, px (unused with object_file)"
+        gt=0,
+        le=MAX_OBJECT_SIZE,
+        description=f"side of the square default object, px (at most {MAX_OBJECT_SIZE}; unused "
+        "with object_file)",
     )
     object_file: Path | None = Field(
         None,
@@ -258,7 +290,10 @@ class StudyDesign(_Strict):
     """All constants of the dose x overlap study."""
 
     name: str = "full"
-    doses: tuple[float, ...] = (1e3, 1e4, 1e5)
+    doses: tuple[float, ...] = Field(
+        (1e3, 1e4, 1e5),
+        description=f"expected photons per pattern, each positive and at most {MAX_DOSE:g}",
+    )
     gridsizes: tuple[int, ...] = Field(
         (1, 2),
         description="1 trains on the full scan (baseline); "
@@ -287,12 +322,7 @@ class StudyDesign(_Strict):
     def _doses_positive(cls, value: tuple[float, ...]) -> tuple[float, ...]:
         if not value:
             raise ValueError("at least one dose is required")
-        bad = [d for d in value if not d > 0]
-        if bad:
-            raise ValueError(f"doses must be positive photon counts per pattern, got {bad}")
-        infinite = [d for d in value if not math.isfinite(d)]
-        if infinite:
-            raise ValueError(f"doses must be finite photon counts per pattern, got {infinite}")
+        check_doses(value)
         if len({round(d) for d in value}) != len(value):
             raise ValueError(f"doses must be distinct whole photon counts, got {list(value)}")
         return value
@@ -344,6 +374,15 @@ class StudyDesign(_Strict):
                 f"is too small for N={self.patch_size}; "
                 f"it must be at least 2N={2 * self.patch_size} "
                 "so both halves of the y split hold positions"
+            )
+        side = self.simulation.object_size
+        positions = self.simulation.scan.position_count((side, side), self.patch_size)
+        if positions > MAX_POSITIONS:
+            raise ValueError(
+                f"simulation.scan.step_px: a {self.simulation.scan.step_px:g} px step over a "
+                f"{self.simulation.object_size} px object places about {positions:.3g} positions, "
+                f"more than the {MAX_POSITIONS:,} a study can run; use a coarser step or a "
+                "smaller object"
             )
         problems = self.unreachable_views(self.probe_diameter())
         if problems:
@@ -398,6 +437,31 @@ class StudyDesign(_Strict):
         return path
 
 
+def check_doses(doses: Sequence[float], name: str = "doses") -> None:
+    """Refuse doses that are not positive, finite photon counts of at most ``MAX_DOSE``
+    (``ValueError`` naming ``name``)."""
+    bad = [d for d in doses if not d > 0]
+    if bad:
+        raise ValueError(f"{name} must be positive photon counts per pattern, got {bad}")
+    infinite = [d for d in doses if not math.isfinite(d)]
+    if infinite:
+        raise ValueError(f"{name} must be finite photon counts per pattern, got {infinite}")
+    huge = [d for d in doses if d > MAX_DOSE]
+    if huge:
+        raise ValueError(f"{name} must be at most {MAX_DOSE:g} photons per pattern, got {huge}")
+
+
+def _non_finite(values: object, where: str = "") -> list[str]:
+    """Paths of the non-finite numbers in nested plain values."""
+    if isinstance(values, dict):
+        return [p for k, v in values.items() for p in _non_finite(v, f"{where}.{k}".lstrip("."))]
+    if isinstance(values, list | tuple):
+        return [p for i, v in enumerate(values) for p in _non_finite(v, f"{where}[{i}]")]
+    if isinstance(values, float) and not math.isfinite(values):
+        return [f"{where}: must be a finite number, got {values}"]
+    return []
+
+
 def _format_errors(error: ValidationError) -> str:
     lines = []
     for item in error.errors():
@@ -409,10 +473,25 @@ def _format_errors(error: ValidationError) -> str:
 
 def make_design(values: dict) -> StudyDesign:
     """Build a design from plain values, turning validation failures into :class:`DesignError`."""
+    if not isinstance(values, dict):
+        raise DesignError(
+            f"a design is a mapping of fields (or a StudyDesign), got {type(values).__name__}"
+        )
     try:
-        return StudyDesign.model_validate(values)
+        design = StudyDesign.model_validate(values)
     except ValidationError as error:
         raise DesignError(_format_errors(error)) from None
+    # Every field ends up in a JSON manifest, which holds finite numbers only.
+    problems = _non_finite(design.model_dump())
+    if problems:
+        raise DesignError("invalid study design:\n  " + "\n  ".join(problems))
+    return design
+
+
+def with_metrics(design: StudyDesign, **changes: object) -> StudyDesign:
+    """``design`` with its ``metrics`` fields changed, validated like any design (e.g. the
+    alignment bound ``max_shift_px`` stays within its cap)."""
+    return make_design(merged(design.to_dict(), {"metrics": changes}))
 
 
 def with_iterative(
@@ -507,11 +586,54 @@ def merged(base: dict, changes: dict) -> dict:
     return out
 
 
+class DesignLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (YAML would silently keep
+    the last) and nesting deeper than ``MAX_NESTING`` levels."""
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_NESTING:
+                raise yaml.composer.ComposerError(
+                    None,
+                    None,
+                    f"nested more than {MAX_NESTING} levels",
+                    self.peek_event().start_mark,
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set[object] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                duplicate = key in seen
+            except TypeError:
+                continue  # unhashable: the base constructor names it
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping",
+                    node.start_mark,
+                    f"the key {key!r} is given twice",
+                    key_node.start_mark,
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_design(path: str | os.PathLike, base: str = "full") -> StudyDesign:
     """Read a design from YAML; each field it leaves out (nested too) keeps preset ``base``'s."""
     path = Path(path)
     try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+        values = yaml.load(path.read_text(encoding="utf-8"), Loader=DesignLoader)  # noqa: S506
+    except RecursionError:
+        raise DesignError(f"design file {path} is nested too deeply") from None
     except OSError as error:
         raise DesignError(f"cannot read design file {path}: {error.strerror}") from None
     except UnicodeDecodeError:

@@ -18,7 +18,6 @@ files are intact is kept, not run again.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -29,7 +28,14 @@ from pathlib import Path
 from ptypinn import __version__
 from ptypinn.engines.api import EngineUnavailable, Reconstructor
 from ptypinn.engines.registry import iterative_reconstructor
-from ptypinn.io.artifacts import file_record, record_matches, sha256_file, write_json
+from ptypinn.io.artifacts import (
+    ensure_inside,
+    file_record,
+    read_json,
+    record_matches,
+    sha256_file,
+    write_json,
+)
 from ptypinn.io.dataset import load_dataset
 from ptypinn.io.progress import progress_bar
 from ptypinn.io.reconstruction import ReconstructionInput
@@ -160,7 +166,7 @@ def _reusable(root: Path, config: IterativeConfig) -> dict[str, dict]:
     """Finished records of an earlier manifest whose engine ran with the same options and whose
     files are intact, by job label."""
     try:
-        old = json.loads((root / RECONSTRUCTION_MANIFEST).read_text(encoding="utf-8"))
+        old = read_json(root / RECONSTRUCTION_MANIFEST)
         return {
             f"{dose_label(r['dose'])}/{r['view']}/{r['split']}/{r['engine']}": r
             for r in old["jobs"]
@@ -171,6 +177,41 @@ def _reusable(root: Path, config: IterativeConfig) -> dict[str, dict]:
         }
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return {}
+
+
+def _other_records(
+    root: Path, config: IterativeConfig, selected: set[str]
+) -> tuple[list[dict], dict[str, dict]]:
+    """Finished records of an earlier manifest for jobs outside this run's selection whose
+    files and input data are intact (and, for an engine this run also uses, whose options are
+    this run's), with the options of their engines: a filtered run keeps them."""
+    try:
+        old = read_json(root / RECONSTRUCTION_MANIFEST)
+        kept, options = [], {}
+        for record in old["jobs"]:
+            label = "/".join(
+                (dose_label(record["dose"]), record["view"], record["split"], record["engine"])
+            )
+            engine = record["engine"]
+            settings = old["engines"].get(engine)
+            data = Path(record["dataset"])
+            if (
+                label in selected
+                or record["status"] != "ok"
+                or (
+                    engine in config.engines
+                    and settings != config.options(engine).model_dump(mode="json")
+                )
+                or not data.is_file()
+                or sha256_file(data) != record.get("dataset_sha256")
+                or not all(record_matches(file, root) for file in record["files"].values())
+            ):
+                continue
+            kept.append({**record, "reused": True})
+            options[engine] = settings
+        return kept, options
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return [], {}
 
 
 def run_iterative_matrix(
@@ -219,6 +260,8 @@ def run_iterative_matrix(
     if dry_run:
         manifest["jobs"] = [{**job.record(), "status": "dry-run", "error": None} for job in jobs]
         return manifest
+    for job in jobs:
+        ensure_inside(root, job.folder)
     engines: dict[str, Reconstructor] = {}
     for engine in dict.fromkeys(job.engine for job in jobs):
         try:
@@ -226,6 +269,11 @@ def run_iterative_matrix(
         except EngineUnavailable as error:
             manifest["unavailable_engines"][engine] = str(error)
     earlier = _reusable(root, config) if resume else {}
+    if any(choice is not None for choice in (doses, views, splits)):
+        # a filtered run keeps the records of the jobs it leaves out
+        kept, options = _other_records(root, config, {job.label for job in jobs})
+        manifest["jobs"].extend(kept)
+        manifest["engines"] = {**options, **manifest["engines"]}
     for job in jobs:
         old = earlier.get(job.label)
         if old is not None and old.get("dataset_sha256") == job.dataset_sha256:

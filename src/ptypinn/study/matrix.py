@@ -18,14 +18,13 @@ views are allowed, in which case the view is skipped and a :class:`SkipEvent` re
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from ptypinn.io.artifacts import sha256_file
+from ptypinn.io.artifacts import read_json, sha256_file
 from ptypinn.io.dataset import DatasetError
 from ptypinn.study.layout import OVERLAP_MANIFEST, SIMULATION_MANIFEST, SPLITS, dose_label
 
@@ -78,7 +77,7 @@ def phase_c_entries(phase_c_root: str | Path, doses: Sequence[float] | None = No
     """The dose entries of the phase C manifest (only those of ``doses``, in order, if given)."""
     path = Path(phase_c_root) / SIMULATION_MANIFEST
     try:
-        entries = json.loads(path.read_text(encoding="utf-8"))["doses"]
+        entries = read_json(path)["doses"]
         if not all(
             {"path", "sha256"} <= set(entry["files"][split])
             for entry in entries
@@ -107,7 +106,7 @@ def listed_files(manifest: Path) -> set[str]:
     """Paths (relative to its folder) of the split files a phase C or D manifest lists; none
     when there is no readable manifest."""
     try:
-        doses = json.loads(Path(manifest).read_text(encoding="utf-8"))["doses"]
+        doses = read_json(Path(manifest))["doses"]
         records = [record for entry in doses for record in entry.get("files", {}).values()]
         records += [
             record
@@ -142,7 +141,7 @@ def _phase_d_views(
     if not path.is_file():
         return {}, [], f"{MISSING}: no {OVERLAP_MANIFEST} in {phase_d_root}"
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
+        manifest = read_json(path)
         views = {
             (dose_label(entry["dose"]), item["view"]): item
             for entry in manifest["doses"]

@@ -27,7 +27,8 @@ def figure_panels(
 ) -> list[Panel]:
     """The panels of a reconstruction's figure (module docstring)."""
     region = centre_box(rec.positions_px, rec.obj.shape)
-    rows, cols = region_box(region)
+    # One position (or centres within a pixel) spans no rectangle: show the whole object.
+    rows, cols = region_box(region) if region.any() else (slice(0, 0), slice(0, 0))
     if min(rows.stop - rows.start, cols.stop - cols.start) < MIN_FIGURE_SIDE:
         rows = cols = slice(None)
     if truth is None or truth.shape != rec.obj.shape:
@@ -57,7 +58,7 @@ def save_reconstruction(
     ``truth`` only feeds the figure; ``label`` names the method in it (default: ``rec.method``).
     """
     folder = Path(folder)
+    panels = figure_panels(rec, truth, dose, view, label or rec.method)  # may fail: before writing
     npz = write_reconstruction(folder / RECONSTRUCTION_FILE, rec)
-    panels = figure_panels(rec, truth, dose, view, label or rec.method)
     figure = reconstruction_grid(panels, dose, view, folder / FIGURE_FILE, title=title)
     return npz, figure

@@ -32,7 +32,13 @@ import os
 from pathlib import Path
 
 from ptypinn import __version__
-from ptypinn.io.artifacts import file_record, remove_files, sha256_file, write_json
+from ptypinn.io.artifacts import (
+    ensure_inside,
+    file_record,
+    remove_files,
+    sha256_file,
+    write_json,
+)
 from ptypinn.io.dataset import DatasetError, PtychoDataset, load_dataset, save_dataset
 from ptypinn.physics.scan import measure_overlap, probe_footprint, scan_window, select_min_spacing
 from ptypinn.study.design import DesignError, StudyDesign
@@ -161,7 +167,8 @@ def _form_view(
             positions_rejected=counts[split]["rejected"],
             overlap_source={"path": record["path"], "sha256": record["sha256"]},
         )
-        files[split] = file_record(save_dataset(split_path(root, dose, split, name), subset), root)
+        target = ensure_inside(root, split_path(root, dose, split, name))
+        files[split] = file_record(save_dataset(target, subset), root)
         shape = _object_shape(source)
         measured = measure_overlap(
             subset.positions, subset.probe, shape, design.neighbor_count, windows[split]

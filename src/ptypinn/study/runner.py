@@ -33,7 +33,15 @@ from pathlib import Path
 from rich.console import Console
 
 from ptypinn import __version__
-from ptypinn.io.artifacts import remove_files, sha256_file, tree_digest, write_json
+from ptypinn.io.artifacts import (
+    ensure_inside,
+    read_json,
+    remove_files,
+    sha256_file,
+    tree_digest,
+    write_json,
+)
+from ptypinn.io.lock import folder_lock
 from ptypinn.pinn.runtime import TrainerOptions
 from ptypinn.study.design import StudyDesign
 from ptypinn.study.layout import (
@@ -220,7 +228,7 @@ def _read_state(root: Path, strict: bool) -> dict:
     if not path.is_file():
         return {"steps": {}}
     try:
-        state = json.loads(path.read_text(encoding="utf-8"))
+        state = read_json(path)
         if not isinstance(state, dict) or not isinstance(state.get("steps"), dict):
             raise ValueError("it holds no table of steps")
     except (OSError, ValueError) as error:
@@ -251,6 +259,13 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def _ours(folder: Path, outputs: dict[str, str], previous: dict) -> dict[str, str]:
+    """Of the files in ``folder`` after a step (``outputs``), those the step wrote: files that
+    were there before it started and that it did not change (put there by hand) are not."""
+    foreign = previous.get("foreign", {})
+    return {path: digest for path, digest in outputs.items() if foreign.get(path) != digest}
+
+
 def run_study(
     design: StudyDesign,
     output: str | Path,
@@ -258,15 +273,34 @@ def run_study(
     executor: Executor | None = None,
     console: Console | None = None,
 ) -> dict:
-    """Run (or resume) every step; returns the study state written to ``study_state.json``."""
+    """Run (or resume) every step; returns the study state written to ``study_state.json``.
+
+    One run at a time: the study folder is locked (:func:`ptypinn.io.lock.folder_lock`) and a
+    second run on it is refused, naming the process that holds it.
+    """
     root = Path(output)
     console = console or Console()
 
     def say(text: str) -> None:
         console.print(text, markup=False, highlight=False, soft_wrap=True)
 
+    with folder_lock(root, "ptypinn study run") as note:
+        if note:
+            say(f"note: {note}")
+        return _run_steps(design, root, resume, executor, say)
+
+
+def _run_steps(
+    design: StudyDesign,
+    root: Path,
+    resume: bool,
+    executor: Executor | None,
+    say: Callable[[str], None],
+) -> dict:
     state = _read_state(root, strict=resume)
     root.mkdir(parents=True, exist_ok=True)
+    for step in STEPS:
+        ensure_inside(root, root / step.folder)
     design.save(root / DESIGN_FILE)
     state.update({"design": design.name, "ptypinn_version": __version__})
     for number, step in enumerate(STEPS, start=1):
@@ -290,7 +324,15 @@ def run_study(
             remove_files(folder, previous["outputs"])
             removed = len(previous["outputs"])
             say(f"{tag}: starting clean (removed {removed} files of an earlier run)")
-        state["steps"][step.name] = {"key": key, "started": _now()}
+        # Files already in the folder that are not the step's own were put there by hand: they
+        # are never recorded as its outputs (so never removed). An interrupted step keeps the
+        # list it started with.
+        if again and not previous.get("finished") and "foreign" in previous:
+            foreign = previous["foreign"]
+        else:
+            ours = previous.get("outputs") or {}
+            foreign = {p: d for p, d in tree_digest(folder).items() if p not in ours}
+        state["steps"][step.name] = {"key": key, "started": _now(), "foreign": foreign}
         write_json(root / STATE_FILE, state)
         say(f"{tag} ...")
         start = time.perf_counter()
@@ -302,7 +344,8 @@ def run_study(
             "seconds": round(seconds, 2),
             "notes": notes,
             "finished": _now(),
-            "outputs": tree_digest(folder),
+            "outputs": _ours(folder, tree_digest(folder), state["steps"][step.name]),
+            "foreign": foreign,
         }
         write_json(root / STATE_FILE, state)
         say(f"{tag}: done in {seconds:.1f} s" + "".join(f"\n    note: {n}" for n in notes))

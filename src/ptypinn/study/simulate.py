@@ -17,7 +17,9 @@ not write are removed.
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,8 +27,15 @@ import numpy as np
 import torch
 
 from ptypinn import __version__
-from ptypinn.io.artifacts import file_record, remove_files, sha256_file, write_json
+from ptypinn.io.artifacts import (
+    ensure_inside,
+    file_record,
+    remove_files,
+    sha256_file,
+    write_json,
+)
 from ptypinn.io.dataset import PtychoDataset, save_dataset
+from ptypinn.io.limits import TooLargeError, check_allocation, claimed_bytes
 from ptypinn.io.progress import progress_bar
 from ptypinn.io.sources import has_probe
 from ptypinn.physics.forward import (
@@ -41,8 +50,8 @@ from ptypinn.physics.forward import (
 )
 from ptypinn.physics.samples import default_object
 from ptypinn.physics.scan import probe_footprint
-from ptypinn.study.design import DesignError, StudyDesign, user_object, with_inputs
-from ptypinn.study.layout import SIMULATION_MANIFEST, dose_label, split_path
+from ptypinn.study.design import DesignError, StudyDesign, check_doses, user_object, with_inputs
+from ptypinn.study.layout import SIMULATION_MANIFEST, SPLITS, dose_label, split_path
 from ptypinn.study.matrix import listed_files
 
 
@@ -82,6 +91,41 @@ def source_from_npz(path: str | os.PathLike, design: StudyDesign) -> SimulationS
     a probeGuess, the design's probe."""
     probe = path if has_probe(path) else None
     return default_source(with_inputs(design, object_file=path, probe_file=probe))
+
+
+# Arrays of one scan's size that phase C holds at once: the clean amplitudes, one dose's noisy
+# ones and its two splits.
+SIMULATION_COPIES = 3
+
+
+def checked_doses(doses: object) -> list[float]:
+    """``doses`` as a list of photon counts, refused (:class:`DesignError`) unless it is a list
+    of positive, finite numbers within the design's bound."""
+    if isinstance(doses, str | bytes) or not isinstance(doses, Sequence):
+        raise DesignError(f"doses must be a list of numbers, got {doses!r}")
+    if not all(isinstance(d, int | float) and not isinstance(d, bool) for d in doses):
+        raise DesignError(f"doses must be a list of numbers, got {list(doses)!r}")
+    try:
+        check_doses(doses)
+    except ValueError as error:
+        raise DesignError(str(error)) from None
+    return [float(d) for d in doses]
+
+
+def check_scan_size(design: StudyDesign, object_shape: tuple[int, ...]) -> None:
+    """Estimate the scan's size before simulating it and refuse (:class:`DesignError`) one whose
+    patterns would not fit in memory."""
+    shape = (int(object_shape[0]), int(object_shape[1]))
+    count = design.simulation.scan.position_count(shape, design.patch_size)
+    nbytes = claimed_bytes((SIMULATION_COPIES, count, design.patch_size, design.patch_size), 4)
+    try:
+        check_allocation(
+            nbytes,
+            f"the scan (about {count:,} patterns of {design.patch_size}x{design.patch_size} px "
+            f"over a {shape[0]}x{shape[1]} px object, {SIMULATION_COPIES} copies)",
+        )
+    except TooLargeError as error:
+        raise DesignError(f"{error}; use a coarser scan step or a smaller object") from None
 
 
 def scan_positions(design: StudyDesign, object_shape: tuple[int, int]) -> np.ndarray:
@@ -176,9 +220,18 @@ def run_simulation(
 ) -> dict:
     """Phase C: simulate every dose, split along y, write the files and the manifest."""
     root = Path(output_root)
+    doses = checked_doses(design.doses if doses is None else doses)
     earlier = listed_files(root / SIMULATION_MANIFEST)
     source = source if source is not None else default_source(design)
-    doses = list(design.doses if doses is None else doses)
+    check_scan_size(design, source.obj.shape)
+    for dose in doses:  # no symbolic link may lead a write out of the output folder
+        for split in SPLITS:
+            ensure_inside(root, split_path(root, dose, split))
+    ensure_inside(root, root / SIMULATION_MANIFEST)
+    try:  # what the manifest will hold, checked before any data is written
+        json.dumps({"design": design.to_dict(), "source": source.provenance}, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise DesignError(f"the design or source cannot be recorded as JSON: {error}") from None
     positions = scan_positions(design, source.obj.shape)
     amplitudes = clean_amplitudes(source, positions)
     boundary = source.obj.shape[0] / 2

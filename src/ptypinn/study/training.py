@@ -32,7 +32,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
-from ptypinn.io.artifacts import clear_outputs, ensure_inside, sha256_file, write_json
+from ptypinn.io.artifacts import (
+    clear_outputs,
+    ensure_inside,
+    read_json,
+    sha256_file,
+    write_json,
+)
 from ptypinn.io.dataset import load_dataset
 from ptypinn.io.progress import progress_bar
 from ptypinn.pinn.config import Method, TrainingConfig
@@ -328,9 +334,7 @@ def run_training_job(
 def _previous_records(path: Path) -> dict[str, JobRecord]:
     """Finished job records of an earlier manifest, by matrix cell (none if it cannot be read)."""
     try:
-        records = [
-            JobRecord.from_dict(job) for job in json.loads(path.read_text(encoding="utf-8"))["jobs"]
-        ]
+        records = [JobRecord.from_dict(job) for job in read_json(path)["jobs"]]
     except (OSError, ValueError, KeyError, TypeError):
         return {}
     return {record.cell: record for record in records if record.status == "ok"}
