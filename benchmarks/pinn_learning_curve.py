@@ -238,6 +238,13 @@ def main() -> None:
         default="constant",
         help="constant (every milestone is what that budget gives) or cosine (only the last is)",
     )
+    parser.add_argument(
+        "--unrolled-steps",
+        type=int,
+        default=None,
+        help="physics updates with learned corrections after the generator (default: the "
+        "preset's, none)",
+    )
     parser.add_argument("--width", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--learning-rate", type=float, default=None)
@@ -274,6 +281,7 @@ def main() -> None:
         "retrieval_iterations",
         "correction",
         "group_generator",
+        "unrolled_steps",
         "width",
         "batch_size",
         "learning_rate",

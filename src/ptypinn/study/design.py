@@ -547,7 +547,9 @@ def with_inputs(
 # takes a 5 px step over 384 px at N = 64 (about 2,000 patterns per split) and a 12 px step over
 # 1408 px at N = 128 (about 5,700). The smoke preset trains 3 epochs, so each job sees about as
 # many samples as 30 epochs did on its former 200-pattern scan, and runs 30 iterative iterations
-# over about 2,500 test patterns per dose.
+# over about 2,500 test patterns per dose. Its gridsize-2 jobs draw one group per position: with
+# group retrieval inputs a group costs about ten single patterns, and the learning curves show no
+# gain from more samples at this budget (benchmarks/results/pinn_learning_curve_*group*.json).
 PRESETS = {
     "full": {},
     "smoke": {
@@ -557,7 +559,7 @@ PRESETS = {
         "training": {
             "width": 1,
             "epochs": 3,
-            "groups_per_position": 4.0,
+            "groups_per_position": 1.0,
             "augment": True,
             "refine_steps": 50,
         },
