@@ -27,8 +27,8 @@ Shapes (channels first): diffraction ``X`` (B, C, N, N) normalised amplitudes, g
   (:func:`ptypinn.physics.retrieval.retrieval_support`), centred on the probe. The generator
   predicts the central N/2 × N/2 window (:func:`centre_mask`), whose centre lies half a pixel
   from any pixel-centred probe's; a model whose patches are the generator's alone lives on that
-  window, a correcting model on the footprint (:attr:`PtychoPINN.output_support`): the overlap
-  constraint and the stitching weigh each patch by where it lives.
+  window, a correcting or unrolled model on the footprint (:attr:`PtychoPINN.output_support`):
+  the overlap constraint and the stitching weigh each patch by where it lives.
 * For gridsize ≥ 2 the generator is one single-pattern generator run on every member
   (``group_generator="shared"``), so the members are coupled only by the overlap constraint, or it
   sees a group's C patterns as channels (``"channels"``, the method's reference and the only
@@ -170,7 +170,7 @@ class PtychoPINN(nn.Module):
         # derived from the probe, so not saved with the weights
         self.register_buffer("support", retrieval_support(probe), persistent=False)
         self.register_buffer("window", centre_mask(patch_size), persistent=False)
-        output = self.support if correction else self.window
+        output = self.support if correction or unrolled_steps else self.window
         self.register_buffer("output_support", output.clone(), persistent=False)
         self.log_scale = nn.Parameter(
             torch.tensor(math.log(intensity_scale)), requires_grad=trainable_scale

@@ -449,7 +449,7 @@ def build_model(spec: JobSpec, dataset: PtychoDataset) -> tuple[PtychoPINN, floa
         group_generator=spec.training.generator_grouping(),
         retrieval_iterations=spec.training.retrieval_iterations,
         correction=spec.training.corrects(),
-        unrolled_steps=spec.training.unrolled_steps,
+        unrolled_steps=spec.training.unrolled(),
     )
     return model, scale
 
@@ -605,7 +605,7 @@ def save_bundle(
             "group_generator": spec.training.generator_grouping(),
             "retrieval_iterations": spec.training.retrieval_iterations,
             "correction": spec.training.corrects(),
-            "unrolled_steps": spec.training.unrolled_steps,
+            "unrolled_steps": spec.training.unrolled(),
         },
         "training": spec.training.model_dump(mode="json"),
         "precision": precision,
