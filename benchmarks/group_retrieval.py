@@ -33,15 +33,13 @@ import numpy as np
 import torch
 from report import emit, environment
 
-from ptypinn.analysis.metrics import score
 from ptypinn.io.dataset import load_dataset
 from ptypinn.physics.retrieval import retrieval_support, retrieve_groups
 from ptypinn.physics.stitch import stitch
 from ptypinn.pinn.inference import inference_groups
-from ptypinn.study.compare import scored_region
 from ptypinn.study.design import preset
 
-from view_data import view_splits
+from view_data import test_scores, view_splits
 
 CHUNK_PATTERNS = 1024  # patterns retrieved at once (groups × C)
 
@@ -65,7 +63,6 @@ def main() -> None:
     probe = torch.from_numpy(test.probe)
     support = retrieval_support(probe)
     weight = (probe.abs().square() * support).numpy()
-    region = scored_region(test)
     points = []
     for size in sizes:
         gridsize = math.isqrt(size)
@@ -97,7 +94,6 @@ def main() -> None:
                 weight,
                 synchronise=True,
             )
-            values = score(image, test.obj, region)[2].values
             point = {
                 "C": size,
                 "gridsize": gridsize,
@@ -105,9 +101,7 @@ def main() -> None:
                 "iterations": iterations,
                 "groups": len(groups),
                 "retrieval_seconds": round(seconds, 1),
-                "phase_ssim": values["phase"]["ssim"],
-                "amplitude_ssim": values["amplitude"]["ssim"],
-                "phase_frc50": values["phase"]["frc50"],
+                **test_scores(image, test),
             }
             points.append(point)
             print(json.dumps(point), flush=True)

@@ -8,7 +8,9 @@ With the default constant learning rate, a milestone inside the run is what a ru
 budget would give; with ``--schedule cosine`` only the last milestone is. CDTools reconstructs
 the same test split once, as the reference line. Before training, each run scores its model's
 input alone (``ptypinn.pinn.model.input_alone``: the retrieval the generator is given, stitched
-without the network) on both splits, so each point's ``gain`` is what the network adds.
+without the network) on both splits, so each point's ``gain`` is what the network adds; a model
+with unrolled steps also scores untrained (``runs[].untrained``: its input and the steps' physics,
+with every learned correction at the identity), so the learned part of the gain is visible too.
 
 Usage:
   python benchmarks/pinn_learning_curve.py --milestones 1e4,3e4,1e5 --gridsizes 1,2 --view dense \
@@ -36,7 +38,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from report import emit, environment  # noqa: E402
 
-from ptypinn.analysis.metrics import score  # noqa: E402
 from ptypinn.engines.api import CDToolsOptions  # noqa: E402
 from ptypinn.engines.registry import iterative_reconstructor  # noqa: E402
 from ptypinn.io.dataset import PtychoDataset, load_dataset  # noqa: E402
@@ -46,10 +47,9 @@ from ptypinn.pinn.inference import PtychoPINNReconstructor  # noqa: E402
 from ptypinn.pinn.model import input_alone  # noqa: E402
 from ptypinn.pinn.runtime import TrainerOptions  # noqa: E402
 from ptypinn.pinn.train import JobSpec, PtychoModule, train_model  # noqa: E402
-from ptypinn.study.compare import scored_region  # noqa: E402
 from ptypinn.study.design import preset  # noqa: E402
 
-from view_data import view_splits  # noqa: E402
+from view_data import test_scores, view_splits  # noqa: E402
 
 
 def quality(
@@ -59,11 +59,8 @@ def quality(
     rec = PtychoPINNReconstructor(model, grouping).reconstruct(
         ReconstructionInput.from_dataset(dataset)
     )
-    scores = score(rec.obj, dataset.obj, scored_region(dataset))[2].values
     return {
-        "phase_ssim": scores["phase"]["ssim"],
-        "amplitude_ssim": scores["amplitude"]["ssim"],
-        "phase_frc50": scores["phase"]["frc50"],
+        **test_scores(rec.obj, dataset),
         "inference_patterns_per_s": round(dataset.count / rec.wall_time_s, 1),
     }
 
@@ -83,6 +80,8 @@ class Milestones(L.Callback):
         self.neighbor_count, self.seed = neighbor_count, seed
         self.points: list[dict] = []
         self.input: dict | None = None
+        self.untrained: dict | None = None
+        self.grouping = (neighbor_count, seed)
         self.training_seconds = 0.0
         self.started = 0.0
 
@@ -94,6 +93,10 @@ class Milestones(L.Callback):
                 for split, data in (("test", self.test), ("train", self.train))
             }
             print(json.dumps({"input": self.input}), flush=True)
+        if len(module.model.refiners):  # the unrolled physics steps alone, nothing learned yet
+            self.untrained = {"test": quality(module.model, self.test, *self.grouping)}
+            module.model.train()
+            print(json.dumps({"untrained": self.untrained}), flush=True)
 
     def on_train_batch_start(
         self, trainer: L.Trainer, module: PtychoModule, batch: object, batch_idx: int
@@ -140,13 +143,10 @@ def cdtools_reference(test: PtychoDataset, iterations: int) -> dict[str, float |
     engine = iterative_reconstructor("cdtools", CDToolsOptions(iterations=iterations))
     start = time.perf_counter()
     result = engine.reconstruct(ReconstructionInput.from_dataset(test))
-    scores = score(result.obj, test.obj, scored_region(test))[2].values
     return {
         "iterations": iterations,
         "seconds": round(time.perf_counter() - start, 1),
-        "phase_ssim": scores["phase"]["ssim"],
-        "amplitude_ssim": scores["amplitude"]["ssim"],
-        "phase_frc50": scores["phase"]["frc50"],
+        **test_scores(result.obj, test),
     }
 
 
@@ -325,6 +325,7 @@ def main() -> None:
                 "gridsize": gridsize,
                 "final_loss": trained.final_loss,
                 "input": tracker.input,
+                "untrained": tracker.untrained,
                 "points": tracker.points,
             }
         )

@@ -26,14 +26,12 @@ from pathlib import Path
 import torch
 from report import emit, environment
 
-from ptypinn.analysis.metrics import score
 from ptypinn.io.dataset import load_dataset
 from ptypinn.physics.retrieval import retrieval_support, retrieve_patches
 from ptypinn.physics.stitch import stitch
-from ptypinn.study.compare import scored_region
 from ptypinn.study.design import preset
 
-from view_data import view_splits
+from view_data import test_scores, view_splits
 
 
 def main() -> None:
@@ -58,13 +56,10 @@ def main() -> None:
         obj = retrieve_patches(diffraction, probe, support, iterations, args.beta)
         seconds = time.perf_counter() - started
         image, _ = stitch(obj.numpy(), test.positions, test.object_shape, weight, synchronise=True)
-        values = score(image, test.obj, scored_region(test))[2].values
         point = {
             "iterations": iterations,
             "retrieval_seconds": round(seconds, 1),
-            "phase_ssim": values["phase"]["ssim"],
-            "amplitude_ssim": values["amplitude"]["ssim"],
-            "phase_frc50": values["phase"]["frc50"],
+            **test_scores(image, test),
         }
         points.append(point)
         print(json.dumps(point), flush=True)
