@@ -128,7 +128,8 @@ def predict_patches(
         return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(device)
 
     single = None
-    if model.shared:  # a pattern's patch does not depend on its group: predict each once
+    if model.shared and not len(model.refiners):  # no coupling before the overlap constraint:
+        # a pattern's patch does not depend on its group, so predict each once
         alone = torch.zeros(1, 1, 2, device=device)
         single = torch.cat(
             [
