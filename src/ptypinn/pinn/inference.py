@@ -130,14 +130,15 @@ def predict_patches(
     single = None
     if model.shared and not len(model.refiners):  # no coupling before the overlap constraint:
         # a pattern's patch does not depend on its group, so predict each once
-        alone = torch.zeros(1, 1, 2, device=device)
+        blocks = (
+            diffraction[start : start + batch_size, None] for start in range(0, count, batch_size)
+        )
         single = torch.cat(
             [
                 model.predict_patches(
-                    as_tensor(diffraction[start : start + batch_size, None]),
-                    alone.expand(len(diffraction[start : start + batch_size]), 1, 2),
+                    as_tensor(block), torch.zeros(len(block), 1, 2, device=device)
                 )
-                for start in range(0, count, batch_size)
+                for block in blocks
             ]
         )[:, 0]
     out = np.zeros((*groups.shape, n, n), dtype=np.complex64)
