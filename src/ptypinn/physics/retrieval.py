@@ -27,12 +27,13 @@ and converges in fewer iterations (``benchmarks/single_pattern_retrieval.py``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
 import torch
 
-from ptypinn.physics.canvas import canvas_size, extract_from_canvas, place
+from ptypinn.physics.canvas import Placement, canvas_size
 from ptypinn.physics.scan import probe_footprint
 
 SUPPORT_THRESHOLD = 1e-2
@@ -42,12 +43,18 @@ EPSILON = 1e-2
 """Regularises ``conj(P) / (|P|² + ε)`` where the probe is weak (relative to a peak |P| of 1)."""
 
 
+def inverse_modulus(values: torch.Tensor, floor: float) -> torch.Tensor:
+    """``1 / max(|z|, floor)`` of complex ``values``, from ``Re² + Im²`` (several times faster on
+    the CPU than the complex ``abs``, and differentiable everywhere)."""
+    return (values.real.square() + values.imag.square()).clamp_min(floor * floor).rsqrt()
+
+
 def fourier_projection(exit_waves: torch.Tensor, amplitudes: torch.Tensor) -> torch.Tensor:
     """Give ``exit_waves`` (..., N, N) the far-field ``amplitudes`` (uncentred, FFT order), keeping
     their far-field phases."""
     spectrum = torch.fft.fft2(exit_waves, norm="ortho")
-    gain = amplitudes / spectrum.abs().clamp_min(torch.finfo(amplitudes.dtype).tiny)
-    return torch.fft.ifft2(spectrum * gain, norm="ortho")
+    floor = math.sqrt(torch.finfo(amplitudes.dtype).tiny)  # its square is still a normal float
+    return torch.fft.ifft2(spectrum * (amplitudes * inverse_modulus(spectrum, floor)), norm="ortho")
 
 
 def probe_inverse(probe: torch.Tensor, support: torch.Tensor) -> torch.Tensor:
@@ -60,8 +67,12 @@ def probe_inverse(probe: torch.Tensor, support: torch.Tensor) -> torch.Tensor:
 def object_projection(exit_waves: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
     """The passive object that best explains ``exit_waves``: ``inverse · ψ`` (``inverse`` from
     :func:`probe_inverse`), its modulus clipped to 1."""
-    estimate = exit_waves * inverse
-    return estimate / estimate.abs().clamp_min(1.0)
+    return passive(exit_waves * inverse)
+
+
+def passive(estimate: torch.Tensor) -> torch.Tensor:
+    """``estimate`` with its modulus clipped to 1."""
+    return estimate * inverse_modulus(estimate, 1.0)
 
 
 def retrieval_support(probe: torch.Tensor | np.ndarray) -> torch.Tensor:
@@ -95,10 +106,12 @@ def _relaxed_reflections(
     for _ in range(iterations):
         fitted = fourier_projection(psi, measured)
         if beta:
+            step = psi - fitted
             # both object projections in one call: a group's canvas is built once per iteration
-            both = project(torch.cat((fitted, 2 * fitted - psi)))
-            obj, reflected = both[: len(psi)], probe * both[len(psi) :]
-            psi = beta * (psi + reflected - fitted) + (1 - beta) * probe * obj
+            both = project(torch.cat((fitted, fitted - step)))
+            obj = both[: len(psi)]
+            # β (ψ + P·R − f) + (1 − β) P·O with R = P_S(2f − ψ), O = P_S f, in three passes
+            psi = step.mul_(beta).addcmul_(probe, torch.lerp(obj, both[len(psi) :], beta))
         else:
             obj = project(fitted)
             psi = probe * obj
@@ -143,29 +156,25 @@ class GroupProjection:
 
     def __init__(self, probe: torch.Tensor, support: torch.Tensor, offsets: torch.Tensor) -> None:
         self.n = probe.shape[-1]
-        self.offsets, self.size = offsets, canvas_size(self.n, offsets)
+        self.placement = Placement(offsets, self.n, canvas_size(self.n, offsets))
         self.support = support
         self.weighted_conj = probe.conj() * support
         power = probe.abs().square()
-        self.coverage = (
-            place((power * support).expand(*offsets.shape[:2], self.n, self.n), offsets, self.size)
-            + EPSILON * power.max()
-        )
+        self.coverage = self.placement.place(
+            (power * support).expand(*offsets.shape[:2], self.n, self.n)
+        ) + (EPSILON * power.max())
+        self.inverse_coverage = self.coverage.reciprocal()
 
     def canvas(self, waves: torch.Tensor) -> torch.Tensor:
         """The passive object (B', size, size) explaining ``waves``; B' may be a multiple of B
         (several sets of exit waves of the same groups)."""
-        repeat = waves.shape[0] // self.offsets.shape[0]
-        offsets = self.offsets.repeat(repeat, 1, 1)
-        estimate = place(waves * self.weighted_conj, offsets, self.size) / self.coverage.repeat(
-            repeat, 1, 1
-        )
-        return estimate / estimate.abs().clamp_min(1.0)
+        inverse, repeat = self.inverse_coverage, waves.shape[0] // self.coverage.shape[0]
+        if repeat > 1:
+            inverse = inverse.repeat(repeat, 1, 1)
+        return passive(self.placement.place(waves * self.weighted_conj) * inverse)
 
     def __call__(self, waves: torch.Tensor) -> torch.Tensor:
-        repeat = waves.shape[0] // self.offsets.shape[0]
-        offsets = self.offsets.repeat(repeat, 1, 1)
-        return extract_from_canvas(self.canvas(waves), offsets, self.n) * self.support
+        return self.placement.extract(self.canvas(waves)) * self.support
 
 
 def object_constraint(
@@ -202,12 +211,6 @@ def retrieve_groups(
     probe, support, measured = _prepared(amplitudes, probe, support)
     offsets = offsets.to(device=probe.device, dtype=probe.real.dtype)
     project = GroupProjection(probe, support, offsets)
-    start = (
-        extract_from_canvas(
-            (project.coverage > EPSILON * probe.abs().square().max()).to(probe.dtype),
-            offsets,
-            project.n,
-        )
-        * support
-    )
+    covered = project.coverage > EPSILON * probe.abs().square().max()
+    start = project.placement.extract(covered.to(probe.dtype)) * support
     return _relaxed_reflections(start, probe, measured, project, iterations, beta)

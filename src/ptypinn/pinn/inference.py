@@ -27,6 +27,7 @@ import itertools
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -39,6 +40,7 @@ from ptypinn.physics.finite import require_finite
 from ptypinn.physics.grouping import group_coordinates, make_groups
 from ptypinn.physics.stitch import stitch
 from ptypinn.pinn.model import PtychoPINN, overlap_constraint, physics_loss
+from ptypinn.pinn.runtime import native_bf16
 from ptypinn.pinn.train import load_bundle
 
 METHOD = "ptychopinn"
@@ -68,6 +70,22 @@ class PtychoPINNOptions(BaseModel):
     refine_learning_rate: float = Field(1e-4, gt=0, description="Adam learning rate of refinement")
     refine_batch_size: int = Field(16, ge=1, description="groups per refinement step")
     seed: int = Field(0, description="order of the refinement batches")
+    precision: Literal["auto", "32-true", "bf16-mixed"] = Field(
+        "auto",
+        description="the generator's arithmetic: auto is the bundle's training precision where "
+        "the hardware computes it natively, else fp32 (the physics is always fp32)",
+    )
+
+
+def autocast(model: PtychoPINN, bundle: dict, precision: str) -> torch.autocast:
+    """The generator's arithmetic for ``precision`` (:class:`PtychoPINNOptions`): bf16 autocast
+    or none. The model's retrieval and physics steps switch autocast off themselves."""
+    device = model.probe.device.type
+    if precision == "auto":
+        trained = bundle.get("precision", "32-true")
+        native = native_bf16("gpu" if device == "cuda" else device)
+        precision = "bf16-mixed" if trained == "bf16-mixed" and native else "32-true"
+    return torch.autocast(device, dtype=torch.bfloat16, enabled=precision == "bf16-mixed")
 
 
 def stitch_weight(model: PtychoPINN) -> np.ndarray:
@@ -189,21 +207,22 @@ def refine(
     history = []
     steps = 0
     model.train()
-    while steps < options.refine_steps:
-        total, seen = 0.0, 0
-        for diffraction, offset in itertools.islice(loader, options.refine_steps - steps):
-            loss = physics_loss(
-                model, diffraction, offset, bundle["initial_intensity_scale"], *weights
-            )
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += float(loss.detach()) * len(diffraction)
-            seen += len(diffraction)
-            steps += 1
-            if advance is not None:
-                advance(1)
-        history.append(total / seen)
+    with autocast(model, bundle, options.precision):  # the arithmetic of the training
+        while steps < options.refine_steps:
+            total, seen = 0.0, 0
+            for diffraction, offset in itertools.islice(loader, options.refine_steps - steps):
+                loss = physics_loss(
+                    model, diffraction, offset, bundle["initial_intensity_scale"], *weights
+                )
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                total += float(loss.detach()) * len(diffraction)
+                seen += len(diffraction)
+                steps += 1
+                if advance is not None:
+                    advance(1)
+            history.append(total / seen)
     model.eval()
     return history
 
@@ -241,14 +260,15 @@ class PtychoPINNReconstructor:
         if options.refine_steps:
             model = copy.deepcopy(model)
             history = refine(model, bundle, inp, options, advance)
-        patches, owners = predict_patches(
-            model,
-            inp.diffraction,
-            inp.positions_px,
-            bundle["neighbor_count"],
-            bundle["grouping_seed"],
-            options.batch_size,
-        )
+        with autocast(model, bundle, options.precision):
+            patches, owners = predict_patches(
+                model,
+                inp.diffraction,
+                inp.positions_px,
+                bundle["neighbor_count"],
+                bundle["grouping_seed"],
+                options.batch_size,
+            )
         obj, _ = stitch(
             patches,
             inp.positions_px[owners],
