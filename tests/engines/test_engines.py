@@ -1,5 +1,6 @@
 """Every iterative engine through one interface: quality, agreement, engines that cannot run."""
 
+import dataclasses
 import sys
 
 import numpy as np
@@ -84,3 +85,31 @@ def test_engines_leave_torch_numpy_and_random_state_as_they_found_them(simulated
         and torch.get_default_device() == torch.device("cpu")
     )
     assert torch.get_num_threads() == threads
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_checkpoints_keep_the_object_of_a_shorter_run_at_increasing_times(engine, simulated_input):
+    inp, _ = simulated_input(step=12.0)
+    options = ENGINE_OPTIONS[engine]
+    long = iterative_reconstructor(engine, options(iterations=3, checkpoints=(0, 1, 3)))
+    rec = long.reconstruct(inp)
+    assert [snapshot.iteration for snapshot in rec.snapshots] == [0, 1, 3]
+    seconds = [snapshot.wall_time_s for snapshot in rec.snapshots]
+    assert 0 <= seconds[0] < seconds[1] < seconds[2] <= rec.wall_time_s
+    np.testing.assert_array_equal(rec.snapshots[0].obj, np.ones(inp.object_shape))  # flat start
+    np.testing.assert_array_equal(rec.snapshots[2].obj, rec.obj)
+    short = iterative_reconstructor(engine, options(iterations=1)).reconstruct(inp)
+    np.testing.assert_allclose(rec.snapshots[1].obj, short.obj, rtol=0, atol=1e-6)
+    assert short.snapshots == ()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_warm_start_begins_from_the_object_it_is_given(engine, simulated_input):
+    inp, obj = simulated_input(step=12.0)
+    rng = np.random.default_rng(3)
+    given = (obj * np.exp(0.3j * rng.standard_normal(obj.shape))).astype(np.complex64)
+    warm = dataclasses.replace(inp, initial_object=given)
+    options = ENGINE_OPTIONS[engine](iterations=1, checkpoints=(0,))
+    rec = iterative_reconstructor(engine, options).reconstruct(warm)
+    np.testing.assert_allclose(rec.snapshots[0].obj, given, rtol=0, atol=1e-6)
+    assert rec.metadata["initial_object"] == "given"

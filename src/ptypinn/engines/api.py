@@ -14,14 +14,41 @@ them. :func:`ptypinn.engines.registry.iterative_reconstructor` builds an engine 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from typing import Literal, Protocol
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from ptypinn.io.reconstruction import Reconstruction, ReconstructionInput
+from ptypinn.io.reconstruction import Reconstruction, ReconstructionInput, Snapshot
 
 Advance = Callable[[int], None]  # called with the number of iterations just finished
+
+
+class Stopwatch:
+    """An engine's clock over its iterations, stopped while it copies the object at the
+    ``checkpoints`` (:class:`~ptypinn.io.reconstruction.Snapshot`), so the snapshots cost the
+    reported time nothing."""
+
+    def __init__(self, checkpoints: Iterable[int]) -> None:
+        self.checkpoints = frozenset(checkpoints)
+        self.snapshots: list[Snapshot] = []
+        self.paused = 0.0
+        self.begin = time.perf_counter()
+
+    @property
+    def seconds(self) -> float:
+        """Seconds of iterations so far."""
+        return time.perf_counter() - self.begin - self.paused
+
+    def lap(self, iteration: int, current: Callable[[], np.ndarray]) -> None:
+        """After ``iteration`` (0: before the first): keep ``current()`` if it is a
+        checkpoint."""
+        if iteration in self.checkpoints:
+            seconds, stopped = self.seconds, time.perf_counter()
+            self.snapshots.append(Snapshot(iteration, seconds, np.array(current())))
+            self.paused += time.perf_counter() - stopped
 
 
 class EngineUnavailable(RuntimeError):
@@ -54,6 +81,11 @@ class EngineOptions(BaseModel):
         ge=1,
         description="torch intra-op threads; the engines work on many small arrays, "
         "where more threads cost more in synchronisation than they gain",
+    )
+    checkpoints: tuple[int, ...] = Field(
+        (),
+        description="iterations after which the object is kept (outside the clock) for a "
+        "time-to-quality curve; 0 keeps the starting object",
     )
 
 

@@ -37,7 +37,6 @@ Convention cross-walk between ptypinn and CDTools (every conversion lives in thi
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from functools import partial
 
@@ -48,7 +47,7 @@ from cdtools.models import CDIModel
 from cdtools.tools import interactions, losses, measurements, propagators
 from cdtools.tools.initializers import exit_wave_geometry
 
-from ptypinn.engines.api import Advance, CDToolsOptions
+from ptypinn.engines.api import Advance, CDToolsOptions, Stopwatch
 from ptypinn.engines.frame import ObjectFrame, from_engine_object, to_engine_object
 from ptypinn.io.reconstruction import Reconstruction, ReconstructionInput
 from ptypinn.physics.geometry import Geometry
@@ -207,20 +206,25 @@ class CDToolsReconstructor:
         try:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(options.seed)  # the minibatch order
-                start = time.perf_counter()
-                for loss in model.Adam_optimize(
-                    options.iterations,
-                    setup.dataset,
-                    lr=options.learning_rate,
-                    batch_size=options.batch_size,
-                    schedule=True,
-                    thread=False,
-                    calculation_width=options.batch_size,
+                clock = Stopwatch(options.checkpoints)
+                clock.lap(0, lambda: from_engine_object(model.obj, setup.frame))
+                for iteration, loss in enumerate(
+                    model.Adam_optimize(
+                        options.iterations,
+                        setup.dataset,
+                        lr=options.learning_rate,
+                        batch_size=options.batch_size,
+                        schedule=True,
+                        thread=False,
+                        calculation_width=options.batch_size,
+                    ),
+                    start=1,
                 ):
                     history.append(float(loss))
+                    clock.lap(iteration, lambda: from_engine_object(model.obj, setup.frame))
                     if advance is not None:
                         advance(1)
-                wall_time = time.perf_counter() - start
+                wall_time = clock.seconds
         finally:
             torch.set_num_threads(previous_threads)
         return Reconstruction(
@@ -232,6 +236,7 @@ class CDToolsReconstructor:
             losses=np.asarray(history, dtype=np.float64),
             iterations=options.iterations,
             wall_time_s=wall_time,
+            snapshots=tuple(clock.snapshots),
             metadata={
                 "options": options.model_dump(mode="json"),
                 "optimizer": "Adam, learning rate cut 5x after 10 iterations without improvement "

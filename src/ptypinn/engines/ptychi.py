@@ -40,7 +40,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import random
-import time
 import warnings
 from collections.abc import Iterator
 from types import ModuleType
@@ -49,7 +48,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ptypinn.engines.api import Advance, EngineUnavailable, PtychiOptions
+from ptypinn.engines.api import Advance, EngineUnavailable, PtychiOptions, Stopwatch
 from ptypinn.engines.frame import ObjectFrame, from_engine_object, to_engine_object
 from ptypinn.engines.torchvision_shim import TorchvisionStatus, import_with_torchvision
 from ptypinn.io.reconstruction import Reconstruction, ReconstructionInput
@@ -202,15 +201,21 @@ class PtychiReconstructor:
         history: list[float] = []
         with contained(options.threads):
             task, frame = self.task(inp)
-            begin = time.perf_counter()
-            for _ in range(options.iterations):
+            clock = Stopwatch(options.checkpoints)
+
+            def current() -> np.ndarray:
+                return from_ptychi_object(task.get_data_to_cpu("object", as_numpy=True), frame)
+
+            clock.lap(0, current)
+            for iteration in range(1, options.iterations + 1):
                 task.run(1)
                 loss = float(task.reconstructor.loss_tracker.table["loss"].iloc[-1])
                 history.append(loss / inp.patch_size**2)
+                clock.lap(iteration, current)
                 if advance is not None:
                     advance(1)
-            wall_time = time.perf_counter() - begin
-            obj = from_ptychi_object(task.get_data_to_cpu("object", as_numpy=True), frame)
+            wall_time = clock.seconds
+            obj = current()
             probe = from_ptychi_probe(task.get_data_to_cpu("probe", as_numpy=True))
         return Reconstruction(
             method=METHOD,
@@ -221,6 +226,7 @@ class PtychiReconstructor:
             losses=np.asarray(history, dtype=np.float64),
             iterations=options.iterations,
             wall_time_s=wall_time,
+            snapshots=tuple(clock.snapshots),
             metadata={
                 "options": options.model_dump(mode="json"),
                 "algorithm": "LSQML",

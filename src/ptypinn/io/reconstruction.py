@@ -112,13 +112,26 @@ class ReconstructionInput:
 
 
 @dataclass(frozen=True)
+class Snapshot:
+    """A method's object after ``iteration`` iterations, ``wall_time_s`` seconds into its run
+    (the seconds the snapshots themselves took are not counted): a point of a time-to-quality
+    curve."""
+
+    iteration: int
+    wall_time_s: float
+    obj: np.ndarray
+
+
+@dataclass(frozen=True)
 class Reconstruction:
     """One method's reconstruction, on the input's object grid and position convention.
 
     ``losses`` are the method's loss values at iterations ``loss_epochs`` (default: one per
     iteration from 0); ``iterations`` counts the iterations run (0 for a single pass such as
     network inference); ``wall_time_s`` covers the reconstruction itself, not imports or
-    set-up; ``metadata`` holds the method's settings and provenance (JSON values).
+    set-up; ``metadata`` holds the method's settings and provenance (JSON values);
+    ``snapshots`` the object at the iterations an engine was asked to keep (``checkpoints``), in
+    memory only (they are scored, not written).
     """
 
     method: str
@@ -132,6 +145,7 @@ class Reconstruction:
     metadata: dict = field(default_factory=dict)
     loss_epochs: np.ndarray | None = None
     position_indexes: np.ndarray | None = None
+    snapshots: tuple[Snapshot, ...] = ()
 
     @property
     def epochs(self) -> np.ndarray:
@@ -143,6 +157,13 @@ class Reconstruction:
     @property
     def seconds_per_iteration(self) -> float | None:
         return self.wall_time_s / self.iterations if self.iterations else None
+
+
+def starting_object(reconstruction: Reconstruction) -> np.ndarray:
+    """``reconstruction``'s object as another method's start (a warm start): flat (ones) where
+    it reconstructed nothing (zero), so that no pixel starts opaque."""
+    obj = np.asarray(reconstruction.obj, dtype=np.complex64)
+    return np.where(obj == 0, np.complex64(1), obj)
 
 
 def reconstruction_arrays(reconstruction: Reconstruction) -> dict[str, np.ndarray]:
