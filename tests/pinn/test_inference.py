@@ -9,7 +9,12 @@ import torch
 from ptypinn.io.dataset import load_dataset
 from ptypinn.io.reconstruction import ReconstructionInput
 from ptypinn.physics.grouping import group_coordinates, make_groups
-from ptypinn.pinn.inference import PtychoPINNOptions, PtychoPINNReconstructor, refine
+from ptypinn.pinn.inference import (
+    PtychoPINNOptions,
+    PtychoPINNReconstructor,
+    RetrievalCache,
+    refine,
+)
 from ptypinn.pinn.model import physics_loss
 from ptypinn.pinn.runtime import TrainerOptions
 from ptypinn.pinn.train import JobSpec, train_model
@@ -103,3 +108,21 @@ def test_a_supervised_bundle_cannot_be_refined(trained):
     refiner = PtychoPINNReconstructor(plain.model, supervised, PtychoPINNOptions(refine_steps=1))
     with pytest.raises(ValueError, match="needs a PINN bundle"):
         refiner.reconstruct(ReconstructionInput.from_dataset(test))
+
+
+def test_the_retrieval_cache_gives_each_group_its_own_retrieval_once(trained):
+    bundle, test = trained
+    model = PtychoPINNReconstructor.from_bundle(bundle).model
+    groups = np.arange(6)[:, None]  # gridsize 1: one pattern per group
+    diffraction = torch.from_numpy(test.diffraction[groups].astype(np.float32))
+    offsets = torch.zeros(6, 1, 2)
+    expected = model.retrieved(diffraction, offsets)
+    cache = RetrievalCache(model)
+    calls = []
+    retrieved = model.retrieved
+    model.retrieved = lambda d, o: calls.append(len(d)) or retrieved(d, o)
+    first = cache(torch.tensor([4, 1, 2]), diffraction[[4, 1, 2]], offsets[:3])
+    again = cache(torch.tensor([2, 0, 4]), diffraction[[2, 0, 4]], offsets[:3])
+    assert calls == [3, 1]  # group 0 is the only new one the second time
+    torch.testing.assert_close(first, expected[[4, 1, 2]], rtol=0, atol=1e-6)
+    torch.testing.assert_close(again, expected[[2, 0, 4]], rtol=0, atol=1e-6)

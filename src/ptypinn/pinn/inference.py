@@ -39,6 +39,7 @@ from ptypinn.io.reconstruction import Reconstruction, ReconstructionInput
 from ptypinn.physics.finite import require_finite
 from ptypinn.physics.grouping import group_coordinates, make_groups
 from ptypinn.physics.stitch import stitch
+from ptypinn.pinn.config import RETRIEVAL_INPUTS
 from ptypinn.pinn.model import PtychoPINN, overlap_constraint, physics_loss
 from ptypinn.pinn.runtime import native_bf16
 from ptypinn.pinn.train import load_bundle
@@ -173,6 +174,33 @@ def predict_patches(
     return out.reshape(-1, n, n), groups.reshape(-1)
 
 
+class RetrievalCache:
+    """Each group's retrieval (:meth:`PtychoPINN.retrieved`), computed the first time the group
+    is drawn and kept: it depends on the data alone, and refinement draws every group many
+    times. ``None`` for a model whose inputs hold no retrieval."""
+
+    def __init__(self, model: PtychoPINN) -> None:
+        self.model = model
+        self.kept: dict[int, torch.Tensor] = {}
+
+    def __call__(
+        self, index: torch.Tensor, diffraction: torch.Tensor, offsets: torch.Tensor
+    ) -> torch.Tensor | None:
+        if self.model.inputs not in RETRIEVAL_INPUTS:
+            return None
+        keys = index.tolist()
+        new = [row for row, key in enumerate(keys) if key not in self.kept]
+        if new:
+            rows = torch.tensor(new)
+            for key, value in zip(
+                (keys[row] for row in new),
+                self.model.retrieved(diffraction[rows], offsets[rows]),
+                strict=True,
+            ):
+                self.kept[key] = value
+        return torch.stack([self.kept[key] for key in keys])
+
+
 def refine(
     model: PtychoPINN,
     bundle: dict,
@@ -197,9 +225,11 @@ def refine(
     )
     _, offsets = group_coordinates(positions, groups)
     data = TensorDataset(
+        torch.arange(len(groups)),
         torch.from_numpy(np.ascontiguousarray(inp.diffraction[groups], dtype=np.float32)),
         torch.from_numpy(offsets.astype(np.float32)),
     )
+    inputs = RetrievalCache(model)
     order = torch.Generator().manual_seed(options.seed)
     loader = DataLoader(data, batch_size=options.refine_batch_size, shuffle=True, generator=order)
     optimizer = torch.optim.Adam(model.parameters(), lr=options.refine_learning_rate)
@@ -210,9 +240,16 @@ def refine(
     with autocast(model, bundle, options.precision):  # the arithmetic of the training
         while steps < options.refine_steps:
             total, seen = 0.0, 0
-            for diffraction, offset in itertools.islice(loader, options.refine_steps - steps):
+            for index, diffraction, offset in itertools.islice(
+                loader, options.refine_steps - steps
+            ):
                 loss = physics_loss(
-                    model, diffraction, offset, bundle["initial_intensity_scale"], *weights
+                    model,
+                    diffraction,
+                    offset,
+                    bundle["initial_intensity_scale"],
+                    *weights,
+                    inputs(index, diffraction, offset),
                 )
                 optimizer.zero_grad()
                 loss.backward()

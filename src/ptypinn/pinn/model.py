@@ -98,10 +98,12 @@ def physics_loss(
     intensity: float,
     nll_weight: float = 1.0,
     mae_weight: float = 0.0,
+    retrieved: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The PINN loss, no ground truth: Poisson NLL of the photon counts ``(intensity · X)²``
-    given the model's amplitudes, plus ``mae_weight`` times their amplitude MAE."""
-    _, amplitude = model(diffraction, offsets)
+    given the model's amplitudes, plus ``mae_weight`` times their amplitude MAE (``retrieved``:
+    :meth:`PtychoPINN.retrieved` of these groups, if already known)."""
+    _, amplitude = model(diffraction, offsets, retrieved)
     target = diffraction * intensity
     loss = nll_weight * poisson_nll(amplitude, target.square())
     if mae_weight:
@@ -176,9 +178,16 @@ class PtychoPINN(nn.Module):
             torch.tensor(math.log(intensity_scale)), requires_grad=trainable_scale
         )
 
-    def predict_patches(self, diffraction: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+    def predict_patches(
+        self,
+        diffraction: torch.Tensor,
+        offsets: torch.Tensor,
+        retrieved: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Object patches (B, C, N, N) straight from the generator (no overlap constraint) for
-        the groups' diffraction (B, C, N, N) at ``offsets`` (B, C, 2)."""
+        the groups' diffraction (B, C, N, N) at ``offsets`` (B, C, 2); ``retrieved`` is
+        :meth:`retrieved` of these groups where the caller already has it (it depends on the
+        data alone, never on the weights)."""
         batch, channels, n, _ = diffraction.shape
         x = diffraction * self.input_scale
         features, retrieved = [x], None
@@ -186,7 +195,8 @@ class PtychoPINN(nn.Module):
             guess = probe_backpropagation(x, self.probe)
             features += [guess.real.to(x.dtype), guess.imag.to(x.dtype)]
         elif self.inputs in RETRIEVAL_INPUTS:
-            retrieved = self.retrieved(diffraction, offsets)
+            if retrieved is None:
+                retrieved = self.retrieved(diffraction, offsets)
             if self.passthrough:
                 return retrieved
             guess = retrieved * (self.probe.abs() / self.probe.abs().max())
@@ -230,10 +240,13 @@ class PtychoPINN(nn.Module):
             return retrieve_patches(amplitudes, self.probe, self.support, self.retrieval_iterations)
 
     def forward(
-        self, diffraction: torch.Tensor, offsets: torch.Tensor
+        self,
+        diffraction: torch.Tensor,
+        offsets: torch.Tensor,
+        retrieved: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         patches = overlap_constraint(
-            self.predict_patches(diffraction, offsets), offsets, self.output_support
+            self.predict_patches(diffraction, offsets, retrieved), offsets, self.output_support
         )
         amplitude = far_field(self.probe * patches) * self.log_scale.exp()
         return patches, amplitude
