@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from ptypinn.io.reconstruction import Reconstruction
     from ptypinn.pinn.runtime import TrainerOptions
     from ptypinn.pinn.train import TrainingResult
+    from ptypinn.study.records import SimulationManifest
 
 
 DesignLike = StudyDesign | str | os.PathLike | Mapping
@@ -92,7 +93,7 @@ def simulate(
     design: DesignLike = "smoke",
     output: str | os.PathLike = "ptypinn-sim",
     doses: list[float] | None = None,
-) -> dict:
+) -> SimulationManifest:
     """Phase C: simulate every dose of ``design`` (any form of :data:`DESIGN_FORMS`), split
     train/test and write ``<output>/dose_<int>/{train,test}.npz``; returns the manifest."""
     from ptypinn.study.simulate import run_simulation

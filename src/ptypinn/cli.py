@@ -51,6 +51,13 @@ from ptypinn.study.design import (
     with_iterative,
     with_metrics,
 )
+from ptypinn.study.layout import (
+    OVERLAP_MANIFEST,
+    RECONSTRUCTION_MANIFEST,
+    SIMULATION_MANIFEST,
+    TRAINING_MANIFEST,
+    TRAINING_PREVIEW,
+)
 from ptypinn.study.runner import StudyStateError
 
 app = typer.Typer(
@@ -299,12 +306,8 @@ def simulate(
             raise DesignError(str(error)) from None
     source = source_from_npz(object_file, design) if object_file is not None else None
     manifest = run_simulation(design, output_root, source=source, doses=dose or None)
-    for entry in manifest["doses"]:
-        counts = entry["counts"]
-        folder = output_root / entry["folder"]
-        patterns = f"{counts['train']} train / {counts['test']} test patterns"
-        say(f"dose {entry['dose']:g}: {patterns} -> {folder}")
-    say(f"manifest: {output_root / 'simulation_manifest.json'}")
+    say(manifest.summary(output_root))
+    say(f"manifest: {output_root / SIMULATION_MANIFEST}")
 
 
 @app.command()
@@ -341,41 +344,18 @@ def overlap(
     targets) and the mean over the K nearest neighbours, train/test.
     Exits with status 1, after writing everything else, when a view keeps too few positions to be formed.
     """  # noqa: E501 - Typer prints this help with its line breaks (`ptypinn overlap --help`)
-    from ptypinn.study.layout import OVERLAP_MANIFEST
     from ptypinn.study.overlap import run_overlap
 
     design = resolve_design(preset_name, config)
     manifest = run_overlap(
         design, phase_c_root, output_root, doses=dose or None, views=view or None
     )
-    for entry in manifest["doses"]:
-        for item in entry["views"]:
-            counts = item["counts"]
-            kept = ", ".join(
-                f"{c['kept']}/{c['kept'] + c['rejected']} {split}" for split, c in counts.items()
-            )
-            if item["formed"]:
-                nearest, knn = (
-                    "/".join(f"{v:.3f}" for v in item[key].values())
-                    for key in ("nearest_overlap", "knn_overlap")
-                )
-                status = (
-                    f"overlap target {item['target_fraction']:g}, "
-                    f"nearest-neighbour {nearest}, "
-                    f"mean of K={manifest['neighbor_count']} nearest {knn} (train/test)"
-                )
-            else:
-                status = "NOT FORMED"
-            rule = (
-                f"{item['rule']}, D = {item['probe_diameter_px']:.1f} px, "
-                f"S = {item['spacing_px']:.1f} px"
-            )
-            say(f"dose {entry['dose']:g} {item['view']} ({rule}): kept {kept}; {status}")
+    say(manifest.summary())
     say(f"manifest: {output_root / OVERLAP_MANIFEST}")
-    if manifest["not_formed"]:
-        for item in manifest["not_formed"]:
-            where = f"dose {item['dose']:g} view {item['view']!r} {item['split']}"
-            say(f"not formed: {where}: {item['reason']}", err=True)
+    if manifest.not_formed:
+        for item in manifest.not_formed:
+            where = f"dose {item.dose:g} view {item.view!r} {item.split}"
+            say(f"not formed: {where}: {item.reason}", err=True)
         raise typer.Exit(code=1)
 
 
@@ -483,15 +463,23 @@ def reconstruct_iterative(
         ),
     ] = False,
     resume: Annotated[bool, typer.Option(help=RESUME_ITERATIVE_HELP)] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Jobs at once, each in its own process. Default: the CPU count over the "
+            "threads each engine uses.",
+        ),
+    ] = None,
 ) -> None:
     """Phase F: iterative reconstruction of every dose x view x split dataset with every engine.
 
     An engine that cannot run here fails its jobs (exit status 1) and the other engines still run.
     """
     from ptypinn.study.iterative import run_iterative_matrix
-    from ptypinn.study.matrix import BASELINE
 
-    design = with_iterative(resolve_design(preset_name, config), engine, iterations)
+    design = with_iterative(resolve_design(preset_name, config), None, iterations)
+    engines = with_iterative(design, engine).iterative.engines if engine else None
     lock = (
         contextlib.nullcontext(None)  # a dry run writes nothing, not even a lock
         if dry_run
@@ -501,32 +489,24 @@ def reconstruct_iterative(
         if note:
             say(f"note: {note}")
         manifest = run_iterative_matrix(
+            design,
             phase_c_root,
             phase_d_root,
             artifact_root,
-            design.iterative,
             doses=dose,
-            views=view or [BASELINE, *design.view_names()],
+            views=view,
             splits=split,
+            engines=engines,
+            workers=workers,
             dry_run=dry_run,
             allow_missing_phase_d=allow_missing_phase_d,
             resume=resume,
         )
-    for job in manifest["jobs"]:
-        detail = job["error"] or (
-            f"final loss {job['final_loss']:.3g}, {job['wall_time_s']:.1f} s"
-            if job["status"] == "ok"
-            else job.get("output", "")
-        )
-        where = f"dose {job['dose']:g} {job['view']}/{job['split']} {job['engine']}"
-        reused = " (kept from an earlier run)" if job.get("reused") else ""
-        say(f"{where}: {job['status']} {detail}{reused}")
-    for skip in manifest["skipped_views"]:
-        say(f"skipped dose {skip['dose']:g} {skip['view']}: {skip['reason']}")
+    say(manifest.summary())
     if not dry_run:
-        say(f"manifest: {artifact_root / 'reconstruction_manifest.json'}")
-    if manifest["failed_count"]:
-        say(f"{manifest['failed_count']} of {len(manifest['jobs'])} jobs failed")
+        say(f"manifest: {artifact_root / RECONSTRUCTION_MANIFEST}")
+    if manifest.failed_count:
+        say(f"{manifest.failed_count} of {len(manifest.jobs)} jobs failed")
         raise typer.Exit(1)
 
 
@@ -683,8 +663,7 @@ def train_matrix(
     options: TrainerOptions | None = None,
 ) -> None:
     """Phase E: train every (dose, view) job of the study matrix and write training_manifest.json."""  # noqa: E501 - Typer prints this summary with its line breaks in `ptypinn --help`
-    from ptypinn.study.layout import TRAINING_MANIFEST, model_folder
-    from ptypinn.study.training import TRAINING_PREVIEW, run_training_matrix
+    from ptypinn.study.training import run_training_matrix
 
     design = with_epochs(resolve_design(preset_name, config), max_epochs)
     check_views(design, view)
@@ -706,29 +685,12 @@ def train_matrix(
             options=options,
             design_args=design_arguments(preset_name, config),
         )
-    counts = (manifest["enumerated_count"], manifest["job_count"], manifest["skipped_count"])
-    say("jobs: {} enumerated, {} after filters, {} views skipped".format(*counts))
-    for event in manifest["skipped_views"]:
-        say(f"  skipped dose {event['dose']:g} {event['view']}: {event['reason']}")
-    for job in manifest["jobs"]:
-        folder = model_folder(job["method"], job["gridsize"])
-        line = f"  dose {job['dose']:g} {job['view']} {folder}: {job['status']}"
-        if job["status"] == "ok":
-            line += (
-                f", final loss {job['final_loss']:.6g}, "
-                f"bundle {job['artifact_dir']}/{job['bundle']}"
-            )
-            line += " (kept from an earlier run)" if job["reused"] else ""
-        elif job["status"] == "failed":
-            line += f" ({job['error']}; log {job['log_path']})"
-        else:
-            line += f"\n    {job['command']}"
-        say(line)
+    say(manifest.summary())
     if dry_run:
         say(f"preview: {artifact_root / TRAINING_PREVIEW}")
     else:
         say(f"manifest: {artifact_root / TRAINING_MANIFEST}")
-    if manifest["failed_count"]:
+    if manifest.failed_count:
         raise typer.Exit(1)
 
 

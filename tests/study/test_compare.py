@@ -18,6 +18,8 @@ from ptypinn.study.design import make_design, merged, with_inputs
 from ptypinn.study.layout import split_path
 from ptypinn.study.simulate import run_simulation
 
+from helpers import plain
+
 
 @pytest.fixture
 def phase_c(tiny_design, tmp_path):
@@ -84,14 +86,16 @@ def test_report_lists_tables_and_embeds_figures(phase_c, tmp_path):
     design, root = phase_c
     for engine in ("cdtools", "ptychi"):
         fake_iterative(tmp_path / "f", split_path(root, 1e4, "test"), engine)
-    manifest = run_comparison(
-        design,
-        root,
-        tmp_path / "d",
-        tmp_path / "e",
-        tmp_path / "f",
-        tmp_path / "g",
-        notes=["a note"],
+    manifest = plain(
+        run_comparison(
+            design,
+            root,
+            tmp_path / "d",
+            tmp_path / "e",
+            tmp_path / "f",
+            tmp_path / "g",
+            notes=["a note"],
+        )
     )
     html = (tmp_path / "g" / "report.html").read_text()
     assert "data:image/png;base64," in html and "a note" in html

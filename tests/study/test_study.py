@@ -164,7 +164,7 @@ def test_an_interrupted_study_resumes_where_it_stopped(micro_design, tmp_path):
     )
     assert "train: interrupted last time; continuing" in done.stdout
     jobs = json.loads(manifest.read_text())["jobs"]
-    assert jobs[0]["reused"] and jobs[0]["bundle_sha256"] == finished[0]["bundle_sha256"]
+    assert jobs[0]["reused"] and jobs[0]["files"]["bundle"] == finished[0]["files"]["bundle"]
     assert [job["reused"] for job in jobs[1:]] == [False] * (len(jobs) - 1) and len(jobs) >= 2
     assert report_path(tmp_path / "s").is_file()
 

@@ -75,8 +75,16 @@ from ptypinn.study.layout import (
 from ptypinn.study.matrix import BASELINE, collect_datasets, training_gridsizes
 from ptypinn.study.outputs import save_reconstruction
 from ptypinn.study.overlap import METRICS_FILE
+from ptypinn.study.records import (
+    ComparisonManifest,
+    SimulationManifest,
+    TrainingManifest,
+    TrainingRecord,
+    cell_label,
+    read_manifest,
+    write_manifest,
+)
 from ptypinn.study.simulate import PHOTONS_NOTE
-from ptypinn.study.training import JobRecord, cell_label
 
 TIMING_COLUMNS = (
     "dose",
@@ -150,15 +158,11 @@ def model_label(method: str, gridsize: int) -> str:
     return f"PtychoPINN gs{gridsize}" if method == "pinn" else f"{method} gs{gridsize}"
 
 
-def trained_jobs(phase_e_root: Path) -> dict[str, JobRecord]:
-    """Finished jobs of the training manifest by matrix cell."""
+def trained_jobs(phase_e_root: Path) -> dict[str, TrainingRecord]:
+    """Finished jobs of the training manifest by matrix cell (none without a manifest)."""
     path = phase_e_root / TRAINING_MANIFEST
-    try:
-        jobs = read_json(path)["jobs"] if path.is_file() else []
-        records = [JobRecord.from_dict(job) for job in jobs]
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise DatasetError(f"{path} is not a readable training manifest: {error}") from None
-    return {record.cell: record for record in records if record.status == "ok"}
+    jobs = read_manifest(TrainingManifest, path).jobs if path.is_file() else []
+    return {record.label: record for record in jobs if record.status == "ok"}
 
 
 def view_methods(
@@ -176,12 +180,13 @@ def view_methods(
             for gridsize in training_gridsizes(source, design.gridsizes):
                 folder = training_folder(phase_e_root, dose, source, gridsize, method)
                 record = jobs.get(cell_label(dose, source, gridsize, method))
-                bundle = folder / (record.bundle if record and record.bundle else BUNDLE_NAME)
+                recorded = record.bundle if record else None
+                bundle = folder / (recorded.path if recorded else BUNDLE_NAME)
                 found = Method(
                     model_label(method, gridsize),
                     bundle,
                     bundle=True,
-                    recorded_sha256=record.bundle_sha256 if record else None,
+                    recorded_sha256=recorded.sha256 if recorded else None,
                     trained_view=source,
                     training_seconds=record.wall_time_s if record else None,
                 )
@@ -537,21 +542,18 @@ def _photon_rows(phase_c_root: Path) -> list[dict]:
     path = phase_c_root / SIMULATION_MANIFEST
     if not path.is_file():
         return []
-    rows = []
-    for entry in read_json(path).get("doses", []):
-        measured = entry.get("measured_photons_per_pattern", {})
-        rows += [
-            {
-                "dose": entry["dose"],
-                "view": f"{BASELINE} (phase C)",
-                "split": split,
-                "patterns": entry["counts"].get(split),
-                "measured_photons_per_pattern": value,
-            }
-            for split, value in measured.items()
-            if split in ("train", "test")
-        ]
-    return rows
+    return [
+        {
+            "dose": entry.dose,
+            "view": f"{BASELINE} (phase C)",
+            "split": split,
+            "patterns": entry.counts.get(split),
+            "measured_photons_per_pattern": value,
+        }
+        for entry in read_manifest(SimulationManifest, path).doses
+        for split, value in entry.measured_photons_per_pattern.items()
+        if split in ("train", "test")
+    ]
 
 
 def _photons_text(rows: list[dict]) -> str:
@@ -567,13 +569,11 @@ def _training_rows(phase_e_root: Path) -> list[dict]:
     path = phase_e_root / TRAINING_MANIFEST
     if not path.is_file():
         return []
-    jobs = read_json(path)["jobs"]
     return [
-        {
-            key: job.get(key)
-            for key in ("dose", "view", "gridsize", "status", "epochs", "final_loss", "wall_time_s")
-        }
-        for job in jobs
+        job.model_dump(
+            include={"dose", "view", "gridsize", "status", "epochs", "final_loss", "wall_time_s"}
+        )
+        for job in read_manifest(TrainingManifest, path).jobs
     ]
 
 
@@ -664,7 +664,7 @@ def _probe_section(phase_c_root: Path, test_file: Path, size: int, figures: Path
     """The report's section on the object and probe (parameters, or file and SHA-256, and the
     footprint) and the probe figure, from phase C's record and a test file's probeGuess."""
     path = phase_c_root / SIMULATION_MANIFEST
-    source = read_json(path).get("source", {}) if path.is_file() else {}
+    source = read_manifest(SimulationManifest, path).source if path.is_file() else {}
     probe = read_probe(test_file, size)
     mask, diameter = probe_footprint(probe)
     parameters = source.get("probe", {})
@@ -703,7 +703,7 @@ def run_comparison(
     phase_f_root: str | Path | None,
     output_root: str | Path,
     notes: list[str] | None = None,
-) -> dict:
+) -> ComparisonManifest:
     """Score, tabulate, plot and report the whole study; returns the comparison manifest."""
     phase_c_root, phase_d_root, phase_e_root = (
         Path(phase_c_root),
@@ -835,18 +835,17 @@ def run_comparison(
     report_md, report_html = write_report(
         output_root, f"ptypinn study '{design.name}': dose × overlap", sections, figures
     )
-    manifest = {
-        "phase": "G",
-        "ptypinn_version": __version__,
-        "design": design.name,
-        "metrics_csv": csv_path.name,
-        "metrics_json": json_path.name,
-        "report_html": report_html.name,
-        "report_md": report_md.name,
-        "rows": len(result.rows),
-        "timings": result.timings,
-        "regions": result.regions,
-        "missing": remarks,
-    }
-    write_json(output_root / COMPARISON_MANIFEST, manifest)
+    manifest = ComparisonManifest(
+        ptypinn_version=__version__,
+        design=design.name,
+        metrics_csv=csv_path.name,
+        metrics_json=json_path.name,
+        report_html=report_html.name,
+        report_md=report_md.name,
+        rows=len(result.rows),
+        timings=result.timings,
+        regions=result.regions,
+        missing=remarks,
+    )
+    write_manifest(output_root / COMPARISON_MANIFEST, manifest)
     return manifest

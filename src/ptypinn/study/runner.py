@@ -51,7 +51,6 @@ from ptypinn.study.layout import (
     SIMULATION_MANIFEST,
     TRAINING_MANIFEST,
 )
-from ptypinn.study.matrix import BASELINE
 
 STATE_FILE = "study_state.json"
 DESIGN_FILE = "design.yaml"
@@ -85,9 +84,8 @@ def _overlap(design: StudyDesign, root: Path, executor: Executor | None, resume:
 
     manifest = run_overlap(design, root / "phase_c", root / "phase_d")
     return [
-        f"view {item['view']} at dose {item['dose']:g} ({item['split']}) "
-        f"not formed: {item['reason']}"
-        for item in manifest.get("not_formed", [])
+        f"view {item.view} at dose {item.dose:g} ({item.split}) not formed: {item.reason}"
+        for item in manifest.not_formed
     ]
 
 
@@ -107,9 +105,9 @@ def _train(design: StudyDesign, root: Path, executor: Executor | None, resume: b
         design_args=["--config", str(root / DESIGN_FILE)],
     )
     return [
-        f"training {job['view']} at dose {job['dose']:g} failed: {job['error']}"
-        for job in manifest["jobs"]
-        if job["status"] == "failed"
+        f"training {job.view} at dose {job.dose:g} failed: {job.error}"
+        for job in manifest.jobs
+        if job.status == "failed"
     ]
 
 
@@ -119,20 +117,18 @@ def _iterative(
     from ptypinn.study.iterative import run_iterative_matrix
 
     manifest = run_iterative_matrix(
+        design,
         root / "phase_c",
         root / "phase_d",
         root / "phase_f",
-        design.iterative,
-        views=[BASELINE, *design.view_names()],
         splits=list(design.iterative.splits),
         allow_missing_phase_d=True,
         resume=resume,
     )
-    failed = [job for job in manifest["jobs"] if job["status"] == "failed"]
     return [
-        f"iterative {job['engine']} {job['view']} at dose {job['dose']:g} failed: "
-        f"{job.get('error')}"
-        for job in failed
+        f"iterative {job.engine} {job.view} at dose {job.dose:g} failed: {job.error}"
+        for job in manifest.jobs
+        if job.status == "failed"
     ]
 
 
