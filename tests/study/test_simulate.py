@@ -7,8 +7,8 @@ from ptypinn.io.artifacts import sha256_file
 from ptypinn.io.dataset import load_dataset
 from ptypinn.physics.samples import AMPLITUDE_RANGE, PHASE_RANGE, default_object
 from ptypinn.physics.scan import illuminated, probe_footprint
-from ptypinn.study.compare import scored_region
 from ptypinn.study.design import make_design, with_inputs
+from ptypinn.study.scoring import scored_region
 from ptypinn.study.simulate import (
     clean_amplitudes,
     default_source,

@@ -9,6 +9,7 @@ SIMULATION_MANIFEST = "simulation_manifest.json"
 OVERLAP_MANIFEST = "overlap_manifest.json"
 RECONSTRUCTION_MANIFEST = "reconstruction_manifest.json"
 TRAINING_MANIFEST = "training_manifest.json"
+INFERENCE_MANIFEST = "inference_manifest.json"
 COMPARISON_MANIFEST = "comparison_manifest.json"
 TRAINING_PREVIEW = "training_preview.json"  # a dry run's training manifest
 SKIP_SUMMARY = "skip_summary.json"

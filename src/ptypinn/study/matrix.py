@@ -55,6 +55,13 @@ def training_gridsizes(view: str, gridsizes: Sequence[int]) -> tuple[int, ...]:
     return tuple(sorted(g for g in gridsizes if g > 1))
 
 
+def trained_view(view: str, gridsize: int) -> str:
+    """The view whose training split taught the model of ``gridsize`` that the comparison runs on
+    ``view``'s test data: the baseline (full scan) at gridsize 1, the view itself above
+    (:func:`training_gridsizes`)."""
+    return BASELINE if gridsize == 1 else view
+
+
 @dataclass(frozen=True)
 class DatasetEntry:
     """The train and test files of one dose and view, with the SHA-256 their manifest records."""

@@ -8,6 +8,8 @@ records below, never as a raw dict:
   each file with its SHA-256;
 * :class:`TrainingManifest` (phase E) of :class:`TrainingRecord` jobs;
 * :class:`ReconstructionManifest` (phase F) of :class:`ReconstructionRecord` jobs;
+* :class:`InferenceManifest` (the PtychoPINN reconstructions) of :class:`InferenceRecord` jobs,
+  each method named by its :class:`MethodKey`;
 * :class:`ComparisonManifest` (phase G).
 
 A job of phase E or F is a :class:`JobRecord`: its content key (a finished job with the same key
@@ -25,11 +27,12 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
+from ptypinn.engines.api import ENGINE_LABELS
 from ptypinn.io.artifacts import file_record, read_json, record_matches, write_json
 from ptypinn.io.dataset import DatasetError
 from ptypinn.study.layout import dose_label, model_folder
 
-Status = Literal["ok", "failed", "dry-run"]
+Status = Literal["ok", "failed", "skipped", "dry-run"]
 
 
 class ManifestError(DatasetError):
@@ -342,6 +345,98 @@ class ReconstructionManifest(_Record):
         return "\n".join(lines)
 
 
+# Methods and the inference phase
+
+
+class MethodKey(_Record):
+    """What identifies a method of the comparison: a PtychoPINN model (``kind`` ``ptychopinn``,
+    its training ``recipe`` — ``pinn`` or ``supervised`` — and ``gridsize``; ``refine``: fine-tuned
+    on the test diffraction first; ``input_alone``: its generator's input without the network) or
+    an iterative engine (``kind`` ``engine``, ``recipe`` the engine's name; ``init``: the method
+    whose reconstruction starts it, for a warm-started engine)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["ptychopinn", "engine"]
+    recipe: str
+    gridsize: int = 0
+    refine: bool = False
+    input_alone: bool = False
+    init: MethodKey | None = None
+
+    @property
+    def folder(self) -> str:
+        """Its folder name, plain ``[a-z0-9_-]``: ``ptychopinn_gs2_refine``, ``cdtools``."""
+        if self.kind == "engine":
+            name = self.recipe
+        else:
+            name = f"ptychopinn_{model_folder(self.recipe, self.gridsize)}"
+            name += "_input_alone" if self.input_alone else ""
+            name += "_refine" if self.refine else ""
+        return name + (f"_from_{self.init.folder}" if self.init is not None else "")
+
+    @property
+    def label(self) -> str:
+        """Its name in the tables: ``PtychoPINN gs2 + refine``, ``CDTools``."""
+        if self.kind == "engine":
+            name = ENGINE_LABELS.get(self.recipe, self.recipe)
+            return name + (f" from {self.init.label}" if self.init is not None else "")
+        name = (
+            f"PtychoPINN gs{self.gridsize}"
+            if self.recipe == "pinn"
+            else (f"{self.recipe} gs{self.gridsize}")
+        )
+        return (
+            name
+            + (" input alone" if self.input_alone else "")
+            + (" + refine" if self.refine else "")
+        )
+
+    @property
+    def model(self) -> MethodKey:
+        """The trained model itself (no refinement, not its input alone)."""
+        return self.model_copy(update={"refine": False, "input_alone": False})
+
+
+class InferenceRecord(JobRecord):
+    """One PtychoPINN reconstruction of a view's test split; its files are relative to the
+    inference folder. ``skipped``: a method that does not apply (an input alone of a generator
+    given no object guess, or of a model that was never trained)."""
+
+    dose: float
+    view: str
+    method: MethodKey
+    trained_view: str
+    dataset: str
+    dataset_sha256: str
+    bundle: str
+    training_seconds: float | None = None
+    iterations: int | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{dose_label(self.dose)}/{self.view}/test/{self.method.folder}"
+
+    def summary(self) -> str:
+        detail = self.error or (
+            f"{self.iterations} iterations, {self.wall_time_s or 0:.1f} s"
+            if self.status == "ok"
+            else ""
+        )
+        where = f"dose {self.dose:g} {self.view}/test {self.method.label}"
+        return f"{where}: {self.status} {detail}{self.reused_note()}"
+
+
+class InferenceManifest(_Record):
+    phase: Literal["inference"] = "inference"
+    ptypinn_version: str = ""
+    jobs: list[InferenceRecord] = []
+    failed_count: int = 0
+
+    def summary(self) -> str:
+        return "\n".join(job.summary() for job in self.jobs)
+
+
 # Phase G
 
 
@@ -368,6 +463,7 @@ PHASE_NAMES = {
     OverlapManifest: "phase D",
     TrainingManifest: "training",
     ReconstructionManifest: "reconstruction",
+    InferenceManifest: "inference",
     ComparisonManifest: "comparison",
 }
 

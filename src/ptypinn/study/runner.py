@@ -46,6 +46,7 @@ from ptypinn.pinn.runtime import TrainerOptions
 from ptypinn.study.design import StudyDesign
 from ptypinn.study.layout import (
     COMPARISON_MANIFEST,
+    INFERENCE_MANIFEST,
     OVERLAP_MANIFEST,
     RECONSTRUCTION_MANIFEST,
     SIMULATION_MANIFEST,
@@ -132,6 +133,16 @@ def _iterative(
     ]
 
 
+def _infer(design: StudyDesign, root: Path, executor: Executor | None, resume: bool) -> list[str]:
+    from ptypinn.study.inference import run_inference
+
+    # a method that could not be used is listed by the comparison, which reads the records
+    run_inference(
+        design, root / "phase_c", root / "phase_d", root / "phase_e", root / "inference", resume
+    )
+    return []
+
+
 def _compare(design: StudyDesign, root: Path, executor: Executor | None, resume: bool) -> list[str]:
     from ptypinn.study.compare import run_comparison
 
@@ -142,6 +153,7 @@ def _compare(design: StudyDesign, root: Path, executor: Executor | None, resume:
         root / "phase_c",
         root / "phase_d",
         root / "phase_e",
+        root / "inference",
         root / "phase_f",
         root / "phase_g",
         notes,
@@ -185,10 +197,23 @@ STEPS = (
         _iterative,
     ),
     Step(
+        "infer",
+        "inference",
+        INFERENCE_MANIFEST,
+        (PHASE_C, PHASE_D, "phase_e/" + TRAINING_MANIFEST),
+        ("views", "gridsizes", "methods", "training"),
+        _infer,
+    ),
+    Step(
         "compare",
         "phase_g",
         COMPARISON_MANIFEST,
-        (PHASE_D, "phase_e/" + TRAINING_MANIFEST, "phase_f/" + RECONSTRUCTION_MANIFEST),
+        (
+            PHASE_D,
+            "phase_e/" + TRAINING_MANIFEST,
+            "inference/" + INFERENCE_MANIFEST,
+            "phase_f/" + RECONSTRUCTION_MANIFEST,
+        ),
         ("name", "views", "metrics", "gridsizes", "methods", "training", "iterative"),
         _compare,
     ),
