@@ -1,55 +1,49 @@
-"""The ``ptypinn`` command line.
-
-Every command runs through :func:`guarded`, the one place that turns failures into exit
-statuses: a user mistake (bad design, dataset, file, option, or an output the system refuses to
-write) is one message and status 2; a numerical failure (NaN) is one message and status 1;
-Ctrl-C is one message and status 130; anything else is an internal error and keeps its
-traceback. Text that comes from users (paths, names, values) is never read as Rich markup.
+"""The ``ptypinn`` command line: each command parses its options, calls the phase or function
+that does the work and prints the summary of the record it returns. What the commands share
+(options, trainer flags, error handling through :func:`ptypinn.cli_base.guarded`) is in
+:mod:`ptypinn.cli_base`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
-import inspect
-import json
 import time
 import warnings
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.text import Text
 
 from ptypinn import __version__
-from ptypinn.engines.api import ENGINES, EngineUnavailable
-from ptypinn.io.artifacts import OutputError
-from ptypinn.io.dataset import DatasetError, PtychoDataset
-from ptypinn.io.formats import FileFormat, convert_file
-from ptypinn.io.hdf5 import FormatError
-from ptypinn.io.limits import TooLargeError
-from ptypinn.io.lock import folder_lock
-from ptypinn.physics.finite import NonFiniteError
-from ptypinn.physics.grouping import GroupingError
-from ptypinn.pinn.runtime import (
-    LOGGERS,
-    PRECISIONS,
-    TrainerError,
-    TrainerOptions,
-    check_available,
-    parse_devices,
+from ptypinn.cli_base import (
+    DRY_RUN_HELP,
+    RESUME_ITERATIVE_HELP,
+    RESUME_TRAINING_HELP,
+    ConfigOption,
+    DoseFilter,
+    EpochsOption,
+    PhaseCRoot,
+    PhaseDRoot,
+    PresetOption,
+    ViewFilter,
+    design_arguments,
+    guarded,
+    resolve_design,
+    say,
+    with_trainer_flags,
 )
+from ptypinn.cli_tools import convert, reconstruct, score, train
+from ptypinn.engines.api import ENGINES
+from ptypinn.io.lock import folder_lock
+from ptypinn.pinn.runtime import TrainerOptions
 from ptypinn.study.design import (
     DesignError,
-    StudyDesign,
     check_doses,
-    load_design,
-    preset,
+    check_views,
+    with_epochs,
     with_inputs,
     with_iterative,
-    with_metrics,
 )
 from ptypinn.study.layout import (
     OVERLAP_MANIFEST,
@@ -58,7 +52,6 @@ from ptypinn.study.layout import (
     TRAINING_MANIFEST,
     TRAINING_PREVIEW,
 )
-from ptypinn.study.runner import StudyStateError
 
 app = typer.Typer(
     name="ptypinn",
@@ -67,60 +60,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-# Mistakes a user can make (bad design, dataset, file or option, missing engine, an output the
-# system refuses): one clear message, exit status 2, no traceback.
-USER_ERRORS = (
-    DesignError,
-    DatasetError,
-    GroupingError,
-    FormatError,
-    EngineUnavailable,
-    TrainerError,
-    StudyStateError,
-    OutputError,
-    TooLargeError,
-    OSError,
-)
-INTERRUPTED = (
-    "interrupted; finished work is kept "
-    "(`study run`, `train-matrix` and `reconstruct-iterative` continue with --resume)"
-)
-
-PRESET_HELP = "Design preset: 'full' (the study as stated) or 'smoke' (N=64, minutes on CPU)."
-DRY_RUN_HELP = "Write each job's configuration and command to training_preview.json; train none."
-RESUME_TRAINING_HELP = "Keep jobs whose record (same data and settings) and bundle still match."
-RESUME_ITERATIVE_HELP = "Keep jobs whose record (same engine, settings, data) and files match."
-CONFIG_HELP = "YAML design file listing only what it changes: its fields replace --preset's."
-ConfigOption = Annotated[Path | None, typer.Option(help=CONFIG_HELP, dir_okay=False)]
-PresetOption = Annotated[str, typer.Option("--preset", help=PRESET_HELP)]
-
-# Trainer flags shared by `train` and `train-matrix` (hardware and logging, not science).
-AcceleratorOption = Annotated[
-    str, typer.Option(help="Lightning accelerator: cpu, gpu, mps or auto.")
-]
-DevicesOption = Annotated[
-    str, typer.Option(help="Devices per node: a count, a list such as '0,1', or auto.")
-]
-StrategyOption = Annotated[
-    str, typer.Option(help="Lightning strategy, e.g. auto or ddp (multi-GPU / multi-node).")
-]
-NodesOption = Annotated[int, typer.Option(help="Number of nodes for multi-node DDP.", min=1)]
-DeterministicOption = Annotated[
-    bool, typer.Option(help="Deterministic algorithms (bit-reproducible on CPU).")
-]
-WorkersOption = Annotated[int, typer.Option(help="DataLoader worker processes.", min=0)]
-LoggerOption = Annotated[str, typer.Option(help="Training log format: csv, tensorboard or none.")]
-PrecisionOption = Annotated[
-    str,
-    typer.Option(
-        help="Arithmetic: auto (bf16-mixed where the hardware computes bf16 natively, else "
-        "32-true), 32-true or bf16-mixed."
-    ),
-]
-EpochsOption = Annotated[
-    int | None, typer.Option(help="Epochs (default: the design's training.epochs).", min=1)
-]
 
 
 def _print_version(value: bool) -> None:
@@ -139,136 +78,6 @@ def _root(
     ] = False,
 ) -> None:
     """Physics-informed neural-network ptychography and the dose x overlap study."""
-
-
-def say(text: str, err: bool = False) -> None:
-    """Print plain text: paths and names are never read as markup."""
-    typer.echo(text, err=err)
-
-
-def fail(message: str, code: int) -> typer.Exit:
-    Console(stderr=True, soft_wrap=True, highlight=False).print(
-        Text.assemble(("error: ", "bold red"), message)
-    )
-    return typer.Exit(code)
-
-
-def _os_message(error: OSError) -> str:
-    names = " -> ".join(str(name) for name in (error.filename, error.filename2) if name is not None)
-    return f"{names}: {error.strerror}" if names and error.strerror else str(error)
-
-
-def guarded(command: Callable) -> Callable:
-    """Run a command; user errors, numerical failures and Ctrl-C become a message and a status."""
-
-    @functools.wraps(command)
-    def wrapper(*args: object, **kwargs: object) -> None:
-        try:
-            command(*args, **kwargs)
-        except KeyboardInterrupt:
-            raise fail(INTERRUPTED, 130) from None
-        except NonFiniteError as error:
-            raise fail(str(error), 1) from None
-        except USER_ERRORS as error:
-            raise fail(
-                _os_message(error) if isinstance(error, OSError) else str(error), 2
-            ) from None
-
-    return wrapper
-
-
-def resolve_design(preset_name: str, config: Path | None) -> StudyDesign:
-    """The preset, with the fields of the design file (if any) laid over it."""
-    return load_design(config, base=preset_name) if config is not None else preset(preset_name)
-
-
-# The flags' defaults are TrainerOptions' own: the options are declared once, in pinn/runtime.py.
-_TRAINER_DEFAULTS = TrainerOptions()
-TRAINER_FLAGS = (
-    ("accelerator", AcceleratorOption, _TRAINER_DEFAULTS.accelerator),
-    ("devices", DevicesOption, str(_TRAINER_DEFAULTS.devices)),
-    ("strategy", StrategyOption, _TRAINER_DEFAULTS.strategy),
-    ("num_nodes", NodesOption, _TRAINER_DEFAULTS.num_nodes),
-    ("deterministic", DeterministicOption, _TRAINER_DEFAULTS.deterministic),
-    ("num_workers", WorkersOption, _TRAINER_DEFAULTS.num_workers),
-    ("logger", LoggerOption, _TRAINER_DEFAULTS.logger),
-    ("precision", PrecisionOption, _TRAINER_DEFAULTS.precision),
-)
-
-
-def trainer_options(
-    accelerator: str,
-    devices: str,
-    strategy: str,
-    num_nodes: int,
-    deterministic: bool,
-    num_workers: int,
-    logger: str,
-    precision: str,
-) -> TrainerOptions:
-    if logger not in LOGGERS:
-        raise DesignError(f"--logger must be csv, tensorboard or none, got {logger!r}")
-    if precision not in PRECISIONS:
-        raise DesignError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    options = TrainerOptions(
-        accelerator=accelerator,
-        devices=parse_devices(devices),
-        strategy=strategy,
-        num_nodes=num_nodes,
-        deterministic=deterministic,
-        num_workers=num_workers,
-        logger=logger,
-        precision=precision,
-    )
-    check_available(options)
-    return options
-
-
-def with_trainer_flags(command: Callable) -> Callable:
-    """Give a command the shared trainer flags (--accelerator ... --logger) in place of its
-    ``options`` parameter, which then receives them as one :class:`TrainerOptions`."""
-    signature = inspect.signature(
-        command, eval_str=True
-    )  # Typer reads annotations from the signature
-    kept = [p for p in signature.parameters.values() if p.name != "options"]
-    flags = [
-        inspect.Parameter(
-            name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
-        )
-        for name, annotation, default in TRAINER_FLAGS
-    ]
-
-    @functools.wraps(command)
-    def wrapper(**kwargs: object) -> None:
-        values: dict[str, Any] = {name: kwargs.pop(name) for name, _, _ in TRAINER_FLAGS}
-        command(**kwargs, options=trainer_options(**values))
-
-    # Typer reads the signature; mypy does not know functions take new attributes
-    wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
-        parameters=[*kept, *flags]
-    )
-    return wrapper
-
-
-def with_epochs(design: StudyDesign, epochs: int | None) -> StudyDesign:
-    if epochs is None:
-        return design
-    return design.model_copy(
-        update={"training": design.training.model_copy(update={"epochs": epochs})}
-    )
-
-
-def check_views(design: StudyDesign, views: list[str] | None) -> None:
-    known = ["baseline", *(v.name for v in design.views)]
-    unknown = [v for v in views or [] if v not in known]
-    if unknown:
-        raise DesignError(
-            f"--view {unknown[0]!r} is not a view of design {design.name!r}; choose from {known}"
-        )
-
-
-def design_arguments(preset_name: str, config: Path | None) -> list[str]:
-    return ["--config", str(config)] if config is not None else ["--preset", preset_name]
 
 
 @app.command()
@@ -326,7 +135,7 @@ def overlap(
             file_okay=False,
         ),
     ],
-    preset_name: Annotated[str, typer.Option("--preset", help=PRESET_HELP)] = "full",
+    preset_name: PresetOption = "full",
     config: ConfigOption = None,
     dose: Annotated[
         list[float] | None,
@@ -359,62 +168,13 @@ def overlap(
         raise typer.Exit(code=1)
 
 
-@app.command()
-@with_trainer_flags
-def train(
-    train_file: Annotated[
-        Path, typer.Option("--train", help="Training NPZ (canonical format).", dir_okay=False)
-    ],
-    output: Annotated[Path, typer.Option(help="Job folder: model.pt, logs, checkpoints.")],
-    gridsize: Annotated[
-        int, typer.Option(help="Patterns per group side: C = gridsize^2.", min=1)
-    ] = 1,
-    nphotons: Annotated[
-        float | None, typer.Option(help="Photons per pattern (default: the dataset metadata).")
-    ] = None,
-    supervised: Annotated[
-        bool,
-        typer.Option(
-            help="Train the supervised baseline (MAE against objectGuess patches) "
-            "instead of the PINN."
-        ),
-    ] = False,
-    preset_name: PresetOption = "full",
-    config: ConfigOption = None,
-    max_epochs: EpochsOption = None,
-    options: TrainerOptions | None = None,
-) -> None:
-    """Train PtychoPINN (or the supervised baseline) on one dataset and write a model bundle."""
-    from ptypinn.io.dataset import load_dataset
-    from ptypinn.pinn.train import JobSpec, train_model
-
-    design = with_epochs(resolve_design(preset_name, config), max_epochs)
-    training = (
-        design.training.model_copy(update={"model": "supervised"})
-        if supervised
-        else design.training
-    )
-    spec = JobSpec(
-        train_file, gridsize, design.neighbor_count, design.seeds.grouping, training, nphotons
-    )
-    assert options is not None  # with_trainer_flags always passes it
-    result = train_model(spec, load_dataset(train_file), output, options)
-    say(
-        f"final loss {result.final_loss:.6g} after {result.epochs} epochs "
-        f"({result.wall_time_s:.1f} s)"
-    )
-    say(f"bundle: {result.bundle} (sha256 {result.sha256})")
+app.command()(train)
 
 
 @app.command("reconstruct-iterative")
 def reconstruct_iterative(
-    phase_c_root: Annotated[
-        Path, typer.Option(help="Phase C folder (dose_<int>/{train,test}.npz).", file_okay=False)
-    ],
-    phase_d_root: Annotated[
-        Path,
-        typer.Option(help="Phase D folder (dose_<int>/<view>/{train,test}.npz).", file_okay=False),
-    ],
+    phase_c_root: PhaseCRoot,
+    phase_d_root: PhaseDRoot,
     artifact_root: Annotated[
         Path,
         typer.Option(
@@ -423,16 +183,8 @@ def reconstruct_iterative(
             file_okay=False,
         ),
     ],
-    dose: Annotated[
-        list[float] | None,
-        typer.Option(
-            help="Dose to reconstruct; repeat for several. Default: every dose of phase C."
-        ),
-    ] = None,
-    view: Annotated[
-        list[str] | None,
-        typer.Option(help="View (baseline, dense, sparse); repeat for several. Default: all."),
-    ] = None,
+    dose: DoseFilter = None,
+    view: ViewFilter = None,
     split: Annotated[
         list[str] | None,
         typer.Option(help="Split (train, test); repeat for several. Default: both."),
@@ -510,145 +262,19 @@ def reconstruct_iterative(
         raise typer.Exit(1)
 
 
-FORMAT_HELP = (
-    "Format of {}: npz, cxi or product (ptychodus HDF5). "
-    "Default: from the extension (.npz, .cxi, .h5/.hdf5)."
-)
-
-
-@app.command()
-def convert(
-    source: Annotated[Path, typer.Argument(help="File to read.", dir_okay=False)],
-    target: Annotated[
-        Path, typer.Argument(help="File to write (replaced atomically).", dir_okay=False)
-    ],
-    from_format: Annotated[
-        FileFormat | None, typer.Option("--from", help=FORMAT_HELP.format("SOURCE"))
-    ] = None,
-    to_format: Annotated[
-        FileFormat | None, typer.Option("--to", help=FORMAT_HELP.format("TARGET"))
-    ] = None,
-) -> None:
-    """Convert between canonical/reconstruction NPZ, CXI 1.6 and ptychodus product HDF5 files."""
-    content = convert_file(source, target, from_format, to_format)
-    what = (
-        f"dataset, {content.count} patterns"
-        if isinstance(content, PtychoDataset)
-        else f"reconstruction, {len(content.positions_m)} positions"
-    )
-    say(f"{source} -> {target} ({what})")
-
-
-@app.command()
-def score(
-    reconstruction: Annotated[
-        Path,
-        typer.Argument(
-            help="Reconstruction to score: our reconstruction NPZ or a ptychodus product (.h5).",
-            dir_okay=False,
-        ),
-    ],
-    truth: Annotated[
-        Path,
-        typer.Option(
-            help="Dataset with the scan and the true object (objectGuess): canonical NPZ or CXI.",
-            dir_okay=False,
-        ),
-    ],
-    from_format: Annotated[
-        FileFormat | None, typer.Option("--from", help=FORMAT_HELP.format("RECONSTRUCTION"))
-    ] = None,
-    max_shift: Annotated[
-        float | None,
-        typer.Option(
-            help="Bound of the alignment shift, px per axis, at most 16 (default: the "
-            "design's metrics.max_shift_px).",
-            min=0,
-        ),
-    ] = None,
-    preset_name: PresetOption = "full",
-    config: ConfigOption = None,
-) -> None:
-    """Score a reconstruction against ground truth as phase G does; print JSON with every score,
-    the alignment applied and the region used (an unmeasurable score is null, with its reason)."""
-    from ptypinn.study.scoring import score_file
-
-    design = resolve_design(preset_name, config)
-    if max_shift is not None:
-        design = with_metrics(design, max_shift_px=max_shift)
-    metrics = design.metrics
-    result = score_file(reconstruction, truth, metrics, from_format)
-    typer.echo(json.dumps(result, indent=2, allow_nan=False))
-
-
-@app.command()
-def reconstruct(
-    bundle: Annotated[
-        Path,
-        typer.Option(help="Model bundle (model.pt) written by `ptypinn train`.", dir_okay=False),
-    ],
-    data: Annotated[
-        Path,
-        typer.Option(
-            help="NPZ whose diffraction to reconstruct (usually the test split).", dir_okay=False
-        ),
-    ],
-    output: Annotated[
-        Path, typer.Option(help="Folder for reconstruction.npz and reconstruction.png.")
-    ],
-    refine: Annotated[
-        int,
-        typer.Option(
-            help="Test-time refinement: optimiser steps on this data's diffraction "
-            "(physics loss, no ground truth) first.",
-            min=0,
-        ),
-    ] = 0,
-) -> None:
-    """Reconstruct a dataset with a trained bundle: predict every patch and stitch them."""
-    from dataclasses import replace
-
-    from ptypinn.io.dataset import load_dataset
-    from ptypinn.io.reconstruction import ReconstructionInput
-    from ptypinn.pinn.inference import PtychoPINNOptions, PtychoPINNReconstructor
-    from ptypinn.study.outputs import save_reconstruction
-
-    dataset = load_dataset(data)
-    inp = ReconstructionInput.from_dataset(dataset)
-    reconstructor = PtychoPINNReconstructor.from_bundle(
-        bundle, PtychoPINNOptions(refine_steps=refine)
-    )
-    rec = reconstructor.reconstruct(inp)
-    rec = replace(rec, metadata={**rec.metadata, "data": str(data)})
-    npz, png = save_reconstruction(
-        output, rec, dataset.obj, label="PtychoPINN + refine" if refine else "PtychoPINN"
-    )
-    rate = dataset.count / rec.wall_time_s
-    timing = f"{dataset.count} patterns in {rec.wall_time_s:.2f} s ({rate:.0f} patterns/s)"
-    if refine:
-        timing += (
-            f", including {refine} refinement steps "
-            f"(loss {rec.losses[0]:.6g} -> {rec.losses[-1]:.6g})"
-        )
-    say(timing)
-    say(f"reconstruction: {npz}\nimage: {png}")
+app.command()(convert)
+app.command()(score)
+app.command()(reconstruct)
 
 
 @app.command("train-matrix")
 @with_trainer_flags
 def train_matrix(
-    phase_c_root: Annotated[Path, typer.Option(help="Phase C root (dose_<int>/{train,test}.npz).")],
-    phase_d_root: Annotated[
-        Path, typer.Option(help="Phase D root (dose_<int>/<view>/{train,test}.npz).")
-    ],
+    phase_c_root: PhaseCRoot,
+    phase_d_root: PhaseDRoot,
     artifact_root: Annotated[Path, typer.Option(help="Where job folders and the manifests go.")],
-    dose: Annotated[
-        list[float] | None, typer.Option(help="Only this dose; repeat for several.")
-    ] = None,
-    view: Annotated[
-        list[str] | None,
-        typer.Option(help="Only this view (baseline, dense, sparse); repeat for several."),
-    ] = None,
+    dose: DoseFilter = None,
+    view: ViewFilter = None,
     gridsize: Annotated[
         list[int] | None, typer.Option(help="Only this gridsize; repeat for several.")
     ] = None,
@@ -700,7 +326,7 @@ app.add_typer(study_app, name="study")
 
 @study_app.command("run")
 def study_run(
-    preset_name: Annotated[str, typer.Option("--preset", help=PRESET_HELP)] = "smoke",
+    preset_name: PresetOption = "smoke",
     config: ConfigOption = None,
     output: Annotated[
         Path, typer.Option(help="Study folder: phase_c ... phase_g, design.yaml, study_state.json.")
@@ -736,7 +362,7 @@ def study_run(
         ),
     ] = None,
 ) -> None:
-    """Run phases C to G (simulate, overlap, train, iterative, compare) and write the report."""
+    """Run phases C to G (simulate, overlap, train, iterative, infer, compare); write the report."""
     from ptypinn.study.runner import report_path, run_study
 
     design = with_inputs(resolve_design(preset_name, config), object_file, probe_file)

@@ -494,6 +494,25 @@ def with_metrics(design: StudyDesign, **changes: object) -> StudyDesign:
     return make_design(merged(design.to_dict(), {"metrics": changes}))
 
 
+def with_epochs(design: StudyDesign, epochs: int | None) -> StudyDesign:
+    """``design`` with ``epochs`` of training (``None``: as designed)."""
+    if epochs is None:
+        return design
+    return design.model_copy(
+        update={"training": design.training.model_copy(update={"epochs": epochs})}
+    )
+
+
+def check_views(design: StudyDesign, views: list[str] | None) -> None:
+    """Refuse a view filter naming a view the design does not have (``baseline`` is one)."""
+    known = ["baseline", *(v.name for v in design.views)]
+    unknown = [v for v in views or [] if v not in known]
+    if unknown:
+        raise DesignError(
+            f"--view {unknown[0]!r} is not a view of design {design.name!r}; choose from {known}"
+        )
+
+
 def with_iterative(
     design: StudyDesign, engines: Sequence[str] | None = None, iterations: int | None = None
 ) -> StudyDesign:
