@@ -112,11 +112,10 @@ def train(
     """Train PtychoPINN on the NPZ ``data`` and write ``<output>/model.pt``. ``training`` changes
     the design's training settings (e.g. ``samples=20000``, ``generator="resnet"``)."""
     from ptypinn.pinn.runtime import TrainerOptions
-    from ptypinn.pinn.train import JobSpec, train_model
+    from ptypinn.pinn.train import train_model
+    from ptypinn.study.training import job_spec
 
-    chosen = _design(design)
-    settings = chosen.training.model_validate({**chosen.training.model_dump(), **training})
-    spec = JobSpec(Path(data), gridsize, chosen.neighbor_count, chosen.seeds.grouping, settings)
+    spec = job_spec(_design(design), Path(data), gridsize, training)
     quiet = TrainerOptions(logger="none", checkpoints=False, progress=False)
     return train_model(spec, _dataset(data), Path(output), options or quiet)
 

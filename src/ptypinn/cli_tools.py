@@ -51,17 +51,12 @@ def train(
 ) -> None:
     """Train PtychoPINN (or the supervised baseline) on one dataset and write a model bundle."""
     from ptypinn.io.dataset import load_dataset
-    from ptypinn.pinn.train import JobSpec, train_model
+    from ptypinn.pinn.train import train_model
+    from ptypinn.study.training import job_spec
 
     design = with_epochs(resolve_design(preset_name, config), max_epochs)
-    training = (
-        design.training.model_copy(update={"model": "supervised"})
-        if supervised
-        else design.training
-    )
-    spec = JobSpec(
-        train_file, gridsize, design.neighbor_count, design.seeds.grouping, training, nphotons
-    )
+    method = {"model": "supervised"} if supervised else {}
+    spec = job_spec(design, train_file, gridsize, method, nphotons)
     assert options is not None  # with_trainer_flags always passes it
     result = train_model(spec, load_dataset(train_file), output, options)
     say(

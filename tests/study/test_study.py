@@ -231,7 +231,7 @@ def test_a_study_on_the_users_probe_resumes_and_reruns_when_the_file_changes(
         run_study(design, output, resume=True, console=console)
         return console.export_text()
 
-    assert resumed().count("unchanged, skipped") == 5  # nothing runs again
+    assert resumed().count("unchanged, skipped") == 6  # nothing runs again
 
     np.savez(probe_file, probeGuess=probe * np.exp(0.5j * np.linspace(-1, 1, 64))[None, :])
     text = resumed()

@@ -1,30 +1,20 @@
 """Phase G: score every reconstruction against ground truth; write the tables, figures and report.
 
-For each dose and view, every method reconstructs the view's *test* split:
-
-* every model phase E trained on the view (``PtychoPINN gs2``, and ``supervised gs2`` when the
-  design's methods list it), then every model trained on the full scan (the baseline,
-  ``PtychoPINN gs1``), run on the same test data; with ``training.refine_steps`` the view's own
-  PtychoPINN models also appear as ``… + refine``, fine-tuned on the test diffraction first (no
-  ground truth); every PtychoPINN model whose generator is given a retrieval also appears as
-  ``… input alone``: that retrieval stitched without the network, so the gain the network adds
-  is in the tables (section "Network gain");
-* every iterative engine of the design (``iterative.engines``), each its own method: its phase F
-  reconstruction of the same test split.
-
-Each method gives a :class:`~ptypinn.io.reconstruction.Reconstruction` (:func:`obtain`), and
-every one is scored, timed and drawn the same way.
+For each dose and view, every method of :func:`ptypinn.study.inference.method_keys` — the
+PtychoPINN models (trained on the view, then on the full scan), their *input alone* rows and
+test-time refinement, then every iterative engine of the design — has reconstructed the view's
+*test* split: the inference phase (:mod:`ptypinn.study.inference`) wrote the PtychoPINN
+reconstructions, phase F the engines'. This phase only reads them (each must have been made from
+the current test file: its recorded dataset SHA-256), and scores, times and draws every one the
+same way; a method the inference phase could not use is listed with its reason. The "Network
+gain" section sets each PtychoPINN row beside its input alone, paired by their keys.
 
 All are scored on the same region — the pixels the probe footprint illuminates at some test
-position — after alignment (metrics.align: a shift bounded by the design's
-``metrics.max_shift_px``, a phase ramp and a complex gain). Each method's alignment is recorded
-in ``metrics.json`` / ``metrics.csv`` (component ``alignment``); a score that cannot be measured
-is empty there, with the reason. Missing inputs are listed in the report, not fatal.
-
-Nothing is used on trust: a PtychoPINN bundle must be the file ``training_manifest.json``
-records (SHA-256) and must have been trained on the current training split of its view (the
-dataset SHA-256 the bundle records); an iterative reconstruction must have been made from the
-current test split. Anything else is listed as not used.
+position (:func:`ptypinn.study.scoring.scored_region`) — after alignment (metrics.align: a shift
+bounded by the design's ``metrics.max_shift_px``, a phase ramp and a complex gain). Each method's
+alignment is recorded in ``metrics.json`` / ``metrics.csv`` (component ``alignment``); a score
+that cannot be measured is empty there, with the reason. Missing inputs are listed in the report,
+not fatal.
 """
 
 from __future__ import annotations
@@ -67,6 +57,7 @@ from ptypinn.study.layout import (
     SIMULATION_MANIFEST,
     TRAINING_MANIFEST,
     dose_label,
+    gridsize_label,
     job_folder,
 )
 from ptypinn.study.matrix import BASELINE, collect_datasets
@@ -186,7 +177,7 @@ def describe(
     dataset = training.get("dataset") or {}
     seen = training.get("samples_seen")
     amount = f"{seen:,} samples seen" if seen else f"{training.get('epochs', '?')} epochs"
-    trained = f"{data} train split, gs{rec.metadata.get('gridsize', '?')}, {kind}"
+    trained = f"{data} train split, {gridsize_label(key.gridsize)}, {kind}"
     model = (
         f"{trained}, {generator_inputs(ModelSpec.model_validate(training['architecture']))}: "
         f"{dataset.get('count', '?')} training patterns, {amount}, "

@@ -208,6 +208,9 @@ def run_job(job: IterativeJob, show_progress: bool = True) -> ReconstructionReco
     return record
 
 
+UNAVAILABLE = f"{EngineUnavailable.__name__}: "  # how a job's error names an engine that cannot run
+
+
 def default_workers(design: StudyDesign) -> int:
     """Jobs at once: the CPU count over the threads each engine uses (at least one)."""
     threads = max(design.iterative.options(engine).threads for engine in design.iterative.engines)
@@ -255,11 +258,6 @@ def run_iterative_matrix(
         return manifest
     for job in chosen:
         ensure_inside(root, job.folder)
-    for engine in dict.fromkeys(job.engine for job in chosen):
-        try:
-            iterative_reconstructor(engine, config.options(engine))
-        except EngineUnavailable as error:
-            manifest.unavailable_engines[engine] = str(error)
     try:
         earlier = read_manifest(ReconstructionManifest, root / RECONSTRUCTION_MANIFEST).jobs
     except (OSError, ValueError):
@@ -268,6 +266,11 @@ def run_iterative_matrix(
     def save(records: list[ReconstructionRecord]) -> None:
         manifest.jobs = records
         manifest.failed_count = sum(record.status == "failed" for record in records)
+        manifest.unavailable_engines = {
+            record.engine: record.error.removeprefix(UNAVAILABLE)
+            for record in records
+            if record.error and record.error.startswith(UNAVAILABLE)
+        }
         write_manifest(root / RECONSTRUCTION_MANIFEST, manifest)
 
     workers = default_workers(design) if workers is None else workers

@@ -82,13 +82,13 @@ def run_matrix(
 
     save([done[j.label] for j in plan if j.label in done])
     with progress_bar(description, len(pending)) as advance:
-        if executor is None and workers <= 1:
+        if executor is None and min(workers, len(pending)) <= 1:
             for job in pending:
                 finished(job, run_one(job))
                 advance(1)
         else:
             pool = executor or ProcessPoolExecutor(
-                workers, mp_context=multiprocessing.get_context("spawn")
+                min(workers, len(pending)), mp_context=multiprocessing.get_context("spawn")
             )
             try:
                 futures: dict[Future[R], J] = {pool.submit(run_one, job): job for job in pending}

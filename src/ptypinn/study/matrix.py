@@ -26,7 +26,13 @@ from typing import Protocol, TypeVar
 
 from ptypinn.io.artifacts import sha256_file
 from ptypinn.io.dataset import DatasetError
-from ptypinn.study.layout import OVERLAP_MANIFEST, SIMULATION_MANIFEST, SPLITS, dose_label
+from ptypinn.study.layout import (
+    OVERLAP_MANIFEST,
+    SIMULATION_MANIFEST,
+    SPLITS,
+    dose_key,
+    dose_label,
+)
 from ptypinn.study.records import (
     FileRecord,
     ManifestError,
@@ -260,10 +266,10 @@ def select(
     views: Sequence[str] | None = None,
 ) -> list[Cell]:
     """Entries (datasets or jobs) that pass every given filter (``None`` or empty keeps all)."""
-    dose_keys = {round(d) for d in doses} if doses else None
+    dose_keys = {dose_key(d) for d in doses} if doses else None
     return [
         entry
         for entry in entries
-        if (dose_keys is None or round(entry.dose) in dose_keys)
+        if (dose_keys is None or dose_key(entry.dose) in dose_keys)
         and (not views or entry.view in views)
     ]

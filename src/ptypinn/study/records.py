@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from ptypinn.engines.api import ENGINE_LABELS
 from ptypinn.io.artifacts import file_record, read_json, record_matches, write_json
 from ptypinn.io.dataset import DatasetError
-from ptypinn.study.layout import dose_label, model_folder
+from ptypinn.study.layout import dose_label, gridsize_label, model_folder
 
 Status = Literal["ok", "failed", "skipped", "dry-run"]
 
@@ -381,11 +381,8 @@ class MethodKey(_Record):
         if self.kind == "engine":
             name = ENGINE_LABELS.get(self.recipe, self.recipe)
             return name + (f" from {self.init.label}" if self.init is not None else "")
-        name = (
-            f"PtychoPINN gs{self.gridsize}"
-            if self.recipe == "pinn"
-            else (f"{self.recipe} gs{self.gridsize}")
-        )
+        model = "PtychoPINN" if self.recipe == "pinn" else self.recipe
+        name = f"{model} {gridsize_label(self.gridsize)}"
         return (
             name
             + (" input alone" if self.input_alone else "")

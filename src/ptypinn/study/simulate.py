@@ -50,7 +50,7 @@ from ptypinn.physics.forward import (
 from ptypinn.physics.samples import default_object
 from ptypinn.physics.scan import probe_footprint
 from ptypinn.study.design import DesignError, StudyDesign, check_doses, user_object, with_inputs
-from ptypinn.study.layout import SIMULATION_MANIFEST, SPLITS, dose_label, split_path
+from ptypinn.study.layout import SIMULATION_MANIFEST, SPLITS, dose_key, dose_label, split_path
 from ptypinn.study.matrix import listed_files
 from ptypinn.study.records import SimulationManifest, write_manifest
 
@@ -157,7 +157,7 @@ def observe(
 ) -> tuple[np.ndarray, float, list[int]]:
     """Photon-noisy normalised amplitudes at a dose, the dose scale and the noise seed used."""
     scale = dose_scale(pattern_energies(amplitudes), nphotons)
-    noise_seed = [seed, int(round(nphotons))]
+    noise_seed = [seed, dose_key(nphotons)]
     return poisson_observe(amplitudes, scale, np.random.default_rng(noise_seed)), scale, noise_seed
 
 

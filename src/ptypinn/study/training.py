@@ -25,7 +25,7 @@ import hashlib
 import json
 import shlex
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
@@ -186,13 +186,29 @@ def build_training_jobs(
     return jobs, skips
 
 
+def job_spec(
+    design: StudyDesign,
+    train_path: str | Path,
+    gridsize: int,
+    training: Mapping[str, object] | None = None,
+    nphotons: float | None = None,
+) -> JobSpec:
+    """The training job ``design`` asks for on ``train_path`` at ``gridsize``: its grouping and its
+    training settings, with ``training``'s changes (validated); the one place a
+    :class:`~ptypinn.pinn.train.JobSpec` is built from a design."""
+    settings = design.training.model_validate({**design.training.model_dump(), **(training or {})})
+    return JobSpec(
+        Path(train_path), gridsize, design.neighbor_count, design.seeds.grouping, settings, nphotons
+    )
+
+
 def resolve_config(
     job: TrainingJob, design: StudyDesign, options: TrainerOptions, design_args: Sequence[str] = ()
 ) -> JobConfig:
     """The job with the design's grouping and training settings (the job's method decides the
     loss) and its equivalent command line."""
-    training = design.training.model_copy(update={"model": job.method})
-    config = JobConfig(job, design.neighbor_count, design.seeds.grouping, training, options)
+    spec = job_spec(design, job.train_path, job.gridsize, {"model": job.method})
+    config = JobConfig(job, spec.neighbor_count, spec.grouping_seed, spec.training, options)
     return replace(config, command=command_for(config, design_args))
 
 
