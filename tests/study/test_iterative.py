@@ -271,6 +271,7 @@ def test_cli_runs_the_matrix_and_fails_when_a_job_fails(tmp_path, monkeypatch, c
             "iterative.cdtools.iterations: Input should be greater than or equal to 1",
         ),
         (["--dose", "5"], "dose(s) [5.0] not in"),
+        (["--view", "far"], "--view 'far' is not a view of design"),
         (["--engine", "epie"], "iterative.engines.0: Input should be 'cdtools' or 'ptychi'"),
     ],
 )

@@ -53,6 +53,7 @@ from ptypinn.study.records import (
     TrainingManifest,
     TrainingRecord,
     cell_label,
+    earlier_jobs,
     read_manifest,
     write_manifest,
 )
@@ -267,10 +268,6 @@ def run_inference(
     for job in plan:
         ensure_inside(root, job.folder)
     manifest = InferenceManifest(ptypinn_version=__version__)
-    try:
-        earlier = read_manifest(InferenceManifest, root / INFERENCE_MANIFEST).jobs
-    except (OSError, ValueError):
-        earlier = []
 
     def save(records: list[InferenceRecord]) -> None:
         manifest.jobs = records
@@ -280,7 +277,7 @@ def run_inference(
     run_matrix(
         plan,
         run_inference_job,
-        {record.label: record for record in earlier},
+        earlier_jobs(InferenceManifest, root / INFERENCE_MANIFEST),
         resume,
         save=save,
         description="inference",

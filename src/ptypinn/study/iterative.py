@@ -39,7 +39,7 @@ from ptypinn.io.dataset import load_dataset
 from ptypinn.io.progress import progress_bar
 from ptypinn.io.reconstruction import ReconstructionInput
 from ptypinn.physics.finite import require_finite
-from ptypinn.study.design import DesignError, StudyDesign
+from ptypinn.study.design import DesignError, StudyDesign, check_views
 from ptypinn.study.jobs import run_matrix
 from ptypinn.study.layout import RECONSTRUCTION_MANIFEST, SPLITS, dose_label, job_folder
 from ptypinn.study.matrix import collect_datasets, missing_view, phase_c_entries, select
@@ -50,7 +50,7 @@ from ptypinn.study.records import (
     ReconstructionRecord,
     SkipRecord,
     Status,
-    read_manifest,
+    earlier_jobs,
     write_manifest,
 )
 
@@ -235,6 +235,7 @@ def run_iterative_matrix(
     ``dry_run``). ``workers``: jobs at once (default :func:`default_workers`)."""
     root = Path(artifact_root)
     config = design.iterative
+    check_views(design, list(views) if views else None)
     if doses:
         phase_c_entries(Path(phase_c_root), doses)  # a dose phase C does not hold is an error
     plan, skips = plan_jobs(design, phase_c_root, phase_d_root, root)
@@ -258,10 +259,6 @@ def run_iterative_matrix(
         return manifest
     for job in chosen:
         ensure_inside(root, job.folder)
-    try:
-        earlier = read_manifest(ReconstructionManifest, root / RECONSTRUCTION_MANIFEST).jobs
-    except (OSError, ValueError):
-        earlier = []
 
     def save(records: list[ReconstructionRecord]) -> None:
         manifest.jobs = records
@@ -277,7 +274,7 @@ def run_iterative_matrix(
     run_matrix(
         plan,
         partial(run_job, show_progress=workers <= 1),
-        {record.label: record for record in earlier},
+        earlier_jobs(ReconstructionManifest, root / RECONSTRUCTION_MANIFEST),
         resume,
         chosen={job.label for job in chosen},
         save=save,

@@ -485,6 +485,16 @@ def read_manifest(kind: type[Manifest], path: str | os.PathLike) -> Manifest:
         raise ManifestError(f"{path} is not a readable {name} manifest: {error}") from None
 
 
+def earlier_jobs(kind: type[Manifest], path: str | os.PathLike) -> dict[str, Any]:
+    """The job records of an earlier ``kind`` manifest by label; none when there is no readable
+    one (a run then starts afresh)."""
+    try:
+        manifest: Any = read_manifest(kind, path)
+    except (OSError, ValueError):
+        return {}
+    return {record.label: record for record in manifest.jobs}
+
+
 def write_manifest(path: str | os.PathLike, manifest: BaseModel) -> Path:
     """Write a manifest record as JSON, atomically."""
     return write_json(path, manifest.model_dump(mode="json"))

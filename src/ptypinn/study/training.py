@@ -53,7 +53,7 @@ from ptypinn.study.records import (
     TrainingManifest,
     TrainingRecord,
     cell_label,
-    read_manifest,
+    earlier_jobs,
     write_manifest,
 )
 
@@ -310,14 +310,6 @@ def run_training_job(config: JobConfig, runner: Runner = lightning_runner) -> Tr
     )
 
 
-def previous_records(path: Path) -> dict[str, TrainingRecord]:
-    """Job records of an earlier manifest, by matrix cell (none if there is no readable one)."""
-    try:
-        return {record.label: record for record in read_manifest(TrainingManifest, path).jobs}
-    except (OSError, ValueError):
-        return {}
-
-
 def _no_match(
     jobs: list[TrainingJob],
     doses: Sequence[float] | None,
@@ -415,7 +407,7 @@ def run_training_matrix(
     run_matrix(
         plan,
         partial(run_training_job, runner=runner),
-        previous_records(artifact_root / TRAINING_MANIFEST),
+        earlier_jobs(TrainingManifest, artifact_root / TRAINING_MANIFEST),
         resume,
         chosen=chosen,
         save=save,
