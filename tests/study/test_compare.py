@@ -15,7 +15,7 @@ from ptypinn.study.compare import (
     run_comparison,
 )
 from ptypinn.study.design import make_design, merged, with_inputs
-from ptypinn.study.inference import run_inference
+from ptypinn.study.infer import run_inference
 from ptypinn.study.layout import split_path
 from ptypinn.study.records import MethodKey
 from ptypinn.study.scoring import scored_region

@@ -1,9 +1,9 @@
 """Phase G: score every reconstruction against ground truth; write the tables, figures and report.
 
-For each dose and view, every method of :func:`ptypinn.study.inference.method_keys` — the
+For each dose and view, every method of :func:`ptypinn.study.infer.method_keys` — the
 PtychoPINN models (trained on the view, then on the full scan), their *input alone* rows and
 test-time refinement, then every iterative engine of the design — has reconstructed the view's
-*test* split: the inference phase (:mod:`ptypinn.study.inference`) wrote the PtychoPINN
+*test* split: the inference phase (:mod:`ptypinn.study.infer`) wrote the PtychoPINN
 reconstructions, phase F the engines'. This phase only reads them (each must have been made from
 the current test file: its recorded dataset SHA-256), and scores, times and draws every one the
 same way; a method the inference phase could not use is listed with its reason. The "Network
@@ -49,7 +49,7 @@ from ptypinn.physics.forward import far_field, mean_counts
 from ptypinn.physics.scan import probe_footprint
 from ptypinn.pinn.config import RETRIEVAL_INPUTS, ModelSpec
 from ptypinn.study.design import StudyDesign
-from ptypinn.study.inference import method_keys
+from ptypinn.study.infer import method_keys
 from ptypinn.study.layout import (
     COMPARISON_MANIFEST,
     INFERENCE_MANIFEST,

@@ -134,7 +134,7 @@ def _iterative(
 
 
 def _infer(design: StudyDesign, root: Path, executor: Executor | None, resume: bool) -> list[str]:
-    from ptypinn.study.inference import run_inference
+    from ptypinn.study.infer import run_inference
 
     # a method that could not be used is listed by the comparison, which reads the records
     run_inference(

@@ -4,7 +4,7 @@ import json
 import re
 
 from ptypinn.study.design import make_design
-from ptypinn.study.inference import method_keys, run_inference
+from ptypinn.study.infer import method_keys, run_inference
 from ptypinn.study.layout import INFERENCE_MANIFEST
 from ptypinn.study.records import InferenceManifest, MethodKey, read_manifest
 from ptypinn.study.simulate import run_simulation
