@@ -28,8 +28,8 @@ from ptypinn.io.reconstruction import ReconstructionInput
 from ptypinn.pinn.inference import PtychoPINNReconstructor
 from ptypinn.pinn.runtime import TrainerOptions
 from ptypinn.pinn.train import JobSpec, train_model
-from ptypinn.study.compare import scored_region
 from ptypinn.study.design import preset
+from ptypinn.study.scoring import scored_region
 
 from view_data import view_splits
 

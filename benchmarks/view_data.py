@@ -9,10 +9,10 @@ import numpy as np
 
 from ptypinn.analysis.metrics import score
 from ptypinn.io.dataset import PtychoDataset
-from ptypinn.study.compare import scored_region
 from ptypinn.study.design import StudyDesign
 from ptypinn.study.layout import split_path
 from ptypinn.study.overlap import run_overlap
+from ptypinn.study.scoring import scored_region
 from ptypinn.study.simulate import run_simulation
 
 

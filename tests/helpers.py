@@ -52,3 +52,8 @@ def record_phases(phase_c: Path, phase_d: Path, doses, views) -> None:
             "not_formed": [],
         },
     )
+
+
+def plain(record):
+    """A manifest record as the JSON its phase writes (what the assertions read)."""
+    return record.model_dump(mode="json")

@@ -8,7 +8,7 @@ import ptypinn
 def test_the_readme_example_simulates_trains_reconstructs_and_scores(tiny_design, tmp_path):
     design = tiny_design.model_copy(update={"doses": (1e4,)})
     manifest = ptypinn.simulate(design, tmp_path / "sim")
-    assert [entry["dose"] for entry in manifest["doses"]] == [1e4]
+    assert [entry.dose for entry in manifest.doses] == [1e4]
     result = ptypinn.train(
         tmp_path / "sim/dose_10000/train.npz",
         tmp_path / "model",
@@ -54,7 +54,7 @@ def test_designs_and_data_are_accepted_in_their_obvious_forms(tmp_path, small_da
         "views": [{"name": "dense", "fraction": 0.7, "rule": "patch_linear"}],
     }
     manifest = ptypinn.simulate(tiny, tmp_path / "sim")
-    assert [entry["dose"] for entry in manifest["doses"]] == [1e4]
+    assert [entry.dose for entry in manifest.doses] == [1e4]
     (tmp_path / "d.yaml").write_text("doses: [2000]\n")
     assert ptypinn.api._design(tmp_path / "d.yaml").doses == (2000.0,)
     with pytest.raises(DesignError, match="doses must be a list of numbers, got '1e4'"):

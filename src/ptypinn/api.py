@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from ptypinn.io.reconstruction import Reconstruction
     from ptypinn.pinn.runtime import TrainerOptions
     from ptypinn.pinn.train import TrainingResult
+    from ptypinn.study.records import SimulationManifest
 
 
 DesignLike = StudyDesign | str | os.PathLike | Mapping
@@ -92,7 +93,7 @@ def simulate(
     design: DesignLike = "smoke",
     output: str | os.PathLike = "ptypinn-sim",
     doses: list[float] | None = None,
-) -> dict:
+) -> SimulationManifest:
     """Phase C: simulate every dose of ``design`` (any form of :data:`DESIGN_FORMS`), split
     train/test and write ``<output>/dose_<int>/{train,test}.npz``; returns the manifest."""
     from ptypinn.study.simulate import run_simulation
@@ -111,11 +112,10 @@ def train(
     """Train PtychoPINN on the NPZ ``data`` and write ``<output>/model.pt``. ``training`` changes
     the design's training settings (e.g. ``samples=20000``, ``generator="resnet"``)."""
     from ptypinn.pinn.runtime import TrainerOptions
-    from ptypinn.pinn.train import JobSpec, train_model
+    from ptypinn.pinn.train import train_model
+    from ptypinn.study.training import job_spec
 
-    chosen = _design(design)
-    settings = chosen.training.model_validate({**chosen.training.model_dump(), **training})
-    spec = JobSpec(Path(data), gridsize, chosen.neighbor_count, chosen.seeds.grouping, settings)
+    spec = job_spec(_design(design), Path(data), gridsize, training)
     quiet = TrainerOptions(logger="none", checkpoints=False, progress=False)
     return train_model(spec, _dataset(data), Path(output), options or quiet)
 

@@ -9,7 +9,16 @@ import torch
 
 from ptypinn.analysis.metrics import amplitude_phase_ssim, centre_box
 from ptypinn.engines import torchvision_shim
-from ptypinn.engines.api import ENGINE_OPTIONS, ENGINES, CDToolsOptions, EngineUnavailable
+from ptypinn.engines.api import (
+    ENGINE_LABELS,
+    ENGINE_OPTIONS,
+    ENGINES,
+    CDToolsOptions,
+    EngineUnavailable,
+)
+from ptypinn.engines.api import (
+    engine as register_engine,
+)
 from ptypinn.engines.registry import iterative_reconstructor
 
 from helpers import ENGINE_BUDGET as BUDGET
@@ -44,6 +53,15 @@ def test_lsqml_and_cdtools_agree(noiseless, reconstructions):
     # where both fit the same flat object.
     first = [reconstructions[engine].losses[0] for engine in ENGINES]
     assert max(first) < 2 * min(first)
+
+
+def test_each_engine_is_registered_once_under_its_name():
+    for name, options in ENGINE_OPTIONS.items():
+        assert options.name == name and ENGINE_LABELS[name] == options.label
+        module, adapter = options.adapter.split(":")
+        assert module.startswith("ptypinn.engines.") and adapter.endswith("Reconstructor")
+    with pytest.raises(ValueError, match="registered twice"):
+        register_engine(CDToolsOptions)
 
 
 def test_unknown_engine_is_refused():

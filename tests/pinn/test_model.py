@@ -1,4 +1,5 @@
 import math
+from typing import get_args
 
 import numpy as np
 import pytest
@@ -14,7 +15,8 @@ from ptypinn.physics.retrieval import (
     retrieve_groups,
     retrieve_patches,
 )
-from ptypinn.pinn.generators import GENERATORS, build_generator
+from ptypinn.pinn.config import GeneratorName
+from ptypinn.pinn.generators import GENERATORS, build_generator, generator
 from ptypinn.pinn.model import (
     PtychoPINN,
     centre_mask,
@@ -41,6 +43,12 @@ def test_generator_shapes_heads_and_centre_support(name, n, channels):
     assert torch.all(out[..., ~inside] == 0)
     amplitude, phase = out[..., inside].abs(), out[..., inside].angle()
     assert torch.all((amplitude > 0) & (amplitude < 1)) and torch.all(phase.abs() < math.pi)
+
+
+def test_every_generator_the_design_accepts_is_registered():
+    assert set(get_args(GeneratorName)) == set(GENERATORS)
+    with pytest.raises(ValueError, match="registered twice"):
+        generator("cnn")(GENERATORS["cnn"])
 
 
 def test_unsupported_patch_size_is_refused():

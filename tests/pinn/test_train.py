@@ -341,6 +341,11 @@ def test_an_altered_bundle_is_refused(bundle, tmp_path):
     [
         (lambda p: p.pop("architecture"), "missing entry 'architecture'"),
         (lambda p: p["architecture"].update(width=2), "size mismatch"),
+        (  # a bundle from before every architecture field was recorded
+            lambda p: p["architecture"].pop("unrolled_steps"),
+            r"records no usable architecture \(unrolled_steps: Field required\); it was "
+            "written by an older ptypinn",
+        ),
         (lambda p: p["state_dict"].pop("log_scale"), "Missing key"),
         (lambda p: p["state_dict"]["log_scale"].fill_(float("nan")), "NaN or infinite weights"),
         (

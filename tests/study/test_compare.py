@@ -6,17 +6,22 @@ import pytest
 from ptypinn.io.artifacts import sha256_file
 from ptypinn.io.dataset import load_dataset
 from ptypinn.io.reconstruction import Reconstruction, write_reconstruction
+from ptypinn.pinn.config import ModelSpec
 from ptypinn.study.compare import (
     Scored,
     compare_view,
     generator_inputs,
     network_gain,
     run_comparison,
-    scored_region,
 )
 from ptypinn.study.design import make_design, merged, with_inputs
+from ptypinn.study.infer import run_inference
 from ptypinn.study.layout import split_path
+from ptypinn.study.records import MethodKey
+from ptypinn.study.scoring import scored_region
 from ptypinn.study.simulate import run_simulation
+
+from helpers import plain
 
 
 @pytest.fixture
@@ -59,10 +64,9 @@ def test_a_perfect_reconstruction_scores_one_and_missing_models_are_reported(pha
     design, root = phase_c
     test_path = split_path(root, 1e4, "test")
     fake_iterative(tmp_path / "f", test_path)
+    run_inference(design, root, tmp_path / "d", tmp_path / "e", tmp_path / "i")  # no models
     result = Scored()
-    compare_view(
-        design, 1e4, "baseline", test_path, tmp_path / "e", tmp_path / "f", tmp_path / "g", result
-    )
+    compare_view(design, 1e4, "baseline", test_path, tmp_path / "i", tmp_path / "f", result)
     rows = [r for r in result.rows if r["method"] == "CDTools"]
     scores = {(r["component"], r["metric"]): r["value"] for r in rows}
     assert scores[("phase", "ssim")] > 0.99 and scores[("amplitude", "ssim")] > 0.99
@@ -74,9 +78,7 @@ def test_a_perfect_reconstruction_scores_one_and_missing_models_are_reported(pha
 
     stale = Scored()  # a reconstruction of other test data
     fake_iterative(tmp_path / "f2", test_path, dataset_sha256="0" * 64)
-    compare_view(
-        design, 1e4, "baseline", test_path, tmp_path / "e", tmp_path / "f2", tmp_path / "g", stale
-    )
+    compare_view(design, 1e4, "baseline", test_path, tmp_path / "i", tmp_path / "f2", stale)
     assert stale.rows == [] and any("made from other test data" in line for line in stale.missing)
 
 
@@ -84,14 +86,17 @@ def test_report_lists_tables_and_embeds_figures(phase_c, tmp_path):
     design, root = phase_c
     for engine in ("cdtools", "ptychi"):
         fake_iterative(tmp_path / "f", split_path(root, 1e4, "test"), engine)
-    manifest = run_comparison(
-        design,
-        root,
-        tmp_path / "d",
-        tmp_path / "e",
-        tmp_path / "f",
-        tmp_path / "g",
-        notes=["a note"],
+    manifest = plain(
+        run_comparison(
+            design,
+            root,
+            tmp_path / "d",
+            tmp_path / "e",
+            tmp_path / "i",
+            tmp_path / "f",
+            tmp_path / "g",
+            notes=["a note"],
+        )
     )
     html = (tmp_path / "g" / "report.html").read_text()
     assert "data:image/png;base64," in html and "a note" in html
@@ -107,26 +112,38 @@ def test_report_lists_tables_and_embeds_figures(phase_c, tmp_path):
 
 
 def test_the_tables_say_which_recipe_and_what_the_generator_does_with_each_pattern():
+    def generator_inputs_of(**fields):
+        base = {
+            "patch_size": 64,
+            "gridsize": 1,
+            "width": 2,
+            "group_generator": "shared",
+            "correction": False,
+            "unrolled_steps": 0,
+            "retrieval_iterations": 20,
+        }
+        return generator_inputs(ModelSpec(**{**base, **fields}))
+
     corrected = {"generator": "resnet", "inputs": "retrieval", "retrieval_iterations": 20}
-    assert generator_inputs({**corrected, "correction": True}) == (
+    assert generator_inputs_of(**corrected, correction=True) == (
         "ptypinn recipe: resnet generator correcting a 20-iteration single-pattern retrieval"
     )
-    assert generator_inputs({**corrected, "correction": False}) == (
+    assert generator_inputs_of(**corrected, correction=False) == (
         "ptypinn recipe: resnet generator on a 20-iteration single-pattern retrieval"
     )
     grouped = {**corrected, "inputs": "group_retrieval", "gridsize": 2, "correction": True}
-    assert generator_inputs(grouped) == (
+    assert generator_inputs_of(**grouped) == (
         "ptypinn recipe: resnet generator correcting a 20-iteration group retrieval "
         "(4 patterns on one canvas)"
     )
-    assert generator_inputs({**grouped, "unrolled_steps": 2}).endswith(
+    assert generator_inputs_of(**{**grouped, "unrolled_steps": 2}).endswith(
         "(4 patterns on one canvas), then 2 unrolled physics steps with learned corrections"
     )
     published = {"generator": "cnn", "inputs": "amplitude", "gridsize": 2}
-    assert generator_inputs({**published, "group_generator": "channels"}) == (
+    assert generator_inputs_of(**published, group_generator="channels") == (
         "published recipe: cnn generator on amplitude inputs"
     )
-    assert generator_inputs({**published, "group_generator": "shared"}) == (
+    assert generator_inputs_of(**published, group_generator="shared") == (
         "ptypinn recipe: cnn generator on amplitude inputs"
     )
 
@@ -139,7 +156,15 @@ def test_the_network_gain_is_each_models_score_less_its_inputs():
         {"dose": 1e4, "view": "dense", "method": "PtychoPINN gs1", "ssim": 0.60},
         {"dose": 1e4, "view": "dense", "method": "CDTools", "ssim": 0.80},
     ]
-    rows = network_gain(phase)
+    keys = [
+        MethodKey(kind="ptychopinn", recipe="pinn", gridsize=2),
+        MethodKey(kind="ptychopinn", recipe="pinn", gridsize=2, refine=True),
+        MethodKey(kind="ptychopinn", recipe="pinn", gridsize=2, input_alone=True),
+        MethodKey(kind="ptychopinn", recipe="pinn", gridsize=1),
+        MethodKey(kind="engine", recipe="cdtools"),
+    ]
+    assert [key.label for key in keys] == [row["method"] for row in phase]
+    rows = network_gain(phase, {key.label: key for key in keys})
     assert [(r["method"], r["input_alone_ssim"]) for r in rows] == [
         ("PtychoPINN gs2", 0.66),
         ("PtychoPINN gs2 + refine", 0.66),
@@ -158,7 +183,13 @@ def test_the_report_shows_the_users_probe_its_file_sha256_and_footprint(tiny_des
     run_simulation(design, tmp_path / "c")
     fake_iterative(tmp_path / "f", split_path(tmp_path / "c", 1e4, "test"))
     run_comparison(
-        design, tmp_path / "c", tmp_path / "d", tmp_path / "e", tmp_path / "f", tmp_path / "g"
+        design,
+        tmp_path / "c",
+        tmp_path / "d",
+        tmp_path / "e",
+        tmp_path / "i",
+        tmp_path / "f",
+        tmp_path / "g",
     )
     markdown = (tmp_path / "g" / "report.md").read_text()
     assert "## Object and probe" in markdown
@@ -176,7 +207,13 @@ def test_the_report_states_a_model_probes_parameters(tiny_design, tmp_path):
     run_simulation(design, tmp_path / "c")
     fake_iterative(tmp_path / "f", split_path(tmp_path / "c", 1e4, "test"))
     run_comparison(
-        design, tmp_path / "c", tmp_path / "d", tmp_path / "e", tmp_path / "f", tmp_path / "g"
+        design,
+        tmp_path / "c",
+        tmp_path / "d",
+        tmp_path / "e",
+        tmp_path / "i",
+        tmp_path / "f",
+        tmp_path / "g",
     )
     markdown = (tmp_path / "g" / "report.md").read_text()
     stated = "kind zone_plate, diameter_fraction 0.5, pupil_fraction 0.5, central_stop 0.4"
@@ -195,7 +232,9 @@ def test_a_figures_folder_linked_out_of_the_output_is_refused(tmp_path):
     (tmp_path / "g").mkdir()
     (tmp_path / "g" / "figures").symlink_to(outside)
     with pytest.raises(OutputError, match="a symbolic link leads it out of the output folder"):
-        run_comparison(preset("smoke"), tmp_path, tmp_path, tmp_path, tmp_path, tmp_path / "g")
+        run_comparison(
+            preset("smoke"), tmp_path, tmp_path, tmp_path, tmp_path, tmp_path, tmp_path / "g"
+        )
     assert list(outside.iterdir()) == []
 
 

@@ -358,3 +358,16 @@ def test_the_scan_is_sized_before_phase_c_starts(tiny_design, tmp_path, monkeypa
     with pytest.raises(DesignError, match=r"the scan \(about 41 patterns of 64x64 px"):
         run_simulation(tiny_design, tmp_path / "c")
     assert not (tmp_path / "c").exists()
+
+
+def test_every_engine_the_design_accepts_is_registered_with_its_options():
+    from typing import get_args
+
+    from ptypinn.engines.api import ENGINE_OPTIONS, ENGINES, EngineName
+    from ptypinn.study.design import IterativeConfig
+
+    assert set(get_args(EngineName)) == set(ENGINES)
+    fields = IterativeConfig.model_fields
+    for name, options in ENGINE_OPTIONS.items():
+        assert fields[name].annotation is options
+        assert IterativeConfig().options(name) == options()

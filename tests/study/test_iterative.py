@@ -13,15 +13,16 @@ from ptypinn.io.reconstruction import read_reconstruction
 from ptypinn.physics.forward import raster_scan
 from ptypinn.physics.probes import disk_probe
 from ptypinn.physics.samples import default_object
-from ptypinn.study.design import IterativeConfig
-from ptypinn.study.iterative import plan_jobs, run_iterative_matrix
+from ptypinn.study.design import make_design
+from ptypinn.study.iterative import chosen_jobs, plan_jobs, run_iterative_matrix
 from ptypinn.study.simulate import SimulationSource, clean_amplitudes
 
-from helpers import record_phases
+from helpers import plain, record_phases
 from test_cli import run_main
 
 ENGINES = ("cdtools", "ptychi")
-QUICK = IterativeConfig(cdtools={"iterations": 2}, ptychi={"iterations": 2})
+DESIGN = make_design({})  # views dense and sparse, both engines at their default options
+QUICK = make_design({"iterative": {"cdtools": {"iterations": 2}, "ptychi": {"iterations": 2}}})
 
 
 def _tiny_dataset(obj_size=40, size=16, step=4.0, nphotons=1000.0):
@@ -56,7 +57,7 @@ def _study(tmp_path, doses=(1000, 10000), views=("dense", "sparse")):
 
 def test_jobs_cover_doses_views_splits_and_engines_and_filters_narrow_them(tmp_path):
     phase_c, phase_d = _study(tmp_path)
-    jobs, skips = plan_jobs(phase_c, phase_d, tmp_path / "f", ENGINES)
+    jobs, skips = plan_jobs(DESIGN, phase_c, phase_d, tmp_path / "f")
     assert skips == []
     assert [(j.dose, j.view, j.split, j.engine) for j in jobs] == [
         (dose, view, split, engine)
@@ -68,26 +69,46 @@ def test_jobs_cover_doses_views_splits_and_engines_and_filters_narrow_them(tmp_p
     dense_test = jobs[7]
     assert dense_test.dataset == phase_d / "dose_1000" / "dense" / "test.npz"
     assert dense_test.folder == tmp_path / "f" / "dose_1000" / "dense" / "test" / "ptychi"
-    jobs, _ = plan_jobs(
-        phase_c,
-        phase_d,
-        tmp_path / "f",
-        ["cdtools"],
-        doses=[1e4],
-        views=["baseline", "sparse"],
-        splits=["test"],
+    chosen = chosen_jobs(
+        jobs, doses=[1e4], views=["baseline", "sparse"], splits=["test"], engines=["cdtools"]
     )
-    assert [(j.dose, j.view, j.split, j.engine) for j in jobs] == [
+    assert [(j.dose, j.view, j.split, j.engine) for j in chosen] == [
         (1e4, "baseline", "test", "cdtools"),
         (1e4, "sparse", "test", "cdtools"),
     ]
     assert not (tmp_path / "f").exists()
 
 
+def test_a_design_with_other_view_names_gets_its_iterative_jobs(tmp_path):
+    """Phase F plans the design's own views (it once fell back to dense and sparse and, with
+    missing views allowed, said nothing)."""
+    phase_c, phase_d = _study(tmp_path, doses=(1000,), views=("close", "far"))
+    design = make_design(
+        {
+            "views": [
+                {"name": "close", "fraction": 0.7, "rule": "patch_linear"},
+                {"name": "far", "fraction": 0.2, "rule": "patch_linear"},
+            ],
+            "iterative": {"engines": ["cdtools"]},
+        }
+    )
+    manifest = plain(
+        run_iterative_matrix(
+            design, phase_c, phase_d, tmp_path / "f", dry_run=True, allow_missing_phase_d=True
+        )
+    )
+    assert manifest["skipped_count"] == 0
+    assert [(job["view"], job["split"]) for job in manifest["jobs"]] == [
+        (view, split) for view in ("baseline", "close", "far") for split in ("train", "test")
+    ]
+
+
 def test_missing_views_are_skipped_and_recorded_in_a_dry_run_that_writes_nothing(tmp_path):
     phase_c, phase_d = _study(tmp_path, views=("dense",))
-    manifest = run_iterative_matrix(
-        phase_c, phase_d, tmp_path / "f", dry_run=True, allow_missing_phase_d=True
+    manifest = plain(
+        run_iterative_matrix(
+            DESIGN, phase_c, phase_d, tmp_path / "f", dry_run=True, allow_missing_phase_d=True
+        )
     )
     assert {job["status"] for job in manifest["jobs"]} == {"dry-run"}
     assert len(manifest["jobs"]) == 2 * 2 * 2 * len(ENGINES)
@@ -109,8 +130,10 @@ def test_matrix_writes_each_engines_reconstruction_records_failures_and_the_mani
     (phase_d / "dose_1000" / "dense" / "test.npz").write_bytes(b"not an npz")
     record_phases(phase_c, phase_d, (1000,), ("dense",))  # a broken file its manifest vouches for
     root = tmp_path / "f"
-    manifest = run_iterative_matrix(
-        phase_c, phase_d, root, QUICK, views=["baseline", "dense"], splits=["test"]
+    manifest = plain(
+        run_iterative_matrix(
+            QUICK, phase_c, phase_d, root, views=["baseline", "dense"], splits=["test"]
+        )
     )
     jobs = {(job["view"], job["engine"]): job for job in manifest["jobs"]}
     for engine in ENGINES:
@@ -155,8 +178,10 @@ def test_matrix_writes_each_engines_reconstruction_records_failures_and_the_mani
         )
     assert not list(root.rglob("*.tmp"))
 
-    resumed = run_iterative_matrix(
-        phase_c, phase_d, root, QUICK, views=["baseline", "dense"], splits=["test"], resume=True
+    resumed = plain(
+        run_iterative_matrix(
+            QUICK, phase_c, phase_d, root, views=["baseline", "dense"], splits=["test"], resume=True
+        )
     )
     assert [job["reused"] for job in resumed["jobs"]] == [
         True,
@@ -165,8 +190,10 @@ def test_matrix_writes_each_engines_reconstruction_records_failures_and_the_mani
         False,
     ]  # failed jobs run again
     (root / "dose_1000" / "baseline" / "test" / "cdtools" / "reconstruction.npz").unlink()
-    again = run_iterative_matrix(
-        phase_c, phase_d, root, QUICK, views=["baseline"], splits=["test"], resume=True
+    again = plain(
+        run_iterative_matrix(
+            QUICK, phase_c, phase_d, root, views=["baseline"], splits=["test"], resume=True
+        )
     )
     assert [job["reused"] for job in again["jobs"]] == [False, True]  # only the damaged job runs
 
@@ -175,8 +202,10 @@ def test_an_engine_that_cannot_run_fails_its_jobs_and_the_others_still_run(tmp_p
     monkeypatch.setitem(sys.modules, "ptychi.api.task", None)  # pty-chi missing
     monkeypatch.setattr(torchvision_shim, "_IMPORTED", {})
     phase_c, phase_d = _study(tmp_path, doses=(1000,), views=("dense",))
-    manifest = run_iterative_matrix(
-        phase_c, phase_d, tmp_path / "f", QUICK, views=["baseline"], splits=["test"]
+    manifest = plain(
+        run_iterative_matrix(  # in this process, where pty-chi is missing
+            QUICK, phase_c, phase_d, tmp_path / "f", views=["baseline"], splits=["test"], workers=1
+        )
     )
     cdtools, ptychi = manifest["jobs"]
     assert cdtools["engine"] == "cdtools" and cdtools["status"] == "ok"
@@ -242,6 +271,7 @@ def test_cli_runs_the_matrix_and_fails_when_a_job_fails(tmp_path, monkeypatch, c
             "iterative.cdtools.iterations: Input should be greater than or equal to 1",
         ),
         (["--dose", "5"], "dose(s) [5.0] not in"),
+        (["--view", "far"], "--view 'far' is not a view of design"),
         (["--engine", "epie"], "iterative.engines.0: Input should be 'cdtools' or 'ptychi'"),
     ],
 )
@@ -311,6 +341,6 @@ def test_a_job_folder_linked_out_of_the_artifact_root_is_refused(tmp_path):
     (tmp_path / "f" / "dose_1000" / "baseline").symlink_to(outside)
     with pytest.raises(OutputError, match="a symbolic link leads it out of the output folder"):
         run_iterative_matrix(
-            phase_c, phase_d, tmp_path / "f", QUICK, views=["baseline"], splits=["test"]
+            QUICK, phase_c, phase_d, tmp_path / "f", views=["baseline"], splits=["test"]
         )
     assert list(outside.iterdir()) == []

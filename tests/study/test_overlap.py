@@ -20,6 +20,8 @@ from ptypinn.study.layout import split_path
 from ptypinn.study.overlap import run_overlap
 from ptypinn.study.simulate import run_simulation, scan_positions
 
+from helpers import plain
+
 
 def top_hat(size, radius):
     yy, xx = np.mgrid[:size, :size] - size // 2
@@ -79,7 +81,7 @@ def test_run_overlap_writes_views_provenance_and_metrics(tiny_design, phase_c, t
     stale = split_path(out, 1000, "train", "sparse")
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"left over")
-    manifest = run_overlap(tiny_design, phase_c, out)
+    manifest = plain(run_overlap(tiny_design, phase_c, out))
 
     source = load_dataset(split_path(phase_c, 1000, "train"))
     dense = load_dataset(split_path(out, 1000, "train", "dense"))
@@ -202,7 +204,7 @@ def test_a_view_short_in_one_split_is_written_in_neither(tiny_design, tmp_path):
         )
         files[split] = file_record(save_dataset(split_path(root, 500, split), dataset), root)
     write_json(root / "simulation_manifest.json", {"doses": [{"dose": 500.0, "files": files}]})
-    manifest = run_overlap(tiny_design, root, tmp_path / "d", views=["dense"])
+    manifest = plain(run_overlap(tiny_design, root, tmp_path / "d", views=["dense"]))
     assert not (tmp_path / "d" / "dose_500").exists()
     train, test = manifest["not_formed"]
     assert train["split"] == "train" and train["count"] >= 4 and "test split" in train["reason"]
@@ -325,7 +327,7 @@ def test_smoke_preset_views_have_their_overlap_and_enough_positions(tmp_path):
     nearest-neighbour overlap is within 0.1 of its target."""
     design = preset("smoke")
     run_simulation(design, tmp_path / "c", doses=[1e4])
-    manifest = run_overlap(design, tmp_path / "c", tmp_path / "d")
+    manifest = plain(run_overlap(design, tmp_path / "c", tmp_path / "d"))
     assert manifest["not_formed"] == []
     rows = json.loads((tmp_path / "d" / "metrics.json").read_text())
     views = [row for row in rows if row["view"] != "baseline"]
@@ -365,6 +367,6 @@ def test_a_run_for_one_dose_removes_the_views_of_other_doses(tiny_design, tmp_pa
     out = tmp_path / "d"
     run_overlap(tiny_design, phase_c, out, views=["dense"])
     assert split_path(out, 2000, "train", "dense").is_file()
-    manifest = run_overlap(tiny_design, phase_c, out, doses=[1000], views=["dense"])
+    manifest = plain(run_overlap(tiny_design, phase_c, out, doses=[1000], views=["dense"]))
     assert [entry["dose"] for entry in manifest["doses"]] == [1000.0]
     assert not (out / "dose_2000").exists() and split_path(out, 1000, "train", "dense").is_file()

@@ -7,8 +7,8 @@ from ptypinn.io.artifacts import sha256_file
 from ptypinn.io.dataset import load_dataset
 from ptypinn.physics.samples import AMPLITUDE_RANGE, PHASE_RANGE, default_object
 from ptypinn.physics.scan import illuminated, probe_footprint
-from ptypinn.study.compare import scored_region
 from ptypinn.study.design import make_design, with_inputs
+from ptypinn.study.scoring import scored_region
 from ptypinn.study.simulate import (
     clean_amplitudes,
     default_source,
@@ -16,6 +16,8 @@ from ptypinn.study.simulate import (
     run_simulation,
     scan_positions,
 )
+
+from helpers import plain
 
 
 def test_default_object_ranges():
@@ -62,7 +64,7 @@ def test_dose_changes_noise_not_scale(tiny_design):
 
 
 def test_phase_c_layout_split_and_manifest(tiny_design, tmp_path):
-    manifest = run_simulation(tiny_design, tmp_path, doses=[1e3, 1e4])
+    manifest = plain(run_simulation(tiny_design, tmp_path, doses=[1e3, 1e4]))
     assert [entry["folder"] for entry in manifest["doses"]] == ["dose_1000", "dose_10000"]
     for entry in manifest["doses"]:
         train = load_dataset(tmp_path / entry["folder"] / "train.npz")
@@ -112,7 +114,7 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tiny_design, tmp_path):
 def test_guard_band_keeps_training_light_off_scored_test_pixels(tiny_design, tmp_path, guard_band):
     simulation = {**tiny_design.simulation.model_dump(), "guard_band": guard_band}
     design = make_design({**tiny_design.to_dict(), "simulation": simulation})
-    manifest = run_simulation(design, tmp_path, doses=[1e4])
+    manifest = plain(run_simulation(design, tmp_path, doses=[1e4]))
     train, test = (load_dataset(tmp_path / "dose_10000" / f"{s}.npz") for s in ("train", "test"))
     mask, _ = probe_footprint(train.probe)
     shape = train.obj.shape
@@ -133,7 +135,7 @@ def test_a_new_run_removes_the_doses_an_earlier_run_wrote(tiny_design, tmp_path)
     """The folder matches the manifest: no dose folder of an earlier design is left behind."""
     run_simulation(tiny_design, tmp_path, doses=[1000, 2000])
     (tmp_path / "notes.txt").write_text("mine")
-    manifest = run_simulation(tiny_design, tmp_path, doses=[1000])
+    manifest = plain(run_simulation(tiny_design, tmp_path, doses=[1000]))
     assert [entry["dose"] for entry in manifest["doses"]] == [1000.0]
     assert (
         not (tmp_path / "dose_2000").exists() and (tmp_path / "dose_1000" / "train.npz").is_file()
@@ -148,7 +150,7 @@ def test_the_users_object_and_probe_are_simulated_with_their_sha256(tiny_design,
     np.savez(tmp_path / "obj.npz", objectGuess=obj)
     np.savez(tmp_path / "probe.npz", probeGuess=probe)
     design = with_inputs(tiny_design, tmp_path / "obj.npz", tmp_path / "probe.npz")
-    manifest = run_simulation(design, tmp_path / "c", doses=[1e4])
+    manifest = plain(run_simulation(design, tmp_path / "c", doses=[1e4]))
     source = manifest["source"]
     assert source["object"] == str(tmp_path / "obj.npz")
     assert source["object_file_sha256"] == sha256_file(tmp_path / "obj.npz")
@@ -161,7 +163,7 @@ def test_the_users_object_and_probe_are_simulated_with_their_sha256(tiny_design,
 
 
 def test_a_model_probe_is_recorded_by_its_parameters(tiny_design, tmp_path):
-    manifest = run_simulation(tiny_design, tmp_path / "c", doses=[1e4])
+    manifest = plain(run_simulation(tiny_design, tmp_path / "c", doses=[1e4]))
     assert manifest["source"]["probe"] == {
         "kind": "disk",
         "diameter_fraction": 0.5,

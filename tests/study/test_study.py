@@ -37,7 +37,7 @@ def micro_design(patch_linear_views):
 @pytest.mark.slow
 def test_study_runs_end_to_end_and_resume_skips_finished_steps(micro_design, tmp_path, capsys):
     state = run_study(micro_design, tmp_path, console=quiet())
-    assert list(state["steps"]) == ["simulate", "overlap", "train", "iterative", "compare"]
+    assert list(state["steps"]) == ["simulate", "overlap", "train", "iterative", "infer", "compare"]
     html = report_path(tmp_path).read_text()
     assert "PtychoPINN gs1" in html and "Measured overlap" in html
     rows = json.loads((tmp_path / "phase_g" / "metrics.json").read_text())
@@ -47,7 +47,7 @@ def test_study_runs_end_to_end_and_resume_skips_finished_steps(micro_design, tmp
     finished = {name: step["finished"] for name, step in state["steps"].items()}
     console = Console(record=True, file=open("/dev/null", "w"))  # noqa: SIM115
     again = run_study(micro_design, tmp_path, resume=True, console=console)
-    assert console.export_text().count("unchanged, skipped") == 5
+    assert console.export_text().count("unchanged, skipped") == 6
     assert {name: step["finished"] for name, step in again["steps"].items()} == finished
 
     (tmp_path / "phase_d" / "overlap_manifest.json").write_text("{}")  # a phase D touched by hand
@@ -98,7 +98,7 @@ def test_study_runs_end_to_end_and_resume_skips_finished_steps(micro_design, tmp
     console = Console(record=True, file=open("/dev/null", "w"))  # noqa: SIM115
     run_study(other, tmp_path, resume=True, console=console)
     assert "simulate: starting clean" in console.export_text()
-    for phase in ("phase_c", "phase_d", "phase_e", "phase_f", "phase_g"):
+    for phase in ("phase_c", "phase_d", "phase_e", "inference", "phase_f", "phase_g"):
         assert not list((tmp_path / phase).rglob("dose_10000*")), phase
     rows = json.loads((tmp_path / "phase_g" / "metrics.json").read_text())
     assert {row["dose"] for row in rows} == {1e3}
@@ -164,7 +164,7 @@ def test_an_interrupted_study_resumes_where_it_stopped(micro_design, tmp_path):
     )
     assert "train: interrupted last time; continuing" in done.stdout
     jobs = json.loads(manifest.read_text())["jobs"]
-    assert jobs[0]["reused"] and jobs[0]["bundle_sha256"] == finished[0]["bundle_sha256"]
+    assert jobs[0]["reused"] and jobs[0]["files"]["bundle"] == finished[0]["files"]["bundle"]
     assert [job["reused"] for job in jobs[1:]] == [False] * (len(jobs) - 1) and len(jobs) >= 2
     assert report_path(tmp_path / "s").is_file()
 
@@ -231,7 +231,7 @@ def test_a_study_on_the_users_probe_resumes_and_reruns_when_the_file_changes(
         run_study(design, output, resume=True, console=console)
         return console.export_text()
 
-    assert resumed().count("unchanged, skipped") == 5  # nothing runs again
+    assert resumed().count("unchanged, skipped") == 6  # nothing runs again
 
     np.savez(probe_file, probeGuess=probe * np.exp(0.5j * np.linspace(-1, 1, 64))[None, :])
     text = resumed()

@@ -8,18 +8,19 @@ import pytest
 from ptypinn.io.artifacts import OutputError, sha256_file
 from ptypinn.pinn.runtime import TrainerOptions
 from ptypinn.study.design import DesignError, make_design
-from ptypinn.study.layout import TRAINING_MANIFEST
+from ptypinn.study.layout import SKIP_SUMMARY, TRAINING_MANIFEST, TRAINING_PREVIEW
 from ptypinn.study.matrix import MissingDatasetError
 from ptypinn.study.training import (
-    SKIP_SUMMARY,
-    TRAINING_PREVIEW,
     JobConfig,
     JobOutcome,
     build_training_jobs,
     run_training_matrix,
 )
 
+from helpers import plain
+
 DOSES = (1000, 10000, 100000)
+VIEWS = ("dense", "sparse")
 
 
 @pytest.fixture
@@ -52,7 +53,7 @@ class Recorder:
 
 def test_matrix_has_nine_jobs_with_their_paths(roots):
     phase_c, phase_d, artifacts = roots
-    jobs, skips = build_training_jobs(phase_c, phase_d, artifacts)
+    jobs, skips = build_training_jobs(phase_c, phase_d, artifacts, VIEWS)
     assert skips == [] and len(jobs) == 9
     assert [(j.dose, j.view, j.gridsize) for j in jobs[:3]] == [
         (1e3, "baseline", 1),
@@ -69,7 +70,7 @@ def test_matrix_has_nine_jobs_with_their_paths(roots):
 def test_the_design_gridsizes_and_methods_decide_the_jobs(roots):
     phase_c, phase_d, artifacts = roots
     jobs, _ = build_training_jobs(
-        phase_c, phase_d, artifacts, gridsizes=(1, 3), methods=("pinn", "supervised")
+        phase_c, phase_d, artifacts, VIEWS, gridsizes=(1, 3), methods=("pinn", "supervised")
     )
     first_dose = [
         (j.view, j.gridsize, j.method, j.artifact_dir.name) for j in jobs if j.dose == 1e3
@@ -82,7 +83,7 @@ def test_the_design_gridsizes_and_methods_decide_the_jobs(roots):
         ("sparse", 3, "pinn", "gs3"),
         ("sparse", 3, "supervised", "supervised_gs3"),
     ]
-    views_only, _ = build_training_jobs(phase_c, phase_d, artifacts, gridsizes=(2,))
+    views_only, _ = build_training_jobs(phase_c, phase_d, artifacts, VIEWS, gridsizes=(2,))
     assert {(j.view, j.gridsize) for j in views_only} == {("dense", 2), ("sparse", 2)}
 
 
@@ -90,21 +91,23 @@ def test_strict_mode_names_the_missing_view(roots):
     phase_c, phase_d, artifacts = roots
     drop_sparse(phase_d)
     with pytest.raises(MissingDatasetError, match="view 'sparse'.*sparse/train.npz"):
-        build_training_jobs(phase_c, phase_d, artifacts)
+        build_training_jobs(phase_c, phase_d, artifacts, VIEWS)
 
 
 def test_missing_views_are_skipped_and_reported_in_the_manifest(roots):
     phase_c, phase_d, artifacts = roots
     drop_sparse(phase_d)
     runner = Recorder()
-    manifest = run_training_matrix(
-        make_design({}),
-        phase_c,
-        phase_d,
-        artifacts,
-        allow_missing_phase_d=True,
-        runner=runner,
-        options=TrainerOptions(logger="none"),
+    manifest = plain(
+        run_training_matrix(
+            make_design({}),
+            phase_c,
+            phase_d,
+            artifacts,
+            allow_missing_phase_d=True,
+            runner=runner,
+            options=TrainerOptions(logger="none"),
+        )
     )
     assert manifest["job_count"] == 6 and manifest["skipped_count"] == 3
     assert [(s["dose"], s["view"]) for s in manifest["skipped_views"]] == [
@@ -123,12 +126,13 @@ def test_missing_views_are_skipped_and_reported_in_the_manifest(roots):
         "status",
         "final_loss",
         "epochs",
-        "bundle",
-        "bundle_sha256",
-        "bundle_bytes",
+        "key",
+        "files",
     } <= set(job)
-    assert job["status"] == "ok" and job["bundle"] == "model.pt"
-    assert job["bundle_sha256"] == sha256_file(Path(job["artifact_dir"]) / "model.pt")
+    bundle = job["files"]["bundle"]
+    assert job["status"] == "ok" and bundle["path"] == "model.pt"
+    assert bundle["sha256"] == sha256_file(Path(job["artifact_dir"]) / "model.pt")
+    assert bundle["bytes"] == (Path(job["artifact_dir"]) / "model.pt").stat().st_size
 
 
 @pytest.mark.parametrize(
@@ -147,7 +151,9 @@ def test_filters_and_the_resolved_config(roots, filters, expected):
     phase_c, phase_d, artifacts = roots
     runner = Recorder()
     design = make_design({})
-    manifest = run_training_matrix(design, phase_c, phase_d, artifacts, runner=runner, **filters)
+    manifest = plain(
+        run_training_matrix(design, phase_c, phase_d, artifacts, runner=runner, **filters)
+    )
     assert {(c.job.dose, c.job.view) for c in runner.configs} == expected
     assert manifest["enumerated_count"] == 9 and manifest["job_count"] == len(expected)
     for config in runner.configs:
@@ -162,14 +168,16 @@ def test_filters_and_the_resolved_config(roots, filters, expected):
 def test_dry_run_previews_without_running(roots):
     phase_c, phase_d, artifacts = roots
     runner = Recorder()
-    manifest = run_training_matrix(
-        make_design({}),
-        phase_c,
-        phase_d,
-        artifacts,
-        dry_run=True,
-        runner=runner,
-        design_args=["--preset", "full"],
+    manifest = plain(
+        run_training_matrix(
+            make_design({}),
+            phase_c,
+            phase_d,
+            artifacts,
+            dry_run=True,
+            runner=runner,
+            design_args=["--preset", "full"],
+        )
     )
     assert runner.configs == [] and not list(artifacts.rglob("model.pt"))
     job = manifest["jobs"][0]
@@ -188,8 +196,16 @@ def test_a_dry_run_never_touches_the_records_of_a_real_run(roots):
     phase_c, phase_d, artifacts = roots
     run_training_matrix(make_design({}), phase_c, phase_d, artifacts, runner=Recorder())
     before = {path: path.read_bytes() for path in artifacts.rglob("*") if path.is_file()}
-    preview = run_training_matrix(
-        make_design({}), phase_c, phase_d, artifacts, dry_run=True, runner=Recorder(), doses=[1e4]
+    preview = plain(
+        run_training_matrix(
+            make_design({}),
+            phase_c,
+            phase_d,
+            artifacts,
+            dry_run=True,
+            runner=Recorder(),
+            doses=[1e4],
+        )
     )
     assert {
         path: path.read_bytes()
@@ -224,8 +240,8 @@ def test_a_filtered_run_keeps_the_records_of_the_other_jobs(roots):
     phase_c, phase_d, artifacts = roots
     run_training_matrix(make_design({}), phase_c, phase_d, artifacts, runner=Recorder())
     again = Recorder()
-    manifest = run_training_matrix(
-        make_design({}), phase_c, phase_d, artifacts, runner=again, doses=[1e4]
+    manifest = plain(
+        run_training_matrix(make_design({}), phase_c, phase_d, artifacts, runner=again, doses=[1e4])
     )
     assert {c.job.dose for c in again.configs} == {1e4} and len(again.configs) == 3
     assert len(manifest["jobs"]) == 9 and manifest["job_count"] == 3
@@ -244,8 +260,10 @@ def test_resume_trains_only_jobs_without_a_matching_record(roots):
     assert [job["status"] for job in on_disk["jobs"]] == ["ok"] * 4  # written after every job
     (artifacts / "dose_1000" / "dense" / "gs2" / "model.pt").write_bytes(b"flipped")
     resumed = Recorder()
-    manifest = run_training_matrix(
-        make_design({}), phase_c, phase_d, artifacts, runner=resumed, resume=True
+    manifest = plain(
+        run_training_matrix(
+            make_design({}), phase_c, phase_d, artifacts, runner=resumed, resume=True
+        )
     )
     assert [(c.job.dose, c.job.view) for c in resumed.configs] == [
         (1e3, "dense"),
@@ -295,7 +313,9 @@ def test_a_job_folder_linked_out_of_the_artifact_root_is_refused(roots, tmp_path
 def test_a_failed_job_is_logged_and_the_others_still_run(roots):
     phase_c, phase_d, artifacts = roots
     runner = Recorder(fail_view="dense")
-    manifest = run_training_matrix(make_design({}), phase_c, phase_d, artifacts, runner=runner)
+    manifest = plain(
+        run_training_matrix(make_design({}), phase_c, phase_d, artifacts, runner=runner)
+    )
     statuses = [job["status"] for job in manifest["jobs"]]
     assert (
         statuses.count("failed") == 3
@@ -357,7 +377,8 @@ def test_real_run_of_the_smallest_job_is_deterministic(tmp_path):
         manifest = json.loads((out / TRAINING_MANIFEST).read_text())
         (job,) = manifest["jobs"]
         assert job["status"] == "ok" and job["epochs"] == 1
-        assert job["bundle_sha256"] == sha256_file(Path(job["artifact_dir"]) / job["bundle"])
+        bundle = job["files"]["bundle"]
+        assert bundle["sha256"] == sha256_file(Path(job["artifact_dir"]) / bundle["path"])
         assert manifest["skipped_count"] == 2  # dense and sparse were never made
         losses.append(job["final_loss"])
     assert losses[0] == losses[1]
@@ -367,17 +388,26 @@ def test_jobs_sent_to_an_executor_give_the_same_manifest(roots, tmp_path):
     from concurrent.futures import ThreadPoolExecutor
 
     phase_c, phase_d, _ = roots
-    local = run_training_matrix(
-        make_design({}), phase_c, phase_d, tmp_path / "local", runner=Recorder()
+    local = plain(
+        run_training_matrix(
+            make_design({}), phase_c, phase_d, tmp_path / "local", runner=Recorder()
+        )
     )
     with ThreadPoolExecutor(max_workers=3) as pool:
-        remote = run_training_matrix(
-            make_design({}), phase_c, phase_d, tmp_path / "pool", runner=Recorder(), executor=pool
+        remote = plain(
+            run_training_matrix(
+                make_design({}),
+                phase_c,
+                phase_d,
+                tmp_path / "pool",
+                runner=Recorder(),
+                executor=pool,
+            )
         )
 
     def strip(manifest):
         return [
-            (j["dose"], j["view"], j["status"], j["final_loss"], j["bundle_sha256"])
+            (j["dose"], j["view"], j["status"], j["final_loss"], j["files"]["bundle"]["sha256"])
             for j in manifest["jobs"]
         ]
 

@@ -7,16 +7,19 @@ A reconstructor turns a :class:`~ptypinn.io.reconstruction.ReconstructionInput` 
 * ``ptychi``: pty-chi LSQML (:mod:`ptypinn.engines.ptychi`), options :class:`PtychiOptions`;
 * PtychoPINN: a trained bundle (:class:`ptypinn.pinn.inference.PtychoPINNReconstructor`).
 
-Each engine's options are declared once here (pydantic, frozen, unknown fields refused); the
-study design's ``iterative`` block and the command line are built from and validated against
-them. :func:`ptypinn.engines.registry.iterative_reconstructor` builds an engine by name.
+Each engine is its options class here (pydantic, frozen, unknown fields refused), which names the
+engine, its label in the report, its adapter and the library it needs, registered once with
+:func:`engine`; :data:`ENGINE_OPTIONS` is the registry. The study design's ``iterative`` block
+and the command line are built from and validated against it
+(``tests/engines/test_engines.py`` checks that every name the design accepts is registered).
+:func:`ptypinn.engines.registry.iterative_reconstructor` builds an engine by name.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from typing import Literal, Protocol
+from typing import ClassVar, Literal, Protocol, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -68,9 +71,16 @@ class Reconstructor(Protocol):
 
 
 class EngineOptions(BaseModel):
-    """Settings every iterative engine has."""
+    """Settings every iterative engine has; a subclass is one engine: its ``name``, its ``label``
+    in the report, its ``adapter`` (``module:Reconstructor class``, imported only when the
+    engine runs) and the ``library`` it needs."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: ClassVar[str]
+    label: ClassVar[str]
+    adapter: ClassVar[str]
+    library: ClassVar[str]
 
     iterations: int = Field(100, ge=1, description="iterations (epochs over all patterns)")
     batch_size: int = Field(16, ge=1, description="patterns per update")
@@ -89,14 +99,38 @@ class EngineOptions(BaseModel):
     )
 
 
+ENGINE_OPTIONS: dict[str, type[EngineOptions]] = {}
+Options = TypeVar("Options", bound=type[EngineOptions])
+
+
+def engine(options: Options) -> Options:
+    """Register an engine (its options class) under its name."""
+    if options.name in ENGINE_OPTIONS:
+        raise ValueError(f"engine {options.name!r} is registered twice")
+    ENGINE_OPTIONS[options.name] = options
+    return options
+
+
+@engine
 class CDToolsOptions(EngineOptions):
     """CDTools: Adam on the amplitude MSE, with CDTools' plateau learning-rate schedule."""
+
+    name = "cdtools"
+    label = "CDTools"
+    adapter = "ptypinn.engines.cdtools:CDToolsReconstructor"
+    library = "CDTools (PyPI package 'cdtools-py')"
 
     learning_rate: float = Field(0.05, gt=0, description="Adam learning rate")
 
 
+@engine
 class PtychiOptions(EngineOptions):
     """pty-chi LSQML (least-squares maximum likelihood, PtychoShelves' algorithm)."""
+
+    name = "ptychi"
+    label = "pty-chi LSQML"
+    adapter = "ptypinn.engines.ptychi:PtychiReconstructor"
+    library = "pty-chi (PyPI package 'ptychi')"
 
     noise_model: Literal["gaussian", "poisson"] = Field("gaussian", description="LSQML noise model")
     step_size_scaler: float = Field(
@@ -109,10 +143,6 @@ class PtychiOptions(EngineOptions):
     )
 
 
-ENGINE_OPTIONS: dict[str, type[EngineOptions]] = {
-    "cdtools": CDToolsOptions,
-    "ptychi": PtychiOptions,
-}
 ENGINES = tuple(ENGINE_OPTIONS)
-EngineName = Literal["cdtools", "ptychi"]  # ENGINES, spelled out for the type checker
-ENGINE_LABELS = {"cdtools": "CDTools", "ptychi": "pty-chi LSQML"}
+EngineName = Literal["cdtools", "ptychi"]  # ENGINES, spelled out for the design's validation
+ENGINE_LABELS = {name: options.label for name, options in ENGINE_OPTIONS.items()}

@@ -111,8 +111,8 @@ def load_ptychi() -> tuple[ModuleType, ModuleType, TorchvisionStatus]:
         api = importlib.import_module("ptychi.api")
     except Exception as error:  # not installed, or an import-time failure inside pty-chi
         raise EngineUnavailable(
-            f"engine 'ptychi' needs pty-chi (PyPI package 'ptychi'), which cannot be imported: "
-            f"{type(error).__name__}: {error}"
+            f"engine {PtychiOptions.name!r} needs {PtychiOptions.library}, which cannot be "
+            f"imported: {type(error).__name__}: {error}"
         ) from None
     return api, task, status
 

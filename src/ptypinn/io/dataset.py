@@ -29,6 +29,7 @@ import numpy as np
 from ptypinn.io.artifacts import write_npz
 from ptypinn.io.limits import TooLargeError, check_allocation, claimed_bytes
 from ptypinn.physics.geometry import Geometry, dataset_geometry, object_grid_shape
+from ptypinn.physics.grouping import neighbours_problem
 
 REQUIRED_KEYS = ("diffraction", "xcoords", "ycoords", "probeGuess")
 OPTIONAL_KEYS = ("objectGuess", "scan_index", "metadata")
@@ -326,8 +327,9 @@ def validate_arrays(
             problems.append("metadata must be a JSON object stored as a string")
 
     group = gridsize**2
-    if neighbor_count is not None and neighbor_count < group:
-        problems.append(f"neighbour count K={neighbor_count} is smaller than C=gridsize^2={group}")
+    problem = None if neighbor_count is None else neighbours_problem(gridsize, neighbor_count)
+    if problem:
+        problems.append(problem)
     if count is not None and count < group:
         problems.append(f"only {count} positions, fewer than the C={group} a group needs")
 

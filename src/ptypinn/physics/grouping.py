@@ -40,6 +40,18 @@ def _check_positions(positions: np.ndarray) -> np.ndarray:
     return positions
 
 
+def neighbours_problem(gridsize: int, neighbor_count: int) -> str | None:
+    """Why groups of ``C = gridsize**2`` cannot be drawn from ``K = neighbor_count`` nearest
+    neighbours (``None``: they can): the one K >= C check."""
+    group = gridsize**2
+    if neighbor_count < group:
+        return (
+            f"neighbour count K={neighbor_count} is smaller than C=gridsize^2={group}; "
+            "groups need K >= C"
+        )
+    return None
+
+
 def _group_size(positions: np.ndarray, gridsize: int, neighbor_count: int) -> tuple[int, int]:
     """Validated ``(C, K)``, with ``K`` reduced to the number of positions where it exceeds it."""
     if int(gridsize) != gridsize or gridsize < 1:
@@ -47,11 +59,9 @@ def _group_size(positions: np.ndarray, gridsize: int, neighbor_count: int) -> tu
     if int(neighbor_count) != neighbor_count or neighbor_count < 1:
         raise GroupingError(f"neighbor_count must be an integer >= 1, got {neighbor_count}")
     group, count = int(gridsize) ** 2, positions.shape[0]
-    if neighbor_count < group:
-        raise GroupingError(
-            f"neighbour count K={neighbor_count} is smaller than C=gridsize^2={group}; "
-            "groups need K >= C"
-        )
+    problem = neighbours_problem(int(gridsize), int(neighbor_count))
+    if problem:
+        raise GroupingError(problem)
     if count < group:
         raise GroupingError(
             f"only {count} positions, fewer than the C=gridsize^2={group} a group needs"

@@ -196,3 +196,34 @@ class TrainingConfig(_Strict):
         """Optimiser steps of a samples budget, ``ceil(samples / batch_size)``; None for an epochs
         budget."""
         return None if self.samples is None else -(-self.samples // self.batch_size)
+
+
+class ModelSpec(_Strict):
+    """A trained model's architecture and inputs: everything that rebuilds its network, written
+    into its bundle. Every field is required: its values come from a :class:`TrainingConfig`
+    (:meth:`of`, the one set of defaults), so a bundle that lacks one is refused, not guessed."""
+
+    patch_size: int = Field(ge=1)
+    gridsize: int = Field(ge=1)
+    width: int = Field(ge=1)
+    generator: GeneratorName
+    inputs: InputFeatures
+    group_generator: GroupGenerator
+    retrieval_iterations: int = Field(ge=1)
+    correction: bool
+    unrolled_steps: int = Field(ge=0)
+
+    @classmethod
+    def of(cls, training: TrainingConfig, patch_size: int, gridsize: int) -> ModelSpec:
+        """The model ``training`` builds for patches of ``patch_size`` at ``gridsize``."""
+        return cls(
+            patch_size=patch_size,
+            gridsize=gridsize,
+            width=training.width,
+            generator=training.generator,
+            inputs=training.inputs,
+            group_generator=training.generator_grouping(),
+            retrieval_iterations=training.retrieval_iterations,
+            correction=training.corrects(),
+            unrolled_steps=training.unrolled(),
+        )

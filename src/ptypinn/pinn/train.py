@@ -38,6 +38,7 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
+from pydantic import ValidationError
 from rich.console import Console
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 
@@ -48,7 +49,7 @@ from ptypinn.io.progress import Ticker
 from ptypinn.physics.finite import NonFiniteError
 from ptypinn.physics.forward import dose_scale, extract_patches, pattern_energies
 from ptypinn.physics.grouping import group_coordinates, make_groups
-from ptypinn.pinn.config import TrainingConfig
+from ptypinn.pinn.config import ModelSpec, TrainingConfig
 from ptypinn.pinn.corpus import corpus_datasets
 from ptypinn.pinn.generators import ENCODER_LADDERS
 from ptypinn.pinn.model import PtychoPINN, physics_loss
@@ -436,22 +437,39 @@ def _quiet_lightning(quiet: bool) -> Iterator[None]:
 
 def build_model(spec: JobSpec, dataset: PtychoDataset) -> tuple[PtychoPINN, float]:
     scale = intensity_scale(dataset, spec.nphotons) if spec.training.model == "pinn" else 1.0
-    model = PtychoPINN(
-        dataset.patch_size,
-        spec.gridsize,
+    model = model_of(
+        ModelSpec.of(spec.training, dataset.patch_size, spec.gridsize),
         torch.from_numpy(np.asarray(dataset.probe)),
         scale,
         input_scale(dataset),
-        width=spec.training.width,
         trainable_scale=spec.training.trainable_scale and spec.training.model == "pinn",
-        generator=spec.training.generator,
-        inputs=spec.training.inputs,
-        group_generator=spec.training.generator_grouping(),
-        retrieval_iterations=spec.training.retrieval_iterations,
-        correction=spec.training.corrects(),
-        unrolled_steps=spec.training.unrolled(),
     )
     return model, scale
+
+
+def model_of(
+    spec: ModelSpec,
+    probe: torch.Tensor,
+    scale: float = 1.0,
+    inputs_scale: float = 1.0,
+    trainable_scale: bool = True,
+) -> PtychoPINN:
+    """The network ``spec`` describes, for ``probe``."""
+    return PtychoPINN(
+        spec.patch_size,
+        spec.gridsize,
+        probe,
+        scale,
+        inputs_scale,
+        width=spec.width,
+        trainable_scale=trainable_scale,
+        generator=spec.generator,
+        inputs=spec.inputs,
+        group_generator=spec.group_generator,
+        retrieval_iterations=spec.retrieval_iterations,
+        correction=spec.correction,
+        unrolled_steps=spec.unrolled_steps,
+    )
 
 
 def _trainer(
@@ -596,17 +614,9 @@ def save_bundle(
     payload = {
         "format": BUNDLE_FORMAT,
         "ptypinn_version": __version__,
-        "architecture": {
-            "patch_size": dataset.patch_size,
-            "gridsize": spec.gridsize,
-            "width": spec.training.width,
-            "generator": spec.training.generator,
-            "inputs": spec.training.inputs,
-            "group_generator": spec.training.generator_grouping(),
-            "retrieval_iterations": spec.training.retrieval_iterations,
-            "correction": spec.training.corrects(),
-            "unrolled_steps": spec.training.unrolled(),
-        },
+        "architecture": ModelSpec.of(spec.training, dataset.patch_size, spec.gridsize).model_dump(
+            mode="json"
+        ),
         "training": spec.training.model_dump(mode="json"),
         "precision": precision,
         "neighbor_count": spec.neighbor_count,
@@ -634,6 +644,20 @@ def save_bundle(
     return path
 
 
+def model_spec(architecture: object, path: str | Path) -> ModelSpec:
+    """A bundle's recorded architecture as a :class:`ModelSpec`; a bundle written before every
+    field was recorded (or altered) is refused with the first field that does not fit."""
+    try:
+        return ModelSpec.model_validate(architecture)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise DatasetError(
+            f"{path} records no usable architecture ({where}: {first['msg']}); it was written by "
+            "an older ptypinn or altered: train it again with this version"
+        ) from None
+
+
 def load_bundle(path: str | Path) -> tuple[PtychoPINN, dict]:
     """Rebuild the model from a bundle; returns the model (eval mode, CPU) and the bundle's
     metadata."""
@@ -654,23 +678,12 @@ def load_bundle(path: str | Path) -> tuple[PtychoPINN, dict]:
         )
     try:
         intact = payload["content_sha256"] == content_sha256(payload)
-        arch, state = payload["architecture"], payload["state_dict"]
-        model = PtychoPINN(
-            arch["patch_size"],
-            arch["gridsize"],
-            state["probe"],
-            1.0,
-            1.0,
-            width=arch["width"],
-            generator=arch.get("generator", "cnn"),
-            inputs=arch.get("inputs", "amplitude"),
-            group_generator=arch.get("group_generator", "channels"),
-            retrieval_iterations=arch.get("retrieval_iterations", 20),
-            correction=arch.get("correction", False),
-            unrolled_steps=arch.get("unrolled_steps", 0),
-        )
+        architecture, state = payload["architecture"], payload["state_dict"]
+        model = model_of(model_spec(architecture, path), state["probe"])
         if intact:
             model.load_state_dict(state)
+    except DatasetError:
+        raise
     except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as error:
         problem = (
             f"missing entry {error}"

@@ -1,36 +1,26 @@
 """Phase G: score every reconstruction against ground truth; write the tables, figures and report.
 
-For each dose and view, every method reconstructs the view's *test* split:
-
-* every model phase E trained on the view (``PtychoPINN gs2``, and ``supervised gs2`` when the
-  design's methods list it), then every model trained on the full scan (the baseline,
-  ``PtychoPINN gs1``), run on the same test data; with ``training.refine_steps`` the view's own
-  PtychoPINN models also appear as ``… + refine``, fine-tuned on the test diffraction first (no
-  ground truth); every PtychoPINN model whose generator is given a retrieval also appears as
-  ``… input alone``: that retrieval stitched without the network, so the gain the network adds
-  is in the tables (section "Network gain");
-* every iterative engine of the design (``iterative.engines``), each its own method: its phase F
-  reconstruction of the same test split.
-
-Each method gives a :class:`~ptypinn.io.reconstruction.Reconstruction` (:func:`obtain`), and
-every one is scored, timed and drawn the same way.
+For each dose and view, every method of :func:`ptypinn.study.infer.method_keys` — the
+PtychoPINN models (trained on the view, then on the full scan), their *input alone* rows and
+test-time refinement, then every iterative engine of the design — has reconstructed the view's
+*test* split: the inference phase (:mod:`ptypinn.study.infer`) wrote the PtychoPINN
+reconstructions, phase F the engines'. This phase only reads them (each must have been made from
+the current test file: its recorded dataset SHA-256), and scores, times and draws every one the
+same way; a method the inference phase could not use is listed with its reason. The "Network
+gain" section sets each PtychoPINN row beside its input alone, paired by their keys.
 
 All are scored on the same region — the pixels the probe footprint illuminates at some test
-position — after alignment (metrics.align: a shift bounded by the design's
-``metrics.max_shift_px``, a phase ramp and a complex gain). Each method's alignment is recorded
-in ``metrics.json`` / ``metrics.csv`` (component ``alignment``); a score that cannot be measured
-is empty there, with the reason. Missing inputs are listed in the report, not fatal.
-
-Nothing is used on trust: a PtychoPINN bundle must be the file ``training_manifest.json``
-records (SHA-256) and must have been trained on the current training split of its view (the
-dataset SHA-256 the bundle records); an iterative reconstruction must have been made from the
-current test split. Anything else is listed as not used.
+position (:func:`ptypinn.study.scoring.scored_region`) — after alignment (metrics.align: a shift
+bounded by the design's ``metrics.max_shift_px``, a phase ramp and a complex gain). Each method's
+alignment is recorded in ``metrics.json`` / ``metrics.csv`` (component ``alignment``); a score
+that cannot be measured is empty there, with the reason. Missing inputs are listed in the report,
+not fatal.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -50,33 +40,40 @@ from ptypinn.analysis.report import (
     write_report,
     write_tidy,
 )
-from ptypinn.engines.api import ENGINE_LABELS
 from ptypinn.io.artifacts import ensure_inside, read_json, sha256_file, write_json
-from ptypinn.io.dataset import DatasetError, PtychoDataset, load_dataset
+from ptypinn.io.dataset import load_dataset
 from ptypinn.io.progress import progress_bar
-from ptypinn.io.reconstruction import Reconstruction, ReconstructionInput, read_reconstruction
+from ptypinn.io.reconstruction import Reconstruction, read_reconstruction
 from ptypinn.io.sources import read_probe
 from ptypinn.physics.forward import far_field, mean_counts
-from ptypinn.physics.scan import illuminated, probe_footprint
-from ptypinn.pinn.config import RETRIEVAL_INPUTS
-from ptypinn.pinn.inference import PtychoPINNOptions, PtychoPINNReconstructor
-from ptypinn.pinn.model import input_alone
-from ptypinn.pinn.train import BUNDLE_NAME, load_bundle
+from ptypinn.physics.scan import probe_footprint
+from ptypinn.pinn.config import RETRIEVAL_INPUTS, ModelSpec
 from ptypinn.study.design import StudyDesign
+from ptypinn.study.infer import method_keys
 from ptypinn.study.layout import (
     COMPARISON_MANIFEST,
+    INFERENCE_MANIFEST,
     RECONSTRUCTION_FILE,
     SIMULATION_MANIFEST,
     TRAINING_MANIFEST,
     dose_label,
+    gridsize_label,
     job_folder,
-    training_folder,
 )
-from ptypinn.study.matrix import BASELINE, collect_datasets, training_gridsizes
-from ptypinn.study.outputs import save_reconstruction
+from ptypinn.study.matrix import BASELINE, collect_datasets
 from ptypinn.study.overlap import METRICS_FILE
+from ptypinn.study.records import (
+    ComparisonManifest,
+    InferenceManifest,
+    InferenceRecord,
+    MethodKey,
+    SimulationManifest,
+    TrainingManifest,
+    read_manifest,
+    write_manifest,
+)
+from ptypinn.study.scoring import SCORED_REGION_RULE, scored_region
 from ptypinn.study.simulate import PHOTONS_NOTE
-from ptypinn.study.training import JobRecord, cell_label
 
 TIMING_COLUMNS = (
     "dose",
@@ -87,19 +84,6 @@ TIMING_COLUMNS = (
     "seconds",
     "seconds_per_iteration",
     "patterns_per_s",
-)
-SCORED_REGION_RULE = (
-    "Scores are taken after alignment (a sub-pixel shift bounded by {bound:g} px per axis, a "
-    "linear phase ramp and a complex gain, fitted jointly by least squares; nothing wraps around) "
-    "on the illuminated test region: the pixels where the probe intensity exceeds 1/e² of its "
-    "peak at some position of the scored (test) scan. SSIM is the mean of the SSIM map (7-px "
-    "window) over those pixels; PSNR (on the truth's data range there) and MAE use the same "
-    "pixels. MS-SSIM and FRC need a full rectangle: they are computed on the largest square lying "
-    "wholly inside the illuminated region. A value that cannot be measured is n/a, with the "
-    "reason: a square too small for two MS-SSIM scales or for FRC (16 px), an MS-SSIM scale "
-    "whose contrast-structure term is negative, an FRC below its threshold within the first 3 "
-    "rings (where chance correlation passes 0.5) or never below it up to Nyquist. FRC50 is in "
-    "cycles/pixel."
 )
 
 
@@ -114,127 +98,22 @@ class Scored:
     photons: list[dict] = field(default_factory=list)
 
 
-def scored_region(dataset: PtychoDataset) -> np.ndarray:
-    """Pixels of the object grid illuminated (|P|² above 1/e² of its peak) at some scan position."""
-    mask, _ = probe_footprint(dataset.probe)
-    assert dataset.obj is not None  # callers score only data with a ground truth
-    height, width = dataset.obj.shape
-    return illuminated(dataset.positions, mask, (0, height, 0, width))
+def _method_source(
+    key: MethodKey, dose: float, view: str, inference_root: Path, phase_f_root: Path | None
+) -> Path | None:
+    """Where a method's reconstruction of a view's test split is: the inference phase's folder
+    for PtychoPINN, phase F's for an engine (None: no phase F)."""
+    root = inference_root if key.kind == "ptychopinn" else phase_f_root
+    if root is None:
+        return None
+    return job_folder(root, dose, view, "test", key.folder) / RECONSTRUCTION_FILE
 
 
-@dataclass(frozen=True)
-class Method:
-    """A method that reconstructs a view's test data: a trained bundle run here (``bundle``), or
-    a phase F engine's reconstruction file. ``required``: report it when missing. A bundle's
-    ``recorded_sha256`` is the one the training manifest records, ``trained_view`` the view whose
-    training split it learned from, ``refine_steps`` its test-time refinement."""
-
-    label: str
-    source: Path
-    bundle: bool
-    required: bool = True
-    recorded_sha256: str | None = None
-    trained_view: str = ""
-    training_seconds: float | None = None
-    refine_steps: int = 0
-    input_alone: bool = False
-
-    @property
-    def missing(self) -> str:
-        what = "model" if self.bundle else "reconstruction of the test split"
-        return f"no {self.label} {what} ({self.source})"
-
-
-def model_label(method: str, gridsize: int) -> str:
-    """``PtychoPINN gs2``, ``supervised gs1``."""
-    return f"PtychoPINN gs{gridsize}" if method == "pinn" else f"{method} gs{gridsize}"
-
-
-def trained_jobs(phase_e_root: Path) -> dict[str, JobRecord]:
-    """Finished jobs of the training manifest by matrix cell."""
-    path = phase_e_root / TRAINING_MANIFEST
-    try:
-        jobs = read_json(path)["jobs"] if path.is_file() else []
-        records = [JobRecord.from_dict(job) for job in jobs]
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise DatasetError(f"{path} is not a readable training manifest: {error}") from None
-    return {record.cell: record for record in records if record.status == "ok"}
-
-
-def view_methods(
-    design: StudyDesign, phase_e_root: Path, phase_f_root: Path | None, dose: float, view: str
-) -> list[Method]:
-    """Every method that reconstructs a view's test data, in report order: the models trained on
-    the view, then those trained on the full scan (the baseline), each also with test-time
-    refinement (of the view's own models) when the design asks for it, then every iterative
-    engine."""
-    jobs = trained_jobs(phase_e_root)
-    methods = []
-    sources = (view,) if view == BASELINE else (view, BASELINE)
-    for method in design.methods:
-        for source in sources:
-            for gridsize in training_gridsizes(source, design.gridsizes):
-                folder = training_folder(phase_e_root, dose, source, gridsize, method)
-                record = jobs.get(cell_label(dose, source, gridsize, method))
-                bundle = folder / (record.bundle if record and record.bundle else BUNDLE_NAME)
-                found = Method(
-                    model_label(method, gridsize),
-                    bundle,
-                    bundle=True,
-                    recorded_sha256=record.bundle_sha256 if record else None,
-                    trained_view=source,
-                    training_seconds=record.wall_time_s if record else None,
-                )
-                methods.append(found)
-                if method == "pinn":
-                    methods.append(
-                        replace(
-                            found,
-                            label=f"{found.label} {INPUT_ALONE}",
-                            input_alone=True,
-                            required=False,
-                        )
-                    )
-                if method == "pinn" and design.training.refine_steps and source == view:
-                    methods.append(
-                        replace(
-                            found,
-                            label=f"{found.label} + refine",
-                            refine_steps=design.training.refine_steps,
-                        )
-                    )
-    if phase_f_root is not None:
-        for engine in design.iterative.engines:
-            path = job_folder(phase_f_root, dose, view, "test", engine) / RECONSTRUCTION_FILE
-            methods.append(Method(ENGINE_LABELS[engine], path, bundle=False))
-    return methods
-
-
-def checked_bundle(bundle: Path, recorded_sha256: str | None, train_sha256: str | None) -> tuple:
-    """Model and metadata of a bundle that is the recorded file (when one is recorded) and was
-    trained on ``train_sha256``; :class:`DatasetError` says why not."""
-    if recorded_sha256 is not None and sha256_file(bundle) != recorded_sha256:
-        raise DatasetError(
-            f"{bundle} is not the bundle {TRAINING_MANIFEST} records (its SHA-256 differs)"
-        )
-    model, meta = load_bundle(bundle)
-    if meta["dataset"]["sha256"] != train_sha256:
-        raise DatasetError(
-            f"{bundle} was trained on other data than the current training split "
-            "(its dataset SHA-256 differs)"
-        )
-    return model, meta
-
-
-INPUT_ALONE = "input alone"
-
-
-class NoObjectGuess(DatasetError):
-    """A model whose generator is given no object guess has no input to score alone."""
-
-
-def _method_folder(method: str) -> str:
-    return method.lower().replace(" ", "_").replace("(", "").replace(")", "")
+def inference_records(inference_root: Path) -> dict[str, InferenceRecord]:
+    """The inference phase's records by label (none without its manifest)."""
+    path = inference_root / INFERENCE_MANIFEST
+    jobs = read_manifest(InferenceManifest, path).jobs if path.is_file() else []
+    return {record.label: record for record in jobs}
 
 
 def _score_one(
@@ -282,66 +161,70 @@ def _score_one(
         )
 
 
-def describe(method: Method, view: str, rec: Reconstruction) -> tuple[str, str]:
+def describe(
+    key: MethodKey, record: InferenceRecord | None, view: str, rec: Reconstruction
+) -> tuple[str, str]:
     """What a method was trained on, and which model it is and how much it trained (for the
     tables)."""
-    if not method.bundle:
+    if key.kind == "engine" or record is None:
         return (
             "none (test data only)",
             f"{rec.iterations} iterations on the test split itself, no training",
         )
     training = rec.metadata.get("training", {})
-    data = f"{BASELINE} (full scan)" if method.trained_view == BASELINE else view
-    kind = "supervised" if method.label.startswith("supervised") else "physics loss"
+    data = f"{BASELINE} (full scan)" if record.trained_view == BASELINE else view
+    kind = "supervised" if key.recipe == "supervised" else "physics loss"
     dataset = training.get("dataset") or {}
     seen = training.get("samples_seen")
     amount = f"{seen:,} samples seen" if seen else f"{training.get('epochs', '?')} epochs"
-    trained = f"{data} train split, gs{rec.metadata.get('gridsize', '?')}, {kind}"
+    trained = f"{data} train split, {gridsize_label(key.gridsize)}, {kind}"
     model = (
-        f"{trained}, {generator_inputs(training.get('architecture') or {})}: "
+        f"{trained}, {generator_inputs(ModelSpec.model_validate(training['architecture']))}: "
         f"{dataset.get('count', '?')} training patterns, {amount}, "
-        f"{method.training_seconds or 0:.0f} s training"
+        f"{record.training_seconds or 0:.0f} s training"
     )
     return trained, model
 
 
-def generator_inputs(architecture: dict) -> str:
+def generator_inputs(spec: ModelSpec) -> str:
     """Which recipe a bundle follows and what its generator does with each pattern, in words (for
     the tables): the published recipe (amplitude inputs, a gridsize ≥ 2 group's patterns as
     channels) or ours; a network that corrects a retrieval is mostly that retrieval, and the
     reader should know it."""
-    generator = architecture.get("generator", "?")
-    inputs = architecture.get("inputs", "amplitude")
-    grouped = architecture.get("gridsize", 1) > 1
-    if inputs == "amplitude" and (not grouped or architecture.get("group_generator") == "channels"):
-        return f"published recipe: {generator} generator on amplitude inputs"
-    if inputs not in RETRIEVAL_INPUTS:
-        return f"ptypinn recipe: {generator} generator on {inputs} inputs"
-    iterations = architecture.get("retrieval_iterations", "?")
-    if inputs == "group_retrieval" and grouped:
-        count = architecture["gridsize"] ** 2
+    grouped = spec.gridsize > 1
+    if spec.inputs == "amplitude" and (not grouped or spec.group_generator == "channels"):
+        return f"published recipe: {spec.generator} generator on amplitude inputs"
+    if spec.inputs not in RETRIEVAL_INPUTS:
+        return f"ptypinn recipe: {spec.generator} generator on {spec.inputs} inputs"
+    iterations = spec.retrieval_iterations
+    if spec.inputs == "group_retrieval" and grouped:
+        count = spec.gridsize**2
         retrieval = f"{iterations}-iteration group retrieval ({count} patterns on one canvas)"
     else:
         retrieval = f"{iterations}-iteration single-pattern retrieval"
-    verb = "correcting" if architecture.get("correction") else "on"
-    steps = architecture.get("unrolled_steps", 0)
+    verb = "correcting" if spec.correction else "on"
+    steps = spec.unrolled_steps
     unrolled = f", then {steps} unrolled physics steps with learned corrections" if steps else ""
-    return f"ptypinn recipe: {generator} generator {verb} a {retrieval}{unrolled}"
+    return f"ptypinn recipe: {spec.generator} generator {verb} a {retrieval}{unrolled}"
 
 
-def network_gain(phase: list[dict]) -> list[dict]:
-    """Phase SSIM of each PtychoPINN row beside its input alone's, and the difference."""
-    alone = {
-        (r["dose"], r["view"], r["method"].removesuffix(f" {INPUT_ALONE}")): r.get("ssim")
-        for r in phase
-        if r["method"].endswith(f" {INPUT_ALONE}")
-    }
+def network_gain(phase: list[dict], keys: Mapping[str, MethodKey]) -> list[dict]:
+    """Phase SSIM of each PtychoPINN row beside its input alone's (``keys``: each row's method by
+    its label), and the difference."""
+    ssim = {(r["dose"], r["view"], r["method"]): r.get("ssim") for r in phase}
     rows = []
     for record in phase:
-        key = (record["dose"], record["view"], record["method"].removesuffix(" + refine"))
-        model, guess = record.get("ssim"), alone.get(key)
-        if record["method"].endswith(INPUT_ALONE) or key not in alone:
+        key = keys.get(record["method"])
+        if key is None or key.kind != "ptychopinn" or key.input_alone:
             continue
+        alone = (
+            record["dose"],
+            record["view"],
+            key.model.model_copy(update={"input_alone": True}).label,
+        )
+        if alone not in ssim:
+            continue
+        model, guess = record.get("ssim"), ssim[alone]
         gain = model - guess if model is not None and guess is not None else None
         rows.append(
             {
@@ -354,59 +237,17 @@ def network_gain(phase: list[dict]) -> list[dict]:
     return rows
 
 
-def obtain(
-    method: Method,
-    test_path: Path,
-    test: PtychoDataset,
-    dose: float,
-    view: str,
-    output_root: Path,
-    train_sha256: str | None,
-) -> Reconstruction:
-    """``method``'s reconstruction of ``test``: a bundle (checked against the training manifest
-    and the ``train_sha256`` it must have learned from) reconstructs it here, and its files are
-    written under ``output_root``; a phase F reconstruction (made from this test file) is read.
-    :class:`DatasetError` says why a method cannot be used."""
-    if not method.bundle:
-        rec = read_reconstruction(method.source)
-        if rec.metadata.get("dataset_sha256") != sha256_file(test_path):
-            raise DatasetError("it was made from other test data (dataset SHA-256 differs)")
-        return rec
-    model, meta = checked_bundle(method.source, method.recorded_sha256, train_sha256)
-    if method.input_alone:
-        alone = input_alone(model)
-        if alone is None:
-            raise NoObjectGuess(f"{method.label}: the generator is given no object guess")
-        model = alone
-    reconstructor = PtychoPINNReconstructor(
-        model,
-        {**meta, "path": str(method.source)},
-        PtychoPINNOptions(refine_steps=method.refine_steps),
-    )
-    rec = reconstructor.reconstruct(ReconstructionInput.from_dataset(test))
-    rec = replace(rec, metadata={**rec.metadata, "data": str(test_path), "label": method.label})
-    folder = ensure_inside(
-        output_root, output_root / dose_label(dose) / view / _method_folder(method.label)
-    )
-    title = f"{method.label}, dose {dose:g}, {view}"
-    # The figure shows the reconstruction as it is: the report's grids show it aligned, once.
-    save_reconstruction(folder, rec, None, dose, view, method.label, title=title)
-    return rec
-
-
 def compare_view(
     design: StudyDesign,
     dose: float,
     view: str,
     test_path: Path,
-    phase_e_root: Path,
+    inference_root: Path,
     phase_f_root: Path | None,
-    output_root: Path,
     result: Scored,
-    train_sha256: dict[str, str] | None = None,
 ) -> None:
-    """Score every method on one view's test data; ``train_sha256`` maps each view of this dose
-    to the SHA-256 of its training split, which a bundle must have been trained on."""
+    """Score every method's reconstruction of one view's test data: the inference phase's
+    (PtychoPINN) and phase F's (engines), each made from this test file."""
     test = load_dataset(test_path)
     if test.obj is None:
         result.missing.append(
@@ -429,33 +270,34 @@ def compare_view(
         )
     truth = np.where(region, test.obj, np.nan)[region_box(region)]
     result.panels.append(Panel(dose, view, "ground truth", truth))
-    for method in view_methods(design, phase_e_root, phase_f_root, dose, view):
-        if not method.source.is_file() or (method.bundle and method.recorded_sha256 is None):
-            if method.required:
-                result.missing.append(f"dose {dose:g} {view}: {method.missing}")
+    records = inference_records(inference_root)
+    test_sha256 = sha256_file(test_path)
+    for key in method_keys(design, view):
+        source = _method_source(key, dose, view, inference_root, phase_f_root)
+        record = records.get(f"{dose_label(dose)}/{view}/test/{key.folder}")
+        if record is not None and record.status != "ok":
+            if record.status == "failed":
+                result.missing.append(f"dose {dose:g} {view}: {record.error}")
             continue
-        try:
-            rec = obtain(
-                method,
-                test_path,
-                test,
-                dose,
-                view,
-                output_root,
-                (train_sha256 or {}).get(method.trained_view),
+        if source is None or not source.is_file():
+            if not key.input_alone:
+                what = "model" if key.kind == "ptychopinn" else "reconstruction of the test split"
+                result.missing.append(f"dose {dose:g} {view}: no {key.label} {what} ({source})")
+            continue
+        rec = read_reconstruction(source)
+        if rec.metadata.get("dataset_sha256") != test_sha256:
+            result.missing.append(
+                f"dose {dose:g} {view}: {key.label} not used: it was made from other test data "
+                "(dataset SHA-256 differs)"
             )
-        except NoObjectGuess:
             continue
-        except DatasetError as error:
-            result.missing.append(f"dose {dose:g} {view}: {method.label} not used: {error}")
-            continue
-        _score_one(result, dose, view, method.label, rec.obj, test.obj, region, design)
-        trained, model = describe(method, view, rec)
+        _score_one(result, dose, view, key.label, rec.obj, test.obj, region, design)
+        trained, model = describe(key, record, view, rec)
         result.timings.append(
             {
                 "dose": dose,
                 "view": view,
-                "method": method.label,
+                "method": key.label,
                 "trained_on": trained,
                 "model": model,
                 "patterns": test.count,
@@ -537,21 +379,18 @@ def _photon_rows(phase_c_root: Path) -> list[dict]:
     path = phase_c_root / SIMULATION_MANIFEST
     if not path.is_file():
         return []
-    rows = []
-    for entry in read_json(path).get("doses", []):
-        measured = entry.get("measured_photons_per_pattern", {})
-        rows += [
-            {
-                "dose": entry["dose"],
-                "view": f"{BASELINE} (phase C)",
-                "split": split,
-                "patterns": entry["counts"].get(split),
-                "measured_photons_per_pattern": value,
-            }
-            for split, value in measured.items()
-            if split in ("train", "test")
-        ]
-    return rows
+    return [
+        {
+            "dose": entry.dose,
+            "view": f"{BASELINE} (phase C)",
+            "split": split,
+            "patterns": entry.counts.get(split),
+            "measured_photons_per_pattern": value,
+        }
+        for entry in read_manifest(SimulationManifest, path).doses
+        for split, value in entry.measured_photons_per_pattern.items()
+        if split in ("train", "test")
+    ]
 
 
 def _photons_text(rows: list[dict]) -> str:
@@ -567,13 +406,11 @@ def _training_rows(phase_e_root: Path) -> list[dict]:
     path = phase_e_root / TRAINING_MANIFEST
     if not path.is_file():
         return []
-    jobs = read_json(path)["jobs"]
     return [
-        {
-            key: job.get(key)
-            for key in ("dose", "view", "gridsize", "status", "epochs", "final_loss", "wall_time_s")
-        }
-        for job in jobs
+        job.model_dump(
+            include={"dose", "view", "gridsize", "status", "epochs", "final_loss", "wall_time_s"}
+        )
+        for job in read_manifest(TrainingManifest, path).jobs
     ]
 
 
@@ -664,7 +501,7 @@ def _probe_section(phase_c_root: Path, test_file: Path, size: int, figures: Path
     """The report's section on the object and probe (parameters, or file and SHA-256, and the
     footprint) and the probe figure, from phase C's record and a test file's probeGuess."""
     path = phase_c_root / SIMULATION_MANIFEST
-    source = read_json(path).get("source", {}) if path.is_file() else {}
+    source = read_manifest(SimulationManifest, path).source if path.is_file() else {}
     probe = read_probe(test_file, size)
     mask, diameter = probe_footprint(probe)
     parameters = source.get("probe", {})
@@ -700,36 +537,29 @@ def run_comparison(
     phase_c_root: str | Path,
     phase_d_root: str | Path,
     phase_e_root: str | Path,
+    inference_root: str | Path,
     phase_f_root: str | Path | None,
     output_root: str | Path,
     notes: list[str] | None = None,
-) -> dict:
+) -> ComparisonManifest:
     """Score, tabulate, plot and report the whole study; returns the comparison manifest."""
-    phase_c_root, phase_d_root, phase_e_root = (
+    phase_c_root, phase_d_root, phase_e_root, inference_root = (
         Path(phase_c_root),
         Path(phase_d_root),
         Path(phase_e_root),
+        Path(inference_root),
     )
     phase_f_root = None if phase_f_root is None else Path(phase_f_root)
     output_root = Path(output_root)
     ensure_inside(output_root, output_root / "figures")
     entries, skips = collect_datasets(
-        phase_c_root, phase_d_root, [v.name for v in design.views], allow_missing_phase_d=True
+        phase_c_root, phase_d_root, design.view_names(), allow_missing_phase_d=True
     )
     result = Scored(missing=[f"dose {s.dose:g} {s.view}: {s.reason}" for s in skips])
     with progress_bar("comparison", len(entries)) as advance:
         for entry in entries:
-            trained_on = {e.view: e.train_sha256 for e in entries if e.dose == entry.dose}
             compare_view(
-                design,
-                entry.dose,
-                entry.view,
-                entry.test,
-                phase_e_root,
-                phase_f_root,
-                output_root,
-                result,
-                trained_on,
+                design, entry.dose, entry.view, entry.test, inference_root, phase_f_root, result
             )
             advance(1)
     csv_path, json_path = write_tidy(result.rows, output_root)
@@ -778,6 +608,7 @@ def run_comparison(
         for record in table:
             record["trained_on"] = trained.get((record["dose"], record["view"], record["method"]))
     columns = ("dose", "view", "method", "trained_on", "ms_ssim", "ssim", "psnr", "frc50")
+    keys = {key.label: key for entry in entries for key in method_keys(design, entry.view)}
     write_json(output_root / "aggregate.json", tables)
     if overlap:
         overlap_table = markdown_table(overlap_once(overlap), OVERLAP_COLUMNS)
@@ -799,7 +630,7 @@ def run_comparison(
             "Network gain",
             GAIN_TEXT
             + markdown_table(
-                network_gain(tables["phase"]),
+                network_gain(tables["phase"], keys),
                 ("dose", "view", "method", "ssim", "input_alone_ssim", "gain"),
             ),
         ),
@@ -835,18 +666,17 @@ def run_comparison(
     report_md, report_html = write_report(
         output_root, f"ptypinn study '{design.name}': dose × overlap", sections, figures
     )
-    manifest = {
-        "phase": "G",
-        "ptypinn_version": __version__,
-        "design": design.name,
-        "metrics_csv": csv_path.name,
-        "metrics_json": json_path.name,
-        "report_html": report_html.name,
-        "report_md": report_md.name,
-        "rows": len(result.rows),
-        "timings": result.timings,
-        "regions": result.regions,
-        "missing": remarks,
-    }
-    write_json(output_root / COMPARISON_MANIFEST, manifest)
+    manifest = ComparisonManifest(
+        ptypinn_version=__version__,
+        design=design.name,
+        metrics_csv=csv_path.name,
+        metrics_json=json_path.name,
+        report_html=report_html.name,
+        report_md=report_md.name,
+        rows=len(result.rows),
+        timings=result.timings,
+        regions=result.regions,
+        missing=remarks,
+    )
+    write_manifest(output_root / COMPARISON_MANIFEST, manifest)
     return manifest

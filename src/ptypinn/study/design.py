@@ -34,6 +34,7 @@ from ptypinn.engines.api import (
 from ptypinn.io.artifacts import atomic_path
 from ptypinn.io.dataset import DatasetError
 from ptypinn.io.sources import read_object, read_probe
+from ptypinn.physics.grouping import neighbours_problem
 from ptypinn.physics.probes import (
     airy_probe,
     diffuser_probe,
@@ -43,6 +44,7 @@ from ptypinn.physics.probes import (
 )
 from ptypinn.physics.scan import disc_overlap_distance, probe_footprint
 from ptypinn.pinn.config import Method, TrainingConfig
+from ptypinn.study.layout import dose_key
 
 PATCH_SIZES = (64, 128, 256)
 # Bounds of what can run (each field's description states its own).
@@ -323,7 +325,7 @@ class StudyDesign(_Strict):
         if not value:
             raise ValueError("at least one dose is required")
         check_doses(value)
-        if len({round(d) for d in value}) != len(value):
+        if len({dose_key(d) for d in value}) != len(value):
             raise ValueError(f"doses must be distinct whole photon counts, got {list(value)}")
         return value
 
@@ -362,12 +364,9 @@ class StudyDesign(_Strict):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> StudyDesign:
-        largest_group = max(self.gridsizes) ** 2
-        if self.neighbor_count < largest_group:
-            raise ValueError(
-                f"neighbor_count: K={self.neighbor_count} is smaller than "
-                f"C=gridsize^2={largest_group}; groups need K >= C"
-            )
+        problem = neighbours_problem(max(self.gridsizes), self.neighbor_count)
+        if problem:
+            raise ValueError(f"neighbor_count: {problem}")
         if self.simulation.object_size < 2 * self.patch_size:
             raise ValueError(
                 f"simulation.object_size: {self.simulation.object_size} px "
@@ -492,6 +491,25 @@ def with_metrics(design: StudyDesign, **changes: object) -> StudyDesign:
     """``design`` with its ``metrics`` fields changed, validated like any design (e.g. the
     alignment bound ``max_shift_px`` stays within its cap)."""
     return make_design(merged(design.to_dict(), {"metrics": changes}))
+
+
+def with_epochs(design: StudyDesign, epochs: int | None) -> StudyDesign:
+    """``design`` with ``epochs`` of training (``None``: as designed)."""
+    if epochs is None:
+        return design
+    return design.model_copy(
+        update={"training": design.training.model_copy(update={"epochs": epochs})}
+    )
+
+
+def check_views(design: StudyDesign, views: list[str] | None) -> None:
+    """Refuse a view filter naming a view the design does not have (``baseline`` is one)."""
+    known = ["baseline", *(v.name for v in design.views)]
+    unknown = [v for v in views or [] if v not in known]
+    if unknown:
+        raise DesignError(
+            f"--view {unknown[0]!r} is not a view of design {design.name!r}; choose from {known}"
+        )
 
 
 def with_iterative(

@@ -1,8 +1,8 @@
 """Phase F job matrix: reconstruct every (dose, view, split) dataset with every iterative engine.
 
-Jobs are the datasets of :func:`ptypinn.study.matrix.collect_datasets` (baseline, dense, sparse per
-dose) times the splits (train, test) times the design's engines (``iterative.engines``),
-narrowed by the dose/view/split filters. Output layout::
+Jobs are the datasets of :func:`ptypinn.study.matrix.collect_datasets` (the baseline and every view
+of the design, per dose) times the splits (train, test) times the design's engines
+(``iterative.engines``); the dose/view/split/engine filters choose which run. Output layout::
 
     <artifact-root>/dose_<int>/<view>/<split>/<engine>/reconstruction.npz
     <artifact-root>/dose_<int>/<view>/<split>/<engine>/reconstruction.png
@@ -11,123 +11,167 @@ narrowed by the dose/view/split filters. Output layout::
 A job that fails is recorded in the manifest (status ``failed`` with the error) and the matrix
 goes on; a reconstruction with NaN or infinite values is such a failure. An engine that cannot
 run here (its library is missing or cannot be imported) fails each of its jobs with that reason,
-without stopping the other engines. A dry run plans the jobs and writes nothing. With ``resume``,
-a job whose earlier record used the same engine, options and input data (SHA-256) and whose
-files are intact is kept, not run again.
+without stopping the other engines. A dry run plans the jobs and writes nothing. Jobs run through
+:func:`ptypinn.study.jobs.run_matrix`: a job's key is the SHA-256 of its dose, view, split,
+engine, options and input data, and an earlier record with the job's key and intact files is
+kept (always for a job the filters leave out; with ``resume`` for the chosen ones too). Each
+engine runs on ``threads`` torch threads, so ``workers`` jobs (default: the CPU count over the
+threads) run at once, each in its own process.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 from ptypinn import __version__
-from ptypinn.engines.api import EngineUnavailable, Reconstructor
+from ptypinn.engines.api import EngineOptions, EngineUnavailable
 from ptypinn.engines.registry import iterative_reconstructor
-from ptypinn.io.artifacts import (
-    ensure_inside,
-    file_record,
-    read_json,
-    record_matches,
-    sha256_file,
-    write_json,
-)
+from ptypinn.io.artifacts import ensure_inside, sha256_file
 from ptypinn.io.dataset import load_dataset
 from ptypinn.io.progress import progress_bar
 from ptypinn.io.reconstruction import ReconstructionInput
 from ptypinn.physics.finite import require_finite
-from ptypinn.study.design import DesignError, IterativeConfig
+from ptypinn.study.design import DesignError, StudyDesign, check_views
+from ptypinn.study.jobs import run_matrix
 from ptypinn.study.layout import RECONSTRUCTION_MANIFEST, SPLITS, dose_label, job_folder
-from ptypinn.study.matrix import BASELINE, DEFAULT_VIEWS, SkipEvent, collect_datasets, select
+from ptypinn.study.matrix import collect_datasets, missing_view, phase_c_entries, select
 from ptypinn.study.outputs import save_reconstruction
+from ptypinn.study.records import (
+    FileRecord,
+    ReconstructionManifest,
+    ReconstructionRecord,
+    SkipRecord,
+    Status,
+    earlier_jobs,
+    write_manifest,
+)
 
 
 @dataclass(frozen=True)
 class IterativeJob:
-    """One dataset to reconstruct with one engine and the folder its outputs go to."""
+    """One dataset to reconstruct with one engine and its options, and where its outputs go
+    (``root``: the phase F folder, which its record's files are relative to)."""
 
     dose: float
     view: str
     split: str
     engine: str
+    options: EngineOptions
     dataset: Path
-    folder: Path
+    root: Path
     dataset_sha256: str = ""
 
     @property
     def label(self) -> str:
         return f"{dose_label(self.dose)}/{self.view}/{self.split}/{self.engine}"
 
-    def record(self) -> dict:
-        return {
+    @property
+    def folder(self) -> Path:
+        return job_folder(self.root, self.dose, self.view, self.split, self.engine)
+
+    @property
+    def files_root(self) -> Path:
+        return self.root
+
+    @property
+    def key(self) -> str:
+        """SHA-256 of the job's science: a finished job with the same key needs no rerun."""
+        science = {
             "dose": self.dose,
             "view": self.view,
             "split": self.split,
             "engine": self.engine,
-            "dataset": str(self.dataset),
+            "options": self.options.model_dump(mode="json"),
             "dataset_sha256": self.dataset_sha256,
-            "output": str(self.folder),
-            "reused": False,
         }
+        return hashlib.sha256(json.dumps(science, sort_keys=True).encode()).hexdigest()
+
+    def record(self, status: Status, error: str | None = None) -> ReconstructionRecord:
+        return ReconstructionRecord(
+            key=self.key,
+            status=status,
+            error=error,
+            dose=self.dose,
+            view=self.view,
+            split=self.split,
+            engine=self.engine,
+            dataset=str(self.dataset),
+            dataset_sha256=self.dataset_sha256,
+            output=str(self.folder),
+        )
 
 
 def plan_jobs(
+    design: StudyDesign,
     phase_c_root: str | os.PathLike,
     phase_d_root: str | os.PathLike,
     artifact_root: str | os.PathLike,
-    engines: Sequence[str],
-    doses: Sequence[float] | None = None,
-    views: Sequence[str] | None = None,
-    splits: Sequence[str] | None = None,
-    allow_missing_phase_d: bool = False,
-) -> tuple[list[IterativeJob], list[SkipEvent]]:
-    """The jobs the filters select, in dose, view, split, engine order, and the views skipped.
-
-    Creates nothing.
-    """
-    splits = list(splits) if splits else list(SPLITS)
-    unknown = [split for split in splits if split not in SPLITS]
-    if unknown:
-        raise DesignError(f"--split must be one of {list(SPLITS)}, got {unknown}")
-    overlap_views = [view for view in views if view != BASELINE] if views else list(DEFAULT_VIEWS)
+) -> tuple[list[IterativeJob], list[SkipRecord]]:
+    """Every job of the design (the baseline and its views, both splits, its engines), in dose,
+    view, split, engine order, and the views skipped because their data is missing. Creates
+    nothing."""
     entries, skips = collect_datasets(
-        phase_c_root,
-        phase_d_root,
-        views=overlap_views,
-        allow_missing_phase_d=allow_missing_phase_d,
-        doses=doses or None,
+        phase_c_root, phase_d_root, views=design.view_names(), allow_missing_phase_d=True
     )
+    config = design.iterative
     jobs = [
         IterativeJob(
             dose=entry.dose,
             view=entry.view,
             split=split,
             engine=engine,
+            options=config.options(engine),
             dataset=entry.train if split == "train" else entry.test,
-            folder=job_folder(artifact_root, entry.dose, entry.view, split, engine),
+            root=Path(artifact_root),
             dataset_sha256=entry.train_sha256 if split == "train" else entry.test_sha256,
         )
-        for entry in select(entries, doses=doses, views=views)
-        for split in splits
-        for engine in engines
+        for entry in entries
+        for split in SPLITS
+        for engine in config.engines
     ]
     return jobs, skips
 
 
-def run_job(job: IterativeJob, artifact_root: Path, engine: Reconstructor, iterations: int) -> dict:
-    """Reconstruct one job (``iterations`` long, for the progress bar) and write its files; any
-    failure is returned in the record, not raised."""
-    record: dict = {**job.record(), "status": "failed", "error": None}
+def chosen_jobs(
+    jobs: Sequence[IterativeJob],
+    doses: Sequence[float] | None = None,
+    views: Sequence[str] | None = None,
+    splits: Sequence[str] | None = None,
+    engines: Sequence[str] | None = None,
+) -> list[IterativeJob]:
+    """The jobs every given filter keeps (``None`` or empty keeps all)."""
+    unknown = [split for split in splits or () if split not in SPLITS]
+    if unknown:
+        raise DesignError(f"--split must be one of {list(SPLITS)}, got {unknown}")
+    return [
+        job
+        for job in select(jobs, doses=doses, views=views)
+        if (not splits or job.split in splits) and (not engines or job.engine in engines)
+    ]
+
+
+def run_job(job: IterativeJob, show_progress: bool = True) -> ReconstructionRecord:
+    """Reconstruct one job and write its files; any failure (the engine cannot run here
+    included) is returned in the record, not raised."""
+    record = job.record("failed")
     start = time.perf_counter()
     try:
+        engine = iterative_reconstructor(job.engine, job.options)
         dataset = load_dataset(job.dataset)
-        record["patterns"] = dataset.count
-        with progress_bar(job.label, iterations) as advance:
-            rec = engine.reconstruct(ReconstructionInput.from_dataset(dataset), advance)
+        record.patterns = dataset.count
+        if show_progress:
+            with progress_bar(job.label, job.options.iterations) as advance:
+                rec = engine.reconstruct(ReconstructionInput.from_dataset(dataset), advance)
+        else:
+            rec = engine.reconstruct(ReconstructionInput.from_dataset(dataset))
         final_loss = float(rec.losses[-1])
         if not math.isfinite(final_loss):
             raise FloatingPointError(f"the loss diverged (final value {final_loss})")
@@ -145,148 +189,96 @@ def run_job(job: IterativeJob, artifact_root: Path, engine: Reconstructor, itera
         rec = replace(rec, metadata={**rec.metadata, **provenance})
         label = f"{job.engine} ({job.split})"
         npz, figure = save_reconstruction(job.folder, rec, dataset.obj, job.dose, job.view, label)
-        record.update(
-            status="ok",
-            final_loss=final_loss,
-            iterations=rec.iterations,
-            reconstruction_time_s=rec.wall_time_s,
-            seconds_per_iteration=rec.seconds_per_iteration,
-            files={
-                "reconstruction": file_record(npz, artifact_root),
-                "figure": file_record(figure, artifact_root),
-            },
+        record = record.model_copy(
+            update={
+                "status": "ok",
+                "final_loss": final_loss,
+                "iterations": rec.iterations,
+                "reconstruction_time_s": rec.wall_time_s,
+                "seconds_per_iteration": rec.seconds_per_iteration,
+                "files": {
+                    "reconstruction": FileRecord.of(npz, job.root),
+                    "figure": FileRecord.of(figure, job.root),
+                },
+            }
         )
     except Exception as error:  # a failing job is recorded and the matrix goes on
-        record["error"] = f"{type(error).__name__}: {error}"
-    record["wall_time_s"] = time.perf_counter() - start
+        record.error = f"{type(error).__name__}: {error}"
+    record.wall_time_s = time.perf_counter() - start
     return record
 
 
-def _reusable(root: Path, config: IterativeConfig) -> dict[str, dict]:
-    """Finished records of an earlier manifest whose engine ran with the same options and whose
-    files are intact, by job label."""
-    try:
-        old = read_json(root / RECONSTRUCTION_MANIFEST)
-        return {
-            f"{dose_label(r['dose'])}/{r['view']}/{r['split']}/{r['engine']}": r
-            for r in old["jobs"]
-            if r["status"] == "ok"
-            and old["engines"].get(r["engine"])
-            == config.options(r["engine"]).model_dump(mode="json")
-            and all(record_matches(file, root) for file in r["files"].values())
-        }
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return {}
+UNAVAILABLE = f"{EngineUnavailable.__name__}: "  # how a job's error names an engine that cannot run
 
 
-def _other_records(
-    root: Path, config: IterativeConfig, selected: set[str]
-) -> tuple[list[dict], dict[str, dict]]:
-    """Finished records of an earlier manifest for jobs outside this run's selection whose
-    files and input data are intact (and, for an engine this run also uses, whose options are
-    this run's), with the options of their engines: a filtered run keeps them."""
-    try:
-        old = read_json(root / RECONSTRUCTION_MANIFEST)
-        kept, options = [], {}
-        for record in old["jobs"]:
-            label = "/".join(
-                (dose_label(record["dose"]), record["view"], record["split"], record["engine"])
-            )
-            engine = record["engine"]
-            settings = old["engines"].get(engine)
-            data = Path(record["dataset"])
-            if (
-                label in selected
-                or record["status"] != "ok"
-                or (
-                    engine in config.engines
-                    and settings != config.options(engine).model_dump(mode="json")
-                )
-                or not data.is_file()
-                or sha256_file(data) != record.get("dataset_sha256")
-                or not all(record_matches(file, root) for file in record["files"].values())
-            ):
-                continue
-            kept.append({**record, "reused": True})
-            options[engine] = settings
-        return kept, options
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return [], {}
+def default_workers(design: StudyDesign) -> int:
+    """Jobs at once: the CPU count over the threads each engine uses (at least one)."""
+    threads = max(design.iterative.options(engine).threads for engine in design.iterative.engines)
+    return max(1, (os.cpu_count() or 1) // threads)
 
 
 def run_iterative_matrix(
+    design: StudyDesign,
     phase_c_root: str | os.PathLike,
     phase_d_root: str | os.PathLike,
     artifact_root: str | os.PathLike,
-    config: IterativeConfig | None = None,
     doses: Sequence[float] | None = None,
     views: Sequence[str] | None = None,
     splits: Sequence[str] | None = None,
+    engines: Sequence[str] | None = None,
     dry_run: bool = False,
     allow_missing_phase_d: bool = False,
     resume: bool = False,
-) -> dict:
-    """Phase F: reconstruct every selected job; returns the manifest (written unless ``dry_run``).
-
-    ``config`` (default: the design's defaults) lists the engines and their options.
-    """
-    config = config or IterativeConfig()
+    workers: int | None = None,
+) -> ReconstructionManifest:
+    """Phase F: reconstruct every chosen job of the design; returns the manifest (written unless
+    ``dry_run``). ``workers``: jobs at once (default :func:`default_workers`)."""
     root = Path(artifact_root)
-    jobs, skips = plan_jobs(
-        phase_c_root,
-        phase_d_root,
-        root,
-        config.engines,
-        doses,
-        views,
-        splits,
-        allow_missing_phase_d,
-    )
-    manifest: dict = {
-        "phase": "F",
-        "ptypinn_version": __version__,
-        "engines": {
+    config = design.iterative
+    check_views(design, list(views) if views else None)
+    if doses:
+        phase_c_entries(Path(phase_c_root), doses)  # a dose phase C does not hold is an error
+    plan, skips = plan_jobs(design, phase_c_root, phase_d_root, root)
+    chosen = chosen_jobs(plan, doses, views, splits, engines)
+    skips = select(skips, doses, views)
+    if skips and not allow_missing_phase_d:
+        raise missing_view(skips[0])
+    manifest = ReconstructionManifest(
+        ptypinn_version=__version__,
+        engines={
             engine: config.options(engine).model_dump(mode="json") for engine in config.engines
         },
-        "dry_run": dry_run,
-        "phase_c_root": str(phase_c_root),
-        "phase_d_root": str(phase_d_root),
-        "jobs": [],
-        "unavailable_engines": {},
-        "skipped_views": [skip.to_dict() for skip in skips],
-        "skipped_count": len(skips),
-        "failed_count": 0,
-    }
+        dry_run=dry_run,
+        phase_c_root=str(phase_c_root),
+        phase_d_root=str(phase_d_root),
+        skipped_views=skips,
+        skipped_count=len(skips),
+    )
     if dry_run:
-        manifest["jobs"] = [{**job.record(), "status": "dry-run", "error": None} for job in jobs]
+        manifest.jobs = [job.record("dry-run") for job in chosen]
         return manifest
-    for job in jobs:
+    for job in chosen:
         ensure_inside(root, job.folder)
-    engines: dict[str, Reconstructor] = {}
-    for engine in dict.fromkeys(job.engine for job in jobs):
-        try:
-            engines[engine] = iterative_reconstructor(engine, config.options(engine))
-        except EngineUnavailable as error:
-            manifest["unavailable_engines"][engine] = str(error)
-    earlier = _reusable(root, config) if resume else {}
-    if any(choice is not None for choice in (doses, views, splits)):
-        # a filtered run keeps the records of the jobs it leaves out
-        kept, options = _other_records(root, config, {job.label for job in jobs})
-        manifest["jobs"].extend(kept)
-        manifest["engines"] = {**options, **manifest["engines"]}
-    for job in jobs:
-        old = earlier.get(job.label)
-        if old is not None and old.get("dataset_sha256") == job.dataset_sha256:
-            record = {**old, "reused": True}
-        elif job.engine in engines:
-            record = run_job(job, root, engines[job.engine], config.options(job.engine).iterations)
-        else:
-            reason = manifest["unavailable_engines"][job.engine]
-            record = {**job.record(), "status": "failed", "error": f"EngineUnavailable: {reason}"}
-        manifest["jobs"].append(record)
-        manifest["failed_count"] = sum(record["status"] == "failed" for record in manifest["jobs"])
-        write_json(
-            root / RECONSTRUCTION_MANIFEST, manifest
-        )  # after every job: an interrupted run leaves a record
-    write_json(root / RECONSTRUCTION_MANIFEST, manifest)
+
+    def save(records: list[ReconstructionRecord]) -> None:
+        manifest.jobs = records
+        manifest.failed_count = sum(record.status == "failed" for record in records)
+        manifest.unavailable_engines = {
+            record.engine: record.error.removeprefix(UNAVAILABLE)
+            for record in records
+            if record.error and record.error.startswith(UNAVAILABLE)
+        }
+        write_manifest(root / RECONSTRUCTION_MANIFEST, manifest)
+
+    workers = default_workers(design) if workers is None else workers
+    run_matrix(
+        plan,
+        partial(run_job, show_progress=workers <= 1),
+        earlier_jobs(ReconstructionManifest, root / RECONSTRUCTION_MANIFEST),
+        resume,
+        chosen={job.label for job in chosen},
+        save=save,
+        workers=workers,
+        description="iterative jobs",
+    )
     return manifest

@@ -9,15 +9,28 @@ SIMULATION_MANIFEST = "simulation_manifest.json"
 OVERLAP_MANIFEST = "overlap_manifest.json"
 RECONSTRUCTION_MANIFEST = "reconstruction_manifest.json"
 TRAINING_MANIFEST = "training_manifest.json"
+INFERENCE_MANIFEST = "inference_manifest.json"
 COMPARISON_MANIFEST = "comparison_manifest.json"
+TRAINING_PREVIEW = "training_preview.json"  # a dry run's training manifest
+SKIP_SUMMARY = "skip_summary.json"
 RECONSTRUCTION_FILE = "reconstruction.npz"
 FIGURE_FILE = "reconstruction.png"
 SPLITS = ("train", "test")
 
 
+def dose_key(dose: float) -> int:
+    """A dose's identity: its whole photon count (two doses with one key are one dose)."""
+    return int(round(dose))
+
+
 def dose_label(dose: float) -> str:
     """Folder name of a dose: ``dose_1000`` for 1e3 photons per pattern."""
-    return f"dose_{int(round(dose))}"
+    return f"dose_{dose_key(dose)}"
+
+
+def gridsize_label(gridsize: int) -> str:
+    """``gs2``: how folders and tables name a gridsize."""
+    return f"gs{gridsize}"
 
 
 def split_path(root: str | Path, dose: float, split: str, view: str | None = None) -> Path:
@@ -51,4 +64,5 @@ def job_folder(
 
 def model_folder(method: str, gridsize: int) -> str:
     """Folder of one trained model inside a view's phase E folder: ``gs2``, ``supervised_gs1``."""
-    return f"gs{gridsize}" if method == "pinn" else f"{method}_gs{gridsize}"
+    label = gridsize_label(gridsize)
+    return label if method == "pinn" else f"{method}_{label}"

@@ -50,6 +50,7 @@ from ptypinn.study.layout import (
     split_path,
 )
 from ptypinn.study.matrix import BASELINE, listed_files, phase_c_entries
+from ptypinn.study.records import FileRecord, OverlapManifest, SimulationEntry, write_manifest
 
 METRICS_FILE = "metrics.json"
 COVERAGE_REGION = (
@@ -81,11 +82,11 @@ def _object_shape(dataset: PtychoDataset) -> tuple[int, int] | None:
     return None if dataset.obj is None else dataset.obj.shape
 
 
-def _load_source(phase_c_root: Path, record: dict, design: StudyDesign) -> PtychoDataset:
+def _load_source(phase_c_root: Path, record: FileRecord, design: StudyDesign) -> PtychoDataset:
     """A phase C split, checked against its manifest hash and the design's N."""
-    path = phase_c_root / record["path"]
+    path = phase_c_root / record.path
     dataset = load_dataset(path)
-    if sha256_file(path) != record["sha256"]:
+    if sha256_file(path) != record.sha256:
         raise DatasetError(
             f"{path} changed since phase C wrote it (SHA-256 differs from {SIMULATION_MANIFEST})"
         )
@@ -110,14 +111,14 @@ def _form_view(
     design: StudyDesign,
     name: str,
     diameter: float,
-    dose_entry: dict,
+    dose_entry: SimulationEntry,
     sources: dict,
     windows: dict,
     root: Path,
 ) -> tuple[dict, list[dict], list[dict]]:
     """Select, write and measure one view of one dose for a probe footprint of ``diameter``:
     (manifest entry, not-formed items, metric rows)."""
-    dose, seed = float(dose_entry["dose"]), design.seeds.subsampling
+    dose, seed = dose_entry.dose, design.seeds.subsampling
     minimum = min_view_positions(design)
     view = design.view(name)
     spacing = view.spacing(design.patch_size, diameter)
@@ -151,7 +152,7 @@ def _form_view(
     files, metrics = {}, []
     measures: dict[str, dict] = {"nearest_overlap": {}, "knn_overlap": {}}
     for split in SPLITS:
-        source, record = sources[split], dose_entry["files"][split]
+        source, record = sources[split], dose_entry.files[split]
         subset = source.subset(
             kept[split],
             producer="ptypinn overlap",
@@ -165,7 +166,7 @@ def _form_view(
             selection_seed=seed,
             positions_kept=counts[split]["kept"],
             positions_rejected=counts[split]["rejected"],
-            overlap_source={"path": record["path"], "sha256": record["sha256"]},
+            overlap_source={"path": record.path, "sha256": record.sha256},
         )
         target = ensure_inside(root, split_path(root, dose, split, name))
         files[split] = file_record(save_dataset(target, subset), root)
@@ -185,7 +186,7 @@ def run_overlap(
     output_root: str | os.PathLike,
     doses: list[float] | None = None,
     views: list[str] | None = None,
-) -> dict:
+) -> OverlapManifest:
     """Phase D: every view of every phase C dose, written per split, with manifest and metrics.
 
     Spacings use the footprint diameter of each dose's probe (that of its train split);
@@ -204,11 +205,11 @@ def run_overlap(
         )
     entries, not_formed, metrics = [], [], []
     no_rule = {"rule": None, "target_fraction": None, "spacing_px": None}
-    earlier = listed_files(root / OVERLAP_MANIFEST)
+    earlier = listed_files(root / OVERLAP_MANIFEST, OverlapManifest)
     for dose_entry in phase_c_entries(source_root, doses):
-        dose = float(dose_entry["dose"])
+        dose = dose_entry.dose
         sources = {
-            split: _load_source(source_root, dose_entry["files"][split], design) for split in SPLITS
+            split: _load_source(source_root, dose_entry.files[split], design) for split in SPLITS
         }
         diameter = probe_footprint(sources["train"].probe)[1]
         problems = design.unreachable_views(diameter)
@@ -235,25 +236,28 @@ def run_overlap(
         entries.append(
             {"dose": dose, "folder": folder, "probe_diameter_px": diameter, "views": view_entries}
         )
-    manifest = {
-        "phase": "D",
-        "ptypinn_version": __version__,
-        "design": design.name,
-        "seeds": design.seeds.model_dump(mode="json"),
-        "patch_size": design.patch_size,
-        "neighbor_count": design.neighbor_count,
-        "min_view_positions": min_view_positions(design),
-        "base_step_px": design.simulation.scan.step_px,
-        "selection": SELECTION,
-        "spacing_rules": SPACING_RULES,
-        "overlap_measures": OVERLAP_MEASURES,
-        "probe_footprint": "|P|^2 above 1/e^2 of its peak; D: diameter of the disc of equal area",
-        "coverage_region": COVERAGE_REGION,
-        "source_manifest": file_record(source_root / SIMULATION_MANIFEST, source_root),
-        "doses": entries,
-        "not_formed": not_formed,
-    }
+    manifest = OverlapManifest.model_validate(
+        {
+            "phase": "D",
+            "ptypinn_version": __version__,
+            "design": design.name,
+            "seeds": design.seeds.model_dump(mode="json"),
+            "patch_size": design.patch_size,
+            "neighbor_count": design.neighbor_count,
+            "min_view_positions": min_view_positions(design),
+            "base_step_px": design.simulation.scan.step_px,
+            "selection": SELECTION,
+            "spacing_rules": SPACING_RULES,
+            "overlap_measures": OVERLAP_MEASURES,
+            "probe_footprint": "|P|^2 above 1/e^2 of its peak; "
+            "D: diameter of the disc of equal area",
+            "coverage_region": COVERAGE_REGION,
+            "source_manifest": file_record(source_root / SIMULATION_MANIFEST, source_root),
+            "doses": entries,
+            "not_formed": not_formed,
+        }
+    )
     write_json(root / METRICS_FILE, metrics)
-    write_json(root / OVERLAP_MANIFEST, manifest)
-    remove_files(root, earlier - listed_files(root / OVERLAP_MANIFEST))
+    write_manifest(root / OVERLAP_MANIFEST, manifest)
+    remove_files(root, earlier - listed_files(root / OVERLAP_MANIFEST, OverlapManifest))
     return manifest

@@ -46,12 +46,12 @@ from ptypinn.pinn.runtime import TrainerOptions
 from ptypinn.study.design import StudyDesign
 from ptypinn.study.layout import (
     COMPARISON_MANIFEST,
+    INFERENCE_MANIFEST,
     OVERLAP_MANIFEST,
     RECONSTRUCTION_MANIFEST,
     SIMULATION_MANIFEST,
     TRAINING_MANIFEST,
 )
-from ptypinn.study.matrix import BASELINE
 
 STATE_FILE = "study_state.json"
 DESIGN_FILE = "design.yaml"
@@ -85,9 +85,8 @@ def _overlap(design: StudyDesign, root: Path, executor: Executor | None, resume:
 
     manifest = run_overlap(design, root / "phase_c", root / "phase_d")
     return [
-        f"view {item['view']} at dose {item['dose']:g} ({item['split']}) "
-        f"not formed: {item['reason']}"
-        for item in manifest.get("not_formed", [])
+        f"view {item.view} at dose {item.dose:g} ({item.split}) not formed: {item.reason}"
+        for item in manifest.not_formed
     ]
 
 
@@ -107,9 +106,9 @@ def _train(design: StudyDesign, root: Path, executor: Executor | None, resume: b
         design_args=["--config", str(root / DESIGN_FILE)],
     )
     return [
-        f"training {job['view']} at dose {job['dose']:g} failed: {job['error']}"
-        for job in manifest["jobs"]
-        if job["status"] == "failed"
+        f"training {job.view} at dose {job.dose:g} failed: {job.error}"
+        for job in manifest.jobs
+        if job.status == "failed"
     ]
 
 
@@ -119,21 +118,29 @@ def _iterative(
     from ptypinn.study.iterative import run_iterative_matrix
 
     manifest = run_iterative_matrix(
+        design,
         root / "phase_c",
         root / "phase_d",
         root / "phase_f",
-        design.iterative,
-        views=[BASELINE, *design.view_names()],
         splits=list(design.iterative.splits),
         allow_missing_phase_d=True,
         resume=resume,
     )
-    failed = [job for job in manifest["jobs"] if job["status"] == "failed"]
     return [
-        f"iterative {job['engine']} {job['view']} at dose {job['dose']:g} failed: "
-        f"{job.get('error')}"
-        for job in failed
+        f"iterative {job.engine} {job.view} at dose {job.dose:g} failed: {job.error}"
+        for job in manifest.jobs
+        if job.status == "failed"
     ]
+
+
+def _infer(design: StudyDesign, root: Path, executor: Executor | None, resume: bool) -> list[str]:
+    from ptypinn.study.infer import run_inference
+
+    # a method that could not be used is listed by the comparison, which reads the records
+    run_inference(
+        design, root / "phase_c", root / "phase_d", root / "phase_e", root / "inference", resume
+    )
+    return []
 
 
 def _compare(design: StudyDesign, root: Path, executor: Executor | None, resume: bool) -> list[str]:
@@ -146,6 +153,7 @@ def _compare(design: StudyDesign, root: Path, executor: Executor | None, resume:
         root / "phase_c",
         root / "phase_d",
         root / "phase_e",
+        root / "inference",
         root / "phase_f",
         root / "phase_g",
         notes,
@@ -189,10 +197,23 @@ STEPS = (
         _iterative,
     ),
     Step(
+        "infer",
+        "inference",
+        INFERENCE_MANIFEST,
+        (PHASE_C, PHASE_D, "phase_e/" + TRAINING_MANIFEST),
+        ("views", "gridsizes", "methods", "training"),
+        _infer,
+    ),
+    Step(
         "compare",
         "phase_g",
         COMPARISON_MANIFEST,
-        (PHASE_D, "phase_e/" + TRAINING_MANIFEST, "phase_f/" + RECONSTRUCTION_MANIFEST),
+        (
+            PHASE_D,
+            "phase_e/" + TRAINING_MANIFEST,
+            "inference/" + INFERENCE_MANIFEST,
+            "phase_f/" + RECONSTRUCTION_MANIFEST,
+        ),
         ("name", "views", "metrics", "gridsizes", "methods", "training", "iterative"),
         _compare,
     ),

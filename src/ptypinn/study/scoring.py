@@ -2,7 +2,7 @@
 
 The reconstruction is our reconstruction NPZ (PtychoPINN or iterative) or a ptychodus product
 (HDF5), so any tool's output is scored exactly as the study scores its own methods: on the
-truth's illuminated region (:func:`ptypinn.study.compare.scored_region`), after the bounded
+truth's illuminated region (:func:`scored_region`), after the bounded
 alignment of :func:`ptypinn.analysis.metrics.align`.
 """
 
@@ -18,10 +18,31 @@ from ptypinn.io.formats import FileFormat, format_of, read_file
 from ptypinn.io.hdf5 import FormatError
 from ptypinn.io.product import Product
 from ptypinn.physics.geometry import dataset_geometry
-from ptypinn.study.compare import SCORED_REGION_RULE, scored_region
+from ptypinn.physics.scan import illuminated, probe_footprint
 from ptypinn.study.design import MetricsConfig
 
 PIXEL_TOLERANCE = 1e-3  # relative difference of object pixel sizes treated as equal
+SCORED_REGION_RULE = (
+    "Scores are taken after alignment (a sub-pixel shift bounded by {bound:g} px per axis, a "
+    "linear phase ramp and a complex gain, fitted jointly by least squares; nothing wraps around) "
+    "on the illuminated test region: the pixels where the probe intensity exceeds 1/e² of its "
+    "peak at some position of the scored (test) scan. SSIM is the mean of the SSIM map (7-px "
+    "window) over those pixels; PSNR (on the truth's data range there) and MAE use the same "
+    "pixels. MS-SSIM and FRC need a full rectangle: they are computed on the largest square lying "
+    "wholly inside the illuminated region. A value that cannot be measured is n/a, with the "
+    "reason: a square too small for two MS-SSIM scales or for FRC (16 px), an MS-SSIM scale "
+    "whose contrast-structure term is negative, an FRC below its threshold within the first 3 "
+    "rings (where chance correlation passes 0.5) or never below it up to Nyquist. FRC50 is in "
+    "cycles/pixel."
+)
+
+
+def scored_region(dataset: PtychoDataset) -> np.ndarray:
+    """Pixels of the object grid illuminated (|P|² above 1/e² of its peak) at some scan position."""
+    mask, _ = probe_footprint(dataset.probe)
+    assert dataset.obj is not None  # callers score only data with a ground truth
+    height, width = dataset.obj.shape
+    return illuminated(dataset.positions, mask, (0, height, 0, width))
 
 
 def load_reconstruction(path: str | os.PathLike, file_format: FileFormat | None = None) -> Product:

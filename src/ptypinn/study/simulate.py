@@ -32,7 +32,6 @@ from ptypinn.io.artifacts import (
     file_record,
     remove_files,
     sha256_file,
-    write_json,
 )
 from ptypinn.io.dataset import PtychoDataset, save_dataset
 from ptypinn.io.limits import TooLargeError, check_allocation, claimed_bytes
@@ -51,8 +50,9 @@ from ptypinn.physics.forward import (
 from ptypinn.physics.samples import default_object
 from ptypinn.physics.scan import probe_footprint
 from ptypinn.study.design import DesignError, StudyDesign, check_doses, user_object, with_inputs
-from ptypinn.study.layout import SIMULATION_MANIFEST, SPLITS, dose_label, split_path
+from ptypinn.study.layout import SIMULATION_MANIFEST, SPLITS, dose_key, dose_label, split_path
 from ptypinn.study.matrix import listed_files
+from ptypinn.study.records import SimulationManifest, write_manifest
 
 
 @dataclass(frozen=True)
@@ -157,7 +157,7 @@ def observe(
 ) -> tuple[np.ndarray, float, list[int]]:
     """Photon-noisy normalised amplitudes at a dose, the dose scale and the noise seed used."""
     scale = dose_scale(pattern_energies(amplitudes), nphotons)
-    noise_seed = [seed, int(round(nphotons))]
+    noise_seed = [seed, dose_key(nphotons)]
     return poisson_observe(amplitudes, scale, np.random.default_rng(noise_seed)), scale, noise_seed
 
 
@@ -217,11 +217,11 @@ def run_simulation(
     output_root: str | os.PathLike,
     source: SimulationSource | None = None,
     doses: list[float] | None = None,
-) -> dict:
+) -> SimulationManifest:
     """Phase C: simulate every dose, split along y, write the files and the manifest."""
     root = Path(output_root)
     doses = checked_doses(design.doses if doses is None else doses)
-    earlier = listed_files(root / SIMULATION_MANIFEST)
+    earlier = listed_files(root / SIMULATION_MANIFEST, SimulationManifest)
     source = source if source is not None else default_source(design)
     check_scan_size(design, source.obj.shape)
     for dose in doses:  # no symbolic link may lead a write out of the output folder
@@ -287,16 +287,18 @@ def run_simulation(
                 "files": files,
             }
         )
-    manifest = {
-        "phase": "C",
-        "ptypinn_version": __version__,
-        "design": design.to_dict(),
-        "simulation_seed": seed,
-        "split_rule": split_rule(boundary, design.simulation.guard_band),
-        "photons_note": PHOTONS_NOTE,
-        "source": source.provenance,
-        "doses": entries,
-    }
-    write_json(root / SIMULATION_MANIFEST, manifest)
-    remove_files(root, earlier - listed_files(root / SIMULATION_MANIFEST))
+    manifest = SimulationManifest.model_validate(
+        {
+            "phase": "C",
+            "ptypinn_version": __version__,
+            "design": design.to_dict(),
+            "simulation_seed": seed,
+            "split_rule": split_rule(boundary, design.simulation.guard_band),
+            "photons_note": PHOTONS_NOTE,
+            "source": source.provenance,
+            "doses": entries,
+        }
+    )
+    write_manifest(root / SIMULATION_MANIFEST, manifest)
+    remove_files(root, earlier - listed_files(root / SIMULATION_MANIFEST, SimulationManifest))
     return manifest

@@ -25,37 +25,38 @@ import hashlib
 import json
 import shlex
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
-from typing import Literal
 
-from ptypinn.io.artifacts import (
-    clear_outputs,
-    ensure_inside,
-    read_json,
-    sha256_file,
-    write_json,
-)
+from ptypinn.io.artifacts import clear_outputs, ensure_inside, write_json
 from ptypinn.io.dataset import load_dataset
-from ptypinn.io.progress import progress_bar
 from ptypinn.pinn.config import Method, TrainingConfig
 from ptypinn.pinn.runtime import TrainerOptions
 from ptypinn.pinn.train import JOB_OUTPUTS, JobSpec, train_model
 from ptypinn.study.design import DesignError, StudyDesign
-from ptypinn.study.layout import TRAINING_MANIFEST, dose_label, model_folder, training_folder
-from ptypinn.study.matrix import (
-    DEFAULT_VIEWS,
-    SkipEvent,
-    collect_datasets,
-    select,
-    training_gridsizes,
+from ptypinn.study.jobs import run_matrix
+from ptypinn.study.layout import (
+    SKIP_SUMMARY,
+    TRAINING_MANIFEST,
+    TRAINING_PREVIEW,
+    training_folder,
+)
+from ptypinn.study.matrix import collect_datasets, select, training_gridsizes
+from ptypinn.study.records import (
+    FileRecord,
+    SkipRecord,
+    Status,
+    TrainingManifest,
+    TrainingRecord,
+    cell_label,
+    earlier_jobs,
+    write_manifest,
 )
 
-SKIP_SUMMARY = "skip_summary.json"
-TRAINING_PREVIEW = "training_preview.json"
 LOG_NAME = "train.log"
 
 
@@ -78,10 +79,6 @@ class TrainingJob:
         return cell_label(self.dose, self.view, self.gridsize, self.method)
 
 
-def cell_label(dose: float, view: str, gridsize: int, method: str) -> str:
-    return f"{dose_label(dose)}/{view}/{model_folder(method, gridsize)}"
-
-
 @dataclass(frozen=True)
 class JobConfig:
     """Everything a runner needs to train one job, fully resolved from the design."""
@@ -91,6 +88,16 @@ class JobConfig:
     grouping_seed: int
     training: TrainingConfig
     trainer: TrainerOptions
+    command: str = ""
+
+    @property
+    def label(self) -> str:
+        return self.job.cell
+
+    @property
+    def files_root(self) -> Path:
+        """A record's bundle is relative to the job's folder."""
+        return self.job.artifact_dir
 
     def spec(self) -> JobSpec:
         return JobSpec(
@@ -101,6 +108,7 @@ class JobConfig:
             self.training,
         )
 
+    @property
     def key(self) -> str:
         """SHA-256 of the science of the job (not where or on what hardware it runs): a finished
         job with the same key needs no retraining."""
@@ -140,51 +148,6 @@ class JobOutcome:
     wall_time_s: float | None = None
 
 
-@dataclass(frozen=True)
-class JobRecord:
-    """One job's entry in ``training_manifest.json``."""
-
-    dose: float
-    view: str
-    gridsize: int
-    method: str
-    train_path: str
-    train_sha256: str
-    test_path: str
-    artifact_dir: str
-    log_path: str
-    command: str
-    key: str
-    status: Literal["ok", "failed", "dry-run"]
-    reused: bool = False
-    final_loss: float | None = None
-    epochs: int | None = None
-    wall_time_s: float | None = None
-    bundle: str | None = None
-    bundle_sha256: str | None = None
-    bundle_bytes: int | None = None
-    error: str | None = None
-    config: dict | None = None
-
-    @property
-    def cell(self) -> str:
-        return cell_label(self.dose, self.view, self.gridsize, self.method)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> JobRecord:
-        """A record read back from a manifest (fields it does not know are ignored)."""
-        names = {f.name for f in fields(cls)}
-        return cls(
-            **{"method": "pinn", **{key: value for key, value in values.items() if key in names}}
-        )
-
-    def to_dict(self) -> dict[str, object]:
-        entry = asdict(self)
-        if self.config is None:
-            del entry["config"]
-        return entry
-
-
 Runner = Callable[[JobConfig], JobOutcome]
 
 
@@ -192,11 +155,11 @@ def build_training_jobs(
     phase_c_root: str | Path,
     phase_d_root: str | Path,
     artifact_root: str | Path,
-    views: Sequence[str] = DEFAULT_VIEWS,
+    views: Sequence[str],
     allow_missing_phase_d: bool = False,
     gridsizes: Sequence[int] = (1, 2),
     methods: Sequence[Method] = ("pinn",),
-) -> tuple[list[TrainingJob], list[SkipEvent]]:
+) -> tuple[list[TrainingJob], list[SkipRecord]]:
     """Every training job of the matrix, and the views skipped because their data is missing.
 
     Each dataset trains one model per gridsize (:func:`training_gridsizes`) and method.
@@ -223,11 +186,30 @@ def build_training_jobs(
     return jobs, skips
 
 
-def resolve_config(job: TrainingJob, design: StudyDesign, options: TrainerOptions) -> JobConfig:
+def job_spec(
+    design: StudyDesign,
+    train_path: str | Path,
+    gridsize: int,
+    training: Mapping[str, object] | None = None,
+    nphotons: float | None = None,
+) -> JobSpec:
+    """The training job ``design`` asks for on ``train_path`` at ``gridsize``: its grouping and its
+    training settings, with ``training``'s changes (validated); the one place a
+    :class:`~ptypinn.pinn.train.JobSpec` is built from a design."""
+    settings = design.training.model_validate({**design.training.model_dump(), **(training or {})})
+    return JobSpec(
+        Path(train_path), gridsize, design.neighbor_count, design.seeds.grouping, settings, nphotons
+    )
+
+
+def resolve_config(
+    job: TrainingJob, design: StudyDesign, options: TrainerOptions, design_args: Sequence[str] = ()
+) -> JobConfig:
     """The job with the design's grouping and training settings (the job's method decides the
-    loss)."""
-    training = design.training.model_copy(update={"model": job.method})
-    return JobConfig(job, design.neighbor_count, design.seeds.grouping, training, options)
+    loss) and its equivalent command line."""
+    spec = job_spec(design, job.train_path, job.gridsize, {"model": job.method})
+    config = JobConfig(job, spec.neighbor_count, spec.grouping_seed, spec.training, options)
+    return replace(config, command=command_for(config, design_args))
 
 
 def command_for(config: JobConfig, design_args: Sequence[str]) -> str:
@@ -278,11 +260,9 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _record(
-    config: JobConfig, command: str, status: Literal["ok", "failed", "dry-run"]
-) -> JobRecord:
+def _record(config: JobConfig, status: Status) -> TrainingRecord:
     job = config.job
-    return JobRecord(
+    return TrainingRecord(
         dose=job.dose,
         view=job.view,
         gridsize=job.gridsize,
@@ -292,61 +272,41 @@ def _record(
         test_path=str(job.test_path),
         artifact_dir=str(job.artifact_dir),
         log_path=str(job.log_path),
-        command=command,
-        key=config.key(),
+        command=config.command,
+        key=config.key,
         status=status,
     )
 
 
-def run_training_job(
-    config: JobConfig, runner: Runner = lightning_runner, command: str = ""
-) -> JobRecord:
+def run_training_job(config: JobConfig, runner: Runner = lightning_runner) -> TrainingRecord:
     """Clear the job's folder of an earlier run, then run it; failures are returned, not raised."""
     job = config.job
     job.artifact_dir.mkdir(parents=True, exist_ok=True)
     clear_outputs(job.artifact_dir, (*JOB_OUTPUTS, LOG_NAME))
-    record = _record(config, command, "failed")
+    record = _record(config, "failed")
     with job.log_path.open("x", encoding="utf-8") as log:  # "x": a new file, never through a link
-        log.write(f"# ptypinn training job {job.cell}\n# started {_now()}\n# command: {command}\n")
+        log.write(
+            f"# ptypinn training job {job.cell}\n# started {_now()}\n# command: {config.command}\n"
+        )
         log.flush()
         try:
             outcome = runner(config)
         except Exception as error:  # a failed job is recorded and the matrix goes on
             log.write(traceback.format_exc())
-            return replace(record, error=f"{type(error).__name__}: {error}")
+            return record.model_copy(update={"error": f"{type(error).__name__}: {error}"})
         bundle = Path(outcome.bundle)
         log.write(
             f"# finished {_now()}: final loss {outcome.final_loss:.6g} "
             f"after {outcome.epochs} epochs\n"
         )
-    return replace(
-        record,
-        status="ok",
-        final_loss=float(outcome.final_loss),
-        epochs=int(outcome.epochs),
-        wall_time_s=outcome.wall_time_s,
-        bundle=bundle.relative_to(job.artifact_dir).as_posix(),
-        bundle_sha256=sha256_file(bundle),
-        bundle_bytes=bundle.stat().st_size,
-    )
-
-
-def _previous_records(path: Path) -> dict[str, JobRecord]:
-    """Finished job records of an earlier manifest, by matrix cell (none if it cannot be read)."""
-    try:
-        records = [JobRecord.from_dict(job) for job in read_json(path)["jobs"]]
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
-    return {record.cell: record for record in records if record.status == "ok"}
-
-
-def _still_valid(record: JobRecord | None, config: JobConfig) -> bool:
-    """Whether an earlier record still describes this job: same science, same bundle bytes."""
-    if record is None or record.key != config.key() or not record.bundle:
-        return False
-    bundle = config.job.artifact_dir / record.bundle
-    return (
-        bundle.is_file() and not bundle.is_symlink() and sha256_file(bundle) == record.bundle_sha256
+    return record.model_copy(
+        update={
+            "status": "ok",
+            "final_loss": float(outcome.final_loss),
+            "epochs": int(outcome.epochs),
+            "wall_time_s": outcome.wall_time_s,
+            "files": {"bundle": FileRecord.of(bundle, job.artifact_dir)},
+        }
     )
 
 
@@ -385,22 +345,21 @@ def run_training_matrix(
     runner: Runner = lightning_runner,
     design_args: Sequence[str] = (),
     executor: Executor | None = None,
-) -> dict:
+) -> TrainingManifest:
     """Run (or preview) the filtered matrix and write the manifest and skip summary.
 
-    With ``resume``, a selected job whose earlier record still matches (:func:`_still_valid`) is
-    kept instead of trained again. With an ``executor`` (any ``concurrent.futures.Executor``,
-    e.g. a Dask client's), the jobs are submitted to it all at once and their results collected
-    in matrix order.
+    Jobs run through :func:`ptypinn.study.jobs.run_matrix`, one at a time (training uses every
+    thread); with ``resume``, a selected job whose earlier record still matches is kept instead
+    of trained again. With an ``executor`` (any ``concurrent.futures.Executor``, e.g. a Dask
+    client's), the jobs are submitted to it all at once.
     """
     options = options or TrainerOptions()
     artifact_root = Path(artifact_root)
-    design_views = [view.name for view in design.views]
     jobs, skips = build_training_jobs(
         phase_c_root,
         phase_d_root,
         artifact_root,
-        design_views,
+        design.view_names(),
         allow_missing_phase_d,
         design.gridsizes,
         design.methods,
@@ -410,76 +369,57 @@ def run_training_matrix(
     }
     if not chosen:
         raise _no_match(jobs, doses, views, gridsizes)
-    configs = {job.cell: resolve_config(job, design, options) for job in jobs}
-    commands = {cell: command_for(config, design_args) for cell, config in configs.items()}
-    skipped = [event.to_dict() for event in skips]
-    manifest = {
-        "phase": "E",
-        "timestamp": _now(),
-        "phase_c_root": str(phase_c_root),
-        "phase_d_root": str(phase_d_root),
-        "artifact_root": str(artifact_root),
-        "design": design.name,
-        "filters": {
+    plan = [resolve_config(job, design, options, design_args) for job in jobs]
+    manifest = TrainingManifest(
+        timestamp=_now(),
+        phase_c_root=str(phase_c_root),
+        phase_d_root=str(phase_d_root),
+        artifact_root=str(artifact_root),
+        design=design.name,
+        filters={
             "dose": list(doses or []),
             "view": list(views or []),
             "gridsize": list(gridsizes or []),
         },
-        "dry_run": dry_run,
-        "enumerated_count": len(jobs),
-        "job_count": len(chosen),
-        "jobs": [],
-        "failed_count": 0,
-        "skipped_views": skipped,
-        "skipped_count": len(skipped),
-    }
+        dry_run=dry_run,
+        enumerated_count=len(jobs),
+        job_count=len(chosen),
+        skipped_views=skips,
+        skipped_count=len(skips),
+    )
     if dry_run:
-        manifest["jobs"] = [
-            replace(
-                _record(configs[job.cell], commands[job.cell], "dry-run"),
-                config=configs[job.cell].to_dict(),
-            ).to_dict()
-            for job in jobs
-            if job.cell in chosen
+        manifest.jobs = [
+            _record(config, "dry-run").model_copy(update={"config": config.to_dict()})
+            for config in plan
+            if config.label in chosen
         ]
-        write_json(artifact_root / TRAINING_PREVIEW, manifest)
+        write_manifest(artifact_root / TRAINING_PREVIEW, manifest)
         return manifest
     for job in jobs:
         if job.cell in chosen:
             ensure_inside(artifact_root, job.artifact_dir)
-    previous = _previous_records(artifact_root / TRAINING_MANIFEST)
-    records = {
-        job.cell: replace(previous[job.cell], reused=True)
-        for job in jobs
-        if (job.cell not in chosen or resume)
-        and _still_valid(previous.get(job.cell), configs[job.cell])
-    }
-    pending = [job for job in jobs if job.cell in chosen and job.cell not in records]
 
-    def save() -> None:
-        kept = [records[job.cell] for job in jobs if job.cell in records]
-        manifest["jobs"] = [record.to_dict() for record in kept]
-        manifest["failed_count"] = sum(record.status == "failed" for record in kept)
-        write_json(artifact_root / TRAINING_MANIFEST, manifest)
+    def save(records: list[TrainingRecord]) -> None:
+        manifest.jobs = records
+        manifest.failed_count = sum(record.status == "failed" for record in records)
+        write_manifest(artifact_root / TRAINING_MANIFEST, manifest)
 
-    save()
-    arguments = [(configs[job.cell], runner, commands[job.cell]) for job in pending]
-    with progress_bar("training jobs", len(pending)) as advance:
-        if executor is None:
-            results = (run_training_job(*args) for args in arguments)
-        else:
-            futures = [executor.submit(run_training_job, *args) for args in arguments]
-            results = (future.result() for future in futures)
-        for job, record in zip(pending, results, strict=True):
-            records[job.cell] = record
-            save()  # after every job, so an interrupted run keeps what it finished
-            advance(1)
+    run_matrix(
+        plan,
+        partial(run_training_job, runner=runner),
+        earlier_jobs(TrainingManifest, artifact_root / TRAINING_MANIFEST),
+        resume,
+        chosen=chosen,
+        save=save,
+        executor=executor,
+        description="training jobs",
+    )
     write_json(
         artifact_root / SKIP_SUMMARY,
         {
-            "timestamp": manifest["timestamp"],
-            "skipped_views": skipped,
-            "skipped_count": len(skipped),
+            "timestamp": manifest.timestamp,
+            "skipped_views": [skip.model_dump() for skip in skips],
+            "skipped_count": len(skips),
         },
     )
     return manifest
