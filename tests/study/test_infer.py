@@ -63,3 +63,20 @@ def test_methods_without_a_trained_model_are_recorded_not_raised(tiny_design, tm
     assert {job.view for job in manifest.jobs} == {"baseline"}  # phase D was never run
     assert manifest.failed_count == sum(job.status == "failed" for job in manifest.jobs)
     assert not list((tmp_path / "i").rglob("*.npz"))
+
+
+def test_a_warm_started_engine_is_its_own_method_started_by_the_views_model():
+    design = make_design({"iterative": {"warm_start": ["cdtools", "ptychi"]}})
+    dense = method_keys(design, "dense")
+    warm = [key for key in dense if key.init is not None]
+    assert [key.label for key in warm] == [
+        "CDTools from PtychoPINN gs2",
+        "pty-chi LSQML from PtychoPINN gs2",
+    ]
+    assert [key.folder for key in warm] == [
+        "cdtools_from_ptychopinn_gs2",
+        "ptychi_from_ptychopinn_gs2",
+    ]
+    baseline = [key for key in method_keys(design, "baseline") if key.init is not None]
+    assert {key.init.label for key in baseline} == {"PtychoPINN gs1"}
+    assert not [key for key in method_keys(make_design({}), "dense") if key.init is not None]

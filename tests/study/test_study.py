@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import signal
 import subprocess
@@ -9,8 +10,12 @@ import pytest
 from rich.console import Console
 
 from ptypinn.io.artifacts import sha256_file
+from ptypinn.io.dataset import load_dataset
+from ptypinn.io.reconstruction import read_reconstruction, starting_object
 from ptypinn.study.design import make_design, with_inputs, with_iterative
-from ptypinn.study.layout import TRAINING_MANIFEST
+from ptypinn.study.infer import warm_started
+from ptypinn.study.layout import INFERENCE_MANIFEST, TRAINING_MANIFEST
+from ptypinn.study.records import InferenceManifest, read_manifest
 from ptypinn.study.runner import STATE_FILE, report_path, run_study
 
 
@@ -328,3 +333,35 @@ def test_a_phase_folder_linked_out_of_the_study_is_refused(micro_design, tmp_pat
     with pytest.raises(Exception, match="a symbolic link leads it out of the output folder"):
         run_study(micro_design, tmp_path / "s", console=quiet())
     assert list(outside.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_a_warm_started_engine_starts_from_the_pinn_reconstruction_never_the_truth(
+    micro_design, tmp_path
+):
+    values = micro_design.to_dict()
+    values["iterative"].update(engines=["cdtools"], warm_start=["cdtools"])
+    values["iterative"]["cdtools"]["iterations"] = 2
+    design = make_design(values)
+    run_study(design, tmp_path, console=quiet())
+    rows = json.loads((tmp_path / "phase_g" / "metrics.json").read_text())
+    methods = {(row["view"], row["method"]) for row in rows}
+    assert ("baseline", "CDTools from PtychoPINN gs1") in methods
+    assert ("dense", "CDTools from PtychoPINN gs2") in methods
+    manifest = read_manifest(InferenceManifest, tmp_path / "inference" / INFERENCE_MANIFEST)
+    records = {(job.view, job.method.label): job for job in manifest.jobs}
+    warm = records["baseline", "CDTools from PtychoPINN gs1"]
+    pinn = records["baseline", "PtychoPINN gs1"]
+    assert warm.status == "ok" and warm.iterations == 2
+    assert warm.wall_time_s > pinn.wall_time_s  # the network's time is included
+    # The same start with the test file's ground truth poisoned: the same reconstruction.
+    test = load_dataset(tmp_path / "phase_c" / "dose_10000" / "test.npz")
+    start = read_reconstruction(tmp_path / "inference" / pinn.files["reconstruction"].path)
+    options = design.iterative.cdtools.model_copy(update={"checkpoints": (0,)})
+    clean = warm_started("cdtools", options, start, test, "PtychoPINN gs1")
+    poisoned = dataclasses.replace(test, obj=np.full_like(test.obj, np.nan))
+    again = warm_started("cdtools", options, start, poisoned, "PtychoPINN gs1")
+    np.testing.assert_array_equal(again.obj, clean.obj)
+    np.testing.assert_allclose(clean.snapshots[0].obj, starting_object(start), rtol=0, atol=1e-6)
+    written = read_reconstruction(tmp_path / "inference" / warm.files["reconstruction"].path)
+    np.testing.assert_allclose(written.obj, clean.obj, rtol=0, atol=1e-6)

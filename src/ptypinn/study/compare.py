@@ -103,7 +103,7 @@ def _method_source(
 ) -> Path | None:
     """Where a method's reconstruction of a view's test split is: the inference phase's folder
     for PtychoPINN, phase F's for an engine (None: no phase F)."""
-    root = inference_root if key.kind == "ptychopinn" else phase_f_root
+    root = inference_root if key.kind == "ptychopinn" or key.init else phase_f_root
     if root is None:
         return None
     return job_folder(root, dose, view, "test", key.folder) / RECONSTRUCTION_FILE
@@ -167,9 +167,10 @@ def describe(
     """What a method was trained on, and which model it is and how much it trained (for the
     tables)."""
     if key.kind == "engine" or record is None:
+        start = f", started from {key.init.label}" if key.init else ""
         return (
-            "none (test data only)",
-            f"{rec.iterations} iterations on the test split itself, no training",
+            "none (test data only)" if key.init is None else f"as {key.init.label}",
+            f"{rec.iterations} iterations on the test split itself{start}, no training",
         )
     training = rec.metadata.get("training", {})
     data = f"{BASELINE} (full scan)" if record.trained_view == BASELINE else view

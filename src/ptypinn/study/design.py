@@ -270,6 +270,11 @@ class IterativeConfig(_Strict):
     engines: tuple[EngineName, ...] = Field(
         ("cdtools", "ptychi"), description="engines to run; each is its own method in the report"
     )
+    warm_start: tuple[EngineName, ...] = Field(
+        (),
+        description="engines also started from the PtychoPINN reconstruction of the same test "
+        "data (the view's own model), each its own method; its time includes the network's",
+    )
     splits: tuple[Literal["train", "test"], ...] = Field(
         ("test",), description="splits the study reconstructs (the comparison scores test)"
     )

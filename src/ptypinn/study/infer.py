@@ -6,7 +6,9 @@ model trained on the full scan (the baseline, gridsize 1), each followed by its 
 retrieval its generator is given, stitched without the network; ``pinn`` models) and, with
 ``training.refine_steps``, the view's own PtychoPINN models fine-tuned on the test diffraction
 first (no ground truth) — then the design's iterative engines, whose reconstructions phase F
-makes. Each method is a :class:`~ptypinn.study.records.MethodKey`; its files go to::
+makes, and the engines of ``iterative.warm_start``, which this phase runs from the view's own
+PtychoPINN reconstruction (:func:`warm_started`: never from the ground truth; their time includes
+the network's). Each method is a :class:`~ptypinn.study.records.MethodKey`; its files go to::
 
     <root>/dose_<int>/<view>/test/<method folder>/reconstruction.{npz,png}
     <root>/inference_manifest.json
@@ -27,9 +29,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ptypinn import __version__
+from ptypinn.engines.api import EngineOptions
+from ptypinn.engines.registry import iterative_reconstructor
 from ptypinn.io.artifacts import ensure_inside, sha256_file
-from ptypinn.io.dataset import DatasetError, load_dataset
-from ptypinn.io.reconstruction import ReconstructionInput
+from ptypinn.io.dataset import DatasetError, PtychoDataset, load_dataset
+from ptypinn.io.reconstruction import Reconstruction, ReconstructionInput, starting_object
 from ptypinn.pinn.inference import PtychoPINNOptions, PtychoPINNReconstructor
 from ptypinn.pinn.model import input_alone
 from ptypinn.pinn.train import BUNDLE_NAME, load_bundle
@@ -72,7 +76,13 @@ def method_keys(design: StudyDesign, view: str) -> list[MethodKey]:
                     keys.append(key.model_copy(update={"input_alone": True}))
                 if recipe == "pinn" and design.training.refine_steps and source == view:
                     keys.append(key.model_copy(update={"refine": True}))
-    return keys + [MethodKey(kind="engine", recipe=name) for name in design.iterative.engines]
+    engines = [MethodKey(kind="engine", recipe=name) for name in design.iterative.engines]
+    warm = [
+        MethodKey(kind="engine", recipe=name, init=keys[0])
+        for name in design.iterative.warm_start
+        if keys
+    ]
+    return keys + engines + warm
 
 
 @dataclass(frozen=True)
@@ -90,10 +100,16 @@ class InferenceJob:
     phase_e_root: Path
     refine_steps: int
     root: Path
+    engine: EngineOptions | None = None
+
+    @property
+    def model(self) -> MethodKey:
+        """The PtychoPINN model the job runs: the method's, or the one that starts its engine."""
+        return self.method.init or self.method
 
     @property
     def trained_view(self) -> str:
-        return trained_view(self.view, self.method.gridsize)
+        return trained_view(self.view, self.model.gridsize)
 
     @property
     def bundle(self) -> Path:
@@ -101,8 +117,8 @@ class InferenceJob:
             self.phase_e_root,
             self.dose,
             self.trained_view,
-            self.method.gridsize,
-            self.method.recipe,
+            self.model.gridsize,
+            self.model.recipe,
         )
         recorded = self.record.bundle if self.record else None
         return folder / (recorded.path if recorded else BUNDLE_NAME)
@@ -131,6 +147,7 @@ class InferenceJob:
             "train_sha256": self.train_sha256,
             "bundle_sha256": recorded.sha256 if recorded else None,
             "refine_steps": self.refine_steps,
+            "engine": None if self.engine is None else self.engine.model_dump(mode="json"),
         }
         return hashlib.sha256(json.dumps(science, sort_keys=True).encode()).hexdigest()
 
@@ -189,6 +206,8 @@ def run_inference_job(job: InferenceJob) -> InferenceRecord:
         model, {**meta, "path": str(job.bundle)}, PtychoPINNOptions(refine_steps=steps)
     )
     rec = reconstructor.reconstruct(ReconstructionInput.from_dataset(test))
+    if job.engine is not None:
+        rec = warm_started(job.method.recipe, job.engine, rec, test, job.model.label)
     rec = replace(
         rec,
         metadata={
@@ -213,6 +232,23 @@ def run_inference_job(job: InferenceJob) -> InferenceRecord:
     )
 
 
+def warm_started(
+    engine: str, options: EngineOptions, start: Reconstruction, test: PtychoDataset, source: str
+) -> Reconstruction:
+    """``engine`` started from the reconstruction ``start`` of the same ``test`` data by the
+    method ``source`` (never from the ground truth); its time includes the start's."""
+    inp = ReconstructionInput.from_dataset(test, initial_object=starting_object(start))
+    rec = iterative_reconstructor(engine, options).reconstruct(inp)
+    return replace(
+        rec,
+        wall_time_s=start.wall_time_s + rec.wall_time_s,
+        metadata={
+            **rec.metadata,
+            "initial_object": f"{source} reconstruction ({start.wall_time_s:.1f} s, included)",
+        },
+    )
+
+
 def plan_inference(
     design: StudyDesign,
     phase_c_root: str | os.PathLike,
@@ -232,10 +268,11 @@ def plan_inference(
     for entry in entries:
         learned = {e.view: e.train_sha256 for e in entries if e.dose == entry.dose}
         for method in method_keys(design, entry.view):
-            if method.kind != "ptychopinn":
-                continue
-            source = trained_view(entry.view, method.gridsize)
-            cell = cell_label(entry.dose, source, method.gridsize, method.recipe)
+            if method.kind != "ptychopinn" and method.init is None:
+                continue  # a cold engine: phase F's
+            model = method.init or method
+            source = trained_view(entry.view, model.gridsize)
+            cell = cell_label(entry.dose, source, model.gridsize, model.recipe)
             jobs.append(
                 InferenceJob(
                     dose=entry.dose,
@@ -248,6 +285,7 @@ def plan_inference(
                     phase_e_root=phase_e_root,
                     refine_steps=design.training.refine_steps,
                     root=root,
+                    engine=design.iterative.options(method.recipe) if method.init else None,
                 )
             )
     return jobs
