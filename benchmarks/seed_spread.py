@@ -24,17 +24,19 @@ def setting(result: dict, run: dict) -> str:
     training = result["training"]
     corpus = training.get("corpus")
     inputs = training.get("inputs", "amplitude")
-    if inputs == "retrieval":
+    if inputs in ("retrieval", "group_retrieval"):
         corrected = training.get("correction", False)  # absent: before corrections existed
-        inputs = f"retrieval{training['retrieval_iterations']}" + (
+        inputs = f"{inputs}{training['retrieval_iterations']}" + (
             " corrected" if corrected or corrected is None else ""
         )
+    unrolled = training.get("unrolled_steps")
     parts = [
         result["view"],
         f"gs{run['gridsize']}",
         training["generator"],
         inputs,
-        *([training.get("group_generator", "channels")] if run["gridsize"] > 1 else []),
+        *([f"{unrolled} unrolled steps"] if unrolled else []),
+        *([training.get("group_generator") or "channels"] if run["gridsize"] > 1 else []),
         result["precision"],
         f"corpus{corpus['objects']}" if corpus else "no corpus",
     ]
