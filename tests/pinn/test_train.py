@@ -59,7 +59,12 @@ def tiny_data(tmp_path_factory, patch_linear_views):
             "patch_size": 64,
             "doses": [1e4],
             "views": patch_linear_views,
-            "simulation": {"object_size": 128, "scan": {"step_px": 8.0, "jitter_px": 1.0}},
+            # the disk N/2 across, whose behaviour these tests state
+            "simulation": {
+                "object_size": 128,
+                "scan": {"step_px": 8.0, "jitter_px": 1.0},
+                "probe": {"kind": "disk"},
+            },
             "training": {"width": 1, "epochs": 3, "batch_size": 8},
         }
     )

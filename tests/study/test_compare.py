@@ -14,7 +14,13 @@ from ptypinn.study.compare import (
     run_comparison,
     scored_region,
 )
-from ptypinn.study.design import make_design, merged, with_inputs
+from ptypinn.study.design import (
+    DEFAULT_PROBE_NOTE,
+    ProbeConfig,
+    make_design,
+    merged,
+    with_inputs,
+)
 from ptypinn.study.layout import split_path
 from ptypinn.study.simulate import run_simulation
 
@@ -181,7 +187,22 @@ def test_the_report_states_a_model_probes_parameters(tiny_design, tmp_path):
     markdown = (tmp_path / "g" / "report.md").read_text()
     stated = "kind zone_plate, diameter_fraction 0.5, pupil_fraction 0.5, central_stop 0.4"
     assert markdown.count(stated) == 2  # the design table and the probe section
-    assert "SHA-256" not in markdown.split("## Object and probe")[1].split("##")[0]
+    section = markdown.split("## Object and probe")[1].split("##")[0]
+    assert "SHA-256" not in section and "why this probe" not in section  # not the default
+
+
+def test_the_report_says_why_the_default_probe_is_the_default(tiny_design, tmp_path):
+    default = ProbeConfig().model_dump(mode="json")
+    design = make_design(
+        merged(tiny_design.to_dict(), {"doses": [1e4], "simulation": {"probe": default}})
+    )
+    run_simulation(design, tmp_path / "c")
+    fake_iterative(tmp_path / "f", split_path(tmp_path / "c", 1e4, "test"))
+    run_comparison(
+        design, tmp_path / "c", tmp_path / "d", tmp_path / "e", tmp_path / "f", tmp_path / "g"
+    )
+    section = (tmp_path / "g" / "report.md").read_text().split("## Object and probe")[1]
+    assert f"| why this probe | {DEFAULT_PROBE_NOTE} |" in section.split("##")[0]
 
 
 def test_a_figures_folder_linked_out_of_the_output_is_refused(tmp_path):

@@ -62,7 +62,7 @@ from ptypinn.pinn.config import RETRIEVAL_INPUTS
 from ptypinn.pinn.inference import PtychoPINNOptions, PtychoPINNReconstructor
 from ptypinn.pinn.model import input_alone
 from ptypinn.pinn.train import BUNDLE_NAME, load_bundle
-from ptypinn.study.design import StudyDesign
+from ptypinn.study.design import DEFAULT_PROBE_NOTE, ProbeConfig, StudyDesign
 from ptypinn.study.layout import (
     COMPARISON_MANIFEST,
     RECONSTRUCTION_FILE,
@@ -682,6 +682,8 @@ def _probe_section(phase_c_root: Path, test_file: Path, size: int, figures: Path
             f"({mask.mean():.1%} of the {size}x{size} window)",
         },
     ]
+    if parameters == ProbeConfig().parameters():
+        rows.append({"item": "why this probe", "value": DEFAULT_PROBE_NOTE})
     rows = [row for row in rows if row["value"] is not None]
     amplitude = far_field(torch.from_numpy(probe)).numpy()
     kind = parameters.get("kind", "probe") if isinstance(parameters, dict) else "probe"
