@@ -174,8 +174,8 @@ def test_the_report_shows_the_users_probe_its_file_sha256_and_footprint(tiny_des
     assert "figures/probe.png" in markdown and (tmp_path / "g" / "figures" / "probe.png").is_file()
 
 
-def test_the_report_states_a_model_probes_parameters(tiny_design, tmp_path):
-    probe = {"kind": "zone_plate", "central_stop": 0.4}
+def probe_report(tiny_design, tmp_path, probe: dict) -> str:
+    """The report of a study on ``tiny_design`` with ``probe`` (fake engines, no training)."""
     design = make_design(
         merged(tiny_design.to_dict(), {"doses": [1e4], "simulation": {"probe": probe}})
     )
@@ -184,7 +184,11 @@ def test_the_report_states_a_model_probes_parameters(tiny_design, tmp_path):
     run_comparison(
         design, tmp_path / "c", tmp_path / "d", tmp_path / "e", tmp_path / "f", tmp_path / "g"
     )
-    markdown = (tmp_path / "g" / "report.md").read_text()
+    return (tmp_path / "g" / "report.md").read_text()
+
+
+def test_the_report_states_a_model_probes_parameters(tiny_design, tmp_path):
+    markdown = probe_report(tiny_design, tmp_path, {"kind": "zone_plate", "central_stop": 0.4})
     stated = "kind zone_plate, diameter_fraction 0.5, pupil_fraction 0.5, central_stop 0.4"
     assert markdown.count(stated) == 2  # the design table and the probe section
     section = markdown.split("## Object and probe")[1].split("##")[0]
@@ -192,17 +196,9 @@ def test_the_report_states_a_model_probes_parameters(tiny_design, tmp_path):
 
 
 def test_the_report_says_why_the_default_probe_is_the_default(tiny_design, tmp_path):
-    default = ProbeConfig().model_dump(mode="json")
-    design = make_design(
-        merged(tiny_design.to_dict(), {"doses": [1e4], "simulation": {"probe": default}})
-    )
-    run_simulation(design, tmp_path / "c")
-    fake_iterative(tmp_path / "f", split_path(tmp_path / "c", 1e4, "test"))
-    run_comparison(
-        design, tmp_path / "c", tmp_path / "d", tmp_path / "e", tmp_path / "f", tmp_path / "g"
-    )
-    section = (tmp_path / "g" / "report.md").read_text().split("## Object and probe")[1]
-    assert f"| why this probe | {DEFAULT_PROBE_NOTE} |" in section.split("##")[0]
+    markdown = probe_report(tiny_design, tmp_path, ProbeConfig().model_dump(mode="json"))
+    section = markdown.split("## Object and probe")[1].split("##")[0]
+    assert f"| why this probe | {DEFAULT_PROBE_NOTE} |" in section
 
 
 def test_a_figures_folder_linked_out_of_the_output_is_refused(tmp_path):
