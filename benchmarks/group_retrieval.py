@@ -33,15 +33,62 @@ import numpy as np
 import torch
 from report import emit, environment
 
-from ptypinn.io.dataset import load_dataset
+from ptypinn.io.dataset import PtychoDataset, load_dataset
 from ptypinn.physics.retrieval import retrieval_support, retrieve_groups
 from ptypinn.physics.stitch import stitch
 from ptypinn.pinn.inference import inference_groups
-from ptypinn.study.design import preset
+from ptypinn.study.design import StudyDesign, preset
 
 from view_data import test_scores, view_splits
 
 CHUNK_PATTERNS = 1024  # patterns retrieved at once (groups × C)
+
+
+def group_point(
+    test: PtychoDataset, size: int, design: StudyDesign, iterations: int, beta: float = 0.8
+) -> dict:
+    """The group yardstick on ``test``: groups of C = ``size`` as a gridsize-sqrt(C) model sees
+    them (``design``'s neighbour count, or C where C is larger, and grouping seed), each retrieved
+    jointly (``iterations`` from a flat start), every member stitched and scored; with its
+    seconds."""
+    probe = torch.from_numpy(test.probe)
+    support = retrieval_support(probe)
+    weight = (probe.abs().square() * support).numpy()
+    gridsize = math.isqrt(size)
+    neighbors = max(design.neighbor_count, size)
+    groups, offsets = inference_groups(test.positions, gridsize, neighbors, design.seeds.grouping)
+    chunk = max(1, CHUNK_PATTERNS // size)
+    started = time.perf_counter()
+    patches = np.concatenate(
+        [
+            retrieve_groups(
+                torch.from_numpy(test.diffraction[groups[start : start + chunk]]),
+                torch.from_numpy(offsets[start : start + chunk]).float(),
+                probe,
+                support,
+                iterations,
+                beta,
+            ).numpy()
+            for start in range(0, len(groups), chunk)
+        ]
+    )
+    seconds = time.perf_counter() - started
+    image, _ = stitch(
+        patches.reshape(-1, *patches.shape[-2:]),
+        test.positions[groups.reshape(-1)],
+        test.object_shape,
+        weight,
+        synchronise=True,
+    )
+    return {
+        "C": size,
+        "gridsize": gridsize,
+        "K": neighbors,
+        "iterations": iterations,
+        "groups": len(groups),
+        "retrieval_seconds": round(seconds, 1),
+        **test_scores(image, test),
+    }
 
 
 def main() -> None:
@@ -60,49 +107,10 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="ptypinn-group-retrieval-"))
     _, test_path = view_splits(design, args.view, args.dose, work)
     test = load_dataset(test_path)
-    probe = torch.from_numpy(test.probe)
-    support = retrieval_support(probe)
-    weight = (probe.abs().square() * support).numpy()
     points = []
     for size in sizes:
-        gridsize = math.isqrt(size)
-        neighbors = max(design.neighbor_count, size)
-        groups, offsets = inference_groups(
-            test.positions, gridsize, neighbors, design.seeds.grouping
-        )
-        chunk = max(1, CHUNK_PATTERNS // size)
         for iterations in sorted(int(i) for i in args.iterations.split(",")):
-            started = time.perf_counter()
-            patches = np.concatenate(
-                [
-                    retrieve_groups(
-                        torch.from_numpy(test.diffraction[groups[start : start + chunk]]),
-                        torch.from_numpy(offsets[start : start + chunk]).float(),
-                        probe,
-                        support,
-                        iterations,
-                        args.beta,
-                    ).numpy()
-                    for start in range(0, len(groups), chunk)
-                ]
-            )
-            seconds = time.perf_counter() - started
-            image, _ = stitch(
-                patches.reshape(-1, *patches.shape[-2:]),
-                test.positions[groups.reshape(-1)],
-                test.object_shape,
-                weight,
-                synchronise=True,
-            )
-            point = {
-                "C": size,
-                "gridsize": gridsize,
-                "K": neighbors,
-                "iterations": iterations,
-                "groups": len(groups),
-                "retrieval_seconds": round(seconds, 1),
-                **test_scores(image, test),
-            }
+            point = group_point(test, size, design, iterations, args.beta)
             points.append(point)
             print(json.dumps(point), flush=True)
     result = {

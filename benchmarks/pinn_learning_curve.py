@@ -42,12 +42,12 @@ from ptypinn.engines.api import CDToolsOptions  # noqa: E402
 from ptypinn.engines.registry import iterative_reconstructor  # noqa: E402
 from ptypinn.io.dataset import PtychoDataset, load_dataset  # noqa: E402
 from ptypinn.io.reconstruction import ReconstructionInput  # noqa: E402
-from ptypinn.pinn.config import CorpusConfig  # noqa: E402
+from ptypinn.pinn.config import CorpusConfig, TrainingConfig  # noqa: E402
 from ptypinn.pinn.inference import PtychoPINNReconstructor  # noqa: E402
 from ptypinn.pinn.model import input_alone  # noqa: E402
 from ptypinn.pinn.runtime import TrainerOptions  # noqa: E402
 from ptypinn.pinn.train import JobSpec, PtychoModule, train_model  # noqa: E402
-from ptypinn.study.design import preset  # noqa: E402
+from ptypinn.study.design import StudyDesign, preset  # noqa: E402
 
 from view_data import test_scores, view_splits  # noqa: E402
 
@@ -66,17 +66,22 @@ def quality(
 
 
 class Milestones(L.Callback):
-    """Score the model on both splits each time the samples seen pass a milestone."""
+    """Score the model on both splits (on the test split alone when ``train`` is None) each time
+    the samples seen pass a milestone; before training, its input alone and, with
+    ``untrained``, an unrolled model's physics steps alone."""
 
     def __init__(
         self,
         milestones: list[int],
         test: PtychoDataset,
-        train: PtychoDataset,
+        train: PtychoDataset | None,
         neighbor_count: int,
         seed: int,
+        untrained: bool = True,
     ):
         self.pending, self.test, self.train = sorted(milestones), test, train
+        self.splits = {"test": test} | ({} if train is None else {"train": train})
+        self.score_untrained = untrained
         self.neighbor_count, self.seed = neighbor_count, seed
         self.points: list[dict] = []
         self.input: dict | None = None
@@ -90,10 +95,12 @@ class Milestones(L.Callback):
         if alone is not None:
             self.input = {
                 split: quality(alone, data, self.neighbor_count, self.seed)
-                for split, data in (("test", self.test), ("train", self.train))
+                for split, data in self.splits.items()
             }
             print(json.dumps({"input": self.input}), flush=True)
-        if len(module.model.refiners):  # the unrolled physics steps alone, nothing learned yet
+        if self.score_untrained and len(
+            module.model.refiners
+        ):  # the unrolled physics steps alone, nothing learned yet
             self.untrained = {"test": quality(module.model, self.test, *self.grouping)}
             module.model.train()
             print(json.dumps({"untrained": self.untrained}), flush=True)
@@ -129,8 +136,10 @@ class Milestones(L.Callback):
             "steps": trainer.global_step,
             "training_seconds": round(self.training_seconds, 1),
             "samples_per_s": round(module.samples_seen / self.training_seconds, 1),
-            "test": quality(model, self.test, self.neighbor_count, self.seed),
-            "train": quality(model, self.train, self.neighbor_count, self.seed),
+            **{
+                split: quality(model, data, self.neighbor_count, self.seed)
+                for split, data in self.splits.items()
+            },
         }
         if self.input is not None:
             point["gain"] = point["test"]["phase_ssim"] - self.input["test"]["phase_ssim"]
@@ -147,6 +156,38 @@ def cdtools_reference(test: PtychoDataset, iterations: int) -> dict[str, float |
         "iterations": iterations,
         "seconds": round(time.perf_counter() - start, 1),
         **test_scores(result.obj, test),
+    }
+
+
+def curve_training(
+    training: TrainingConfig, samples: int, seed: int, **changes: object
+) -> TrainingConfig:
+    """``training`` as every learning-curve run trains: a budget of ``samples``, no validation
+    split, no early stopping, seed ``seed``; ``changes`` laid over it."""
+    fixed = {"samples": samples, "validation_fraction": 0.0, "early_stopping_patience": 0}
+    values = training.model_dump() | fixed | {"seed": seed} | changes
+    return TrainingConfig.model_validate(values)
+
+
+def trained_run(
+    design: StudyDesign,
+    gridsize: int,
+    train_path: Path,
+    train: PtychoDataset,
+    tracker: Milestones,
+    work: Path,
+    options: TrainerOptions,
+) -> dict:
+    """Train one gridsize of ``design`` (its training) on ``train``, scored by ``tracker``."""
+    training = design.training
+    spec = JobSpec(train_path, gridsize, design.neighbor_count, design.seeds.grouping, training)
+    trained = train_model(spec, train, work / f"gs{gridsize}", options, callbacks=[tracker])
+    return {
+        "gridsize": gridsize,
+        "final_loss": trained.final_loss,
+        "input": tracker.input,
+        "untrained": tracker.untrained,
+        "points": tracker.points,
     }
 
 
@@ -266,13 +307,7 @@ def main() -> None:
             update={"scan": simulation.scan.model_copy(update={"step_px": args.step})}
         )
     milestones = [int(float(m)) for m in args.milestones.split(",")]
-    changes = {
-        "samples": max(milestones),
-        "validation_fraction": 0.0,
-        "early_stopping_patience": 0,
-        "seed": args.seed,
-        "schedule": args.schedule,
-    }
+    changes: dict = {"schedule": args.schedule}
     if args.corpus_objects:
         changes["corpus"] = CorpusConfig(objects=args.corpus_objects)
     for key in (
@@ -288,7 +323,7 @@ def main() -> None:
     ):
         if getattr(args, key) is not None:
             changes[key] = getattr(args, key)
-    training = type(design.training).model_validate(design.training.model_dump() | changes)
+    training = curve_training(design.training, max(milestones), args.seed, **changes)
     design = design.model_copy(
         update={"doses": (args.dose,), "simulation": simulation, "training": training}
     )
@@ -318,16 +353,8 @@ def main() -> None:
     print(json.dumps({"cdtools": result["cdtools"]}), flush=True)
     for gridsize in (int(g) for g in args.gridsizes.split(",")):
         tracker = Milestones(milestones, test, train, design.neighbor_count, design.seeds.grouping)
-        spec = JobSpec(train_path, gridsize, design.neighbor_count, design.seeds.grouping, training)
-        trained = train_model(spec, train, work / f"gs{gridsize}", options, callbacks=[tracker])
         result["runs"].append(
-            {
-                "gridsize": gridsize,
-                "final_loss": trained.final_loss,
-                "input": tracker.input,
-                "untrained": tracker.untrained,
-                "points": tracker.points,
-            }
+            trained_run(design, gridsize, train_path, train, tracker, work, options)
         )
     result.update(
         {

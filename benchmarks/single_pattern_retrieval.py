@@ -26,12 +26,29 @@ from pathlib import Path
 import torch
 from report import emit, environment
 
-from ptypinn.io.dataset import load_dataset
+from ptypinn.io.dataset import PtychoDataset, load_dataset
 from ptypinn.physics.retrieval import retrieval_support, retrieve_patches
 from ptypinn.physics.stitch import stitch
 from ptypinn.study.design import preset
 
 from view_data import test_scores, view_splits
+
+
+def per_pattern_point(test: PtychoDataset, iterations: int, beta: float = 0.8) -> dict:
+    """The per-pattern yardstick on ``test``: each pattern retrieved alone (``iterations`` from a
+    flat start), stitched as PtychoPINN's patches are and scored; with its seconds."""
+    probe = torch.from_numpy(test.probe)
+    support = retrieval_support(probe)
+    weight = (probe.abs().square() * support).numpy()
+    started = time.perf_counter()
+    obj = retrieve_patches(torch.from_numpy(test.diffraction), probe, support, iterations, beta)
+    seconds = time.perf_counter() - started
+    image, _ = stitch(obj.numpy(), test.positions, test.object_shape, weight, synchronise=True)
+    return {
+        "iterations": iterations,
+        "retrieval_seconds": round(seconds, 1),
+        **test_scores(image, test),
+    }
 
 
 def main() -> None:
@@ -46,21 +63,9 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="ptypinn-retrieval-"))
     _, test_path = view_splits(design, "baseline", args.dose, work)
     test = load_dataset(test_path)
-    probe = torch.from_numpy(test.probe)
-    support = retrieval_support(probe)
-    weight = (probe.abs().square() * support).numpy()
-    diffraction = torch.from_numpy(test.diffraction)
     points = []
     for iterations in checkpoints:
-        started = time.perf_counter()
-        obj = retrieve_patches(diffraction, probe, support, iterations, args.beta)
-        seconds = time.perf_counter() - started
-        image, _ = stitch(obj.numpy(), test.positions, test.object_shape, weight, synchronise=True)
-        point = {
-            "iterations": iterations,
-            "retrieval_seconds": round(seconds, 1),
-            **test_scores(image, test),
-        }
+        point = per_pattern_point(test, iterations, args.beta)
         points.append(point)
         print(json.dumps(point), flush=True)
     result = {

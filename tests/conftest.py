@@ -28,12 +28,14 @@ def tiny_design():
     Its scan is too coarse for the default disc_overlap spacings, so its views use the
     original study's spacing S = (1 - f) N (19.2 px dense, 51.2 px sparse). Its split has no guard
     band: on a 128 px object the band would leave too few positions to form the overlap views these
-    tests use (the guard band has its own tests).
+    tests use (the guard band has its own tests). Its probe is the disk N/2 across (footprint
+    D = 33.0 px), the numbers these tests state; the other probes have their own tests.
     """
     simulation = {
         "object_size": 128,
         "scan": {"step_px": 12.0, "jitter_px": 1.0},
         "guard_band": False,
+        "probe": {"kind": "disk"},
     }
     return make_design(
         {"name": "tiny", "patch_size": 64, "simulation": simulation, "views": PATCH_LINEAR_VIEWS}

@@ -16,14 +16,25 @@ from ptypinn.physics.retrieval import (
     retrieve_patches,
 )
 from ptypinn.pinn.config import GeneratorName
-from ptypinn.pinn.generators import GENERATORS, build_generator, generator
+from ptypinn.pinn.generators import (
+    GENERATORS,
+    build_generator,
+    central_region,
+    generator,
+    region_mask,
+)
 from ptypinn.pinn.model import (
     PtychoPINN,
-    centre_mask,
+    generator_region,
     input_alone,
     overlap_constraint,
     poisson_nll,
 )
+
+
+def centre_window(n):
+    """The central N/2 x N/2 window: where a generator predicts by default."""
+    return region_mask(n, central_region(n))
 
 
 def smooth_object(size=160, seed=0, sigma=6.0):
@@ -39,7 +50,7 @@ def test_generator_shapes_heads_and_centre_support(name, n, channels):
     torch.manual_seed(0)
     out = build_generator(name, n, channels, 1)(torch.rand(2, channels, n, n))
     assert out.shape == (2, channels, n, n) and out.dtype == torch.complex64
-    inside = centre_mask(n).bool()
+    inside = centre_window(n).bool()
     assert torch.all(out[..., ~inside] == 0)
     amplitude, phase = out[..., inside].abs(), out[..., inside].angle()
     assert torch.all((amplitude > 0) & (amplitude < 1)) and torch.all(phase.abs() < math.pi)
@@ -67,8 +78,8 @@ def test_overlap_constraint_keeps_patches_cut_from_one_object():
     members = positions[groups]  # (2, 4, 2)
     patches = extract_patches(obj, members.reshape(-1, 2), 64).reshape(2, 4, 64, 64)
     offsets = members - members.mean(1, keepdim=True)
-    merged = overlap_constraint(patches, offsets, centre_mask(64))
-    inside = centre_mask(64).bool()
+    merged = overlap_constraint(patches, offsets, centre_window(64))
+    inside = centre_window(64).bool()
     error = (merged - patches)[..., inside].abs()
     # Only bilinear resampling (there and back) separates them: a few % of |O| ~ 0.8 at most.
     assert error.mean() < 0.02 and error.max() < 0.06
@@ -79,15 +90,17 @@ def test_overlap_constraint_is_per_sample():
     patches = torch.zeros(2, 4, 64, 64, dtype=torch.complex64)
     patches[1] = 1.0
     offsets = torch.tensor([[[-5.0, -5.0], [5.0, -5.0], [-5.0, 5.0], [5.0, 5.0]]]).expand(2, 4, 2)
-    merged = overlap_constraint(patches, offsets, centre_mask(64))
-    inside = centre_mask(64).bool()
+    merged = overlap_constraint(patches, offsets, centre_window(64))
+    inside = centre_window(64).bool()
     assert torch.all(merged[0] == 0)
     assert torch.allclose(merged[1][..., inside], torch.ones(()) + 0j, atol=1e-5)
 
 
 def test_overlap_constraint_is_identity_for_gridsize_one():
     patches = torch.randn(3, 1, 64, 64, dtype=torch.complex64)
-    assert torch.equal(overlap_constraint(patches, torch.zeros(3, 1, 2), centre_mask(64)), patches)
+    assert torch.equal(
+        overlap_constraint(patches, torch.zeros(3, 1, 2), centre_window(64)), patches
+    )
 
 
 def test_poisson_nll_is_smallest_at_the_true_rate():
@@ -301,3 +314,60 @@ def test_untrained_unrolled_steps_are_error_reduction_steps_from_the_retrieval(g
     poisson_nll(amplitude, (10 * x) ** 2).backward()
     for refiner in model.refiners:
         assert refiner.body[-1].weight.grad.abs().sum() > 0
+
+
+def shifted_disk(diameter=32.0, rows=8, cols=-6):
+    """The smoke disk moved off the grid's centre by whole pixels (the field is periodic)."""
+    return torch.from_numpy(np.roll(disk_probe(64, diameter, 2.0), (rows, cols), axis=(0, 1)))
+
+
+@pytest.mark.parametrize(
+    "probe, centre",
+    [
+        (torch.from_numpy(disk_probe(64, 32.0, 2.0)), (32, 32)),
+        (shifted_disk(), (40, 26)),  # moved by (+8, -6) px
+        (torch.from_numpy(disk_probe(64, 48.0, 2.0)), (32, 32)),  # footprint 3/4 of N
+    ],
+)
+def test_the_generator_region_is_centred_on_the_probe_and_holds_its_footprint(probe, centre):
+    footprint = retrieval_support(probe) > 0
+    top, left, height, width = generator_region(probe, cover_footprint=False)
+    # a correcting model's generator: N/2 x N/2 centred on the probe (the central window for a
+    # probe centred on pixel N/2, as the generators always predicted)
+    assert (top, left, height, width) == (centre[0] - 16, centre[1] - 16, 32, 32)
+    grown = region_mask(64, generator_region(probe, cover_footprint=True)).bool()
+    window = region_mask(64, (top, left, height, width)).bool()
+    assert torch.all(grown[footprint]) and torch.all(grown[window])
+    rows, cols = (
+        torch.nonzero(footprint.any(1)).flatten(),
+        torch.nonzero(footprint.any(0)).flatten(),
+    )
+    # no larger than the footprint's bounding box and the window together
+    assert int(grown.any(1).sum()) == max(int(rows[-1]), top + 31) - min(int(rows[0]), top) + 1
+    assert int(grown.any(0).sum()) == max(int(cols[-1]), left + 31) - min(int(cols[0]), left) + 1
+
+
+@pytest.mark.parametrize("probe", [shifted_disk(), torch.from_numpy(disk_probe(64, 48.0, 2.0))])
+def test_a_model_of_the_generator_alone_predicts_on_the_whole_footprint(probe):
+    """Off centre or 3/4 of N across: the generator's patches of an amplitude model cover every
+    footprint pixel (the central N/2 window would cut some), and nothing else."""
+    torch.manual_seed(0)
+    footprint = retrieval_support(probe) > 0
+    assert not torch.all(centre_window(64).bool()[footprint])  # the old window cuts the light
+    model = PtychoPINN(64, 1, probe, 100.0, 1.0, width=1, inputs="amplitude")
+    patches = model.predict_patches(torch.rand(2, 1, 64, 64), torch.zeros(2, 1, 2))
+    inside = model.output_support.bool()
+    assert torch.equal(inside, model.window.bool()) and torch.all(inside[footprint])
+    assert torch.all(patches[..., inside].abs() > 0) and torch.all(patches[..., ~inside] == 0)
+    correcting = PtychoPINN(64, 1, probe, 100.0, 1.0, width=1, inputs="retrieval", correction=True)
+    assert torch.equal(correcting.output_support.bool(), footprint)
+
+
+def test_a_generator_placed_on_a_larger_region_fills_it():
+    generator = build_generator("resnet", 64, 1, 1)
+    generator.place((5, 9, 50, 41))
+    out = generator(torch.rand(2, 1, 64, 64))
+    inside = region_mask(64, (5, 9, 50, 41)).bool()
+    assert torch.all(out[..., inside].abs() > 0) and torch.all(out[..., ~inside] == 0)
+    with pytest.raises(ValueError, match="not inside the 64-px patch"):
+        generator.place((40, 0, 32, 32))

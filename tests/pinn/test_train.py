@@ -20,13 +20,14 @@ from ptypinn.physics.probes import disk_probe
 from ptypinn.physics.retrieval import retrieval_support
 from ptypinn.physics.stitch import stitch, synchronise_phases
 from ptypinn.pinn.config import CorpusConfig, TrainingConfig
+from ptypinn.pinn.generators import central_region, region_mask
 from ptypinn.pinn.inference import (
     PtychoPINNReconstructor,
     covering_groups,
     predict_patches,
     stitch_weight,
 )
-from ptypinn.pinn.model import centre_mask, overlap_constraint
+from ptypinn.pinn.model import generator_region, overlap_constraint
 from ptypinn.pinn.runtime import TrainerOptions, resolved_precision
 from ptypinn.pinn.train import (
     JobSpec,
@@ -43,6 +44,11 @@ from ptypinn.study.simulate import run_simulation
 QUIET = TrainerOptions(logger="none", checkpoints=False, progress=False)
 
 
+def centre_window(n):
+    """The central N/2 x N/2 window: where a generator predicts by default."""
+    return region_mask(n, central_region(n))
+
+
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory, patch_linear_views):
     from ptypinn.study.design import make_design
@@ -53,7 +59,12 @@ def tiny_data(tmp_path_factory, patch_linear_views):
             "patch_size": 64,
             "doses": [1e4],
             "views": patch_linear_views,
-            "simulation": {"object_size": 128, "scan": {"step_px": 8.0, "jitter_px": 1.0}},
+            # the disk N/2 across, whose behaviour these tests state
+            "simulation": {
+                "object_size": 128,
+                "scan": {"step_px": 8.0, "jitter_px": 1.0},
+                "probe": {"kind": "disk"},
+            },
             "training": {"width": 1, "epochs": 3, "batch_size": 8},
         }
     )
@@ -120,7 +131,7 @@ def test_stitching_true_patches_reproduces_the_object():
     )
     positions = positions + rng.uniform(-0.5, 0.5, positions.shape)
     patches = extract_patches(obj, torch.from_numpy(positions), 64).numpy()
-    weight = (np.abs(disk_probe(64, 30)) ** 2) * centre_mask(64).numpy()
+    weight = (np.abs(disk_probe(64, 30)) ** 2) * centre_window(64).numpy()
     image, total = stitch(patches, positions, obj.shape, weight)
     core = total > 0.5 * total.max()
     assert core.sum() > 800
@@ -135,7 +146,7 @@ def test_integer_positions_stitch_exactly():
     obj = torch.from_numpy((rng.random((80, 80)) + 1j * rng.random((80, 80))).astype(np.complex64))
     positions = np.array([[32.0, 32.0], [40.0, 36.0], [44.0, 45.0]])
     patches = extract_patches(obj, torch.from_numpy(positions), 64).numpy()
-    weight = centre_mask(64).numpy()
+    weight = centre_window(64).numpy()
     image, total = stitch(patches, positions, (80, 80), weight)
     covered = total > 0.99
     np.testing.assert_allclose(image[covered], obj.numpy()[covered], atol=1e-5)
@@ -457,15 +468,19 @@ def test_supervised_baseline_trains_against_true_patches(tiny_data, tmp_path):
 
 @pytest.mark.parametrize("inputs", ["amplitude", "retrieval"])
 def test_stitch_weight_is_probe_intensity_where_the_patches_live(tiny_data, tmp_path, inputs):
-    """The generator's window for a model whose patches are the generator's; the probe's
-    footprint for a model that corrects a retrieval or ends in unrolled physics steps."""
+    """The generator's region (grown to hold the probe's footprint) for a model whose patches
+    are the generator's; the probe's footprint for a model that corrects a retrieval or ends in
+    unrolled physics steps."""
     design, train, _ = tiny_data
     dataset = load_dataset(train)
     published = inputs == "amplitude"  # the generator's patches alone: no unrolled steps
     spec = spec_for(design, train, 1, epochs=1, inputs=inputs, unrolled_steps=0 if published else 2)
     result = train_model(spec, dataset, tmp_path, QUIET)
     model, _ = load_bundle(result.bundle)
-    where = centre_mask(64) if published else retrieval_support(dataset.probe)
+    footprint = retrieval_support(dataset.probe)
+    probe = torch.from_numpy(dataset.probe)
+    where = region_mask(64, generator_region(probe, True)) if published else footprint
+    assert torch.all(where[footprint > 0] == 1)  # none of the light is cut
     np.testing.assert_allclose(
         stitch_weight(model), np.abs(dataset.probe) ** 2 * where.numpy(), rtol=1e-6
     )
@@ -487,7 +502,7 @@ def test_phase_synchronisation_undoes_random_patch_offsets():
     )
     patches = extract_patches(obj, torch.from_numpy(positions), 64).numpy()
     offsets = np.exp(1j * rng.uniform(-np.pi, np.pi, len(patches))).astype(np.complex64)
-    weight = centre_mask(64).numpy()
+    weight = centre_window(64).numpy()
     fixed = synchronise_phases(patches * offsets[:, None, None], positions, obj.shape, weight)
     # Up to one global phase, every patch is back to the truth.
     ratio = (fixed / patches)[:, 20:44, 20:44]

@@ -14,7 +14,13 @@ from ptypinn.study.compare import (
     network_gain,
     run_comparison,
 )
-from ptypinn.study.design import make_design, merged, with_inputs
+from ptypinn.study.design import (
+    DEFAULT_PROBE_NOTE,
+    ProbeConfig,
+    make_design,
+    merged,
+    with_inputs,
+)
 from ptypinn.study.infer import run_inference
 from ptypinn.study.layout import split_path
 from ptypinn.study.records import MethodKey
@@ -199,8 +205,8 @@ def test_the_report_shows_the_users_probe_its_file_sha256_and_footprint(tiny_des
     assert "figures/probe.png" in markdown and (tmp_path / "g" / "figures" / "probe.png").is_file()
 
 
-def test_the_report_states_a_model_probes_parameters(tiny_design, tmp_path):
-    probe = {"kind": "zone_plate", "central_stop": 0.4}
+def probe_report(tiny_design, tmp_path, probe: dict) -> str:
+    """The report of a study on ``tiny_design`` with ``probe`` (fake engines, no training)."""
     design = make_design(
         merged(tiny_design.to_dict(), {"doses": [1e4], "simulation": {"probe": probe}})
     )
@@ -215,10 +221,21 @@ def test_the_report_states_a_model_probes_parameters(tiny_design, tmp_path):
         tmp_path / "f",
         tmp_path / "g",
     )
-    markdown = (tmp_path / "g" / "report.md").read_text()
+    return (tmp_path / "g" / "report.md").read_text()
+
+
+def test_the_report_states_a_model_probes_parameters(tiny_design, tmp_path):
+    markdown = probe_report(tiny_design, tmp_path, {"kind": "zone_plate", "central_stop": 0.4})
     stated = "kind zone_plate, diameter_fraction 0.5, pupil_fraction 0.5, central_stop 0.4"
     assert markdown.count(stated) == 2  # the design table and the probe section
-    assert "SHA-256" not in markdown.split("## Object and probe")[1].split("##")[0]
+    section = markdown.split("## Object and probe")[1].split("##")[0]
+    assert "SHA-256" not in section and "why this probe" not in section  # not the default
+
+
+def test_the_report_says_why_the_default_probe_is_the_default(tiny_design, tmp_path):
+    markdown = probe_report(tiny_design, tmp_path, ProbeConfig().model_dump(mode="json"))
+    section = markdown.split("## Object and probe")[1].split("##")[0]
+    assert f"| why this probe | {DEFAULT_PROBE_NOTE} |" in section
 
 
 def test_a_figures_folder_linked_out_of_the_output_is_refused(tmp_path):

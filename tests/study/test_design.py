@@ -29,10 +29,18 @@ def test_full_preset_is_the_stated_design():
     # Default rule disc_overlap: the probe footprints (a disk N/2 across: D ~ 65.8 px) overlap by
     # the target at d ~ 0.238 D (dense, f = 0.7) and d ~ 0.687 D (sparse, f = 0.2).
     assert [view.rule for view in design.views] == ["disc_overlap", "disc_overlap"]
-    diameter = design.probe_diameter()
+    disk = design.model_copy(
+        update={
+            "simulation": design.simulation.model_copy(update={"probe": ProbeConfig(kind="disk")})
+        }
+    )
+    diameter = disk.probe_diameter()
     assert diameter == pytest.approx(65.8, abs=0.1)
-    assert design.spacing("dense") == pytest.approx(0.2379 * diameter, rel=1e-3)
-    assert design.spacing("sparse") == pytest.approx(0.6870 * diameter, rel=1e-3)
+    assert disk.spacing("dense") == pytest.approx(0.2379 * diameter, rel=1e-3)
+    assert disk.spacing("sparse") == pytest.approx(0.6870 * diameter, rel=1e-3)
+    # and with the design's own probe, whatever its footprint
+    own = design.probe_diameter()
+    assert design.spacing("dense") == pytest.approx(0.2379 * own, rel=1e-3)
     # The original study's rule, S = (1 - f) N, stays available.
     assert design.view("dense").model_copy(update={"rule": "patch_linear"}).spacing(
         128, diameter
@@ -282,12 +290,16 @@ def test_every_probe_model_builds_from_the_design(kind):
     assert parameters["kind"] == kind and ("diffuser" in parameters) == (kind == "diffuser")
 
 
-def test_the_default_probe_is_unchanged():
+def test_the_default_probe_is_a_defocused_zone_plate():
+    """A 50 nm outermost zone at 25 nm pixels (pupil 0.5 of Nyquist), a 30% central stop, the
+    beam N/2 across at the sample: at N = 64 and 0.1 nm, 400 um past the focus."""
     assert preset("full").simulation.probe.parameters() == {
-        "kind": "disk",
+        "kind": "zone_plate",
         "diameter_fraction": 0.5,
-        "curvature": 3.0,
+        "pupil_fraction": 0.5,
+        "central_stop": 0.3,
     }
+    assert preset("smoke").simulation.probe == ProbeConfig()
 
 
 def test_a_diffuser_multiplies_its_base_by_the_seeded_screen():

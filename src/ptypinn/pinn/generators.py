@@ -3,9 +3,11 @@
 Every generator takes (B, F·C, N, N) input features (F per pattern: the normalised amplitude and,
 with ``inputs: backprop`` or ``retrieval``, a first guess's real and imaginary parts; see
 :class:`ptypinn.pinn.model.PtychoPINN`) and returns (B, C, N, N) complex
-patches that are zero outside the central N/2 × N/2 window (the oversampling that makes phase
-retrieval well posed). They differ only in the trunk that produces the two N/2 × N/2 heads:
-an amplitude head through a sigmoid and a phase head through ``π·tanh`` (:func:`to_patches`).
+patches that are zero outside their region (the oversampling that makes phase retrieval well
+posed): by default the central N/2 × N/2 window; the model places it on the probe
+(:func:`ptypinn.pinn.model.generator_region`). They differ only in the trunk that produces the two
+N/2 × N/2 heads: an amplitude head through a sigmoid and a phase head through ``π·tanh``
+(:func:`to_patches`), resized to the region where it is larger than N/2.
 
 * ``cnn`` — the method's reference: a skip-less conv-conv-pool encoder to an 8 × 8 bottleneck
   and one conv-conv-upsample decoder per head;
@@ -52,15 +54,48 @@ def _check_size(patch_size: int) -> None:
         raise ValueError(f"N must be one of {sorted(ENCODER_LADDERS)}, got {patch_size}")
 
 
-def to_patches(
-    amplitude_logits: torch.Tensor, phase_logits: torch.Tensor, patch_size: int
+Region = tuple[int, int, int, int]
+"""A rectangle of the N × N patch grid: ``(top, left, height, width)`` px."""
+
+
+def central_region(patch_size: int) -> Region:
+    """The central N/2 × N/2 window (rows and columns ``N/4 … 3N/4 - 1``)."""
+    quarter = patch_size // 4
+    side = patch_size - 2 * quarter
+    return quarter, quarter, side, side
+
+
+def region_mask(
+    patch_size: int,
+    region: Region,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | None = None,
 ) -> torch.Tensor:
-    """Heads (B, C, N/2, N/2) → complex patches (B, C, N, N), zero outside the central window."""
+    """1 on ``region`` of the N × N grid, 0 elsewhere."""
+    top, left, height, width = region
+    mask = torch.zeros(patch_size, patch_size, dtype=dtype, device=device)
+    mask[top : top + height, left : left + width] = 1
+    return mask
+
+
+def to_patches(
+    amplitude_logits: torch.Tensor, phase_logits: torch.Tensor, patch_size: int, region: Region
+) -> torch.Tensor:
+    """Heads (B, C, h, w) → complex patches (B, C, N, N) on ``region``, zero elsewhere; heads of
+    another size than the region are resized to it (bilinear, on the logits)."""
+    top, left, height, width = region
+    if amplitude_logits.shape[-2:] != (height, width):
+        amplitude_logits, phase_logits = (
+            nn.functional.interpolate(
+                logits.float(), size=(height, width), mode="bilinear", align_corners=False
+            )
+            for logits in (amplitude_logits, phase_logits)
+        )
     patch = torch.polar(
         torch.sigmoid(amplitude_logits.float()), math.pi * torch.tanh(phase_logits.float())
     )
-    pad = patch_size // 4
-    return nn.functional.pad(patch, (pad, pad, pad, pad)).contiguous()
+    pads = (left, patch_size - left - width, top, patch_size - top - height)
+    return nn.functional.pad(patch, pads).contiguous()
 
 
 class _Generator(nn.Module):
@@ -73,6 +108,17 @@ class _Generator(nn.Module):
         super().__init__()
         _check_size(patch_size)
         self.patch_size = patch_size
+        self.region = central_region(patch_size)  # where the patches live (see place)
+
+    def place(self, region: Region) -> None:
+        """Predict the patches on ``region`` (inside the N × N grid, at least one pixel)."""
+        top, left, height, width = region
+        if not (
+            0 <= top < top + height <= self.patch_size
+            and 0 <= left < left + width <= self.patch_size
+        ):
+            raise ValueError(f"region {region} is not inside the {self.patch_size}-px patch")
+        self.region = region
 
     def _finish(self) -> None:
         for module in self.modules():
@@ -84,8 +130,8 @@ class _Generator(nn.Module):
         self.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
     def start_at_identity(self) -> None:
-        """Zero the last convolution of both heads: every patch starts as 0.5 · e^0 on the
-        window, whatever the input (the neutral correction of ``training.correction``)."""
+        """Zero the last convolution of both heads: every patch starts as 0.5 · e^0 on its
+        region, whatever the input (the neutral correction of ``training.correction``)."""
         for head in (self.amplitude, self.phase):
             last = head if isinstance(head, nn.Conv2d) else list(head.children())[-1]
             assert isinstance(last, nn.Conv2d) and last.bias is not None  # every head ends so
@@ -96,9 +142,10 @@ class _Generator(nn.Module):
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, N, N) normalised amplitudes → (B, C, N, N) complex patches, zero off-centre."""
+        """(B, C, N, N) normalised amplitudes → (B, C, N, N) complex patches, zero off the
+        region."""
         amplitude, phase = self.heads(x.contiguous(memory_format=torch.channels_last))
-        return to_patches(amplitude, phase, self.patch_size)
+        return to_patches(amplitude, phase, self.patch_size, self.region)
 
 
 def _decoder(ladder: tuple[int, ...], in_channels: int, width: int) -> nn.Sequential:

@@ -4,7 +4,9 @@ Shapes (channels first): diffraction ``X`` (B, C, N, N) normalised amplitudes, g
 ``d`` (B, C, 2) = member position − group centroid as (x, y) pixels, probe ``P`` (N, N) complex.
 
 * a generator (:mod:`ptypinn.pinn.generators`) maps C diffraction amplitudes to C complex
-  object patches, predicted on the central N/2 × N/2 window and zero outside it.
+  object patches, predicted on its region (:func:`generator_region`: an N/2 × N/2 window centred
+  on the probe, grown to hold the probe's footprint where the patches are the generator's alone)
+  and zero outside it.
 * :func:`merge_patches` / :func:`overlap_constraint` are the real-space overlap constraint for
   gridsize ≥ 2: each sample's C patches are laid on one canvas at their true offsets, averaged
   where they overlap (co-masked weights, per sample, never across the batch) and re-extracted.
@@ -24,11 +26,12 @@ Shapes (channels first): diffraction ``X`` (B, C, N, N) normalised amplitudes, g
   it predicts; where the probe's footprint reaches beyond that window the retrieval passes as it
   is.
 * The retrieval's support is the probe's footprint
-  (:func:`ptypinn.physics.retrieval.retrieval_support`), centred on the probe. The generator
-  predicts the central N/2 × N/2 window (:func:`centre_mask`), whose centre lies half a pixel
-  from any pixel-centred probe's; a model whose patches are the generator's alone lives on that
-  window, a correcting or unrolled model on the footprint (:attr:`PtychoPINN.output_support`):
-  the overlap constraint and the stitching weigh each patch by where it lives.
+  (:func:`ptypinn.physics.retrieval.retrieval_support`, ``|P|²`` at least 1% of its peak),
+  centred on the probe. A model whose patches are the generator's alone lives on the generator's
+  region, which holds that whole footprint (no pixel of the light is cut, whatever the probe's
+  size or place); a correcting or unrolled model lives on the footprint itself
+  (:attr:`PtychoPINN.output_support`), its generator on an N/2 × N/2 window centred on the probe.
+  The overlap constraint and the stitching weigh each patch by where it lives.
 * For gridsize ≥ 2 the generator is one single-pattern generator run on every member
   (``group_generator="shared"``), so the members are coupled only by the overlap constraint, or it
   sees a group's C patterns as channels (``"channels"``, the method's reference and the only
@@ -53,17 +56,36 @@ from ptypinn.physics.retrieval import (
     retrieve_patches,
 )
 from ptypinn.pinn.config import GROUP_GENERATORS, INPUT_FEATURES, RETRIEVAL_INPUTS
-from ptypinn.pinn.generators import PatchRefiner, build_generator
+from ptypinn.pinn.generators import (
+    PatchRefiner,
+    Region,
+    build_generator,
+    central_region,
+    region_mask,
+)
 
 
-def centre_mask(
-    patch_size: int, dtype: torch.dtype = torch.float32, device: torch.device | None = None
-) -> torch.Tensor:
-    """1 on the central N/2 × N/2 window the generator predicts, 0 elsewhere."""
-    mask = torch.zeros(patch_size, patch_size, dtype=dtype, device=device)
-    quarter = patch_size // 4
-    mask[quarter : patch_size - quarter, quarter : patch_size - quarter] = 1
-    return mask
+def generator_region(probe: torch.Tensor, cover_footprint: bool) -> Region:
+    """Where the generator predicts, for ``probe`` (N, N): the N/2 × N/2 window centred on the
+    probe's ``|P|²``-weighted centroid (rounded; kept inside the grid, so a probe centred on
+    pixel N/2 gets the central window), grown with ``cover_footprint`` to the bounding box of the
+    probe's footprint (:func:`ptypinn.physics.retrieval.retrieval_support`), so that a model whose
+    patches are the generator's alone cuts none of the light."""
+    n = probe.shape[-1]
+    power = probe.detach().cpu().abs().double().square()
+    index = torch.arange(n, dtype=torch.float64)
+    total = power.sum()
+    centre = [round(float((power.sum(dim) * index).sum() / total)) for dim in (1, 0)]
+    _, _, side, _ = central_region(n)
+    start = [min(max(c - side // 2, 0), n - side) for c in centre]
+    end = [s + side for s in start]
+    if cover_footprint:
+        support = retrieval_support(probe) > 0
+        for axis, covered in enumerate((support.any(1), support.any(0))):
+            inside = torch.nonzero(covered).flatten()
+            start[axis] = min(start[axis], int(inside[0]))
+            end[axis] = max(end[axis], int(inside[-1]) + 1)
+    return start[0], start[1], end[0] - start[0], end[1] - start[1]
 
 
 def overlap_constraint(
@@ -118,7 +140,7 @@ class PtychoPINN(nn.Module):
     probe: torch.Tensor  # buffers (registered in __init__)
     input_scale: torch.Tensor
     support: torch.Tensor
-    window: torch.Tensor
+    window: torch.Tensor  # the generator's region
     output_support: torch.Tensor
 
     def __init__(
@@ -162,6 +184,9 @@ class PtychoPINN(nn.Module):
         channels = 1 if self.shared else gridsize**2
         features = channels * (1 if inputs == "amplitude" else 3)
         self.generator = build_generator(generator, patch_size, channels, width, features)
+        # the generator's patches alone must hold the light; a correction or steps fill the rest
+        alone = not correction and not unrolled_steps
+        self.generator.place(generator_region(probe, cover_footprint=alone))
         if correction:
             self.generator.start_at_identity()
         if unrolled_steps < 0:
@@ -171,8 +196,9 @@ class PtychoPINN(nn.Module):
         self.register_buffer("input_scale", torch.tensor(float(input_scale)))
         # derived from the probe, so not saved with the weights
         self.register_buffer("support", retrieval_support(probe), persistent=False)
-        self.register_buffer("window", centre_mask(patch_size), persistent=False)
-        output = self.support if correction or unrolled_steps else self.window
+        window = region_mask(patch_size, self.generator.region)
+        self.register_buffer("window", window, persistent=False)
+        output = self.window if alone else self.support
         self.register_buffer("output_support", output.clone(), persistent=False)
         self.log_scale = nn.Parameter(
             torch.tensor(math.log(intensity_scale)), requires_grad=trainable_scale

@@ -48,7 +48,7 @@ from ptypinn.io.sources import read_probe
 from ptypinn.physics.forward import far_field, mean_counts
 from ptypinn.physics.scan import probe_footprint
 from ptypinn.pinn.config import RETRIEVAL_INPUTS, ModelSpec
-from ptypinn.study.design import StudyDesign
+from ptypinn.study.design import DEFAULT_PROBE_NOTE, ProbeConfig, StudyDesign
 from ptypinn.study.infer import method_keys
 from ptypinn.study.layout import (
     COMPARISON_MANIFEST,
@@ -520,6 +520,8 @@ def _probe_section(phase_c_root: Path, test_file: Path, size: int, figures: Path
             f"({mask.mean():.1%} of the {size}x{size} window)",
         },
     ]
+    if parameters == ProbeConfig().parameters():
+        rows.append({"item": "why this probe", "value": DEFAULT_PROBE_NOTE})
     rows = [row for row in rows if row["value"] is not None]
     amplitude = far_field(torch.from_numpy(probe)).numpy()
     kind = parameters.get("kind", "probe") if isinstance(parameters, dict) else "probe"
