@@ -22,8 +22,6 @@ given no object guess, is ``skipped``. Jobs run through :func:`ptypinn.study.job
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -38,7 +36,7 @@ from ptypinn.pinn.inference import PtychoPINNOptions, PtychoPINNReconstructor
 from ptypinn.pinn.model import input_alone
 from ptypinn.pinn.train import BUNDLE_NAME, load_bundle
 from ptypinn.study.design import StudyDesign
-from ptypinn.study.jobs import run_matrix
+from ptypinn.study.jobs import content_key, run_matrix
 from ptypinn.study.layout import (
     INFERENCE_MANIFEST,
     TRAINING_MANIFEST,
@@ -149,7 +147,7 @@ class InferenceJob:
             "refine_steps": self.refine_steps,
             "engine": None if self.engine is None else self.engine.model_dump(mode="json"),
         }
-        return hashlib.sha256(json.dumps(science, sort_keys=True).encode()).hexdigest()
+        return content_key(science)
 
     def result(self, status: Status, error: str | None = None) -> InferenceRecord:
         return InferenceRecord(

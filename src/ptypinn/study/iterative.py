@@ -21,8 +21,6 @@ threads) run at once, each in its own process.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
 import time
@@ -40,7 +38,7 @@ from ptypinn.io.progress import progress_bar
 from ptypinn.io.reconstruction import ReconstructionInput
 from ptypinn.physics.finite import require_finite
 from ptypinn.study.design import DesignError, StudyDesign, check_views
-from ptypinn.study.jobs import run_matrix
+from ptypinn.study.jobs import content_key, run_matrix
 from ptypinn.study.layout import RECONSTRUCTION_MANIFEST, SPLITS, dose_label, job_folder
 from ptypinn.study.matrix import collect_datasets, missing_view, phase_c_entries, select
 from ptypinn.study.outputs import save_reconstruction
@@ -92,7 +90,7 @@ class IterativeJob:
             "options": self.options.model_dump(mode="json"),
             "dataset_sha256": self.dataset_sha256,
         }
-        return hashlib.sha256(json.dumps(science, sort_keys=True).encode()).hexdigest()
+        return content_key(science)
 
     def record(self, status: Status, error: str | None = None) -> ReconstructionRecord:
         return ReconstructionRecord(

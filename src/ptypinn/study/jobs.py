@@ -18,6 +18,8 @@ A job's result never depends on where it ran.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import multiprocessing
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
@@ -26,6 +28,12 @@ from typing import Protocol, TypeVar
 
 from ptypinn.io.progress import progress_bar
 from ptypinn.study.records import JobRecord
+
+
+def content_key(science: Mapping[str, object]) -> str:
+    """A job's key: SHA-256 of what decides its result (``science``, JSON values), as sorted
+    JSON, so equal science gives equal keys whatever the order of its fields."""
+    return hashlib.sha256(json.dumps(science, sort_keys=True).encode()).hexdigest()
 
 
 class Job(Protocol):

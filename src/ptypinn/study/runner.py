@@ -21,8 +21,6 @@ Independent training jobs can be sent to a Dask cluster (``executor``); see docs
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -44,6 +42,7 @@ from ptypinn.io.artifacts import (
 from ptypinn.io.lock import folder_lock
 from ptypinn.pinn.runtime import TrainerOptions
 from ptypinn.study.design import StudyDesign
+from ptypinn.study.jobs import content_key
 from ptypinn.study.layout import (
     COMPARISON_MANIFEST,
     INFERENCE_MANIFEST,
@@ -239,8 +238,7 @@ def step_key(step: Step, design: StudyDesign, root: Path) -> str:
         content["files"] = {
             role: sha256_file(path) for role, path in design.simulation.input_files().items()
         }
-    payload = json.dumps(content, sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()
+    return content_key(content)
 
 
 def _read_state(root: Path, strict: bool) -> dict:

@@ -21,8 +21,6 @@ The design decides the jobs: one per dataset, gridsize (:func:`training_gridsize
 
 from __future__ import annotations
 
-import hashlib
-import json
 import shlex
 import traceback
 from collections.abc import Callable, Mapping, Sequence
@@ -38,7 +36,7 @@ from ptypinn.pinn.config import Method, TrainingConfig
 from ptypinn.pinn.runtime import TrainerOptions
 from ptypinn.pinn.train import JOB_OUTPUTS, JobSpec, train_model
 from ptypinn.study.design import DesignError, StudyDesign
-from ptypinn.study.jobs import run_matrix
+from ptypinn.study.jobs import content_key, run_matrix
 from ptypinn.study.layout import (
     SKIP_SUMMARY,
     TRAINING_MANIFEST,
@@ -122,7 +120,7 @@ class JobConfig:
             "training": self.training.model_dump(mode="json"),
             "train_sha256": self.job.train_sha256,
         }
-        return hashlib.sha256(json.dumps(science, sort_keys=True).encode()).hexdigest()
+        return content_key(science)
 
     def to_dict(self) -> dict[str, object]:
         """Plain JSON values (the dry-run preview)."""
