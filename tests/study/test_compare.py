@@ -186,18 +186,7 @@ def test_the_report_shows_the_users_probe_its_file_sha256_and_footprint(tiny_des
     design = with_inputs(
         tiny_design.model_copy(update={"doses": (1e4,)}), None, tmp_path / "probe.npz"
     )
-    run_simulation(design, tmp_path / "c")
-    fake_iterative(tmp_path / "f", split_path(tmp_path / "c", 1e4, "test"))
-    run_comparison(
-        design,
-        tmp_path / "c",
-        tmp_path / "d",
-        tmp_path / "e",
-        tmp_path / "i",
-        tmp_path / "f",
-        tmp_path / "g",
-    )
-    markdown = (tmp_path / "g" / "report.md").read_text()
+    markdown = report_of(design, tmp_path)
     assert "## Object and probe" in markdown
     assert sha256_file(tmp_path / "probe.npz") in markdown and "kind file" in markdown
     diameter = 2 * np.sqrt(np.count_nonzero(probe) / np.pi)
@@ -210,6 +199,11 @@ def probe_report(tiny_design, tmp_path, probe: dict) -> str:
     design = make_design(
         merged(tiny_design.to_dict(), {"doses": [1e4], "simulation": {"probe": probe}})
     )
+    return report_of(design, tmp_path)
+
+
+def report_of(design, tmp_path) -> str:
+    """The report of a study on ``design`` at dose 1e4 (simulated, fake engines, no training)."""
     run_simulation(design, tmp_path / "c")
     fake_iterative(tmp_path / "f", split_path(tmp_path / "c", 1e4, "test"))
     run_comparison(
