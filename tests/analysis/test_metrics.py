@@ -82,6 +82,14 @@ def test_alignment_never_wraps_content_around(region):
     assert np.allclose(moved[:, 123:], 5.0, atol=1e-9)
 
 
+@pytest.mark.parametrize("shift", [(3.0, 0.0), (-2.0, 5.0), (0.0, -7.0)])
+def test_whole_pixel_moves_read_from_the_extension_equal_the_fourier_move(truth, shift):
+    """A whole-pixel shift skips the transform; it must be the Fourier shift of the mirror
+    extension (here a shift a hair off the integer, which takes the Fourier path)."""
+    nudged = (shift[0] + 1e-9, shift[1] - 1e-9)
+    assert np.allclose(metrics.translate(truth, shift), metrics.translate(truth, nudged), atol=1e-6)
+
+
 def unrelated_reconstructions() -> dict[str, np.ndarray]:
     rng = np.random.default_rng(9)
     return {

@@ -19,6 +19,7 @@ the first rings, a PSNR of identical images) is
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -41,6 +42,7 @@ FRC_MIN_SIDE = 16  # px: fewer than 8 rings cannot locate a cut-off
 FRC_MIN_RINGS = 3  # a crossing within the first rings is no measurement (see _first_crossing)
 CROP_MARGIN = 8  # px around the region kept when aligning, beyond the shift bound
 MAX_FIT_EVALUATIONS = 30  # a matching reconstruction converges in about ten
+FFT_WORKERS = os.cpu_count() or 1  # scoring runs alone: every core transforms
 
 
 class Unmeasurable(ValueError):
@@ -185,15 +187,18 @@ def _mover(image: np.ndarray) -> Callable[[Sequence[float] | np.ndarray], np.nda
     """
     image = np.asarray(image, dtype=np.complex128)
     height, width = image.shape
-    spectrum = fft.fft2(np.pad(image, ((0, height), (0, width)), mode="symmetric"))
+    extension = np.pad(image, ((0, height), (0, width)), mode="symmetric")
+    spectrum = fft.fft2(extension, workers=FFT_WORKERS)
     fy, fx = fft.fftfreq(2 * height), fft.fftfreq(2 * width)
 
     def move(shift: Sequence[float] | np.ndarray) -> np.ndarray:
-        phase = (
-            np.exp(-2j * np.pi * fy * shift[1])[:, None]
-            * np.exp(-2j * np.pi * fx * shift[0])[None, :]
-        )
-        return fft.ifft2(spectrum * phase)[:height, :width]
+        dx, dy = float(shift[0]), float(shift[1])
+        if dx.is_integer() and dy.is_integer():  # the same result, read from the extension
+            rows = (np.arange(height) - int(dy)) % (2 * height)
+            cols = (np.arange(width) - int(dx)) % (2 * width)
+            return extension[np.ix_(rows, cols)]
+        phase = np.exp(-2j * np.pi * fy * dy)[:, None] * np.exp(-2j * np.pi * fx * dx)[None, :]
+        return fft.ifft2(spectrum * phase, workers=FFT_WORKERS)[:height, :width]
 
     return move
 
