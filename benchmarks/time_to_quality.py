@@ -11,7 +11,9 @@ dose 1e4 (phase C's baseline, phase D's views) and the PtychoPINN bundle trained
   reconstruction, ``ptypinn.io.reconstruction.starting_object``; never from the ground truth),
   keeping its object at ``--checkpoints`` outside its clock (``EngineOptions.checkpoints``); a
   warm run's seconds include the network's.
-* Every object is scored by the study's scorer (``view_data.test_scores``) after the runs.
+* Every object is scored after the runs as the study scores them (``quality_curve``: one
+  alignment per run), and also with its own full alignment (``view_data.test_scores``);
+  ``largest_alignment_difference`` is the largest gap between the two.
 
 Derived for each engine: ``cold_final`` (its score after all iterations) and ``cold_seconds``;
 ``warm_seconds_to_cold_final`` (the first warm checkpoint at least as good, network included) and
@@ -35,12 +37,15 @@ from pathlib import Path
 
 from report import emit, environment
 
+from ptypinn.analysis.quality_time import first_at, seconds_to
 from ptypinn.engines.api import ENGINE_OPTIONS, ENGINES
 from ptypinn.engines.registry import iterative_reconstructor
 from ptypinn.io.dataset import load_dataset
 from ptypinn.io.reconstruction import ReconstructionInput, starting_object
-from ptypinn.pinn.inference import PtychoPINNReconstructor
+from ptypinn.pinn.inference import PtychoPINNOptions, PtychoPINNReconstructor
+from ptypinn.study.design import MetricsConfig
 from ptypinn.study.layout import split_path, training_folder
+from ptypinn.study.scoring import quality_curve
 
 from view_data import test_scores
 
@@ -49,31 +54,22 @@ VIEWS = {"baseline": 1, "dense": 2}  # view: the gridsize the study trains on it
 
 
 def curve(rec, test, offset: float = 0.0) -> list[dict]:
-    """Score every snapshot of ``rec``: (iteration, seconds + ``offset``, phase SSIM)."""
+    """Every snapshot of ``rec`` scored as the study scores them (one alignment per run,
+    ``quality_curve``): (iteration, seconds + ``offset``, phase SSIM), and beside it the phase
+    SSIM with the snapshot's own full alignment (``phase_ssim_own_alignment``), which checks the
+    study's shortcut."""
+    points = quality_curve(rec.snapshots, test, MetricsConfig(), offset)
     return [
         {
-            "iteration": snapshot.iteration,
-            "seconds": round(snapshot.wall_time_s + offset, 2),
-            "phase_ssim": test_scores(snapshot.obj, test)["phase_ssim"],
+            "iteration": point.iteration,
+            "seconds": round(point.seconds, 2),
+            "phase_ssim": point.phase_ssim,
+            "phase_ssim_own_alignment": test_scores(snapshot.obj, test)["phase_ssim"],
         }
-        for snapshot in rec.snapshots
+        for point, snapshot in zip(
+            points, sorted(rec.snapshots, key=lambda s: s.iteration), strict=True
+        )
     ]
-
-
-def seconds_to(points: list[dict], quality: float) -> float | None:
-    """When a curve first reaches ``quality``, linear between its points; None if never."""
-    for before, after in zip(points, points[1:], strict=False):
-        if after["phase_ssim"] >= quality:
-            if before["phase_ssim"] >= quality:
-                return before["seconds"]
-            share = (quality - before["phase_ssim"]) / (after["phase_ssim"] - before["phase_ssim"])
-            return before["seconds"] + share * (after["seconds"] - before["seconds"])
-    return None
-
-
-def first_at(points: list[dict], quality: float) -> float | None:
-    """The seconds of the first checkpoint at least ``quality`` good; None if none is."""
-    return next((p["seconds"] for p in points if p["phase_ssim"] >= quality), None)
 
 
 def view_result(study: Path, view: str, gridsize: int, args: argparse.Namespace) -> dict:
@@ -82,7 +78,8 @@ def view_result(study: Path, view: str, gridsize: int, args: argparse.Namespace)
     test = load_dataset(split_path(root, DOSE, "test", folder))
     inp = ReconstructionInput.from_dataset(test)
     bundle = training_folder(study / "phase_e", DOSE, view, gridsize) / "model.pt"
-    pinn = PtychoPINNReconstructor.from_bundle(bundle).reconstruct(inp)
+    options = PtychoPINNOptions(threads=args.threads)
+    pinn = PtychoPINNReconstructor.from_bundle(bundle, options).reconstruct(inp)
     pinn_score = test_scores(pinn.obj, test)["phase_ssim"]
     result: dict = {
         "patterns": test.count,
@@ -95,7 +92,9 @@ def view_result(study: Path, view: str, gridsize: int, args: argparse.Namespace)
     }
     warm_input = dataclasses.replace(inp, initial_object=starting_object(pinn))
     for engine in ENGINES:
-        options = ENGINE_OPTIONS[engine](iterations=args.iterations, checkpoints=args.checkpoints)
+        options = ENGINE_OPTIONS[engine](
+            iterations=args.iterations, checkpoints=args.checkpoints, threads=args.threads
+        )
         runs = {}
         for start, data, offset in (("cold", inp, 0.0), ("warm", warm_input, pinn.wall_time_s)):
             rec = iterative_reconstructor(engine, options).reconstruct(data)
@@ -125,6 +124,9 @@ def main() -> None:
     parser.add_argument("--views", default=",".join(VIEWS))
     parser.add_argument("--iterations", type=int, default=30)
     parser.add_argument("--checkpoints", default="0,1,2,5,10,20,30")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads of every method (as in the study)"
+    )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     args.checkpoints = tuple(int(c) for c in args.checkpoints.split(","))
@@ -137,10 +139,19 @@ def main() -> None:
         "dose": DOSE,
         "iterations": args.iterations,
         "checkpoints": list(args.checkpoints),
+        "threads": args.threads,
         "views": {},
     }
     for view in args.views.split(","):
         result["views"][view] = view_result(args.study, view, VIEWS[view], args)
+    result["largest_alignment_difference"] = max(
+        abs(p["phase_ssim"] - p["phase_ssim_own_alignment"])
+        for view in result["views"].values()
+        for engine in ENGINES
+        for start in ("cold", "warm")
+        for p in view[engine][start]
+        if p["phase_ssim"] is not None and p["phase_ssim_own_alignment"] is not None
+    )
     result["wall_seconds"] = round(time.perf_counter() - started, 1)
     result["load_average"] = [round(value, 2) for value in os.getloadavg()]
     emit({**result, **environment()}, args.json)

@@ -252,15 +252,20 @@ def test_unknown_preset():
 def test_iterative_engines_take_their_options_from_the_engines():
     design = preset("full")
     assert design.iterative.engines == ("cdtools", "ptychi")
-    assert design.iterative.options("cdtools") == CDToolsOptions()
-    assert design.iterative.options("ptychi") == PtychiOptions()
+    # each engine's own defaults, keeping its object at the design's checkpoints and its last
+    kept = (0, 1, 2, 5, 10, 20, 100)
+    assert design.iterative.options("cdtools") == CDToolsOptions(checkpoints=kept)
+    assert design.iterative.options("ptychi") == PtychiOptions(checkpoints=kept)
     smoke = preset("smoke").iterative
     assert smoke.options("cdtools").iterations == smoke.options("ptychi").iterations == 30
+    assert smoke.options("cdtools").checkpoints == (0, 1, 2, 5, 10, 20, 30)
     narrowed = with_iterative(design, ["ptychi"], 7).iterative
     assert narrowed.engines == ("ptychi",)
-    assert narrowed.options("ptychi") == PtychiOptions(iterations=7)
+    assert narrowed.options("ptychi") == PtychiOptions(iterations=7, checkpoints=(0, 1, 2, 5, 7))
     assert narrowed.options("cdtools").iterations == 7
     assert with_iterative(design) == design
+    with pytest.raises(DesignError, match="checkpoints are iterations"):
+        make_design({"iterative": {"checkpoints": [-1, 5]}})
 
 
 def test_the_engine_name_type_spells_every_engine():
@@ -382,4 +387,5 @@ def test_every_engine_the_design_accepts_is_registered_with_its_options():
     fields = IterativeConfig.model_fields
     for name, options in ENGINE_OPTIONS.items():
         assert fields[name].annotation is options
-        assert IterativeConfig().options(name) == options()
+        defaults = options()
+        assert IterativeConfig().options(name).model_copy(update={"checkpoints": ()}) == defaults

@@ -8,10 +8,11 @@ from ptypinn.io.artifacts import write_npz
 from ptypinn.io.dataset import metadata_entry, save_dataset
 from ptypinn.io.hdf5 import FormatError
 from ptypinn.io.product import product_from_arrays, write_product
+from ptypinn.io.reconstruction import Snapshot
 from ptypinn.physics.geometry import dataset_geometry
 from ptypinn.study.compare import scored_region
 from ptypinn.study.design import MetricsConfig
-from ptypinn.study.scoring import on_truth_grid, score_file
+from ptypinn.study.scoring import on_truth_grid, quality_curve, score_file, score_object
 
 
 def reconstruction_arrays(dataset, obj):
@@ -76,3 +77,28 @@ def test_an_npz_and_its_product_score_the_same(small_dataset, tmp_path):
     assert results[0]["scores"]["phase"]["ssim"] == pytest.approx(
         results[1]["scores"]["phase"]["ssim"], abs=1e-6
     )
+
+
+def test_a_runs_curve_scores_its_final_object_as_the_scorer_does_and_adds_the_offset(
+    small_dataset,
+):
+    """One alignment per run: the final object's point equals the full score; an earlier object
+    off by a constant complex factor (what the alignment's gain removes) scores the same; a flat
+    start scores far lower; seconds carry the offset, in iteration order."""
+    truth = small_dataset
+    rng = np.random.default_rng(3)
+    final = truth.obj * np.exp(1j * 0.05 * rng.normal(size=truth.obj.shape))
+    metrics = MetricsConfig()
+    snapshots = [
+        Snapshot(5, 2.0, (0.5 - 0.3j) * final),
+        Snapshot(0, 0.0, np.ones_like(final)),
+        Snapshot(9, 3.5, final),
+    ]
+    curve = quality_curve(snapshots, truth, metrics, offset=10.0)
+    assert [p.iteration for p in curve] == [0, 5, 9]
+    assert [p.seconds for p in curve] == [10.0, 12.0, 13.5]
+    full = score_object(final, truth, metrics)["scores"]["phase"]["ssim"]
+    assert curve[2].phase_ssim == pytest.approx(full, abs=1e-12)
+    assert curve[1].phase_ssim == pytest.approx(full, abs=1e-9)
+    assert curve[0].phase_ssim < full - 0.5
+    assert quality_curve([], truth, metrics) == []

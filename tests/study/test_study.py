@@ -12,10 +12,11 @@ from rich.console import Console
 from ptypinn.io.artifacts import sha256_file
 from ptypinn.io.dataset import load_dataset
 from ptypinn.io.reconstruction import read_reconstruction, starting_object
+from ptypinn.study.compare import TIME_TO_QUALITY_FILE
 from ptypinn.study.design import make_design, with_inputs, with_iterative
 from ptypinn.study.infer import warm_started
-from ptypinn.study.layout import INFERENCE_MANIFEST, TRAINING_MANIFEST
-from ptypinn.study.records import InferenceManifest, read_manifest
+from ptypinn.study.layout import INFERENCE_MANIFEST, RECONSTRUCTION_MANIFEST, TRAINING_MANIFEST
+from ptypinn.study.records import InferenceManifest, ReconstructionManifest, read_manifest
 from ptypinn.study.runner import STATE_FILE, report_path, run_study
 
 
@@ -365,3 +366,24 @@ def test_a_warm_started_engine_starts_from_the_pinn_reconstruction_never_the_tru
     np.testing.assert_allclose(clean.snapshots[0].obj, starting_object(start), rtol=0, atol=1e-6)
     written = read_reconstruction(tmp_path / "inference" / warm.files["reconstruction"].path)
     np.testing.assert_allclose(written.obj, clean.obj, rtol=0, atol=1e-6)
+
+    # Time to quality: both runs record the design's checkpoints within their 2 iterations, in
+    # increasing seconds (the warm one's counted from the network's start), and the cold curve's
+    # last point is phase G's score of that reconstruction.
+    cold = read_manifest(ReconstructionManifest, tmp_path / "phase_f" / RECONSTRUCTION_MANIFEST)
+    (cdtools,) = [job for job in cold.jobs if job.view == "baseline" and job.split == "test"]
+    for curve in (cdtools.curve, warm.curve):
+        assert [point.iteration for point in curve] == [0, 1, 2]
+        assert all(a.seconds < b.seconds for a, b in zip(curve, curve[1:], strict=False))
+    assert warm.curve[-1].seconds == pytest.approx(warm.wall_time_s, abs=0.5)
+    aggregate = json.loads((tmp_path / "phase_g" / "aggregate.json").read_text())
+    (scored,) = [
+        row for row in aggregate["phase"] if (row["view"], row["method"]) == ("baseline", "CDTools")
+    ]
+    assert cdtools.curve[-1].phase_ssim == pytest.approx(scored["ssim"], abs=1e-9)
+    quality = json.loads((tmp_path / "phase_g" / TIME_TO_QUALITY_FILE).read_text())
+    assert {row["method"] for row in quality["warm"]} == {
+        "CDTools from PtychoPINN gs1",
+        "CDTools from PtychoPINN gs2",
+    }
+    assert "Time to quality" in report_path(tmp_path).read_text()

@@ -229,6 +229,48 @@ def frc_curves(curves: Sequence[dict], dose: float, view: str, path: str | os.Pa
     return _save(figure, Path(path))
 
 
+def quality_vs_time(
+    curves: Sequence[dict], points: Sequence[dict], title: str, path: str | os.PathLike
+) -> Path:
+    """Phase SSIM against wall seconds (log axis): a line per engine run (``curves`` items:
+    ``{method, points: [{seconds, phase_ssim}]}``; a warm start dashed) and a marker per
+    single-pass method (``points`` items: ``{method, seconds, phase_ssim}``). Points at 0 s (a
+    cold start's flat object) and unmeasured ones are not drawn."""
+    figure, ax = plt.subplots(figsize=(6, 3.8), layout="constrained")
+    for index, curve in enumerate(curves):
+        drawn = [
+            (p["seconds"], p["phase_ssim"])
+            for p in curve["points"]
+            if p["seconds"] > 0 and p["phase_ssim"] is not None
+        ]
+        if drawn:
+            seconds, quality = zip(*drawn, strict=True)
+            ax.plot(
+                seconds,
+                quality,
+                marker=".",
+                linestyle="--" if curve.get("warm") else "-",
+                color=f"C{index}",
+                label=curve["method"],
+            )
+    for index, point in enumerate(points, start=len(curves)):
+        if point["seconds"] > 0 and point["phase_ssim"] is not None:
+            ax.plot(
+                point["seconds"],
+                point["phase_ssim"],
+                marker=MARKERS[index % len(MARKERS)],
+                linestyle="",
+                color=f"C{index % 10}",
+                label=point["method"],
+            )
+    ax.set_xscale("log")
+    ax.set_xlabel("wall seconds")
+    ax.set_ylabel("phase SSIM")
+    figure.legend(fontsize=6, loc="outside right upper")
+    ax.set_title(title, fontsize=9)
+    return _save(figure, Path(path))
+
+
 def _legend_mark(marker: str, colour: str, filled: bool, label: str) -> Line2D:
     face = colour if filled else "none"
     return Line2D(

@@ -76,6 +76,9 @@ class PtychoPINNOptions(BaseModel):
         description="the generator's arithmetic: auto is the bundle's training precision where "
         "the hardware computes it natively, else fp32 (the physics is always fp32)",
     )
+    threads: int | None = Field(
+        None, ge=1, description="torch intra-op threads (None: as set for the process)"
+    )
 
 
 def autocast(model: PtychoPINN, bundle: dict, precision: str) -> torch.autocast:
@@ -292,29 +295,34 @@ class PtychoPINNReconstructor:
         """Refine a copy of the network if ``refine_steps`` (``advance`` is told about each
         step), then predict every patch and stitch them on the input's object grid."""
         model, bundle, options = self.model, self.bundle, self.options
-        start = time.perf_counter()
-        history: list[float] = []
-        if options.refine_steps:
-            model = copy.deepcopy(model)
-            history = refine(model, bundle, inp, options, advance)
-        with autocast(model, bundle, options.precision):
-            patches, owners = predict_patches(
-                model,
-                inp.diffraction,
-                inp.positions_px,
-                bundle["neighbor_count"],
-                bundle["grouping_seed"],
-                options.batch_size,
+        previous_threads = torch.get_num_threads()
+        torch.set_num_threads(options.threads or previous_threads)
+        try:
+            start = time.perf_counter()
+            history: list[float] = []
+            if options.refine_steps:
+                model = copy.deepcopy(model)
+                history = refine(model, bundle, inp, options, advance)
+            with autocast(model, bundle, options.precision):
+                patches, owners = predict_patches(
+                    model,
+                    inp.diffraction,
+                    inp.positions_px,
+                    bundle["neighbor_count"],
+                    bundle["grouping_seed"],
+                    options.batch_size,
+                )
+            obj, _ = stitch(
+                patches,
+                inp.positions_px[owners],
+                inp.object_shape,
+                stitch_weight(model),
+                synchronise=options.synchronise,
             )
-        obj, _ = stitch(
-            patches,
-            inp.positions_px[owners],
-            inp.object_shape,
-            stitch_weight(model),
-            synchronise=options.synchronise,
-        )
+            wall_time = time.perf_counter() - start
+        finally:
+            torch.set_num_threads(previous_threads)
         require_finite("the reconstructed object", obj)
-        wall_time = time.perf_counter() - start
         return Reconstruction(
             method=METHOD,
             obj=obj,

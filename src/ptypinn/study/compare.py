@@ -54,6 +54,7 @@ from ptypinn.study.layout import (
     COMPARISON_MANIFEST,
     INFERENCE_MANIFEST,
     RECONSTRUCTION_FILE,
+    RECONSTRUCTION_MANIFEST,
     SIMULATION_MANIFEST,
     TRAINING_MANIFEST,
     dose_label,
@@ -64,9 +65,11 @@ from ptypinn.study.matrix import BASELINE, collect_datasets
 from ptypinn.study.overlap import METRICS_FILE
 from ptypinn.study.records import (
     ComparisonManifest,
+    CurvePoint,
     InferenceManifest,
     InferenceRecord,
     MethodKey,
+    ReconstructionManifest,
     SimulationManifest,
     TrainingManifest,
     read_manifest,
@@ -74,6 +77,9 @@ from ptypinn.study.records import (
 )
 from ptypinn.study.scoring import SCORED_REGION_RULE, scored_region
 from ptypinn.study.simulate import PHOTONS_NOTE
+from ptypinn.study.time_to_quality import time_to_quality_section
+
+TIME_TO_QUALITY_FILE = "time_to_quality.json"  # the curves and the quality-matched rows
 
 TIMING_COLUMNS = (
     "dose",
@@ -96,6 +102,7 @@ class Scored:
     missing: list[str] = field(default_factory=list)
     regions: list[dict] = field(default_factory=list)
     photons: list[dict] = field(default_factory=list)
+    quality_curves: list[dict] = field(default_factory=list)
 
 
 def _method_source(
@@ -114,6 +121,14 @@ def inference_records(inference_root: Path) -> dict[str, InferenceRecord]:
     path = inference_root / INFERENCE_MANIFEST
     jobs = read_manifest(InferenceManifest, path).jobs if path.is_file() else []
     return {record.label: record for record in jobs}
+
+
+def engine_curves(phase_f_root: Path | None) -> dict[str, list[CurvePoint]]:
+    """Phase F's time-to-quality curves by job label (none without its manifest)."""
+    path = None if phase_f_root is None else phase_f_root / RECONSTRUCTION_MANIFEST
+    if path is None or not path.is_file():
+        return {}
+    return {job.label: job.curve for job in read_manifest(ReconstructionManifest, path).jobs}
 
 
 def _score_one(
@@ -272,10 +287,12 @@ def compare_view(
     truth = np.where(region, test.obj, np.nan)[region_box(region)]
     result.panels.append(Panel(dose, view, "ground truth", truth))
     records = inference_records(inference_root)
+    curves = engine_curves(phase_f_root)
     test_sha256 = sha256_file(test_path)
     for key in method_keys(design, view):
         source = _method_source(key, dose, view, inference_root, phase_f_root)
-        record = records.get(f"{dose_label(dose)}/{view}/test/{key.folder}")
+        label = f"{dose_label(dose)}/{view}/test/{key.folder}"
+        record = records.get(label)
         if record is not None and record.status != "ok":
             if record.status == "failed":
                 result.missing.append(f"dose {dose:g} {view}: {record.error}")
@@ -293,6 +310,18 @@ def compare_view(
             )
             continue
         _score_one(result, dose, view, key.label, rec.obj, test.obj, region, design)
+        if key.kind == "engine":
+            curve = record.curve if record is not None else curves.get(label, [])
+            result.quality_curves.append(
+                {
+                    "dose": dose,
+                    "view": view,
+                    "method": key.label,
+                    "engine": key.recipe,
+                    "warm": key.init is not None,
+                    "points": [point.model_dump() for point in curve],
+                }
+            )
         trained, model = describe(key, record, view, rec)
         result.timings.append(
             {
@@ -613,6 +642,11 @@ def run_comparison(
     columns = ("dose", "view", "method", "trained_on", "ms_ssim", "ssim", "psnr", "frc50")
     keys = {key.label: key for entry in entries for key in method_keys(design, entry.view)}
     write_json(output_root / "aggregate.json", tables)
+    quality_text, quality_figures, quality_data = time_to_quality_section(
+        result.quality_curves, result.timings, tables["phase"], keys, figures_dir
+    )
+    figures += quality_figures
+    write_json(output_root / TIME_TO_QUALITY_FILE, quality_data)
     if overlap:
         overlap_table = markdown_table(overlap_once(overlap), OVERLAP_COLUMNS)
         sections.append(("Measured overlap (phase D)", f"{OVERLAP_TEXT}\n\n{overlap_table}"))
@@ -637,6 +671,7 @@ def run_comparison(
                 ("dose", "view", "method", "ssim", "input_alone_ssim", "gain"),
             ),
         ),
+        ("Time to quality", quality_text),
         (
             "Reconstruction time",
             "Iterations 0: one forward pass (network inference); for "

@@ -291,8 +291,20 @@ class IterativeConfig(_Strict):
     splits: tuple[Literal["train", "test"], ...] = Field(
         ("test",), description="splits the study reconstructs (the comparison scores test)"
     )
+    checkpoints: tuple[int, ...] = Field(
+        (0, 1, 2, 5, 10, 20),
+        description="iterations after which every engine run (cold and warm) keeps its object, "
+        "scored for the time-to-quality curves (0: its start; the last iteration is always kept)",
+    )
     cdtools: CDToolsOptions = CDToolsOptions()
     ptychi: PtychiOptions = PtychiOptions()
+
+    @field_validator("checkpoints")
+    @classmethod
+    def _checkpoints_not_negative(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(iteration < 0 for iteration in value):
+            raise ValueError(f"checkpoints are iterations (0 or more), got {list(value)}")
+        return value
 
     @field_validator("engines")
     @classmethod
@@ -302,8 +314,13 @@ class IterativeConfig(_Strict):
         return value
 
     def options(self, engine: str) -> EngineOptions:
-        """The options of ``engine``."""
-        return getattr(self, engine)
+        """The options of ``engine``, keeping its object at the design's checkpoints (those
+        within its iterations, and its last) besides its own."""
+        options: EngineOptions = getattr(self, engine)
+        kept = {c for c in (*self.checkpoints, *options.checkpoints) if c <= options.iterations}
+        return options.model_copy(
+            update={"checkpoints": tuple(sorted(kept | {options.iterations}))}
+        )
 
 
 class StudyDesign(_Strict):

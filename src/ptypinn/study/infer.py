@@ -16,8 +16,10 @@ the network's). Each method is a :class:`~ptypinn.study.records.MethodKey`; its 
 Nothing is used on trust: a bundle must be the file the training manifest records (SHA-256) and
 must have been trained on the current training split of its view; otherwise the job fails with
 the reason (the comparison lists it). An input alone of a model never trained, or of a generator
-given no object guess, is ``skipped``. Jobs run through :func:`ptypinn.study.jobs.run_matrix`
-(one at a time: inference uses every thread), so a job whose record still matches is kept.
+given no object guess, is ``skipped``. Jobs run through :func:`ptypinn.study.jobs.run_matrix`,
+each on :data:`THREADS` torch threads and several at once (as phase F runs the engines), so a job
+whose record still matches is kept. A warm start records its time-to-quality curve (``curve``,
+:func:`ptypinn.study.scoring.quality_curve`), its seconds counted from the network's start.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from ptypinn.io.reconstruction import Reconstruction, ReconstructionInput, start
 from ptypinn.pinn.inference import PtychoPINNOptions, PtychoPINNReconstructor
 from ptypinn.pinn.model import input_alone
 from ptypinn.pinn.train import BUNDLE_NAME, load_bundle
-from ptypinn.study.design import StudyDesign
+from ptypinn.study.design import MetricsConfig, StudyDesign
 from ptypinn.study.jobs import content_key, run_matrix
 from ptypinn.study.layout import (
     INFERENCE_MANIFEST,
@@ -47,6 +49,7 @@ from ptypinn.study.layout import (
 from ptypinn.study.matrix import BASELINE, collect_datasets, trained_view, training_gridsizes
 from ptypinn.study.outputs import save_reconstruction
 from ptypinn.study.records import (
+    CurvePoint,
     FileRecord,
     InferenceManifest,
     InferenceRecord,
@@ -59,6 +62,11 @@ from ptypinn.study.records import (
     read_manifest,
     write_manifest,
 )
+from ptypinn.study.scoring import quality_curve
+
+# Torch threads per job. As for the engines (phase F), each job runs on one thread and the CPU
+# count of jobs run at once, so the seconds of every method in the report are one core's.
+THREADS = 1
 
 
 def method_keys(design: StudyDesign, view: str) -> list[MethodKey]:
@@ -98,7 +106,9 @@ class InferenceJob:
     phase_e_root: Path
     refine_steps: int
     root: Path
+    metrics: MetricsConfig
     engine: EngineOptions | None = None
+    threads: int = 1
 
     @property
     def model(self) -> MethodKey:
@@ -146,6 +156,7 @@ class InferenceJob:
             "bundle_sha256": recorded.sha256 if recorded else None,
             "refine_steps": self.refine_steps,
             "engine": None if self.engine is None else self.engine.model_dump(mode="json"),
+            "metrics": None if self.engine is None else self.metrics.model_dump(mode="json"),
         }
         return content_key(science)
 
@@ -200,12 +211,14 @@ def run_inference_job(job: InferenceJob) -> InferenceRecord:
         model = alone
     steps = job.refine_steps if job.method.refine else 0
     test = load_dataset(job.test)
-    reconstructor = PtychoPINNReconstructor(
-        model, {**meta, "path": str(job.bundle)}, PtychoPINNOptions(refine_steps=steps)
-    )
+    options = PtychoPINNOptions(refine_steps=steps, threads=job.threads)
+    reconstructor = PtychoPINNReconstructor(model, {**meta, "path": str(job.bundle)}, options)
     rec = reconstructor.reconstruct(ReconstructionInput.from_dataset(test))
+    curve: list[CurvePoint] = []
     if job.engine is not None:
+        network_seconds = rec.wall_time_s
         rec = warm_started(job.method.recipe, job.engine, rec, test, job.model.label)
+        curve = quality_curve(rec.snapshots, test, job.metrics, offset=network_seconds)
     rec = replace(
         rec,
         metadata={
@@ -222,6 +235,7 @@ def run_inference_job(job: InferenceJob) -> InferenceRecord:
         update={
             "iterations": rec.iterations,
             "wall_time_s": rec.wall_time_s,
+            "curve": curve,
             "files": {
                 "reconstruction": FileRecord.of(npz, job.root),
                 "figure": FileRecord.of(figure, job.root),
@@ -283,7 +297,9 @@ def plan_inference(
                     phase_e_root=phase_e_root,
                     refine_steps=design.training.refine_steps,
                     root=root,
+                    metrics=design.metrics,
                     engine=design.iterative.options(method.recipe) if method.init else None,
+                    threads=THREADS,
                 )
             )
     return jobs
@@ -296,9 +312,11 @@ def run_inference(
     phase_e_root: str | os.PathLike,
     root: str | os.PathLike,
     resume: bool = False,
+    workers: int | None = None,
 ) -> InferenceManifest:
     """Reconstruct every view's test split with every PtychoPINN method; returns the manifest
-    (written after every job)."""
+    (written after every job). ``workers``: jobs at once (default: the CPU count over
+    :data:`THREADS`)."""
     root = Path(root)
     plan = plan_inference(design, phase_c_root, phase_d_root, phase_e_root, root)
     for job in plan:
@@ -316,6 +334,7 @@ def run_inference(
         earlier_jobs(InferenceManifest, root / INFERENCE_MANIFEST),
         resume,
         save=save,
+        workers=(os.cpu_count() or 1) // THREADS if workers is None else workers,
         description="inference",
     )
     return manifest

@@ -14,7 +14,9 @@ run here (its library is missing or cannot be imported) fails each of its jobs w
 without stopping the other engines. A dry run plans the jobs and writes nothing. Jobs run through
 :func:`ptypinn.study.jobs.run_matrix`: a job's key is the SHA-256 of its dose, view, split,
 engine, options and input data, and an earlier record with the job's key and intact files is
-kept (always for a job the filters leave out; with ``resume`` for the chosen ones too). Each
+kept (always for a job the filters leave out; with ``resume`` for the chosen ones too). A job
+records its time-to-quality curve (``curve``: the object at the design's ``iterative.checkpoints``
+scored after the run, :func:`ptypinn.study.scoring.quality_curve`). Each
 engine runs on ``threads`` torch threads, so ``workers`` jobs (default: the CPU count over the
 threads) run at once, each in its own process.
 """
@@ -37,7 +39,7 @@ from ptypinn.io.dataset import load_dataset
 from ptypinn.io.progress import progress_bar
 from ptypinn.io.reconstruction import ReconstructionInput
 from ptypinn.physics.finite import require_finite
-from ptypinn.study.design import DesignError, StudyDesign, check_views
+from ptypinn.study.design import DesignError, MetricsConfig, StudyDesign, check_views
 from ptypinn.study.jobs import content_key, run_matrix
 from ptypinn.study.layout import RECONSTRUCTION_MANIFEST, SPLITS, dose_label, job_folder
 from ptypinn.study.matrix import collect_datasets, missing_view, phase_c_entries, select
@@ -51,6 +53,7 @@ from ptypinn.study.records import (
     earlier_jobs,
     write_manifest,
 )
+from ptypinn.study.scoring import quality_curve
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,7 @@ class IterativeJob:
     options: EngineOptions
     dataset: Path
     root: Path
+    metrics: MetricsConfig
     dataset_sha256: str = ""
 
     @property
@@ -89,6 +93,7 @@ class IterativeJob:
             "engine": self.engine,
             "options": self.options.model_dump(mode="json"),
             "dataset_sha256": self.dataset_sha256,
+            "metrics": self.metrics.model_dump(mode="json") if self.options.checkpoints else None,
         }
         return content_key(science)
 
@@ -129,6 +134,7 @@ def plan_jobs(
             options=config.options(engine),
             dataset=entry.train if split == "train" else entry.test,
             root=Path(artifact_root),
+            metrics=design.metrics,
             dataset_sha256=entry.train_sha256 if split == "train" else entry.test_sha256,
         )
         for entry in entries
@@ -185,6 +191,8 @@ def run_job(job: IterativeJob, show_progress: bool = True) -> ReconstructionReco
             "nphotons": dataset.metadata.get("nphotons"),
         }
         rec = replace(rec, metadata={**rec.metadata, **provenance})
+        if dataset.obj is not None:  # scored after the run, outside its clock
+            record.curve = quality_curve(rec.snapshots, dataset, job.metrics)
         label = f"{job.engine} ({job.split})"
         npz, figure = save_reconstruction(job.folder, rec, dataset.obj, job.dose, job.view, label)
         record = record.model_copy(

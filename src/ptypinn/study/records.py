@@ -67,6 +67,17 @@ class SkipRecord(_Record):
     reason: str
 
 
+class CurvePoint(_Record):
+    """One point of a time-to-quality curve: the object after ``iteration`` iterations,
+    ``seconds`` into the run (a warm start's include the network's), and its phase SSIM, scored
+    outside the run's clock (:func:`ptypinn.study.scoring.quality_curve`; ``None``: not
+    measurable)."""
+
+    iteration: int
+    seconds: float
+    phase_ssim: float | None
+
+
 class JobRecord(_Record):
     """What every job of a matrix records: its content key, status, files and outcome."""
 
@@ -311,6 +322,7 @@ class ReconstructionRecord(JobRecord):
     iterations: int | None = None
     reconstruction_time_s: float | None = None
     seconds_per_iteration: float | None = None
+    curve: list[CurvePoint] = []
 
     @property
     def label(self) -> str:
@@ -409,6 +421,7 @@ class InferenceRecord(JobRecord):
     bundle: str
     training_seconds: float | None = None
     iterations: int | None = None
+    curve: list[CurvePoint] = []
 
     @property
     def label(self) -> str:

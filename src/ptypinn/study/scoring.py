@@ -3,23 +3,27 @@
 The reconstruction is our reconstruction NPZ (PtychoPINN or iterative) or a ptychodus product
 (HDF5), so any tool's output is scored exactly as the study scores its own methods: on the
 truth's illuminated region (:func:`scored_region`), after the bounded
-alignment of :func:`ptypinn.analysis.metrics.align`.
+alignment of :func:`ptypinn.analysis.metrics.align`. A run's intermediate objects
+(:func:`quality_curve`) are scored the same way with one alignment per run.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 import numpy as np
 
-from ptypinn.analysis.metrics import score
+from ptypinn.analysis.metrics import align, realign, score, ssim
 from ptypinn.io.dataset import DatasetError, PtychoDataset
 from ptypinn.io.formats import FileFormat, format_of, read_file
 from ptypinn.io.hdf5 import FormatError
 from ptypinn.io.product import Product
+from ptypinn.io.reconstruction import Snapshot
 from ptypinn.physics.geometry import dataset_geometry
 from ptypinn.physics.scan import illuminated, probe_footprint
 from ptypinn.study.design import MetricsConfig
+from ptypinn.study.records import CurvePoint
 
 PIXEL_TOLERANCE = 1e-3  # relative difference of object pixel sizes treated as equal
 SCORED_REGION_RULE = (
@@ -123,3 +127,39 @@ def score_file(
     dataset = load_truth(truth, truth_format)
     scores = score_object(on_truth_grid(product, dataset), dataset, metrics)
     return {"reconstruction": str(reconstruction), "truth": str(truth), **scores}
+
+
+CURVE_RULE = (
+    "Each engine keeps its object at the design's checkpoints (iterations, outside its clock); "
+    "every kept object is scored after the run with the shift and phase ramp that aligned the "
+    "run's final object and its own complex gain (one alignment per run), so the curve's last "
+    "point is the final score."
+)
+
+
+def quality_curve(
+    snapshots: Sequence[Snapshot], truth: PtychoDataset, metrics: MetricsConfig, offset: float = 0.0
+) -> list[CurvePoint]:
+    """The time-to-quality curve of one run: each snapshot's phase SSIM on the scored region
+    (:data:`CURVE_RULE`), at its seconds plus ``offset`` (a warm start's network time)."""
+    if not snapshots:
+        return []
+    if truth.obj is None:
+        raise DatasetError("the truth has no objectGuess to score against")
+    reference = np.asarray(truth.obj, dtype=np.complex128)
+    region = scored_region(truth)
+    final = max(snapshots, key=lambda snapshot: snapshot.iteration)
+    _, alignment = align(final.obj, reference, region, metrics.max_shift_px)
+    phase = np.angle(reference)
+
+    def phase_ssim(obj: np.ndarray) -> float:
+        return ssim(np.angle(realign(obj, reference, region, alignment)), phase, region)
+
+    return [
+        CurvePoint(
+            iteration=snapshot.iteration,
+            seconds=snapshot.wall_time_s + offset,
+            phase_ssim=phase_ssim(snapshot.obj),
+        )
+        for snapshot in sorted(snapshots, key=lambda snapshot: snapshot.iteration)
+    ]
