@@ -49,6 +49,7 @@ from ptypinn.io.progress import Ticker
 from ptypinn.physics.finite import NonFiniteError
 from ptypinn.physics.forward import dose_scale, extract_patches, pattern_energies
 from ptypinn.physics.grouping import group_coordinates, make_groups
+from ptypinn.physics.symmetry import symmetry
 from ptypinn.pinn.config import ModelSpec, TrainingConfig
 from ptypinn.pinn.corpus import corpus_datasets
 from ptypinn.pinn.generators import ENCODER_LADDERS
@@ -114,28 +115,6 @@ def truth_patches(dataset: PtychoDataset) -> np.ndarray:
         )
     obj = torch.from_numpy(np.asarray(dataset.obj, dtype=np.complex64))
     return extract_patches(obj, torch.from_numpy(dataset.positions), dataset.patch_size).numpy()
-
-
-def mirror(images: torch.Tensor, axis: int) -> torch.Tensor:
-    """Reflect about pixel N/2 (index i -> -i mod N around it): for an exit wave and for its
-    centred far field alike, since a reflected wave has the reflected spectrum."""
-    return torch.roll(torch.flip(images, (axis,)), 1, axis)
-
-
-def symmetry(
-    images: torch.Tensor, offsets: torch.Tensor, code: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """One of the 8 symmetries of the square (bit 0: mirror x, bit 1: mirror y, bit 2: transpose)
-    applied to images (..., N, N) and offsets (..., 2) as (x, y)."""
-    sign = torch.ones(2, dtype=offsets.dtype)
-    if code & 1:
-        images, sign[0] = mirror(images, -1), -1
-    if code & 2:
-        images, sign[1] = mirror(images, -2), -1
-    offsets = offsets * sign
-    if code & 4:
-        images, offsets = images.transpose(-1, -2), offsets.flip(-1)
-    return images.contiguous(), offsets
 
 
 def check_probe_symmetry(probe: np.ndarray, tolerance: float = 1e-3) -> None:
