@@ -40,9 +40,8 @@ from pinn_learning_curve import Milestones, cdtools_reference, curve_training, t
 from report import emit, environment
 from single_pattern_retrieval import per_pattern_point
 
-from ptypinn.io.dataset import DatasetError, load_dataset
+from ptypinn.io.dataset import load_dataset
 from ptypinn.pinn.runtime import TrainerOptions
-from ptypinn.pinn.train import check_probe_symmetry
 from ptypinn.study.design import ProbeConfig, StudyDesign, preset
 
 from view_data import view_splits
@@ -54,16 +53,11 @@ PINN = "pinn"
 
 def probe_design(kind: str, dose: float, samples: int, seed: int) -> StudyDesign:
     """The smoke design at ``dose`` with a probe of ``kind`` (its default fields) and the preset's
-    training for a budget of ``samples``, without augmentation where the probe is not symmetric
-    (the diffuser's)."""
+    training for a budget of ``samples`` (its augmentation uses the symmetries the probe keeps:
+    none for the diffuser's)."""
     design = preset("smoke")
-    probe = ProbeConfig(kind=kind)
-    simulation = design.simulation.model_copy(update={"probe": probe})
+    simulation = design.simulation.model_copy(update={"probe": ProbeConfig(kind=kind)})
     training = curve_training(design.training, samples, seed)
-    try:
-        check_probe_symmetry(probe.build(design.patch_size))
-    except DatasetError:  # the smoke preset's flips and transposes need a symmetric probe
-        training = training.model_copy(update={"augment": False})
     return design.model_copy(
         update={"doses": (dose,), "simulation": simulation, "training": training}
     )

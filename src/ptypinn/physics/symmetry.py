@@ -2,11 +2,12 @@
 offsets alike (training augmentation), and whether a probe is unchanged by them.
 
 A symmetry maps a measurement of the object to a measurement of the transformed object only when
-the probe is unchanged by it: :func:`symmetry_problem` says when it is not.
+the probe is unchanged by it: :func:`probe_symmetries` lists those of a probe.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 
@@ -30,3 +31,16 @@ def symmetry(
     if code & 4:
         images, offsets = images.transpose(-1, -2), offsets.flip(-1)
     return images.contiguous(), offsets
+
+
+def probe_symmetries(probe: np.ndarray, tolerance: float = 1e-3) -> tuple[int, ...]:
+    """The codes of the symmetries (:func:`symmetry`) that leave ``probe`` unchanged, to within
+    ``tolerance`` of its peak: the identity (0) always, all 8 for a probe with the square's
+    symmetry, and only the identity for an asymmetric one."""
+    tensor = torch.from_numpy(np.asarray(probe))
+    zero, peak = torch.zeros(2), float(tensor.abs().max())
+    return tuple(
+        code
+        for code in range(8)
+        if float((symmetry(tensor, zero, code)[0] - tensor).abs().max()) <= tolerance * peak
+    )

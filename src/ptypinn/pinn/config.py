@@ -130,8 +130,8 @@ class TrainingConfig(_Strict):
     )
     augment: bool = Field(
         False,
-        description="random flips and transposes of each training group "
-        "(needs a probe with those symmetries)",
+        description="random flips and transposes of each training group, among those that "
+        "leave the probe unchanged (none for an asymmetric probe)",
     )
     nll_weight: float = Field(
         1.0, ge=0, description="weight of the Poisson negative log-likelihood"

@@ -49,7 +49,7 @@ from ptypinn.io.progress import Ticker
 from ptypinn.physics.finite import NonFiniteError
 from ptypinn.physics.forward import dose_scale, extract_patches, pattern_energies
 from ptypinn.physics.grouping import group_coordinates, make_groups
-from ptypinn.physics.symmetry import symmetry
+from ptypinn.physics.symmetry import probe_symmetries, symmetry
 from ptypinn.pinn.config import ModelSpec, TrainingConfig
 from ptypinn.pinn.corpus import corpus_datasets
 from ptypinn.pinn.generators import ENCODER_LADDERS
@@ -117,25 +117,15 @@ def truth_patches(dataset: PtychoDataset) -> np.ndarray:
     return extract_patches(obj, torch.from_numpy(dataset.positions), dataset.patch_size).numpy()
 
 
-def check_probe_symmetry(probe: np.ndarray, tolerance: float = 1e-3) -> None:
-    """Augmentation is only physics-preserving when the probe is unchanged by every symmetry."""
-    tensor = torch.from_numpy(np.asarray(probe))
-    zero = torch.zeros(2)
-    worst = max(float((symmetry(tensor, zero, code)[0] - tensor).abs().max()) for code in range(8))
-    if worst > tolerance * float(tensor.abs().max()):
-        raise DatasetError(
-            "training.augment needs a probe unchanged by flips and transposes "
-            "(this one differs by up to "
-            f"{worst / float(tensor.abs().max()):.1%} of its peak); set augment: false"
-        )
-
-
 class GroupedPatterns(Dataset):
     """Groups of C patterns: diffraction (G, C, N, N), offsets from the centroid (G, C, 2), and
     optionally the true object patches (G, C, N, N) for supervised training.
 
-    With ``augment`` each item comes back under a random symmetry of the square (torch's seeded
-    global generator picks it), which multiplies the variety of the training data by up to 8.
+    With ``augment`` each item comes back under a random symmetry of the square that leaves the
+    probe unchanged (:func:`~ptypinn.physics.symmetry.probe_symmetries`; torch's seeded global
+    generator picks it), which multiplies the variety of the training data by up to 8; the others
+    would teach the network a different probe. An asymmetric probe leaves only the identity, and
+    the data as it is.
     """
 
     def __init__(
@@ -146,9 +136,8 @@ class GroupedPatterns(Dataset):
         augment: bool = False,
     ) -> None:
         _, offsets = group_coordinates(dataset.positions, groups)
-        if augment:
-            check_probe_symmetry(dataset.probe)
-        self.groups, self.augment = groups, augment
+        self.groups = groups
+        self.symmetries = probe_symmetries(dataset.probe) if augment else (0,)
         self.diffraction = torch.from_numpy(
             np.ascontiguousarray(dataset.diffraction[groups], dtype=np.float32)
         )
@@ -161,8 +150,8 @@ class GroupedPatterns(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
         diffraction, offsets = self.diffraction[index], self.offsets[index]
         truth = None if self.truth is None else self.truth[index]
-        if self.augment:
-            code = int(torch.randint(8, ()))
+        if len(self.symmetries) > 1:
+            code = self.symmetries[int(torch.randint(len(self.symmetries), ()))]
             diffraction, moved = symmetry(diffraction, offsets, code)
             truth = None if truth is None else symmetry(truth, offsets, code)[0]
             offsets = moved
