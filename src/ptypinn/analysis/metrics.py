@@ -19,7 +19,6 @@ the first rings, a PSNR of identical images) is
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -42,7 +41,6 @@ FRC_MIN_SIDE = 16  # px: fewer than 8 rings cannot locate a cut-off
 FRC_MIN_RINGS = 3  # a crossing within the first rings is no measurement (see _first_crossing)
 CROP_MARGIN = 8  # px around the region kept when aligning, beyond the shift bound
 MAX_FIT_EVALUATIONS = 30  # a matching reconstruction converges in about ten
-FFT_WORKERS = os.cpu_count() or 1  # scoring runs alone: every core transforms
 
 
 class Unmeasurable(ValueError):
@@ -188,7 +186,7 @@ def _mover(image: np.ndarray) -> Callable[[Sequence[float] | np.ndarray], np.nda
     image = np.asarray(image, dtype=np.complex128)
     height, width = image.shape
     extension = np.pad(image, ((0, height), (0, width)), mode="symmetric")
-    spectrum = fft.fft2(extension, workers=FFT_WORKERS)
+    spectrum = fft.fft2(extension)
     fy, fx = fft.fftfreq(2 * height), fft.fftfreq(2 * width)
 
     def move(shift: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -198,7 +196,7 @@ def _mover(image: np.ndarray) -> Callable[[Sequence[float] | np.ndarray], np.nda
             cols = (np.arange(width) - int(dx)) % (2 * width)
             return extension[np.ix_(rows, cols)]
         phase = np.exp(-2j * np.pi * fy * dy)[:, None] * np.exp(-2j * np.pi * fx * dx)[None, :]
-        return fft.ifft2(spectrum * phase, workers=FFT_WORKERS)[:height, :width]
+        return fft.ifft2(spectrum * phase)[:height, :width]
 
     return move
 

@@ -19,8 +19,12 @@ not fatal.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+import contextlib
+import multiprocessing
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -103,6 +107,25 @@ class Scored:
     regions: list[dict] = field(default_factory=list)
     photons: list[dict] = field(default_factory=list)
     quality_curves: list[dict] = field(default_factory=list)
+
+    def extend(self, other: Scored) -> None:
+        """Append everything ``other`` holds, field by field."""
+        for item in fields(self):
+            getattr(self, item.name).extend(getattr(other, item.name))
+
+
+def _view_scores(
+    design: StudyDesign,
+    dose: float,
+    view: str,
+    test_path: Path,
+    inference_root: Path,
+    phase_f_root: Path | None,
+) -> Scored:
+    """:func:`compare_view` of one view on its own (a pool's task)."""
+    part = Scored()
+    compare_view(design, dose, view, test_path, inference_root, phase_f_root, part)
+    return part
 
 
 def _method_source(
@@ -573,8 +596,10 @@ def run_comparison(
     phase_f_root: str | Path | None,
     output_root: str | Path,
     notes: list[str] | None = None,
+    workers: int | None = None,
 ) -> ComparisonManifest:
-    """Score, tabulate, plot and report the whole study; returns the comparison manifest."""
+    """Score, tabulate, plot and report the whole study; returns the comparison manifest. The
+    views are scored ``workers`` at once (default: one per CPU), each in its own process."""
     phase_c_root, phase_d_root, phase_e_root, inference_root = (
         Path(phase_c_root),
         Path(phase_d_root),
@@ -588,11 +613,17 @@ def run_comparison(
         phase_c_root, phase_d_root, design.view_names(), allow_missing_phase_d=True
     )
     result = Scored(missing=[f"dose {s.dose:g} {s.view}: {s.reason}" for s in skips])
-    with progress_bar("comparison", len(entries)) as advance:
-        for entry in entries:
-            compare_view(
-                design, entry.dose, entry.view, entry.test, inference_root, phase_f_root, result
-            )
+    workers = min(os.cpu_count() or 1, len(entries)) if workers is None else workers
+    tasks = [(design, e.dose, e.view, e.test, inference_root, phase_f_root) for e in entries]
+    with contextlib.ExitStack() as stack, progress_bar("comparison", len(entries)) as advance:
+        if workers > 1:
+            spawn = multiprocessing.get_context("spawn")  # no torch state shared with a fork
+            pool = stack.enter_context(ProcessPoolExecutor(workers, mp_context=spawn))
+            parts: Iterable[Scored] = pool.map(_view_scores, *zip(*tasks, strict=True))
+        else:
+            parts = (_view_scores(*task) for task in tasks)
+        for part in parts:
+            result.extend(part)
             advance(1)
     csv_path, json_path = write_tidy(result.rows, output_root)
     figures_dir = output_root / "figures"
