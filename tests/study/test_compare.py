@@ -8,7 +8,6 @@ from ptypinn.io.dataset import load_dataset
 from ptypinn.io.reconstruction import Reconstruction, write_reconstruction
 from ptypinn.pinn.config import ModelSpec
 from ptypinn.study.compare import (
-    Scored,
     compare_view,
     generator_inputs,
     network_gain,
@@ -71,8 +70,7 @@ def test_a_perfect_reconstruction_scores_one_and_missing_models_are_reported(pha
     test_path = split_path(root, 1e4, "test")
     fake_iterative(tmp_path / "f", test_path)
     run_inference(design, root, tmp_path / "d", tmp_path / "e", tmp_path / "i")  # no models
-    result = Scored()
-    compare_view(design, 1e4, "baseline", test_path, tmp_path / "i", tmp_path / "f", result)
+    result = compare_view(design, 1e4, "baseline", test_path, tmp_path / "i", tmp_path / "f")
     rows = [r for r in result.rows if r["method"] == "CDTools"]
     scores = {(r["component"], r["metric"]): r["value"] for r in rows}
     assert scores[("phase", "ssim")] > 0.99 and scores[("amplitude", "ssim")] > 0.99
@@ -82,9 +80,8 @@ def test_a_perfect_reconstruction_scores_one_and_missing_models_are_reported(pha
     assert result.timings[0]["seconds"] == 2.0
     assert result.timings[0]["seconds_per_iteration"] == 0.5
 
-    stale = Scored()  # a reconstruction of other test data
-    fake_iterative(tmp_path / "f2", test_path, dataset_sha256="0" * 64)
-    compare_view(design, 1e4, "baseline", test_path, tmp_path / "i", tmp_path / "f2", stale)
+    fake_iterative(tmp_path / "f2", test_path, dataset_sha256="0" * 64)  # of other test data
+    stale = compare_view(design, 1e4, "baseline", test_path, tmp_path / "i", tmp_path / "f2")
     assert stale.rows == [] and any("made from other test data" in line for line in stale.missing)
 
 

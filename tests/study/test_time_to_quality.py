@@ -43,7 +43,9 @@ def test_each_pinn_row_gets_the_engines_time_to_its_quality_and_warm_starts_thei
         {"dose": 1e4, "view": "baseline", "method": CDTOOLS.label, "ssim": 0.8},
     ]
     keys = {key.label: key for key in (GS1, ALONE, CDTOOLS, WARM)}
-    text, figures, data = time_to_quality_section(curves, timings, phase, keys, tmp_path)
+    text, figures, data = time_to_quality_section(
+        curves, timings, phase, keys, tmp_path, "One thread each."
+    )
     matched = {row["method"]: row for row in data["matched"]}
     assert set(matched) == {GS1.label, ALONE.label}  # engines are curves, not rows
     # CDTools reaches 0.5 halfway between 10 s (0.4) and 20 s (0.6): 15 s, against the 2 s of gs1

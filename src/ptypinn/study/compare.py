@@ -53,6 +53,7 @@ from ptypinn.physics.forward import far_field, mean_counts
 from ptypinn.physics.scan import probe_footprint
 from ptypinn.pinn.config import RETRIEVAL_INPUTS, ModelSpec
 from ptypinn.study.design import DEFAULT_PROBE_NOTE, ProbeConfig, StudyDesign
+from ptypinn.study.infer import THREADS as INFERENCE_THREADS
 from ptypinn.study.infer import method_keys
 from ptypinn.study.layout import (
     COMPARISON_MANIFEST,
@@ -112,20 +113,6 @@ class Scored:
         """Append everything ``other`` holds, field by field."""
         for item in fields(self):
             getattr(self, item.name).extend(getattr(other, item.name))
-
-
-def _view_scores(
-    design: StudyDesign,
-    dose: float,
-    view: str,
-    test_path: Path,
-    inference_root: Path,
-    phase_f_root: Path | None,
-) -> Scored:
-    """:func:`compare_view` of one view on its own (a pool's task)."""
-    part = Scored()
-    compare_view(design, dose, view, test_path, inference_root, phase_f_root, part)
-    return part
 
 
 def _method_source(
@@ -283,16 +270,16 @@ def compare_view(
     test_path: Path,
     inference_root: Path,
     phase_f_root: Path | None,
-    result: Scored,
-) -> None:
+) -> Scored:
     """Score every method's reconstruction of one view's test data: the inference phase's
     (PtychoPINN) and phase F's (engines), each made from this test file."""
+    result = Scored()
     test = load_dataset(test_path)
     if test.obj is None:
         result.missing.append(
             f"dose {dose:g} {view}: the test data has no ground truth (objectGuess)"
         )
-        return
+        return result
     region = scored_region(test)
     result.regions.append({"dose": dose, "view": view, **region_summary(region)})
     scale = test.metadata.get("dose_scale")
@@ -360,6 +347,7 @@ def compare_view(
                 "patterns_per_s": test.count / rec.wall_time_s if rec.wall_time_s > 0 else None,
             }
         )
+    return result
 
 
 def _overlap_rows(phase_d_root: Path) -> list[dict]:
@@ -619,9 +607,9 @@ def run_comparison(
         if workers > 1:
             spawn = multiprocessing.get_context("spawn")  # no torch state shared with a fork
             pool = stack.enter_context(ProcessPoolExecutor(workers, mp_context=spawn))
-            parts: Iterable[Scored] = pool.map(_view_scores, *zip(*tasks, strict=True))
+            parts: Iterable[Scored] = pool.map(compare_view, *zip(*tasks, strict=True))
         else:
-            parts = (_view_scores(*task) for task in tasks)
+            parts = (compare_view(*task) for task in tasks)
         for part in parts:
             result.extend(part)
             advance(1)
@@ -673,8 +661,16 @@ def run_comparison(
     columns = ("dose", "view", "method", "trained_on", "ms_ssim", "ssim", "psnr", "frc50")
     keys = {key.label: key for entry in entries for key in method_keys(design, entry.view)}
     write_json(output_root / "aggregate.json", tables)
+    engine_threads = "/".join(
+        str(n)
+        for n in sorted({design.iterative.options(e).threads for e in design.iterative.engines})
+    )
+    threads = (
+        f"Torch threads per job: {engine_threads} for each engine, {INFERENCE_THREADS} for each "
+        "PtychoPINN method; several jobs ran at once."
+    )
     quality_text, quality_figures, quality_data = time_to_quality_section(
-        result.quality_curves, result.timings, tables["phase"], keys, figures_dir
+        result.quality_curves, result.timings, tables["phase"], keys, figures_dir, threads
     )
     figures += quality_figures
     write_json(output_root / TIME_TO_QUALITY_FILE, quality_data)

@@ -48,12 +48,11 @@ WARM_COLUMNS = (
 )
 
 
-def _text(reference: str) -> str:
+def _text(reference: str, threads: str) -> str:
     return (
         f"Phase SSIM against wall seconds for every method. {CURVE_RULE} A PtychoPINN row is one "
         "point: its inference (and refinement) seconds; a warm start's seconds include the "
-        "network's. Every job ran on the same number of torch threads (one each, the CPU count of "
-        "jobs at once), so the seconds compare.\n\n"
+        f"network's. {threads}\n\n"
         f"How to read the quality-matched speed: for each PtychoPINN row, `reference_seconds` is "
         f"the time {reference} (cold start) needed to reach the row's phase SSIM (linear between "
         "its checkpoints) and `speed_ratio` is that time over the row's own seconds: how many "
@@ -72,12 +71,13 @@ def time_to_quality_section(
     phase: Sequence[dict],
     keys: Mapping[str, MethodKey],
     figures: Path,
+    threads: str,
 ) -> tuple[str, list[Path], dict]:
     """The section's text and tables, its figures (written to ``figures``) and its data (the
     reference engine, the curves, the matched and warm rows). ``curves``:
     ``{dose, view, method, engine, warm, points}``; ``timings``: the report's rows
     ``{dose, view, method, seconds}``; ``phase``: the aggregate phase table (``ssim``);
-    ``keys``: each method by its label."""
+    ``keys``: each method by its label; ``threads``: a sentence on the threads each job had."""
     ssim = {(r["dose"], r["view"], r["method"]): r.get("ssim") for r in phase}
     engines = [c["engine"] for c in curves if not c["warm"]]
     reference = REFERENCE_ENGINE if REFERENCE_ENGINE in engines else next(iter(engines), None)
@@ -116,7 +116,7 @@ def time_to_quality_section(
             title = f"dose {dose:g}, {view} view"
             drawn.append(quality_vs_time(here, points, title, figures / name))
     label = ENGINE_LABELS.get(reference or "", reference or "the engine")
-    text = _text(label)
+    text = _text(label, threads)
     if matched:
         models = [row for row in matched if not row["input_alone"]]
         best = [
