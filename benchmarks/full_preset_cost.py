@@ -363,7 +363,7 @@ def main() -> None:
     parser.add_argument("--preset", default="full", choices=("full", "smoke"))
     parser.add_argument("--dose", type=float, default=1e4, help="the dose simulated and timed")
     parser.add_argument("--train-samples", type=int, default=128, help="per training run")
-    parser.add_argument("--block", type=int, default=256, help="test patterns per inference run")
+    parser.add_argument("--block", type=int, default=160, help="test patterns per inference run")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--work", type=Path, default=None, help="folder for the data (a temp)")
     args = parser.parse_args()
