@@ -17,11 +17,13 @@ everything else is timed on those files:
   and the smallest); a job = its 2-iteration run plus (iterations - 2) x the second iteration,
   each interpolated linearly in the test split's patterns between the two runs; plus the
   time-to-quality curve (one ``scoring.quality_curve`` over the design's checkpoints) and the
-  written reconstruction, both timed once.
+  written reconstruction (``study.outputs.save_reconstruction`` with the truth, whose figure
+  aligns the reconstruction to it, as phase F writes it), both timed once.
 * inference: each PtychoPINN method (untrained, the design's recipe: speed does not depend on the
   weights) reconstructs a compact block of ``--block`` test patterns (after a warm-up); a job =
-  its test split's groups at that rate plus the written reconstruction. Refinement (when the
-  design has it) adds its steps at the training rate.
+  its test split's groups at that rate plus the written reconstruction as timed for phase F (an
+  upper bound: inference writes its figure without the truth, so without that alignment).
+  Refinement (when the design has it) adds its steps at the training rate.
 * G: one ``analysis.metrics.score`` of a reconstruction of the full-size object x the methods
   scored; one scored region and one reconstruction grid (``analysis.report``, as many panels as
   the view with the most methods) x the doses and views. Its line plots and report are not
