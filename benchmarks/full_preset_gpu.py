@@ -7,7 +7,8 @@ manifests; a training job's samples seen from its bundle) to one JSON object.
 
 What runs where: the training jobs (phase E) train on the GPU, with bf16 autocast where the GPU
 computes it (precision ``auto``) and, unless ``--deterministic``, without deterministic
-algorithms (bit-reproducibility is the CPU's promise). Everything else runs on the CPU as it does
+algorithms: bit-reproducibility is the CPU's promise, and in deterministic mode torch refuses the
+CUDA operations that have no deterministic version. Everything else runs on the CPU as it does
 without a GPU: simulation and overlap; the engines (the CDTools and pty-chi adapters build their
 models on the CPU), the CPU count of one-thread jobs at once; the PtychoPINN inference (bundles
 load onto the CPU and ``study/infer.py`` gives them no device), the same way; the comparison.
