@@ -544,6 +544,14 @@ def test_trainer_options_this_machine_cannot_honour(study, tmp_path):
     assert not (tmp_path / "t").exists()
 
 
+def test_study_run_refuses_an_accelerator_before_any_work(tmp_path):
+    args = ("study", "run", "--preset", "smoke", "--output", tmp_path / "s")
+    refused(*args, "--accelerator", "tpu9", phrase="--accelerator must be one of")
+    if not torch.cuda.is_available():
+        refused(*args, "--accelerator", "gpu", phrase="this machine has no CUDA GPU")
+    assert not (tmp_path / "s").exists()
+
+
 def test_a_corrupt_study_state_cannot_be_resumed(tmp_path):
     (tmp_path / "s").mkdir()
     (tmp_path / "s" / "study_state.json").write_text("{not json")

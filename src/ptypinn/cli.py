@@ -325,6 +325,7 @@ app.add_typer(study_app, name="study")
 
 
 @study_app.command("run")
+@with_trainer_flags
 def study_run(
     preset_name: PresetOption = "smoke",
     config: ConfigOption = None,
@@ -361,15 +362,19 @@ def study_run(
             dir_okay=False,
         ),
     ] = None,
+    options: TrainerOptions | None = None,
 ) -> None:
-    """Run phases C to G (simulate, overlap, train, iterative, infer, compare); write the report."""
+    """Run phases C to G (simulate, overlap, train, iterative, infer, compare); write the report.
+
+    Trainer flags (--accelerator, --devices ...) apply to training; engines and inference use CPUs.
+    """
     from ptypinn.study.runner import report_path, run_study
 
     design = with_inputs(resolve_design(preset_name, config), object_file, probe_file)
     console = Console(soft_wrap=True)
     start = time.perf_counter()
     if dask_scheduler is None:
-        run_study(design, output, resume=resume, console=console)
+        run_study(design, output, resume=resume, console=console, trainer=options)
     else:
         try:
             from distributed import Client
@@ -379,7 +384,12 @@ def study_run(
             ) from None
         with Client(dask_scheduler) as client:
             run_study(
-                design, output, resume=resume, executor=client.get_executor(), console=console
+                design,
+                output,
+                resume=resume,
+                executor=client.get_executor(),
+                console=console,
+                trainer=options,
             )
     say(f"study finished in {time.perf_counter() - start:.0f} s; report: {report_path(output)}")
 

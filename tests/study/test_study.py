@@ -326,6 +326,34 @@ def test_a_second_run_on_a_study_folder_is_refused_at_once(micro_design, tmp_pat
     assert not (tmp_path / ".ptypinn.lock").exists()
 
 
+def test_the_trainer_options_reach_the_training_jobs(micro_design, tmp_path, monkeypatch):
+    """Where training runs (accelerator, precision, ...) goes to phase E as given, without
+    checkpoints or a progress bar per job; by default the CPU with CSV logs."""
+    from types import SimpleNamespace
+
+    from ptypinn.pinn.runtime import TrainerOptions
+    from ptypinn.study import runner, training
+
+    seen = []
+
+    def fake_matrix(design, phase_c, phase_d, phase_e, **kwargs):
+        seen.append(kwargs["options"])
+        phase_e.mkdir(parents=True, exist_ok=True)
+        (phase_e / TRAINING_MANIFEST).write_text("{}")
+        return SimpleNamespace(jobs=[])  # no job failed
+
+    monkeypatch.setattr(training, "run_training_matrix", fake_matrix)
+    train = next(step for step in runner.STEPS if step.name == "train")
+    monkeypatch.setattr(runner, "STEPS", (dataclasses.replace(train, reads=()),))
+    given = TrainerOptions(accelerator="cpu", deterministic=False, precision="32-true")
+    run_study(micro_design, tmp_path / "given", console=quiet(), trainer=given)
+    run_study(micro_design, tmp_path / "default", console=quiet())
+    assert seen == [
+        dataclasses.replace(given, checkpoints=False, progress=False),
+        TrainerOptions(logger="csv", checkpoints=False, progress=False),
+    ]
+
+
 def test_a_phase_folder_linked_out_of_the_study_is_refused(micro_design, tmp_path):
     outside = tmp_path / "outside"
     outside.mkdir()

@@ -16,7 +16,10 @@ of every file it wrote.
   earlier design mixes into the new study. Files put into the phase folders by hand are left
   alone, and never read: every phase finds its inputs through manifests, not folder names.
 
-Independent training jobs can be sent to a Dask cluster (``executor``); see docs/scaling.md.
+Where the work runs is not part of the design (so in no step's key): the training jobs train with
+the given trainer options (``trainer``: accelerator, devices, precision ...) and can be sent to a
+Dask cluster (``executor``); see docs/scaling.md. The engines and the inference phase run on the
+CPU.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -40,7 +43,7 @@ from ptypinn.io.artifacts import (
     write_json,
 )
 from ptypinn.io.lock import folder_lock
-from ptypinn.pinn.runtime import TrainerOptions
+from ptypinn.pinn.runtime import TrainerOptions, check_available
 from ptypinn.study.design import StudyDesign
 from ptypinn.study.jobs import content_key
 from ptypinn.study.layout import (
@@ -60,6 +63,22 @@ class StudyStateError(ValueError):
     """A ``study_state.json`` that cannot be read, so the study cannot be resumed from it."""
 
 
+def study_trainer(options: TrainerOptions | None = None) -> TrainerOptions:
+    """How the study's training jobs run: ``options``' hardware, precision and logging (default:
+    the CPU, CSV logs), without checkpoints or a progress bar per job (the study prints its own
+    progress)."""
+    return replace(options or TrainerOptions(), checkpoints=False, progress=False)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where the steps' work runs: the training jobs' trainer options and the executor they are
+    sent to (``None``: this process)."""
+
+    trainer: TrainerOptions = field(default_factory=study_trainer)
+    executor: Executor | None = None
+
+
 @dataclass(frozen=True)
 class Step:
     name: str
@@ -67,19 +86,17 @@ class Step:
     manifest: str
     reads: tuple[str, ...]
     uses: tuple[str, ...]
-    run: Callable[[StudyDesign, Path, Executor | None, bool], list[str]]
+    run: Callable[[StudyDesign, Path, Runtime, bool], list[str]]
 
 
-def _simulate(
-    design: StudyDesign, root: Path, executor: Executor | None, resume: bool
-) -> list[str]:
+def _simulate(design: StudyDesign, root: Path, runtime: Runtime, resume: bool) -> list[str]:
     from ptypinn.study.simulate import run_simulation
 
     run_simulation(design, root / "phase_c")
     return []
 
 
-def _overlap(design: StudyDesign, root: Path, executor: Executor | None, resume: bool) -> list[str]:
+def _overlap(design: StudyDesign, root: Path, runtime: Runtime, resume: bool) -> list[str]:
     from ptypinn.study.overlap import run_overlap
 
     manifest = run_overlap(design, root / "phase_c", root / "phase_d")
@@ -89,10 +106,9 @@ def _overlap(design: StudyDesign, root: Path, executor: Executor | None, resume:
     ]
 
 
-def _train(design: StudyDesign, root: Path, executor: Executor | None, resume: bool) -> list[str]:
+def _train(design: StudyDesign, root: Path, runtime: Runtime, resume: bool) -> list[str]:
     from ptypinn.study.training import run_training_matrix
 
-    options = TrainerOptions(logger="csv", checkpoints=False, progress=False)
     manifest = run_training_matrix(
         design,
         root / "phase_c",
@@ -100,8 +116,8 @@ def _train(design: StudyDesign, root: Path, executor: Executor | None, resume: b
         root / "phase_e",
         allow_missing_phase_d=True,
         resume=resume,
-        options=options,
-        executor=executor,
+        options=runtime.trainer,
+        executor=runtime.executor,
         design_args=["--config", str(root / DESIGN_FILE)],
     )
     return [
@@ -111,9 +127,7 @@ def _train(design: StudyDesign, root: Path, executor: Executor | None, resume: b
     ]
 
 
-def _iterative(
-    design: StudyDesign, root: Path, executor: Executor | None, resume: bool
-) -> list[str]:
+def _iterative(design: StudyDesign, root: Path, runtime: Runtime, resume: bool) -> list[str]:
     from ptypinn.study.iterative import run_iterative_matrix
 
     manifest = run_iterative_matrix(
@@ -132,7 +146,7 @@ def _iterative(
     ]
 
 
-def _infer(design: StudyDesign, root: Path, executor: Executor | None, resume: bool) -> list[str]:
+def _infer(design: StudyDesign, root: Path, runtime: Runtime, resume: bool) -> list[str]:
     from ptypinn.study.infer import run_inference
 
     # a method that could not be used is listed by the comparison, which reads the records
@@ -142,7 +156,7 @@ def _infer(design: StudyDesign, root: Path, executor: Executor | None, resume: b
     return []
 
 
-def _compare(design: StudyDesign, root: Path, executor: Executor | None, resume: bool) -> list[str]:
+def _compare(design: StudyDesign, root: Path, runtime: Runtime, resume: bool) -> list[str]:
     from ptypinn.study.compare import run_comparison
 
     state = _read_state(root, strict=False)
@@ -291,14 +305,20 @@ def run_study(
     resume: bool = False,
     executor: Executor | None = None,
     console: Console | None = None,
+    trainer: TrainerOptions | None = None,
 ) -> dict:
     """Run (or resume) every step; returns the study state written to ``study_state.json``.
+    ``trainer``: the training jobs' hardware and logging (:func:`study_trainer`; default: CPU);
+    an accelerator this machine lacks is refused (:class:`~ptypinn.pinn.runtime.TrainerError`)
+    before any work.
 
     One run at a time: the study folder is locked (:func:`ptypinn.io.lock.folder_lock`) and a
     second run on it is refused, naming the process that holds it.
     """
     root = Path(output)
     console = console or Console()
+    runtime = Runtime(study_trainer(trainer), executor)
+    check_available(runtime.trainer)
 
     def say(text: str) -> None:
         console.print(text, markup=False, highlight=False, soft_wrap=True)
@@ -306,14 +326,14 @@ def run_study(
     with folder_lock(root, "ptypinn study run") as note:
         if note:
             say(f"note: {note}")
-        return _run_steps(design, root, resume, executor, say)
+        return _run_steps(design, root, resume, runtime, say)
 
 
 def _run_steps(
     design: StudyDesign,
     root: Path,
     resume: bool,
-    executor: Executor | None,
+    runtime: Runtime,
     say: Callable[[str], None],
 ) -> dict:
     state = _read_state(root, strict=resume)
@@ -355,7 +375,7 @@ def _run_steps(
         write_json(root / STATE_FILE, state)
         say(f"{tag} ...")
         start = time.perf_counter()
-        notes = step.run(design, root, executor, again)
+        notes = step.run(design, root, runtime, again)
         seconds = time.perf_counter() - start
         state["steps"][step.name] = {
             "key": key,
