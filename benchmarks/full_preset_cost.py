@@ -370,7 +370,6 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=None, help="folder for the data (a temp)")
     args = parser.parse_args()
     torch.set_num_threads(THREADS)
-    metrics.FFT_WORKERS = THREADS  # scoring's transforms would use every core
     full = preset(args.preset)
     if full.methods != ("pinn",) or full.iterative.warm_start:
         raise SystemExit("only designs with the PINN recipe and no warm start are timed here")
