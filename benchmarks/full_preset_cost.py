@@ -59,7 +59,6 @@ import torch
 from pinn_learning_curve import curve_training
 from report import emit, environment
 
-from ptypinn.analysis import metrics
 from ptypinn.analysis.metrics import region_box, score
 from ptypinn.analysis.report import Panel, reconstruction_grid
 from ptypinn.engines.registry import iterative_reconstructor
