@@ -57,7 +57,9 @@ def _text(reference: str, threads: str) -> str:
         f"the time {reference} (cold start) needed to reach the row's phase SSIM (linear between "
         "its checkpoints) and `speed_ratio` is that time over the row's own seconds: how many "
         "times faster the network reached its quality (above 1: faster). Empty: "
-        f"{reference} never reached it within its iterations (its best is `reference_best`)."
+        f"{reference} never reached it within its iterations (its best is `reference_best`): the "
+        f"row beats it. A `reference_seconds` near 0: {reference}'s flat starting object already "
+        "scores as high, so the row is no better than no reconstruction."
     )
 
 
