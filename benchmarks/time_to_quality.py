@@ -11,9 +11,8 @@ dose 1e4 (phase C's baseline, phase D's views) and the PtychoPINN bundle trained
   reconstruction, ``ptypinn.io.reconstruction.starting_object``; never from the ground truth),
   keeping its object at ``--checkpoints`` outside its clock (``EngineOptions.checkpoints``); a
   warm run's seconds include the network's.
-* Every object is scored after the runs as the study scores them (``quality_curve``: one
-  alignment per run), and also with its own full alignment (``view_data.test_scores``);
-  ``largest_alignment_difference`` is the largest gap between the two.
+* Every object is scored after the runs as the study scores them (``quality_curve``: each with
+  its own alignment).
 
 Derived for each engine: ``cold_final`` (its score after all iterations) and ``cold_seconds``;
 ``warm_seconds_to_cold_final`` (the first warm checkpoint at least as good, network included) and
@@ -54,21 +53,11 @@ VIEWS = {"baseline": 1, "dense": 2}  # view: the gridsize the study trains on it
 
 
 def curve(rec, test, offset: float = 0.0) -> list[dict]:
-    """Every snapshot of ``rec`` scored as the study scores them (one alignment per run,
-    ``quality_curve``): (iteration, seconds + ``offset``, phase SSIM), and beside it the phase
-    SSIM with the snapshot's own full alignment (``phase_ssim_own_alignment``), which checks the
-    study's shortcut."""
-    points = quality_curve(rec.snapshots, test, MetricsConfig(), offset)
+    """Every snapshot of ``rec`` scored as the study scores them (``quality_curve``): (iteration,
+    seconds + ``offset``, phase SSIM)."""
     return [
-        {
-            "iteration": point.iteration,
-            "seconds": round(point.seconds, 2),
-            "phase_ssim": point.phase_ssim,
-            "phase_ssim_own_alignment": test_scores(snapshot.obj, test)["phase_ssim"],
-        }
-        for point, snapshot in zip(
-            points, sorted(rec.snapshots, key=lambda s: s.iteration), strict=True
-        )
+        {"iteration": p.iteration, "seconds": round(p.seconds, 2), "phase_ssim": p.phase_ssim}
+        for p in quality_curve(rec.snapshots, test, MetricsConfig(), offset)
     ]
 
 
@@ -144,14 +133,6 @@ def main() -> None:
     }
     for view in args.views.split(","):
         result["views"][view] = view_result(args.study, view, VIEWS[view], args)
-    result["largest_alignment_difference"] = max(
-        abs(p["phase_ssim"] - p["phase_ssim_own_alignment"])
-        for view in result["views"].values()
-        for engine in ENGINES
-        for start in ("cold", "warm")
-        for p in view[engine][start]
-        if p["phase_ssim"] is not None and p["phase_ssim_own_alignment"] is not None
-    )
     result["wall_seconds"] = round(time.perf_counter() - started, 1)
     result["load_average"] = [round(value, 2) for value in os.getloadavg()]
     emit({**result, **environment()}, args.json)

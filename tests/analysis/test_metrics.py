@@ -64,10 +64,6 @@ def test_alignment_recovers_known_shift_ramp_phase_and_gain(region, move, noise)
     assert abs(found.gain) == pytest.approx(abs(expected) * shrink, rel=2e-3)
     assert np.angle(found.gain / expected) == pytest.approx(0.0, abs=1e-5 if exact else 3e-3)
     assert not found.bound_hit
-    # the same alignment applied again, to the object times another constant: the same result
-    np.testing.assert_allclose(
-        metrics.realign(2j * recon, truth, region, found), aligned, atol=1e-9
-    )
     if exact:
         assert np.abs(aligned - truth)[region].max() < 5e-3
         assert found.residual < 1e-6

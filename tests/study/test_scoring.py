@@ -79,12 +79,13 @@ def test_an_npz_and_its_product_score_the_same(small_dataset, tmp_path):
     )
 
 
-def test_a_runs_curve_scores_its_final_object_as_the_scorer_does_and_adds_the_offset(
+def test_a_runs_curve_scores_each_object_as_the_scorer_does_and_adds_the_offset(
     small_dataset,
 ):
-    """One alignment per run: the final object's point equals the full score; an earlier object
-    off by a constant complex factor (what the alignment's gain removes) scores the same; a flat
-    start scores far lower; seconds carry the offset, in iteration order."""
+    """Every kept object is scored as the scorer scores a final one: the final object's point
+    equals the full score; an earlier object off by a constant complex factor (what the
+    alignment's gain removes) scores the same; a flat start scores far lower; seconds carry the
+    offset, in iteration order."""
     truth = small_dataset
     rng = np.random.default_rng(3)
     final = truth.obj * np.exp(1j * 0.05 * rng.normal(size=truth.obj.shape))

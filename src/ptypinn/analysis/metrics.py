@@ -314,7 +314,12 @@ def align(
     )
     ramp = fit.x[:2]
     shift = fit.x[2:] if free_shift else np.zeros(2)
-    aligned, gain = _moved_and_scaled(recon, truth, region, shift, ramp, origin)
+    yy, xx = np.indices(truth.shape)
+    deramped = np.exp(1j * (ramp[0] * (xx - origin[0]) + ramp[1] * (yy - origin[1]))) * translate(
+        recon, shift
+    )
+    gain = _best_gain(deramped[region], truth[region])
+    aligned = gain * deramped
     inside = aligned[region] - truth[region]
     structure = truth[region] - truth[region].mean()
     power = np.vdot(structure, structure).real
@@ -327,41 +332,6 @@ def align(
         bound_hit=bool(free_shift and np.max(np.abs(shift)) >= max_shift - 1e-3),
         max_shift=float(max_shift),
     )
-
-
-def _moved_and_scaled(
-    recon: np.ndarray,
-    truth: np.ndarray,
-    region: np.ndarray,
-    shift: Sequence[float] | np.ndarray,
-    ramp: Sequence[float] | np.ndarray,
-    origin: Sequence[float] | np.ndarray,
-) -> tuple[np.ndarray, complex]:
-    """``recon`` moved by ``shift``, de-ramped by ``ramp`` about ``origin`` and scaled by its
-    least-squares complex gain onto ``truth`` inside ``region``; and that gain."""
-    yy, xx = np.indices(truth.shape)
-    deramped = np.exp(1j * (ramp[0] * (xx - origin[0]) + ramp[1] * (yy - origin[1]))) * translate(
-        recon, shift
-    )
-    gain = _best_gain(deramped[region], truth[region])
-    return gain * deramped, gain
-
-
-def realign(
-    recon: np.ndarray, truth: np.ndarray, region: np.ndarray, alignment: Alignment
-) -> np.ndarray:
-    """``recon`` aligned with the shift and ramp an earlier :func:`align` found (for another
-    object of the same run, such as its final one) and its own complex gain: how a run's
-    intermediate objects are scored with one alignment per run."""
-    aligned, _ = _moved_and_scaled(
-        np.asarray(recon, dtype=np.complex128),
-        np.asarray(truth, dtype=np.complex128),
-        region,
-        alignment.shift,
-        alignment.ramp,
-        alignment.ramp_origin,
-    )
-    return aligned
 
 
 # --------------------------------------------------------------------------------------------

@@ -3,8 +3,8 @@
 The reconstruction is our reconstruction NPZ (PtychoPINN or iterative) or a ptychodus product
 (HDF5), so any tool's output is scored exactly as the study scores its own methods: on the
 truth's illuminated region (:func:`scored_region`), after the bounded
-alignment of :func:`ptypinn.analysis.metrics.align`. A run's intermediate objects
-(:func:`quality_curve`) are scored the same way with one alignment per run.
+alignment of :func:`ptypinn.analysis.metrics.align`; so are a run's intermediate objects
+(:func:`quality_curve`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ptypinn.analysis.metrics import align, realign, score, ssim
+from ptypinn.analysis.metrics import align, score, ssim
 from ptypinn.io.dataset import DatasetError, PtychoDataset
 from ptypinn.io.formats import FileFormat, format_of, read_file
 from ptypinn.io.hdf5 import FormatError
@@ -131,9 +131,8 @@ def score_file(
 
 CURVE_RULE = (
     "Each engine keeps its object at the design's checkpoints (iterations, outside its clock); "
-    "every kept object is scored after the run with the shift and phase ramp that aligned the "
-    "run's final object and its own complex gain (one alignment per run), so the curve's last "
-    "point is the final score."
+    "every kept object is scored after the run, in the job's own process, exactly as the final "
+    "one is (its own alignment), so the curve's last point is the final score."
 )
 
 
@@ -141,19 +140,20 @@ def quality_curve(
     snapshots: Sequence[Snapshot], truth: PtychoDataset, metrics: MetricsConfig, offset: float = 0.0
 ) -> list[CurvePoint]:
     """The time-to-quality curve of one run: each snapshot's phase SSIM on the scored region
-    (:data:`CURVE_RULE`), at its seconds plus ``offset`` (a warm start's network time)."""
+    after its own alignment (:data:`CURVE_RULE`), at its seconds plus ``offset`` (a warm start's
+    network time). One alignment per run, the final object's, would be cheaper but scores the
+    earlier objects up to 0.17 lower (``benchmarks/results/time_to_quality.json``)."""
     if not snapshots:
         return []
     if truth.obj is None:
         raise DatasetError("the truth has no objectGuess to score against")
     reference = np.asarray(truth.obj, dtype=np.complex128)
     region = scored_region(truth)
-    final = max(snapshots, key=lambda snapshot: snapshot.iteration)
-    _, alignment = align(final.obj, reference, region, metrics.max_shift_px)
     phase = np.angle(reference)
 
     def phase_ssim(obj: np.ndarray) -> float:
-        return ssim(np.angle(realign(obj, reference, region, alignment)), phase, region)
+        aligned, _ = align(obj, reference, region, metrics.max_shift_px)
+        return ssim(np.angle(aligned), phase, region)
 
     return [
         CurvePoint(
