@@ -20,10 +20,8 @@ not fatal.
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -55,6 +53,7 @@ from ptypinn.pinn.config import RETRIEVAL_INPUTS, ModelSpec
 from ptypinn.study.design import DEFAULT_PROBE_NOTE, ProbeConfig, StudyDesign
 from ptypinn.study.infer import THREADS as INFERENCE_THREADS
 from ptypinn.study.infer import method_keys
+from ptypinn.study.jobs import process_pool
 from ptypinn.study.layout import (
     COMPARISON_MANIFEST,
     INFERENCE_MANIFEST,
@@ -605,8 +604,7 @@ def run_comparison(
     tasks = [(design, e.dose, e.view, e.test, inference_root, phase_f_root) for e in entries]
     with contextlib.ExitStack() as stack, progress_bar("comparison", len(entries)) as advance:
         if workers > 1:
-            spawn = multiprocessing.get_context("spawn")  # no torch state shared with a fork
-            pool = stack.enter_context(ProcessPoolExecutor(workers, mp_context=spawn))
+            pool = stack.enter_context(process_pool(workers))
             parts: Iterable[Scored] = pool.map(compare_view, *zip(*tasks, strict=True))
         else:
             parts = (compare_view(*task) for task in tasks)

@@ -11,8 +11,9 @@ its filters chose, a function that runs one job, and the records of an earlier m
 * after every finished job the records, in plan order, are handed to ``save`` (the phase
   rewrites its manifest, atomically), so an interrupted run keeps what it finished.
 
-Jobs run one at a time, or ``workers`` at once in a pool of fresh processes (spawned, so
-``run_one`` and the jobs must be picklable), or on any given ``concurrent.futures`` executor.
+Jobs run one at a time, or ``workers`` at once in a pool of fresh processes
+(:func:`process_pool`: spawned, so ``run_one`` and the jobs must be picklable), or on any given
+``concurrent.futures`` executor.
 A job's result never depends on where it ran.
 """
 
@@ -49,6 +50,12 @@ class Job(Protocol):
 
 J = TypeVar("J", bound=Job)
 R = TypeVar("R", bound=JobRecord)
+
+
+def process_pool(workers: int) -> ProcessPoolExecutor:
+    """A pool of ``workers`` fresh processes, spawned so that no torch state is shared with a
+    fork; what runs there must be picklable."""
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
 
 
 def still_valid(job: Job, record: JobRecord | None) -> bool:
@@ -95,9 +102,7 @@ def run_matrix(
                 finished(job, run_one(job))
                 advance(1)
         else:
-            pool = executor or ProcessPoolExecutor(
-                min(workers, len(pending)), mp_context=multiprocessing.get_context("spawn")
-            )
+            pool = executor or process_pool(min(workers, len(pending)))
             try:
                 futures: dict[Future[R], J] = {pool.submit(run_one, job): job for job in pending}
                 for future in as_completed(futures):
