@@ -382,7 +382,6 @@ def test_a_warm_started_engine_starts_from_the_pinn_reconstruction_never_the_tru
     warm = records["baseline", "CDTools from PtychoPINN gs1"]
     pinn = records["baseline", "PtychoPINN gs1"]
     assert warm.status == "ok" and warm.iterations == 2
-    assert warm.wall_time_s > pinn.wall_time_s  # the network's time is included
     # The same start with the test file's ground truth poisoned: the same reconstruction.
     test = load_dataset(tmp_path / "phase_c" / "dose_10000" / "test.npz")
     start = read_reconstruction(tmp_path / "inference" / pinn.files["reconstruction"].path)
@@ -404,6 +403,10 @@ def test_a_warm_started_engine_starts_from_the_pinn_reconstruction_never_the_tru
         assert [point.iteration for point in curve] == [0, 1, 2]
         assert all(a.seconds < b.seconds for a, b in zip(curve, curve[1:], strict=False))
     assert warm.curve[-1].seconds == pytest.approx(warm.wall_time_s, abs=0.5)
+    # the network's time is included: the warm start's clock reads its pass before iteration 0
+    # (the other jobs run beside it, so its seconds are compared within the job, not with the
+    # PtychoPINN job's)
+    assert warm.curve[0].seconds > 100 * cdtools.curve[0].seconds
     aggregate = json.loads((tmp_path / "phase_g" / "aggregate.json").read_text())
     (scored,) = [
         row for row in aggregate["phase"] if (row["view"], row["method"]) == ("baseline", "CDTools")
