@@ -90,6 +90,19 @@ def test_whole_pixel_moves_read_from_the_extension_equal_the_fourier_move(truth,
     assert np.allclose(metrics.translate(truth, shift), metrics.translate(truth, nudged), atol=1e-6)
 
 
+def test_the_alignment_fit_derivative_of_a_move_is_its_central_difference():
+    """The fit's Jacobian uses the moved image's x and y derivatives: for a smooth image they
+    equal the central difference of two moves h px apart (error O(h²))."""
+    image = band_limited_object(96, seed=4, cutoff=0.1)
+    mover, shift, h = metrics._Mover(image), np.array([0.37, -1.21]), 1e-3
+    moved, along_x, along_y = mover.with_gradient(shift)
+    assert np.allclose(moved, mover(shift), atol=1e-12)
+    for derivative, step in ((along_x, (h, 0.0)), (along_y, (0.0, h))):
+        # moving the content by +h leaves at r the value it had at r - h
+        central = (mover(shift - step) - mover(shift + step)) / (2 * h)
+        assert np.abs(derivative - central).max() < 1e-5 * np.abs(derivative).max()
+
+
 def unrelated_reconstructions() -> dict[str, np.ndarray]:
     rng = np.random.default_rng(9)
     return {

@@ -19,8 +19,9 @@ the first rings, a PSNR of identical images) is
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -41,6 +42,7 @@ FRC_MIN_SIDE = 16  # px: fewer than 8 rings cannot locate a cut-off
 FRC_MIN_RINGS = 3  # a crossing within the first rings is no measurement (see _first_crossing)
 CROP_MARGIN = 8  # px around the region kept when aligning, beyond the shift bound
 MAX_FIT_EVALUATIONS = 30  # a matching reconstruction converges in about ten
+FIT_TOLERANCE = 1e-5  # relative fall of the squared residual at which the fit stops
 
 
 class Unmeasurable(ValueError):
@@ -175,35 +177,49 @@ class Alignment:
         }
 
 
-def _mover(image: np.ndarray) -> Callable[[Sequence[float] | np.ndarray], np.ndarray]:
-    """A function moving ``image`` by ``(dx, dy)`` px, with nothing wrapped around.
+class _Mover:
+    """Moves ``image`` by ``(dx, dy)`` px, with nothing wrapped around.
 
     The shift is a Fourier phase (exact for band-limited content, and it keeps the noise power)
     applied to the image's even extension (the image and its mirror images), which is periodic
     and continuous; content entering at an edge is the mirror image of what lies at that edge.
     The spectrum is computed once, so each shift costs one inverse transform.
     """
-    image = np.asarray(image, dtype=np.complex128)
-    height, width = image.shape
-    extension = np.pad(image, ((0, height), (0, width)), mode="symmetric")
-    spectrum = fft.fft2(extension)
-    fy, fx = fft.fftfreq(2 * height), fft.fftfreq(2 * width)
 
-    def move(shift: Sequence[float] | np.ndarray) -> np.ndarray:
+    def __init__(self, image: np.ndarray) -> None:
+        image = np.asarray(image, dtype=np.complex128)
+        self.shape = image.shape
+        height, width = self.shape
+        self.extension = np.pad(image, ((0, height), (0, width)), mode="symmetric")
+        self.spectrum = fft.fft2(self.extension)
+        self.fy, self.fx = fft.fftfreq(2 * height), fft.fftfreq(2 * width)
+
+    def _phase(self, shift: Sequence[float] | np.ndarray) -> np.ndarray:
+        dx, dy = float(shift[0]), float(shift[1])
+        along_y, along_x = np.exp(-2j * np.pi * self.fy * dy), np.exp(-2j * np.pi * self.fx * dx)
+        return along_y[:, None] * along_x[None, :]
+
+    def __call__(self, shift: Sequence[float] | np.ndarray) -> np.ndarray:
+        height, width = self.shape
         dx, dy = float(shift[0]), float(shift[1])
         if dx.is_integer() and dy.is_integer():  # the same result, read from the extension
             rows = (np.arange(height) - int(dy)) % (2 * height)
             cols = (np.arange(width) - int(dx)) % (2 * width)
-            return extension[np.ix_(rows, cols)]
-        phase = np.exp(-2j * np.pi * fy * dy)[:, None] * np.exp(-2j * np.pi * fx * dx)[None, :]
-        return fft.ifft2(spectrum * phase)[:height, :width]
+            return self.extension[np.ix_(rows, cols)]
+        return fft.ifft2(self.spectrum * self._phase(shift))[:height, :width]
 
-    return move
+    def with_gradient(self, shift: Sequence[float] | np.ndarray) -> np.ndarray:
+        """The moved image and its derivatives along x and along y, stacked (3, height, width)."""
+        height, width = self.shape
+        moved = self.spectrum * self._phase(shift)
+        d_dx, d_dy = 2j * np.pi * self.fx[None, :], 2j * np.pi * self.fy[:, None]
+        stack = np.stack((moved, moved * d_dx, moved * d_dy))
+        return fft.ifft2(stack, axes=(-2, -1))[:, :height, :width]
 
 
 def translate(image: np.ndarray, shift: Sequence[float] | np.ndarray) -> np.ndarray:
-    """``image`` moved by ``shift = (dx, dy)`` px without wrap-around (see :func:`_mover`)."""
-    return _mover(image)(shift)
+    """``image`` moved by ``shift = (dx, dy)`` px without wrap-around (see :class:`_Mover`)."""
+    return _Mover(image)(shift)
 
 
 def _best_gain(moved: np.ndarray, target: np.ndarray) -> complex:
@@ -246,7 +262,7 @@ def _best_ramp(product: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> tuple
 
 
 def _coarse(
-    move_truth: Callable, recon: np.ndarray, region: np.ndarray, bound: int
+    move_truth: _Mover, recon: np.ndarray, region: np.ndarray, bound: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Integer shift ``s = (dx, dy)`` within ``bound`` and ramp ``a`` (rad/px) maximising the
     unnormalised cross-correlation ``|sum_region truth(r + s) conj(recon(r)) exp(-i a.r)|``.
@@ -294,23 +310,47 @@ def align(
     origin = np.array([cols.mean() + crop[1].start, rows.mean() + crop[0].start])
     x, y = cols + crop[1].start - origin[0], rows + crop[0].start - origin[1]
     observed = recon[crop][rows, cols]
-    move_truth = _mover(truth[crop])
+    move_truth = _Mover(truth[crop])
     shift0, ramp0 = _coarse(move_truth, recon[crop], region[crop], int(np.floor(max_shift)))
     free_shift = max_shift > 0
 
-    def residuals(params: np.ndarray) -> np.ndarray:
-        shift = params[2:] if free_shift else np.zeros(2)
-        target = move_truth((-shift[0], -shift[1]))[rows, cols]
+    @lru_cache(maxsize=1)  # the residuals and the Jacobian are asked for at the same point
+    def truth_at(dx: float, dy: float) -> np.ndarray:
+        """The truth at ``r + (dx, dy)`` and its x and y derivatives, on the region (3, pixels)."""
+        return move_truth.with_gradient((-dx, -dy))[:, rows, cols]
+
+    def model_at(params: np.ndarray) -> tuple[np.ndarray, np.ndarray, complex]:
+        truth_moved = truth_at(*(float(v) for v in params[2:])) if free_shift else truth_at(0, 0)
         model = observed * np.exp(1j * (params[0] * x + params[1] * y))
-        difference = target - _best_gain(model, target) * model
+        return truth_moved, model, _best_gain(model, truth_moved[0])
+
+    def residuals(params: np.ndarray) -> np.ndarray:
+        truth_moved, model, gain = model_at(params)
+        difference = truth_moved[0] - gain * model
         return np.concatenate((difference.real, difference.imag))
+
+    def jacobian(params: np.ndarray) -> np.ndarray:
+        """Derivatives of the residuals at the best gain held fixed (Kaufman's variable
+        projection: the gradient is exact, since the residual is orthogonal to the model)."""
+        truth_moved, model, gain = model_at(params)
+        columns = [-1j * gain * x * model, -1j * gain * y * model]
+        if free_shift:
+            columns += [truth_moved[1], truth_moved[2]]
+        stacked = np.stack(columns, axis=1)
+        return np.concatenate((stacked.real, stacked.imag))
 
     start = np.concatenate((ramp0, shift0)) if free_shift else ramp0
     lower = [-np.inf, -np.inf] + ([-max_shift] * 2 if free_shift else [])
     upper = [np.inf, np.inf] + ([max_shift] * 2 if free_shift else [])
     start = np.clip(start, np.array(lower) + 1e-9, np.array(upper) - 1e-9)
     fit = least_squares(
-        residuals, start, bounds=(lower, upper), x_scale="jac", max_nfev=MAX_FIT_EVALUATIONS
+        residuals,
+        start,
+        jac=jacobian,
+        bounds=(lower, upper),
+        x_scale="jac",
+        max_nfev=MAX_FIT_EVALUATIONS,
+        ftol=FIT_TOLERANCE,
     )
     ramp = fit.x[:2]
     shift = fit.x[2:] if free_shift else np.zeros(2)
