@@ -51,6 +51,7 @@ from ptypinn.engines.api import Advance, CDToolsOptions, Stopwatch
 from ptypinn.engines.frame import ObjectFrame, from_engine_object, to_engine_object
 from ptypinn.io.reconstruction import Reconstruction, ReconstructionInput
 from ptypinn.physics.geometry import Geometry
+from ptypinn.pinn.runtime import torch_threads
 
 METHOD = "cdtools"
 LOSS = "CDTools amplitude MSE per detector pixel (our amplitude units), after each iteration"
@@ -201,32 +202,27 @@ class CDToolsReconstructor:
         model = setup.model
         model.probe.requires_grad_(options.refine_probe)
         history: list[float] = []
-        previous_threads = torch.get_num_threads()
-        torch.set_num_threads(options.threads)
-        try:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(options.seed)  # the minibatch order
-                clock = Stopwatch(options.checkpoints)
-                clock.lap(0, lambda: from_engine_object(model.obj, setup.frame))
-                for iteration, loss in enumerate(
-                    model.Adam_optimize(
-                        options.iterations,
-                        setup.dataset,
-                        lr=options.learning_rate,
-                        batch_size=options.batch_size,
-                        schedule=True,
-                        thread=False,
-                        calculation_width=options.batch_size,
-                    ),
-                    start=1,
-                ):
-                    history.append(float(loss))
-                    clock.lap(iteration, lambda: from_engine_object(model.obj, setup.frame))
-                    if advance is not None:
-                        advance(1)
-                wall_time = clock.seconds
-        finally:
-            torch.set_num_threads(previous_threads)
+        with torch_threads(options.threads), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(options.seed)  # the minibatch order
+            clock = Stopwatch(options.checkpoints)
+            clock.lap(0, lambda: from_engine_object(model.obj, setup.frame))
+            for iteration, loss in enumerate(
+                model.Adam_optimize(
+                    options.iterations,
+                    setup.dataset,
+                    lr=options.learning_rate,
+                    batch_size=options.batch_size,
+                    schedule=True,
+                    thread=False,
+                    calculation_width=options.batch_size,
+                ),
+                start=1,
+            ):
+                history.append(float(loss))
+                clock.lap(iteration, lambda: from_engine_object(model.obj, setup.frame))
+                if advance is not None:
+                    advance(1)
+            wall_time = clock.seconds
         return Reconstruction(
             method=METHOD,
             obj=from_engine_object(model.obj, setup.frame),

@@ -52,6 +52,7 @@ from ptypinn.engines.api import Advance, EngineUnavailable, PtychiOptions, Stopw
 from ptypinn.engines.frame import ObjectFrame, from_engine_object, to_engine_object
 from ptypinn.engines.torchvision_shim import TorchvisionStatus, import_with_torchvision
 from ptypinn.io.reconstruction import Reconstruction, ReconstructionInput
+from ptypinn.pinn.runtime import torch_threads
 
 METHOD = "ptychi"
 LOSS = (
@@ -122,10 +123,8 @@ def contained(threads: int) -> Iterator[None]:
     """Run with ``threads`` torch threads and restore the global state a pty-chi task changes."""
     dtype, device = torch.get_default_dtype(), torch.get_default_device()
     numpy_state, python_state = np.random.get_state(), random.getstate()
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(threads)
     try:
-        with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+        with torch_threads(threads), torch.random.fork_rng(devices=[]), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r"(?s).*tensor\.detach\(\) first")
             yield
     finally:
@@ -133,7 +132,6 @@ def contained(threads: int) -> Iterator[None]:
         torch.set_default_device(None if device.type == "cpu" else device)
         np.random.set_state(numpy_state)
         random.setstate(python_state)
-        torch.set_num_threads(previous_threads)
 
 
 def lsqml_options(

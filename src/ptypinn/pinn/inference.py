@@ -41,7 +41,7 @@ from ptypinn.physics.grouping import group_coordinates, make_groups
 from ptypinn.physics.stitch import stitch
 from ptypinn.pinn.config import RETRIEVAL_INPUTS
 from ptypinn.pinn.model import PtychoPINN, overlap_constraint, physics_loss
-from ptypinn.pinn.runtime import native_bf16
+from ptypinn.pinn.runtime import native_bf16, torch_threads
 from ptypinn.pinn.train import load_bundle
 
 METHOD = "ptychopinn"
@@ -295,9 +295,7 @@ class PtychoPINNReconstructor:
         """Refine a copy of the network if ``refine_steps`` (``advance`` is told about each
         step), then predict every patch and stitch them on the input's object grid."""
         model, bundle, options = self.model, self.bundle, self.options
-        previous_threads = torch.get_num_threads()
-        torch.set_num_threads(options.threads or previous_threads)
-        try:
+        with torch_threads(options.threads):
             start = time.perf_counter()
             history: list[float] = []
             if options.refine_steps:
@@ -320,8 +318,6 @@ class PtychoPINNReconstructor:
                 synchronise=options.synchronise,
             )
             wall_time = time.perf_counter() - start
-        finally:
-            torch.set_num_threads(previous_threads)
         require_finite("the reconstructed object", obj)
         return Reconstruction(
             method=METHOD,

@@ -4,7 +4,9 @@ Lightning."""
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -46,6 +48,20 @@ def native_bf16(accelerator: str) -> bool:
         return False
     probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private, so looked up
     return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
+
+
+@contextlib.contextmanager
+def torch_threads(count: int | None) -> Iterator[None]:
+    """Run the block with ``count`` torch threads (``None``: as it is), then restore the count:
+    every method (CDTools, pty-chi, PtychoPINN) runs its clocked work this way."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count or previous)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def resolved_precision(options: TrainerOptions) -> Literal["32-true", "bf16-mixed"]:
