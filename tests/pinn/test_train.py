@@ -165,7 +165,7 @@ def test_training_lowers_the_loss_and_the_bundle_round_trips(tiny_data, tmp_path
         "generator": "resnet",
         "inputs": "group_retrieval",
         "group_generator": "channels",
-        "retrieval_iterations": 20,
+        "retrieval_iterations": 50,
         "correction": True,
         "unrolled_steps": 2,
     }
