@@ -315,24 +315,23 @@ def align(
     free_shift = max_shift > 0
 
     @lru_cache(maxsize=1)  # the residuals and the Jacobian are asked for at the same point
-    def truth_at(dx: float, dy: float) -> np.ndarray:
-        """The truth at ``r + (dx, dy)`` and its x and y derivatives, on the region (3, pixels)."""
-        return move_truth.with_gradient((-dx, -dy))[:, rows, cols]
-
-    def model_at(params: np.ndarray) -> tuple[np.ndarray, np.ndarray, complex]:
-        truth_moved = truth_at(*(float(v) for v in params[2:])) if free_shift else truth_at(0, 0)
-        model = observed * np.exp(1j * (params[0] * x + params[1] * y))
+    def model_at(point: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray, complex]:
+        """At ``point`` (ramp, then shift): the truth at ``r + shift`` and its x and y derivatives
+        on the region (3, pixels), the de-ramped reconstruction there, and its best gain."""
+        dx, dy = point[2:] if free_shift else (0.0, 0.0)
+        truth_moved = move_truth.with_gradient((-dx, -dy))[:, rows, cols]
+        model = observed * np.exp(1j * (point[0] * x + point[1] * y))
         return truth_moved, model, _best_gain(model, truth_moved[0])
 
     def residuals(params: np.ndarray) -> np.ndarray:
-        truth_moved, model, gain = model_at(params)
+        truth_moved, model, gain = model_at(tuple(params))
         difference = truth_moved[0] - gain * model
         return np.concatenate((difference.real, difference.imag))
 
     def jacobian(params: np.ndarray) -> np.ndarray:
         """Derivatives of the residuals at the best gain held fixed (Kaufman's variable
         projection: the gradient is exact, since the residual is orthogonal to the model)."""
-        truth_moved, model, gain = model_at(params)
+        truth_moved, model, gain = model_at(tuple(params))
         columns = [-1j * gain * x * model, -1j * gain * y * model]
         if free_shift:
             columns += [truth_moved[1], truth_moved[2]]
